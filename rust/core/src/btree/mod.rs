@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Btree nodes: the on-disk format, reading and validating every bset, and merging
+//! a node's bsets into one sorted view.
+
+pub mod format;
+pub mod ptr;
+pub mod read;
+pub mod sort;

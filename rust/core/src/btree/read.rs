@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Reading a btree node: the header, then every bset in write order, each checked
+//! (magic, checksum, version, size, keys) as upstream's `btree_node_read_done` does.
+//!
+//! Nothing here allocates: the caller hands a buffer holding the node's bytes and a
+//! slice to describe the bsets in.
+
+use super::super::bkey::{Bkey, BkeyFormat};
+use super::super::bpos::Bpos;
+use super::super::bytes::{le16, le32, le64};
+use super::super::csum::{self, Checksummer, Csum, CsumError};
+use super::format::*;
+
+/// The fixed header of a node (`struct btree_node` minus its first bset).
+#[derive(Clone, Copy, Debug)]
+pub struct NodeHeader {
+    /// Stored checksum of the first bset.
+    pub csum: Csum,
+    /// Magic.
+    pub magic: u64,
+    /// Flags (btree id, level, seq).
+    pub flags: u64,
+    /// Smallest key position the node covers.
+    pub min_key: Bpos,
+    /// Largest key position the node covers.
+    pub max_key: Bpos,
+    /// The node's key format.
+    pub format: BkeyFormat,
+    /// `keys.seq`: the node's random sequence number, shared by all its bsets.
+    pub seq: u64,
+}
+
+impl NodeHeader {
+    /// Parses the header at the start of `b`.
+    pub fn parse(b: &[u8]) -> Option<NodeHeader> {
+        Some(NodeHeader {
+            csum: Csum::read(b, 0)?,
+            magic: le64(b, BN_MAGIC)?,
+            flags: le64(b, BN_FLAGS)?,
+            min_key: Bpos::read(b, BN_MIN_KEY)?,
+            max_key: Bpos::read(b, BN_MAX_KEY)?,
+            format: BkeyFormat::read(b, BN_FORMAT)?,
+            seq: le64(b, BN_BSET + BSET_SEQ)?,
+        })
+    }
+    /// Btree id recorded in the node.
+    pub fn btree_id(&self) -> u32 {
+        node_btree_id(self.flags)
+    }
+    /// Level recorded in the node.
+    pub fn level(&self) -> u8 {
+        node_level(self.flags)
+    }
+}
+
+/// One bset of a node.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BsetRef {
+    /// Sector offset of this bset's block within the node.
+    pub offset: u32,
+    /// Sectors it occupies (rounded up to the block size).
+    pub sectors: u32,
+    /// `seq`.
+    pub seq: u64,
+    /// Highest journal sequence this bset has keys from.
+    pub journal_seq: u64,
+    /// `flags`.
+    pub flags: u32,
+    /// On-disk format version of the bset.
+    pub version: u16,
+    /// Byte offset of the first key in the node buffer.
+    pub start: u32,
+    /// Bytes of keys.
+    pub len: u32,
+    /// Left out of the merge: its journal seq is blacklisted.
+    pub blacklisted: bool,
+}
+
+impl BsetRef {
+    /// The key bytes of this bset in `buf`.
+    pub fn keys<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        let s = self.start as usize;
+        buf.get(s..s + self.len as usize).unwrap_or(&[])
+    }
+}
+
+/// What is wrong with a node.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NodeError {
+    /// Buffer shorter than a node header.
+    Short,
+    /// Bad magic: not a btree node of this filesystem.
+    BadMagic,
+    /// The header names another btree.
+    WrongBtree(u32),
+    /// The header names another level.
+    WrongLevel(u8),
+    /// The header's min_key is not the pointer's.
+    WrongMinKey,
+    /// The header's max_key is not the pointer's.
+    WrongMaxKey,
+    /// The node's seq is not the pointer's: stale or overwritten node.
+    WrongSeq,
+    /// The key format cannot be unpacked safely.
+    BadFormat(&'static str),
+    /// The bset at this sector offset has a bad checksum.
+    BadChecksum {
+        /// Sector offset of the bset.
+        offset: u32,
+    },
+    /// Unknown or unsupported checksum type.
+    Csum(CsumError),
+    /// The bset at this offset is malformed.
+    BadBset {
+        /// Sector offset of the bset.
+        offset: u32,
+        /// What.
+        what: &'static str,
+    },
+    /// Fewer sectors hold bsets than the pointer says were written.
+    Incomplete {
+        /// Sectors found.
+        found: u32,
+        /// Sectors the pointer says.
+        expected: u32,
+    },
+    /// More bsets than the caller's scratch slice holds.
+    TooManyBsets,
+}
+
+impl core::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NodeError::Short => f.write_str("node shorter than its header"),
+            NodeError::BadMagic => f.write_str("bad magic"),
+            NodeError::WrongBtree(id) => write!(f, "node belongs to btree {}", id),
+            NodeError::WrongLevel(l) => write!(f, "node is at level {}", l),
+            NodeError::WrongMinKey => f.write_str("min_key does not match pointer"),
+            NodeError::WrongMaxKey => f.write_str("max_key does not match pointer"),
+            NodeError::WrongSeq => f.write_str("node seq does not match pointer (stale node)"),
+            NodeError::BadFormat(w) => write!(f, "invalid key format: {}", w),
+            NodeError::BadChecksum { offset } => {
+                write!(f, "bad checksum in bset at offset {}", offset)
+            }
+            NodeError::Csum(CsumError::UnknownType(t)) => write!(f, "unknown checksum type {}", t),
+            NodeError::Csum(CsumError::Encrypted(_)) => {
+                f.write_str("encrypted metadata is not supported")
+            }
+            NodeError::BadBset { offset, what } => write!(f, "bset at offset {}: {}", offset, what),
+            NodeError::Incomplete { found, expected } => {
+                write!(
+                    f,
+                    "data missing: expected {} sectors, found {}",
+                    expected, found
+                )
+            }
+            NodeError::TooManyBsets => f.write_str("too many bsets"),
+        }
+    }
+}
+
+/// What the caller knows about the node being read (from its parent's pointer and
+/// the superblock).
+pub struct NodeCtx<'a> {
+    /// `bset_magic` of the filesystem.
+    pub magic: u64,
+    /// Block size in sectors.
+    pub block_sectors: u32,
+    /// Node size in sectors.
+    pub node_sectors: u32,
+    /// Sectors written per the pointer (btree_ptr_v2), 0 when unknown.
+    pub written: u32,
+    /// Expected btree id, level, min and max key, seq (`None` = unchecked).
+    pub btree_id: Option<u32>,
+    /// Expected level.
+    pub level: Option<u8>,
+    /// Expected min_key.
+    pub min_key: Option<Bpos>,
+    /// Expected max_key.
+    pub max_key: Option<Bpos>,
+    /// Expected node seq.
+    pub seq: Option<u64>,
+    /// Hash functions.
+    pub csum: &'a dyn Checksummer,
+    /// Whether a journal seq is blacklisted.
+    pub blacklisted: &'a dyn Fn(u64) -> bool,
+}
+
+fn round_up_sectors(bytes: usize, block_sectors: u32) -> u32 {
+    let blk = (block_sectors as usize) << 9;
+    (bytes.div_ceil(blk) * blk >> 9) as u32
+}
+
+/// Checks the node header against the pointer.
+pub fn check_header(ctx: &NodeCtx<'_>, h: &NodeHeader) -> Result<(), NodeError> {
+    if h.magic != ctx.magic {
+        return Err(NodeError::BadMagic);
+    }
+    if let Some(s) = ctx.seq {
+        if h.seq != s {
+            return Err(NodeError::WrongSeq);
+        }
+    }
+    if let Some(id) = ctx.btree_id {
+        if h.btree_id() != id {
+            return Err(NodeError::WrongBtree(h.btree_id()));
+        }
+    }
+    if let Some(l) = ctx.level {
+        if h.level() != l {
+            return Err(NodeError::WrongLevel(h.level()));
+        }
+    }
+    if let Some(k) = ctx.min_key {
+        if h.min_key != k {
+            return Err(NodeError::WrongMinKey);
+        }
+    }
+    if let Some(k) = ctx.max_key {
+        if h.max_key != k {
+            return Err(NodeError::WrongMaxKey);
+        }
+    }
+    h.format.validate().map_err(NodeError::BadFormat)
+}
+
+/// Reads every bset of the node in `buf` into `out`, checking checksums and sizes.
+/// Returns the header and the number of bsets. An error in the first bset fails the
+/// node; a later bad bset ends the node there (its keys are not used) and is reported
+/// through `warn`, as upstream does for a torn write.
+pub fn read_bsets(
+    buf: &[u8],
+    ctx: &NodeCtx<'_>,
+    out: &mut [BsetRef],
+    warn: &mut dyn FnMut(NodeError),
+) -> Result<(NodeHeader, usize), NodeError> {
+    let h = NodeHeader::parse(buf).ok_or(NodeError::Short)?;
+    check_header(ctx, &h)?;
+    let limit = if ctx.written != 0 {
+        ctx.written
+    } else {
+        ctx.node_sectors
+    };
+    let limit = limit.min((buf.len() >> 9) as u32);
+    let mut offset = 0u32;
+    let mut n = 0usize;
+    while offset < limit {
+        let base = (offset as usize) << 9;
+        let (hdr_bytes, bset_at) = if offset == 0 {
+            (BN_BYTES, BN_BSET)
+        } else {
+            (BNE_BYTES, BNE_BSET)
+        };
+        let bs = base + bset_at;
+        let seq = match le64(buf, bs + BSET_SEQ) {
+            Some(s) => s,
+            None => break,
+        };
+        if offset != 0 && seq != h.seq {
+            break;
+        }
+        let flags = le32(buf, bs + BSET_FLAGS).unwrap_or(0);
+        let u64s = le16(buf, bs + BSET_U64S).unwrap_or(0) as usize;
+        let bytes = hdr_bytes + u64s * 8;
+        let sectors = round_up_sectors(bytes, ctx.block_sectors);
+        let bad = |what| NodeError::BadBset { offset, what };
+        let res = (|| {
+            if base + bytes > buf.len() || offset + sectors > ctx.node_sectors {
+                return Err(bad("bset past end of node"));
+            }
+            if bset_big_endian(flags) {
+                return Err(bad("big endian bset"));
+            }
+            let t = bset_csum_type(flags);
+            let want = Csum::read(buf, base).ok_or(NodeError::Short)?;
+            let got = csum::checksum(ctx.csum, t, &buf[base + 16..base + bytes])
+                .map_err(NodeError::Csum)?;
+            if got != want {
+                return Err(NodeError::BadChecksum { offset });
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            if n == 0 {
+                return Err(e);
+            }
+            warn(e);
+            break;
+        }
+        let slot = out.get_mut(n).ok_or(NodeError::TooManyBsets)?;
+        let journal_seq = le64(buf, bs + BSET_JOURNAL_SEQ).unwrap_or(0);
+        *slot = BsetRef {
+            offset,
+            sectors,
+            seq,
+            journal_seq,
+            flags,
+            version: le16(buf, bs + BSET_VERSION).unwrap_or(0),
+            start: (base + hdr_bytes) as u32,
+            len: (u64s * 8) as u32,
+            blacklisted: n != 0 && (ctx.blacklisted)(journal_seq),
+        };
+        n += 1;
+        offset += sectors;
+    }
+    if ctx.written != 0 && offset < ctx.written {
+        warn(NodeError::Incomplete {
+            found: offset,
+            expected: ctx.written,
+        });
+    }
+    Ok((h, n))
+}
+
+/// Walks the bsets in an on-disk node image the way the reference's `nodes-ondisk`
+/// listing does: no validation beyond what it takes to step, stopping at the first
+/// block whose seq differs or whose checksum fails. Calls `f` for each bset.
+pub fn walk_ondisk(
+    buf: &[u8],
+    block_sectors: u32,
+    node_sectors: u32,
+    c: &dyn Checksummer,
+    f: &mut dyn FnMut(&BsetRef),
+) -> Result<(), NodeError> {
+    let h = NodeHeader::parse(buf).ok_or(NodeError::Short)?;
+    let mut offset = 0u32;
+    let limit = node_sectors.min((buf.len() >> 9) as u32);
+    while offset < limit {
+        let base = (offset as usize) << 9;
+        let (hdr_bytes, bset_at) = if offset == 0 {
+            (BN_BYTES, BN_BSET)
+        } else {
+            (BNE_BYTES, BNE_BSET)
+        };
+        let bs = base + bset_at;
+        let seq = le64(buf, bs).ok_or(NodeError::Short)?;
+        if offset != 0 && seq != h.seq {
+            break;
+        }
+        let flags = le32(buf, bs + BSET_FLAGS).unwrap_or(0);
+        let u64s = le16(buf, bs + BSET_U64S).unwrap_or(0) as usize;
+        let bytes = hdr_bytes + u64s * 8;
+        if base + bytes > buf.len() {
+            return Err(NodeError::BadBset {
+                offset,
+                what: "bset past end of node",
+            });
+        }
+        let want = Csum::read(buf, base).ok_or(NodeError::Short)?;
+        let got = csum::checksum(c, bset_csum_type(flags), &buf[base + 16..base + bytes])
+            .map_err(NodeError::Csum)?;
+        if got != want {
+            return Err(NodeError::BadChecksum { offset });
+        }
+        let sectors = round_up_sectors(bytes, block_sectors);
+        f(&BsetRef {
+            offset,
+            sectors,
+            seq,
+            journal_seq: le64(buf, bs + BSET_JOURNAL_SEQ).unwrap_or(0),
+            flags,
+            version: le16(buf, bs + BSET_VERSION).unwrap_or(0),
+            start: (base + hdr_bytes) as u32,
+            len: (u64s * 8) as u32,
+            blacklisted: false,
+        });
+        offset += sectors;
+    }
+    Ok(())
+}
+
+/// Why a key in a bset is bad.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum KeyError {
+    /// `u64s` is zero or runs past the end of the bset.
+    BadSize,
+    /// Unknown key format.
+    BadFormat,
+    /// The key is smaller than its header.
+    TooSmall,
+}
+
+/// Iterates the keys of one bset: `(header, value, byte offset of the key)`.
+/// Stops (yielding an error once) at a key that cannot be stepped over.
+pub struct KeyIter<'a> {
+    b: &'a [u8],
+    off: usize,
+    f: BkeyFormat,
+    done: bool,
+}
+
+impl<'a> KeyIter<'a> {
+    /// Keys of `b` (a bset's key bytes) packed with `f`.
+    pub fn new(b: &'a [u8], f: BkeyFormat) -> Self {
+        KeyIter {
+            b,
+            off: 0,
+            f,
+            done: false,
+        }
+    }
+}
+
+impl<'a> Iterator for KeyIter<'a> {
+    type Item = Result<(Bkey, &'a [u8], usize), KeyError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.off >= self.b.len() {
+            return None;
+        }
+        let rest = &self.b[self.off..];
+        let u64s = rest[0] as usize;
+        let kb = u64s * 8;
+        if u64s == 0 || kb > rest.len() {
+            self.done = true;
+            return Some(Err(KeyError::BadSize));
+        }
+        let kbytes = &rest[..kb];
+        let (k, hdr) = match Bkey::decode(kbytes, &self.f) {
+            Some(x) => x,
+            None => {
+                self.done = true;
+                return Some(Err(if rest.get(1).map(|f| f & 0x7f > 1) == Some(true) {
+                    KeyError::BadFormat
+                } else {
+                    KeyError::TooSmall
+                }));
+            }
+        };
+        if hdr > kb {
+            self.done = true;
+            return Some(Err(KeyError::TooSmall));
+        }
+        let at = self.off;
+        self.off += kb;
+        Some(Ok((k, &kbytes[hdr..], at)))
+    }
+}

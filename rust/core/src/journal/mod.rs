@@ -1,0 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The journal: jsets, their validation, and the keys not yet in the btrees.
+
+pub mod read;

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A printbuf with upstream's indentation and tabstop rules, over a caller's buffer.
+//!
+//! Exact output parity with the reference tool depends on these rules, including their
+//! corners: `indent_add` emits spaces at once; `indent_sub` takes them back only when
+//! the line holds nothing but indentation; a `'\n'` inside formatted text starts an
+//! indented line only while an indent or tabstop is set (otherwise it is a raw byte
+//! and the "start of line" is not moved). `'\t'` pads to the next tabstop and `'\r'`
+//! right-justifies the field since the previous one to it.
+
+use core::fmt;
+
+/// Where printed bytes go. The core never allocates: the caller provides this.
+pub trait TextOut {
+    /// Append bytes.
+    fn push(&mut self, s: &[u8]);
+    /// Bytes written so far.
+    fn len(&self) -> usize;
+    /// Whether nothing was written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Drop everything after `len`.
+    fn truncate(&mut self, len: usize);
+    /// Insert `n` spaces at `at`, shifting what follows (for right-justified fields).
+    fn insert_spaces(&mut self, at: usize, n: usize);
+}
+
+const MAX_TABSTOPS: usize = 8;
+
+/// Printing state on top of a [`TextOut`].
+pub struct Printbuf<'o, O: TextOut + ?Sized> {
+    /// The buffer.
+    pub out: &'o mut O,
+    indent: usize,
+    last_newline: usize,
+    last_field: usize,
+    tabstops: [usize; MAX_TABSTOPS],
+    nr_tabstops: usize,
+    cur_tabstop: usize,
+    has_indent_or_tabstops: bool,
+}
+
+impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
+    /// A printbuf appending to `out`; the current line is taken to start at its end.
+    pub fn new(out: &'o mut O) -> Self {
+        let pos = out.len();
+        Printbuf {
+            out,
+            indent: 0,
+            last_newline: pos,
+            last_field: pos,
+            tabstops: [0; MAX_TABSTOPS],
+            nr_tabstops: 0,
+            cur_tabstop: 0,
+            has_indent_or_tabstops: false,
+        }
+    }
+
+    fn pos(&self) -> usize {
+        self.out.len()
+    }
+
+    fn spaces(&mut self, n: usize) {
+        const SP: [u8; 32] = [b' '; 32];
+        let mut n = n;
+        while n > 0 {
+            let k = n.min(32);
+            self.out.push(&SP[..k]);
+            n -= k;
+        }
+    }
+
+    /// `prt_newline`: newline, then the current indent.
+    pub fn newline(&mut self) {
+        self.out.push(b"\n");
+        self.last_newline = self.pos();
+        let i = self.indent;
+        self.spaces(i);
+        self.last_field = self.pos();
+        self.cur_tabstop = 0;
+    }
+
+    /// `printbuf_indent_add`: raise the indent and emit that many spaces now.
+    pub fn indent_add(&mut self, n: usize) {
+        self.indent += n;
+        self.spaces(n);
+        self.has_indent_or_tabstops = true;
+    }
+
+    /// `printbuf_indent_add_nextline`: raise the indent from the next line on.
+    pub fn indent_add_nextline(&mut self, n: usize) {
+        self.indent += n;
+        self.has_indent_or_tabstops = true;
+    }
+
+    /// `printbuf_indent_sub`: lower the indent, taking back the spaces of a line that
+    /// holds nothing but indentation.
+    pub fn indent_sub(&mut self, n: usize) {
+        let n = n.min(self.indent);
+        if self.last_newline + self.indent == self.pos() {
+            let p = self.pos() - n;
+            self.out.truncate(p);
+        }
+        self.indent -= n;
+        if self.indent == 0 && self.nr_tabstops == 0 {
+            self.has_indent_or_tabstops = false;
+        }
+    }
+
+    /// Current indent.
+    pub fn indent(&self) -> usize {
+        self.indent
+    }
+
+    /// `printbuf_tabstop_push`: a tabstop `n` columns after the previous one.
+    pub fn tabstop_push(&mut self, n: usize) {
+        if self.nr_tabstops < MAX_TABSTOPS {
+            let prev = if self.nr_tabstops > 0 {
+                self.tabstops[self.nr_tabstops - 1]
+            } else {
+                0
+            };
+            self.tabstops[self.nr_tabstops] = prev + n;
+            self.nr_tabstops += 1;
+            self.has_indent_or_tabstops = true;
+        }
+    }
+
+    /// `printbuf_tabstops_reset`.
+    pub fn tabstops_reset(&mut self) {
+        self.nr_tabstops = 0;
+        self.cur_tabstop = 0;
+        if self.indent == 0 {
+            self.has_indent_or_tabstops = false;
+        }
+    }
+
+    fn cur_tabstop(&self) -> usize {
+        if self.cur_tabstop < self.nr_tabstops {
+            self.tabstops[self.cur_tabstop]
+        } else {
+            0
+        }
+    }
+
+    fn linelen(&self) -> usize {
+        self.pos() - self.last_newline
+    }
+
+    /// `prt_tab`: pad with spaces to the next tabstop.
+    pub fn tab(&mut self) {
+        let ts = self.cur_tabstop();
+        if ts == 0 {
+            return;
+        }
+        let n = ts.saturating_sub(self.linelen());
+        self.spaces(n);
+        self.last_field = self.pos();
+        self.cur_tabstop += 1;
+    }
+
+    /// `prt_tab_rjust`: right-justify the text since the last field to the tabstop.
+    pub fn tab_rjust(&mut self) {
+        let ts = self.cur_tabstop();
+        if ts == 0 {
+            return;
+        }
+        let ll = self.linelen();
+        if ts > ll {
+            let at = self.last_field;
+            self.out.insert_spaces(at, ts - ll);
+        }
+        self.last_field = self.pos();
+        self.cur_tabstop += 1;
+    }
+
+    /// Append raw bytes, with no newline or tab processing.
+    pub fn raw(&mut self, s: &[u8]) {
+        self.out.push(s);
+    }
+
+    /// Append text, processing `\n`, `\t` and `\r` as upstream does when an indent or
+    /// a tabstop is set.
+    pub fn str(&mut self, s: &str) {
+        if !self.has_indent_or_tabstops {
+            self.out.push(s.as_bytes());
+            return;
+        }
+        let b = s.as_bytes();
+        let mut start = 0;
+        for (i, &c) in b.iter().enumerate() {
+            if matches!(c, b'\n' | b'\t' | b'\r') {
+                self.out.push(&b[start..i]);
+                match c {
+                    b'\n' => self.newline(),
+                    b'\t' => self.tab(),
+                    _ => self.tab_rjust(),
+                }
+                start = i + 1;
+            }
+        }
+        self.out.push(&b[start..]);
+    }
+
+    /// Append `n` copies of byte `c`.
+    pub fn chars(&mut self, c: u8, n: usize) {
+        for _ in 0..n {
+            self.out.push(&[c]);
+        }
+    }
+}
+
+impl<O: TextOut + ?Sized> fmt::Write for Printbuf<'_, O> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.str(s);
+        Ok(())
+    }
+}
+
+/// A fixed-size byte buffer implementing [`TextOut`]: output past its end is dropped
+/// and remembered in `overflow`.
+pub struct FixedBuf<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    /// Set when something did not fit.
+    pub overflow: bool,
+}
+
+impl<'a> FixedBuf<'a> {
+    /// An empty buffer over `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        FixedBuf {
+            buf,
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    /// What was written.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl TextOut for FixedBuf<'_> {
+    fn push(&mut self, s: &[u8]) {
+        let room = self.buf.len() - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+        if n < s.len() {
+            self.overflow = true;
+        }
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn truncate(&mut self, len: usize) {
+        if len < self.len {
+            self.len = len;
+        }
+    }
+    fn insert_spaces(&mut self, at: usize, n: usize) {
+        if at > self.len {
+            return;
+        }
+        let room = self.buf.len() - self.len;
+        let n2 = n.min(room);
+        if n2 < n {
+            self.overflow = true;
+        }
+        self.buf.copy_within(at..self.len, at + n2);
+        for b in &mut self.buf[at..at + n2] {
+            *b = b' ';
+        }
+        self.len += n2;
+    }
+}

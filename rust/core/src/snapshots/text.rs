@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Text forms of snapshot values. (Placeholder printers: replaced per type.)
+
+use super::super::bkey::Bkey;
+use super::super::text::{opaque_to_text, Pb, TextCtx};
+
+macro_rules! opaque {
+    ($($n:ident),*) => {$(
+        /// Prints the value.
+        pub fn $n(pb: &mut Pb<'_, '_>, _ctx: &TextCtx<'_>, _k: &Bkey, v: &[u8]) {
+            opaque_to_text(pb, v)
+        }
+    )*};
+}
+opaque!(snapshot_to_text, snapshot_tree_to_text, subvolume_to_text);

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The text form of keys, exactly as the reference `bcachefs list` prints them.
+//!
+//! [`bkey_val_to_text`] prints the header (`bkey_to_text`) and, for keys with a value,
+//! `"  : "` and the value through the per-type printer of the subsystem that owns the
+//! type (alloc/, data/, fs/, snapshots/).
+
+use super::bkey::{Bkey, BKEY_U64S};
+use super::printbuf::{Printbuf, TextOut};
+
+/// The printbuf type every printer takes.
+pub type Pb<'a, 'b> = Printbuf<'a, dyn TextOut + 'b>;
+
+/// What printers need to know beyond the key: device names for pointers.
+pub trait DevNames {
+    /// The name of device `dev` (`img`, `vda`, ...), if it is a member.
+    fn dev_name(&self, dev: u32) -> Option<&str>;
+
+    /// Bucket size of member `dev` in sectors: pointers to a member print as
+    /// `dev:bucket:offset_in_bucket`. `None` prints them as `dev:sector`.
+    fn bucket_size(&self, _dev: u32) -> Option<u32> {
+        None
+    }
+
+    /// Durability of member `dev` (`BCH_MEMBER_DURABILITY`, 1 unless set): counted in
+    /// an extent's `durability:`, and printed as ` d=N` after pointers when not 1.
+    fn durability(&self, _dev: u32) -> u32 {
+        1
+    }
+}
+
+/// No device names known: pointers print their device as invalid.
+pub struct NoDevs;
+
+impl DevNames for NoDevs {
+    fn dev_name(&self, _dev: u32) -> Option<&str> {
+        None
+    }
+}
+
+/// Context for printers.
+pub struct TextCtx<'a> {
+    /// Device index to name.
+    pub devs: &'a dyn DevNames,
+}
+
+/// `bch2_bkey_to_text`: `u64s U type T POS len L ver V`. `u64s` is the unpacked size
+/// (value u64s + 5), as upstream prints a disassembled key.
+pub fn bkey_to_text(pb: &mut Pb<'_, '_>, k: &Bkey, val_u64s: usize) {
+    use core::fmt::Write;
+    let _ = write!(pb, "u64s {} type ", val_u64s + BKEY_U64S);
+    match super::ids::key_type_name(k.typ) {
+        Some(n) => {
+            let _ = write!(pb, "{} ", n);
+        }
+        None => {
+            let _ = write!(pb, "{} ", k.typ);
+        }
+    }
+    let _ = write!(pb, "{} len {} ver {}", k.p, k.size, k.version_lo);
+}
+
+/// `bch2_bkey_val_to_text`: header, then `"  : "` and the value when there is one.
+pub fn bkey_val_to_text(pb: &mut Pb<'_, '_>, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8]) {
+    bkey_to_text(pb, k, v.len() / 8);
+    if !v.is_empty() {
+        pb.str("  : ");
+        val_to_text(pb, ctx, k, v);
+    }
+}
+
+/// `bch2_val_to_text`: the value of `k`, by type.
+pub fn val_to_text(pb: &mut Pb<'_, '_>, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8]) {
+    use super::ids::KeyType as T;
+    let t = k.typ;
+    let is = |x: T| t == x as u8;
+    if is(T::AllocV4) {
+        super::alloc::text::alloc_v4_to_text(pb, ctx, k, v)
+    } else if is(T::Accounting) {
+        super::alloc::text::accounting_to_text(pb, ctx, k, v)
+    } else if is(T::Backpointer) {
+        super::alloc::text::backpointer_to_text(pb, ctx, k, v)
+    } else if is(T::BucketGens) {
+        super::alloc::text::bucket_gens_to_text(pb, ctx, k, v)
+    } else if is(T::Lru) {
+        super::alloc::text::lru_to_text(pb, ctx, k, v)
+    } else if is(T::Alloc) || is(T::AllocV2) || is(T::AllocV3) {
+        super::alloc::text::alloc_old_to_text(pb, ctx, k, v)
+    } else if is(T::Cookie) {
+        super::alloc::text::cookie_to_text(pb, ctx, k, v)
+    } else if is(T::Snapshot) {
+        super::snapshots::text::snapshot_to_text(pb, ctx, k, v)
+    } else if is(T::SnapshotTree) {
+        super::snapshots::text::snapshot_tree_to_text(pb, ctx, k, v)
+    } else if is(T::Subvolume) {
+        super::snapshots::text::subvolume_to_text(pb, ctx, k, v)
+    } else if is(T::InodeAllocCursor)
+        || is(T::LoggedOpTruncate)
+        || is(T::LoggedOpFinsert)
+        || is(T::LoggedOpStripeUpdate)
+        || is(T::LoggedOpInodeOptPropagate)
+    {
+        super::fs::text::logged_op_to_text(pb, ctx, k, v)
+    } else if is(T::Quota) {
+        super::fs::text::quota_to_text(pb, ctx, k, v)
+    } else if is(T::Inode) || is(T::InodeV2) || is(T::InodeV3) || is(T::InodeGeneration) {
+        super::fs::text::inode_to_text(pb, ctx, k, v)
+    } else if is(T::Dirent) {
+        super::fs::text::dirent_to_text(pb, ctx, k, v)
+    } else if is(T::Xattr) {
+        super::fs::text::xattr_to_text(pb, ctx, k, v)
+    } else if is(T::Damage) {
+        super::fs::text::damage_to_text(pb, ctx, k, v)
+    } else {
+        super::data::text::val_to_text(pb, ctx, k, v)
+    }
+}
+
+/// Fallback for a value no printer knows: its bytes in hex.
+pub fn opaque_to_text(pb: &mut Pb<'_, '_>, v: &[u8]) {
+    use core::fmt::Write;
+    for b in v {
+        let _ = write!(pb, "{:02x}", b);
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Parity of `bcachefs-rs list` with the reference tool's output in ../shared/fixtures.
+#   tests/parity.sh [fixture...]   (default: every fixture)
+# For each fixture and btree: list -m keys vs list/, nodes-ondisk vs ondisk/, nodes -l N
+# vs nodes/. Prints the share of matching lines per fixture; exits non-zero when any
+# undamaged fixture is not at 100%. Images are unpacked once into $FX_CACHE.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+fixtures=${FIXTURES:-$top/../shared/fixtures}
+if [ ! -d "$fixtures" ]; then
+    echo "SKIP parity: $fixtures not present"
+    exit 0
+fi
+bin=${BIN:-$top/target/release/bcachefs-rs}
+[ -x "$bin" ] || (cd "$top" && cargo build --release -q) || exit 1
+cache=${FX_CACHE:-${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}/fixtures}
+out=$top/build/parity; rm -rf "$out"; mkdir -p "$out"
+list=("$@"); [ ${#list[@]} -gt 0 ] || list=($(cd "$fixtures" && ls -d */ | tr -d /))
+fail=0
+for fx in "${list[@]}"; do
+    d=$fixtures/$fx; [ -d "$d/list" ] || continue
+    mkdir -p "$cache/$fx"
+    devs=()
+    if [ -f "$d/image.img.zst" ]; then
+        [ -s "$cache/$fx/img" ] || zstd -q -d -f "$d/image.img.zst" -o "$cache/$fx/img"
+        devs=("$cache/$fx/img")
+    else
+        for i in 0 1 2 3; do
+            [ -f "$d/image$i.img.zst" ] || continue
+            [ -s "$cache/$fx/dev$i" ] || zstd -q -d -f "$d/image$i.img.zst" -o "$cache/$fx/dev$i"
+            devs+=("$cache/$fx/dev$i")
+        done
+    fi
+    total=0; same=0; bad=""
+    cmpone() { # name expected-file args...
+        local name=$1 exp=$2; shift 2
+        local got=$out/$fx.$name
+        "$bin" list "$@" "${devs[@]}" > "$got" 2> "$got.err"
+        local t s
+        t=$(wc -l < "$exp")
+        s=$(diff --unchanged-line-format=. --old-line-format= --new-line-format= "$exp" "$got" | wc -c)
+        total=$((total + t)); same=$((same + s))
+        cmp -s "$exp" "$got" || bad="$bad $name"
+    }
+    for f in "$d"/list/*.txt; do b=$(basename "$f" .txt); cmpone "keys.$b" "$f" -b "$b"; done
+    for f in "$d"/ondisk/*.txt; do b=$(basename "$f" .txt); cmpone "ondisk.$b" "$f" -m nodes-ondisk -b "$b"; done
+    for f in "$d"/nodes/*.txt; do
+        b=$(basename "$f" .txt); lvl=0
+        case $b in *.level*) lvl=${b##*.level}; b=${b%.level*};; esac
+        cmpone "nodes.$b.l$lvl" "$f" -m nodes -l "$lvl" -b "$b"
+    done
+    pct=$(awk -v s=$same -v t=$total 'BEGIN { printf "%.2f", t ? 100*s/t : 100 }')
+    echo "parity $fx: $same/$total lines ($pct%)${bad:+ differ:$bad}"
+    case $fx in damaged-*) ;; *) [ -z "$bad" ] || fail=1;; esac
+done
+exit $fail

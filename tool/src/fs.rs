@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: GPL-2.0
+//! An opened filesystem image: devices, superblock, journal, btree roots, and node
+//! reads with replica fallback. The decisions are the core's; this file does the IO.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use bcachefs_core::bkey::Bkey;
+use bcachefs_core::btree::ptr::{BtreePtr, ExtentPtr};
+use bcachefs_core::btree::read::{read_bsets, BsetRef, NodeCtx, NodeError, NodeHeader};
+use bcachefs_core::ids;
+use bcachefs_core::journal::read as jread;
+use bcachefs_core::sb::{self, format as sbf, Sb};
+use bcachefs_core::text::DevNames;
+
+use crate::hash::Hashes;
+
+/// One device of the filesystem.
+pub struct Dev {
+    pub file: File,
+    /// The name pointers print (the file's base name).
+    pub name: String,
+    pub sb: Vec<u8>,
+}
+
+/// A key still in the journal (newest version of its position).
+#[derive(Clone)]
+pub struct JournalKey {
+    pub btree: u32,
+    pub level: u8,
+    pub k: Bkey,
+    pub v: Vec<u8>,
+    pub seq: u64,
+}
+
+/// A btree root.
+#[derive(Clone)]
+pub struct Root {
+    pub level: u8,
+    pub k: Bkey,
+    pub v: Vec<u8>,
+}
+
+pub struct Fs {
+    pub devs: Vec<Option<Dev>>,
+    /// Superblock bytes of the device with the highest seq.
+    pub sb: Vec<u8>,
+    pub roots: Vec<Option<Root>>,
+    pub journal_keys: Vec<JournalKey>,
+    pub blacklist: Vec<(u64, u64)>,
+    pub clean: bool,
+    pub journal_seq: u64,
+}
+
+fn read_at(f: &File, off: u64, len: usize) -> Result<Vec<u8>, String> {
+    let mut b = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        match f.read_at(&mut b[done..], off + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) => return Err(format!("read at {}: {}", off, e)),
+        }
+    }
+    if done < len {
+        b.truncate(done);
+    }
+    Ok(b)
+}
+
+/// Reads and validates the superblock of one device.
+pub fn read_sb(f: &File, path: &str) -> Result<Vec<u8>, String> {
+    let off = sbf::SB_SECTOR * 512;
+    let hdr = read_at(f, off, sbf::SB_FIELDS)?;
+    let n = Sb::size_needed(&hdr).map_err(|e| format!("{}: {}", path, e.as_str()))?;
+    let b = read_at(f, off, n)?;
+    Sb::parse(&b, &Hashes).map_err(|e| format!("{}: {}", path, e.as_str()))?;
+    Ok(b)
+}
+
+impl DevNames for Fs {
+    fn dev_name(&self, dev: u32) -> Option<&str> {
+        self.devs
+            .get(dev as usize)?
+            .as_ref()
+            .map(|d| d.name.as_str())
+    }
+}
+
+impl Fs {
+    pub fn sb(&self) -> Sb<'_> {
+        Sb { b: &self.sb }
+    }
+
+    pub fn open(paths: &[String]) -> Result<Fs, String> {
+        let mut devs: Vec<Option<Dev>> = Vec::new();
+        let mut best: Option<(u64, Vec<u8>)> = None;
+        for p in paths {
+            let file = File::open(p).map_err(|e| format!("{}: {}", p, e))?;
+            let sbb = read_sb(&file, p)?;
+            let s = Sb { b: &sbb };
+            let idx = s.dev_idx() as usize;
+            if best.as_ref().map(|(seq, _)| s.seq() > *seq).unwrap_or(true) {
+                best = Some((s.seq(), sbb.clone()));
+            }
+            if devs.len() <= idx {
+                devs.resize_with(idx + 1, || None);
+            }
+            let name = std::path::Path::new(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.clone());
+            devs[idx] = Some(Dev {
+                file,
+                name,
+                sb: sbb,
+            });
+        }
+        let sbb = best.ok_or("no devices given")?.1;
+        let mut fs = Fs {
+            devs,
+            sb: sbb,
+            roots: vec![None; ids::BTREE_ID_NR],
+            journal_keys: Vec::new(),
+            blacklist: Vec::new(),
+            clean: false,
+            journal_seq: 0,
+        };
+        fs.blacklist = fs.sb().blacklist().collect();
+        fs.read_journal()?;
+        // Btrees with no root yet get an empty fake root, as upstream allocates them.
+        for r in fs.roots.iter_mut() {
+            if r.is_none() {
+                let k = Bkey {
+                    u64s: bcachefs_core::bkey::BKEY_U64S as u8,
+                    format: 1,
+                    typ: ids::KeyType::BtreePtr as u8,
+                    p: bcachefs_core::bpos::Bpos::MAX,
+                    ..Default::default()
+                };
+                *r = Some(Root {
+                    level: 0,
+                    k,
+                    v: Vec::new(),
+                });
+            }
+        }
+        Ok(fs)
+    }
+
+    fn set_roots(&mut self, entries: &[u8]) {
+        for e in sb::JsetEntries::new(entries) {
+            if e.typ == jread::entry::BTREE_ROOT {
+                if let Some((k, v)) = sb::root_key(&e) {
+                    if let Some(slot) = self.roots.get_mut(e.btree_id as usize) {
+                        *slot = Some(Root {
+                            level: e.level,
+                            k,
+                            v: v.to_vec(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the journal of every device; takes btree roots from the newest entry
+    /// (or the clean section) and collects the keys to overlay.
+    fn read_journal(&mut self) -> Result<(), String> {
+        let clean = self.sb().clean_field().map(|(s, e)| (s, e.to_vec()));
+        let sbv = self.sb.clone();
+        let s = Sb { b: &sbv };
+        let magic = s.jset_magic();
+        let block = s.block_sectors();
+        // seq -> jset bytes (first copy found)
+        let mut jsets: std::collections::BTreeMap<u64, (Vec<u8>, u64, bool)> = Default::default();
+        for dev in self.devs.iter().flatten() {
+            let ds = Sb { b: &dev.sb };
+            let m = match ds.member(ds.dev_idx() as usize) {
+                Some(m) => m,
+                None => continue,
+            };
+            let bsize = m.bucket_size() as u64;
+            for (start, nr) in ds.journal_buckets() {
+                for bucket in start..start.saturating_add(nr) {
+                    let buf = read_at(&dev.file, bucket * bsize * 512, (bsize * 512) as usize)?;
+                    jread::walk_bucket(&buf, magic, block, &Hashes, &mut |_, j| {
+                        let len = jread::JSET_BYTES + j.entries.len();
+                        let start =
+                            j.entries.as_ptr() as usize - buf.as_ptr() as usize - jread::JSET_BYTES;
+                        jsets.entry(j.seq).or_insert_with(|| {
+                            (buf[start..start + len].to_vec(), j.last_seq, j.no_flush())
+                        });
+                    });
+                }
+            }
+        }
+        // Blacklist entries inside the journal.
+        for (raw, _, _) in jsets.values() {
+            let j =
+                jread::parse_jset(raw, magic, block, &Hashes).map_err(|e| format!("{:?}", e))?;
+            for e in j.iter() {
+                if let Some(r) = jread::entry_blacklist(&e) {
+                    self.blacklist.push(r);
+                }
+            }
+        }
+        let bl = self.blacklist.clone();
+        let is_bl = |seq: u64| bl.iter().any(|&(s, e)| seq >= s && seq < e);
+        let range = jread::replay_range(
+            jsets
+                .iter()
+                .filter(|(s, _)| !is_bl(**s))
+                .map(|(s, (_, l, nf))| (*s, *l, *nf)),
+        );
+        if let Some((cseq, centries)) = clean {
+            self.clean = true;
+            self.journal_seq = cseq;
+            self.set_roots(&centries);
+            if range.map(|r| r.end <= cseq).unwrap_or(true) {
+                return Ok(());
+            }
+        }
+        let r = match range {
+            Some(r) => r,
+            None => {
+                if self.clean {
+                    return Ok(());
+                }
+                return Err("no valid journal entries found".into());
+            }
+        };
+        self.clean = false;
+        self.journal_seq = r.end;
+        let mut keys: Vec<JournalKey> = Vec::new();
+        for (seq, (raw, _, _)) in jsets.range(r.start..=r.end) {
+            if is_bl(*seq) {
+                continue;
+            }
+            let j =
+                jread::parse_jset(raw, magic, block, &Hashes).map_err(|e| format!("{:?}", e))?;
+            if *seq == r.end {
+                self.set_roots(j.entries);
+            }
+            for e in j.iter() {
+                if e.typ != jread::entry::BTREE_KEYS && e.typ != jread::entry::WRITE_BUFFER_KEYS {
+                    continue;
+                }
+                let mut d = e.data;
+                while d.len() >= bcachefs_core::bkey::BKEY_BYTES {
+                    let k = match Bkey::read_unpacked(d) {
+                        Some(k) => k,
+                        None => break,
+                    };
+                    let n = k.u64s as usize * 8;
+                    if n < bcachefs_core::bkey::BKEY_BYTES || n > d.len() {
+                        break;
+                    }
+                    keys.push(JournalKey {
+                        btree: e.btree_id as u32,
+                        level: e.level,
+                        k,
+                        v: d[bcachefs_core::bkey::BKEY_BYTES..n].to_vec(),
+                        seq: *seq,
+                    });
+                    d = &d[n..];
+                }
+            }
+        }
+        // Newest wins per (btree, level, pos): stable sort keeps journal order.
+        keys.sort_by(|a, b| (a.btree, a.level, a.k.p).cmp(&(b.btree, b.level, b.k.p)));
+        let mut out: Vec<JournalKey> = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(last) = out.last_mut() {
+                if last.btree == k.btree && last.level == k.level && last.k.p == k.k.p {
+                    if k.k.typ == ids::KeyType::Accounting as u8 && last.k.typ == k.k.typ {
+                        accounting_accumulate(last, &k);
+                    } else {
+                        *last = k;
+                    }
+                    continue;
+                }
+            }
+            out.push(k);
+        }
+        self.journal_keys = out;
+        Ok(())
+    }
+
+    pub fn is_blacklisted(&self, seq: u64) -> bool {
+        self.blacklist.iter().any(|&(s, e)| seq >= s && seq < e)
+    }
+
+    /// Reads the node a pointer points to, trying each replica in turn. Returns the
+    /// node bytes and its header plus bsets, or every replica's error.
+    pub fn read_node(
+        &self,
+        btree: u32,
+        level: u8,
+        k: &Bkey,
+        v: &[u8],
+    ) -> Result<(Vec<u8>, NodeHeader, Vec<BsetRef>), Vec<(ExtentPtr, String)>> {
+        let s = self.sb();
+        let bp = match BtreePtr::decode(k.typ, v) {
+            Some(bp) => bp,
+            None => return Err(vec![]),
+        };
+        let mut errs = Vec::new();
+        let node_sectors = s.btree_node_sectors();
+        for p in bp.ptrs() {
+            let dev = match self.devs.get(p.dev as usize).and_then(|d| d.as_ref()) {
+                Some(d) => d,
+                None => {
+                    errs.push((p, "device not present".to_string()));
+                    continue;
+                }
+            };
+            let sectors = if bp.written != 0 {
+                bp.written as u32
+            } else {
+                node_sectors
+            };
+            let buf = match read_at(&dev.file, p.offset * 512, (sectors as usize) << 9) {
+                Ok(b) => b,
+                Err(e) => {
+                    errs.push((p, e));
+                    continue;
+                }
+            };
+            let bl = |seq| self.is_blacklisted(seq);
+            let ctx = NodeCtx {
+                magic: s.bset_magic(),
+                block_sectors: s.block_sectors(),
+                node_sectors,
+                written: bp.written as u32,
+                btree_id: Some(btree),
+                level: Some(level),
+                min_key: bp.min_key,
+                max_key: Some(k.p),
+                seq: if bp.seq != 0 { Some(bp.seq) } else { None },
+                csum: &Hashes,
+                blacklisted: &bl,
+            };
+            let mut bsets =
+                vec![BsetRef::default(); (node_sectors / s.block_sectors().max(1)) as usize + 1];
+            let mut warn = |_e: NodeError| {};
+            match read_bsets(&buf, &ctx, &mut bsets, &mut warn) {
+                Ok((h, n)) => {
+                    bsets.truncate(n);
+                    return Ok((buf, h, bsets));
+                }
+                Err(e) => errs.push((p, e.to_string())),
+            }
+        }
+        Err(errs)
+    }
+
+    /// Raw bytes of a whole node at a pointer (for the on-disk listing).
+    pub fn read_raw(&self, p: &ExtentPtr) -> Result<Vec<u8>, String> {
+        let dev = self
+            .devs
+            .get(p.dev as usize)
+            .and_then(|d| d.as_ref())
+            .ok_or_else(|| "invalid device".to_string())?;
+        read_at(
+            &dev.file,
+            p.offset * 512,
+            (self.sb().btree_node_sectors() as usize) << 9,
+        )
+    }
+}
+
+/// Accounting keys in the journal are deltas: add the counters.
+fn accounting_accumulate(dst: &mut JournalKey, src: &JournalKey) {
+    let n = dst.v.len().min(src.v.len()) / 8;
+    for i in 0..n {
+        let a = u64::from_le_bytes(dst.v[i * 8..i * 8 + 8].try_into().unwrap());
+        let b = u64::from_le_bytes(src.v[i * 8..i * 8 + 8].try_into().unwrap());
+        dst.v[i * 8..i * 8 + 8].copy_from_slice(&a.wrapping_add(b).to_le_bytes());
+    }
+    dst.k.version_lo = src.k.version_lo;
+    dst.k.version_hi = src.k.version_hi;
+    dst.seq = src.seq;
+}

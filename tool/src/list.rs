@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `bcachefs-rs list`: keys (with the journal overlaid), nodes, nodes-ondisk.
+
+use std::io::Write;
+
+use bcachefs_core::bkey::Bkey;
+use bcachefs_core::bpos::Bpos;
+use bcachefs_core::btree::ptr::BtreePtr;
+use bcachefs_core::btree::read::walk_ondisk;
+use bcachefs_core::btree::sort::{Cursor, Merge};
+use bcachefs_core::ids::{self, KeyType};
+use bcachefs_core::printbuf::{Printbuf, TextOut};
+use bcachefs_core::text::{bkey_val_to_text, Pb, TextCtx};
+
+use crate::fs::{Fs, JournalKey};
+use crate::hash::Hashes;
+
+/// Growable text buffer for the core's printbuf.
+#[derive(Default)]
+pub struct VecOut(pub Vec<u8>);
+
+impl TextOut for VecOut {
+    fn push(&mut self, s: &[u8]) {
+        self.0.extend_from_slice(s)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn truncate(&mut self, len: usize) {
+        self.0.truncate(len)
+    }
+    fn insert_spaces(&mut self, at: usize, n: usize) {
+        if at <= self.0.len() {
+            self.0.splice(at..at, std::iter::repeat_n(b' ', n));
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Keys,
+    Nodes,
+    NodesOndisk,
+    Formats,
+}
+
+pub struct Opts {
+    pub mode: Mode,
+    pub btrees: Vec<u32>,
+    pub level: u8,
+    pub start: Bpos,
+    pub end: Bpos,
+}
+
+/// A key with an owned value, as the walk yields it.
+pub struct OwnedKey {
+    pub k: Bkey,
+    pub v: Vec<u8>,
+}
+
+/// Errors met while walking: printed to stderr, and the exit code becomes non-zero.
+pub struct Walk<'a> {
+    pub fs: &'a Fs,
+    pub errors: u32,
+}
+
+impl Walk<'_> {
+    fn node_error(
+        &mut self,
+        btree: u32,
+        level: u8,
+        k: &Bkey,
+        errs: &[(bcachefs_core::btree::ptr::ExtentPtr, String)],
+    ) {
+        self.errors += 1;
+        let mut msg = format!(
+            "error reading btree node: btree {} level {} node {}:",
+            ids::btree_name(btree).unwrap_or("?"),
+            level,
+            k.p
+        );
+        if errs.is_empty() {
+            msg.push_str(" no pointers");
+        }
+        for (p, e) in errs {
+            msg.push_str(&format!(" [dev {} offset {}: {}]", p.dev, p.offset, e));
+        }
+        eprintln!("{}", msg);
+    }
+
+    /// Visits nodes in post order from the node `(k, v)` at `level`: nodes at
+    /// `min_level` in key order, each parent right after its last child.
+    /// `f(level, key, value, node bytes)` is called per node at or above
+    /// `min_level`.
+    pub fn nodes(
+        &mut self,
+        btree: u32,
+        level: u8,
+        k: &Bkey,
+        v: &[u8],
+        min_level: u8,
+        f: &mut dyn FnMut(&mut Self, u8, &Bkey, &[u8]),
+    ) {
+        if level > min_level {
+            let children = self.node_keys(btree, level, k, v);
+            for c in children.iter() {
+                if BtreePtr::decode(c.k.typ, &c.v).is_some() {
+                    self.nodes(btree, level - 1, &c.k, &c.v, min_level, f);
+                }
+            }
+        }
+        if level >= min_level {
+            f(self, level, k, v);
+        }
+    }
+
+    /// The merged keys of one node (no journal overlay); logs and returns nothing on
+    /// a read error.
+    pub fn node_keys(&mut self, btree: u32, level: u8, k: &Bkey, v: &[u8]) -> Vec<OwnedKey> {
+        let (buf, h, bsets) = match self.fs.read_node(btree, level, k, v) {
+            Ok(x) => x,
+            Err(errs) => {
+                if BtreePtr::decode(k.typ, v)
+                    .map(|b| b.ptrs().count() > 0)
+                    .unwrap_or(false)
+                {
+                    self.node_error(btree, level, k, &errs);
+                }
+                return Vec::new();
+            }
+        };
+        let mut cursors = vec![Cursor::default(); bsets.len()];
+        let m = Merge::new(&buf, h.format, h.min_key, h.max_key, &bsets, &mut cursors);
+        let mut out: Vec<OwnedKey> = m
+            .map(|mk| OwnedKey {
+                k: mk.k,
+                v: mk.v.to_vec(),
+            })
+            .collect();
+        let jk = journal_keys_for(&self.fs.journal_keys, btree, level, h.min_key, h.max_key);
+        if !jk.is_empty() {
+            out = overlay(out, jk);
+        }
+        out
+    }
+
+    /// All leaf keys of a btree in order, with the journal overlaid.
+    pub fn leaf_keys(&mut self, btree: u32, f: &mut dyn FnMut(&OwnedKey)) {
+        let root = match self.fs.roots.get(btree as usize).and_then(|r| r.clone()) {
+            Some(r) => r,
+            None => return,
+        };
+        let mut cb = |w: &mut Self, level: u8, k: &Bkey, v: &[u8]| {
+            if level == 0 {
+                for key in w.node_keys(btree, 0, k, v) {
+                    f(&key);
+                }
+            }
+        };
+        self.nodes(btree, root.level, &root.k, &root.v, 0, &mut cb);
+    }
+}
+
+fn journal_keys_for(
+    all: &[JournalKey],
+    btree: u32,
+    level: u8,
+    min: Bpos,
+    max: Bpos,
+) -> &[JournalKey] {
+    let lo = all.partition_point(|j| (j.btree, j.level, j.k.p) < (btree, level, min));
+    let hi = all.partition_point(|j| (j.btree, j.level, j.k.p) <= (btree, level, max));
+    &all[lo..hi.max(lo)]
+}
+
+fn add_counters(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+        let a = u64::from_le_bytes(d.try_into().unwrap());
+        let b = u64::from_le_bytes(s.try_into().unwrap());
+        d.copy_from_slice(&a.wrapping_add(b).to_le_bytes());
+    }
+}
+
+fn ver(k: &Bkey) -> (u32, u64) {
+    (k.version_hi, k.version_lo)
+}
+
+/// Overlays journal keys (sorted, newest per position; accounting deltas kept
+/// apart) on a node's sorted keys.
+fn overlay(node: Vec<OwnedKey>, jk: &[JournalKey]) -> Vec<OwnedKey> {
+    let mut out = Vec::with_capacity(node.len() + jk.len());
+    let mut ni = node.into_iter().peekable();
+    let mut j = 0;
+    while ni.peek().is_some() || j < jk.len() {
+        let np = ni.peek().map(|k| k.k.p);
+        let jp = jk.get(j).map(|k| k.k.p);
+        match (np, jp) {
+            (Some(a), Some(b)) if a < b => out.push(ni.next().unwrap()),
+            (Some(_), None) => out.push(ni.next().unwrap()),
+            (np, Some(b)) => {
+                let node_key = if np == Some(b) { ni.next() } else { None };
+                // every journal key at this position
+                let mut e = j;
+                while e < jk.len() && jk[e].k.p == b {
+                    e += 1;
+                }
+                let group = &jk[j..e];
+                j = e;
+                if group[0].k.typ == KeyType::Accounting as u8 {
+                    let mut base = node_key.unwrap_or(OwnedKey {
+                        k: group[0].k,
+                        v: vec![0; group[0].v.len()],
+                    });
+                    let base_ver = if base.v.iter().any(|&b| b != 0) || np == Some(b) {
+                        ver(&base.k)
+                    } else {
+                        (0, 0)
+                    };
+                    for d in group {
+                        if ver(&d.k) > base_ver {
+                            if base.v.len() < d.v.len() {
+                                base.v.resize(d.v.len(), 0);
+                            }
+                            add_counters(&mut base.v, &d.v);
+                            if ver(&d.k) > ver(&base.k) {
+                                base.k.version_hi = d.k.version_hi;
+                                base.k.version_lo = d.k.version_lo;
+                            }
+                        }
+                    }
+                    if base.v.iter().any(|&x| x != 0) {
+                        base.k.u64s = group[0].k.u64s;
+                        out.push(base);
+                    }
+                } else {
+                    let last = &group[group.len() - 1];
+                    out.push(OwnedKey {
+                        k: last.k,
+                        v: last.v.clone(),
+                    });
+                }
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+fn is_whiteout(t: u8) -> bool {
+    t == KeyType::Deleted as u8 || t == KeyType::Whiteout as u8
+}
+
+pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
+    let ctx = TextCtx { devs: fs };
+    let mut walk = Walk { fs, errors: 0 };
+    for &btree in &o.btrees {
+        match o.mode {
+            Mode::Keys => {
+                let mut buf = VecOut::default();
+                walk.leaf_keys(btree, &mut |key| {
+                    if is_whiteout(key.k.typ) || key.k.p < o.start || key.k.p > o.end {
+                        return;
+                    }
+                    let mut pb: Pb = Printbuf::new(&mut buf as &mut dyn TextOut);
+                    bkey_val_to_text(&mut pb, &ctx, &key.k, &key.v);
+                    buf.0.push(b'\n');
+                });
+                w.write_all(&buf.0).map_err(|e| e.to_string())?;
+            }
+            Mode::Nodes | Mode::NodesOndisk | Mode::Formats => {
+                let root = match fs.roots.get(btree as usize).and_then(|r| r.clone()) {
+                    Some(r) => r,
+                    None => continue,
+                };
+                if root.level < o.level {
+                    continue;
+                }
+                let mut buf = VecOut::default();
+                let mode = o.mode;
+                let mut cb = |wk: &mut Walk, _level: u8, k: &Bkey, v: &[u8]| {
+                    if k.p < o.start {
+                        return;
+                    }
+                    match mode {
+                        Mode::Nodes => {
+                            let mut pb: Pb = Printbuf::new(&mut buf as &mut dyn TextOut);
+                            bkey_val_to_text(&mut pb, &ctx, k, v);
+                            buf.0.push(b'\n');
+                        }
+                        Mode::NodesOndisk => print_ondisk(wk, &ctx, k, v, &mut buf),
+                        Mode::Formats | Mode::Keys => {}
+                    }
+                };
+                walk.nodes(btree, root.level, &root.k, &root.v, o.level, &mut cb);
+                w.write_all(&buf.0).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(walk.errors)
+}
+
+fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut VecOut) {
+    use std::fmt::Write as _;
+    let fs = wk.fs;
+    let p = BtreePtr::decode(k.typ, v).and_then(|bp| bp.ptrs().next());
+    let p = match p {
+        Some(p) => p,
+        None => {
+            buf.0
+                .extend_from_slice(b"error getting device to read from: invalid device\n\n");
+            return;
+        }
+    };
+    let node = match fs.read_raw(&p) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = writeln!(String::new(), "{}", e);
+            buf.0
+                .extend_from_slice(format!("error reading node: {}\n\n", e).as_bytes());
+            wk.errors += 1;
+            return;
+        }
+    };
+    let s = fs.sb();
+    let h = match bcachefs_core::btree::read::NodeHeader::parse(&node) {
+        Some(h) => h,
+        None => return,
+    };
+    let mut pb: Pb = Printbuf::new(buf as &mut dyn TextOut);
+    let mut bsets = Vec::new();
+    let r = walk_ondisk(
+        &node,
+        s.block_sectors(),
+        s.btree_node_sectors(),
+        &Hashes,
+        &mut |b| bsets.push(*b),
+    );
+    for b in &bsets {
+        let _ = write!(
+            pb,
+            "  offset {} version {}, journal seq {}\n",
+            b.offset, b.version, b.journal_seq
+        );
+        pb.indent_add(2);
+        for kv in bcachefs_core::btree::read::KeyIter::new(b.keys(&node), h.format) {
+            match kv {
+                Ok((kk, vv, _)) => {
+                    bkey_val_to_text(&mut pb, ctx, &kk, vv);
+                    pb.newline();
+                }
+                Err(_) => break,
+            }
+        }
+        pb.indent_sub(2);
+    }
+    if let Err(e) = r {
+        let _ = write!(pb, "{}\n", e);
+    }
+    pb.raw(b"\n");
+}

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `bcachefs-rs`: the userspace twin of the bcachefs-rs kernel module, on the same
+//! format core. Its output matches the reference `bcachefs` tool's.
+
+mod fs;
+mod hash;
+mod list;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use bcachefs_core::bpos::Bpos;
+use bcachefs_core::ids;
+
+const USAGE: &str = "usage: bcachefs-rs <command> [options] DEVICE...
+commands:
+  list [-m keys|nodes|nodes-ondisk|formats] [-b BTREE]... [-l LEVEL] [-s POS] [-e POS] DEVICE...
+  show-super DEVICE
+  list-journal DEVICE...";
+
+fn parse_pos(s: &str) -> Result<Bpos, String> {
+    match s {
+        "POS_MIN" => return Ok(Bpos::MIN),
+        "POS_MAX" => return Ok(Bpos::POS_MAX),
+        "SPOS_MAX" => return Ok(Bpos::MAX),
+        _ => {}
+    }
+    let num = |x: &str| -> Result<u64, String> {
+        match x {
+            "U64_MAX" => Ok(u64::MAX),
+            "U32_MAX" => Ok(u32::MAX as u64),
+            _ => x.parse::<u64>().map_err(|_| format!("bad position {}", s)),
+        }
+    };
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.as_slice() {
+        [i, o] => Ok(Bpos::new(num(i)?, num(o)?, 0)),
+        [i, o, sn] => {
+            let sn = num(sn)?;
+            Ok(Bpos::new(
+                num(i)?,
+                num(o)?,
+                u32::try_from(sn).map_err(|_| format!("bad position {}", s))?,
+            ))
+        }
+        _ => Err(format!("bad position {}", s)),
+    }
+}
+
+fn cmd_list(args: &[String]) -> Result<u32, String> {
+    let mut o = list::Opts {
+        mode: list::Mode::Keys,
+        btrees: vec![],
+        level: 0,
+        start: Bpos::MIN,
+        end: Bpos::MAX,
+    };
+    let mut devs = vec![];
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let val = |i: usize| {
+            args.get(i + 1)
+                .cloned()
+                .ok_or_else(|| format!("{} needs a value", a))
+        };
+        match a.as_str() {
+            "-m" | "--mode" => {
+                o.mode = match val(i)?.as_str() {
+                    "keys" => list::Mode::Keys,
+                    "nodes" => list::Mode::Nodes,
+                    "nodes-ondisk" | "nodes_ondisk" => list::Mode::NodesOndisk,
+                    "formats" => list::Mode::Formats,
+                    m => return Err(format!("unknown mode {}", m)),
+                };
+                i += 1;
+            }
+            "-b" | "--btree" => {
+                let v = val(i)?;
+                o.btrees
+                    .push(ids::btree_by_name(&v).ok_or_else(|| format!("unknown btree {}", v))?);
+                i += 1;
+            }
+            "-l" | "--level" => {
+                o.level = val(i)?.parse().map_err(|_| "bad level".to_string())?;
+                i += 1;
+            }
+            "-s" | "--start" => {
+                o.start = parse_pos(&val(i)?)?;
+                i += 1;
+            }
+            "-e" | "--end" => {
+                o.end = parse_pos(&val(i)?)?;
+                i += 1;
+            }
+            s if s.starts_with('-') => return Err(format!("unknown option {}", s)),
+            _ => devs.push(a.clone()),
+        }
+        i += 1;
+    }
+    if devs.is_empty() {
+        return Err("no devices given".into());
+    }
+    if o.btrees.is_empty() {
+        o.btrees.push(ids::btree::EXTENTS);
+    }
+    let f = fs::Fs::open(&devs)?;
+    let stdout = std::io::stdout();
+    let mut lock = std::io::BufWriter::new(stdout.lock());
+    let errors = list::run(&f, &o, &mut lock)?;
+    lock.flush().map_err(|e| e.to_string())?;
+    Ok(errors)
+}
+
+fn cmd_show_super(args: &[String]) -> Result<u32, String> {
+    let dev = args.first().ok_or("no device given")?;
+    let file = std::fs::File::open(dev).map_err(|e| format!("{}: {}", dev, e))?;
+    let b = fs::read_sb(&file, dev)?;
+    let sb = bcachefs_core::sb::Sb { b: &b };
+    let mut out = list::VecOut::default();
+    {
+        let mut pb: bcachefs_core::text::Pb = bcachefs_core::printbuf::Printbuf::new(
+            &mut out as &mut dyn bcachefs_core::printbuf::TextOut,
+        );
+        bcachefs_core::sb::text::sb_to_text(&mut pb, &sb);
+    }
+    std::io::stdout()
+        .write_all(&out.0)
+        .map_err(|e| e.to_string())?;
+    Ok(0)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(|s| s.as_str()) {
+        Some("list") => cmd_list(&args[1..]),
+        Some("show-super") => cmd_show_super(&args[1..]),
+        Some("-h") | Some("--help") | None => {
+            println!("{}", USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Some(c) => Err(format!("unknown command {}\n{}", c, USAGE)),
+    };
+    match r {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(n) => {
+            eprintln!("{} error(s)", n);
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("bcachefs-rs: {}", e);
+            ExitCode::from(2)
+        }
+    }
+}
