@@ -30,7 +30,6 @@ pub struct JournalKey {
     pub level: u8,
     pub k: Bkey,
     pub v: Vec<u8>,
-    pub seq: u64,
 }
 
 /// A btree root.
@@ -84,6 +83,16 @@ impl DevNames for Fs {
             .get(dev as usize)?
             .as_ref()
             .map(|d| d.name.as_str())
+    }
+    fn bucket_size(&self, dev: u32) -> Option<u32> {
+        let m = self.sb().member(dev as usize)?;
+        m.exists().then(|| m.bucket_size() as u32)
+    }
+    fn extent_bp_shift(&self) -> u32 {
+        ((self.sb().flags(6) >> 40) & 0xff) as u32
+    }
+    fn shard_inode_numbers_bits(&self) -> Option<u32> {
+        Some((self.sb().flags(6) & 0xf) as u32)
     }
 }
 
@@ -261,7 +270,6 @@ impl Fs {
                         level: e.level,
                         k,
                         v: d[bcachefs_core::bkey::BKEY_BYTES..n].to_vec(),
-                        seq: *seq,
                     });
                     d = &d[n..];
                 }
@@ -273,8 +281,9 @@ impl Fs {
         for k in keys {
             if let Some(last) = out.last_mut() {
                 if last.btree == k.btree && last.level == k.level && last.k.p == k.k.p {
-                    if k.k.typ == ids::KeyType::Accounting as u8 && last.k.typ == k.k.typ {
-                        accounting_accumulate(last, &k);
+                    if k.k.typ == ids::KeyType::Accounting as u8 {
+                        // Deltas: keep every one; the overlay sums the newer ones.
+                        out.push(k);
                     } else {
                         *last = k;
                     }
@@ -370,15 +379,3 @@ impl Fs {
     }
 }
 
-/// Accounting keys in the journal are deltas: add the counters.
-fn accounting_accumulate(dst: &mut JournalKey, src: &JournalKey) {
-    let n = dst.v.len().min(src.v.len()) / 8;
-    for i in 0..n {
-        let a = u64::from_le_bytes(dst.v[i * 8..i * 8 + 8].try_into().unwrap());
-        let b = u64::from_le_bytes(src.v[i * 8..i * 8 + 8].try_into().unwrap());
-        dst.v[i * 8..i * 8 + 8].copy_from_slice(&a.wrapping_add(b).to_le_bytes());
-    }
-    dst.k.version_lo = src.k.version_lo;
-    dst.k.version_hi = src.k.version_hi;
-    dst.seq = src.seq;
-}

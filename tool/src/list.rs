@@ -207,30 +207,27 @@ fn overlay(node: Vec<OwnedKey>, jk: &[JournalKey]) -> Vec<OwnedKey> {
                 let group = &jk[j..e];
                 j = e;
                 if group[0].k.typ == KeyType::Accounting as u8 {
-                    let mut base = node_key.unwrap_or(OwnedKey {
-                        k: group[0].k,
-                        v: vec![0; group[0].v.len()],
-                    });
-                    let base_ver = if base.v.iter().any(|&b| b != 0) || np == Some(b) {
-                        ver(&base.k)
-                    } else {
-                        (0, 0)
-                    };
-                    for d in group {
-                        if ver(&d.k) > base_ver {
-                            if base.v.len() < d.v.len() {
-                                base.v.resize(d.v.len(), 0);
-                            }
-                            add_counters(&mut base.v, &d.v);
-                            if ver(&d.k) > ver(&base.k) {
-                                base.k.version_hi = d.k.version_hi;
-                                base.k.version_lo = d.k.version_lo;
+                    // Journal accounting keys are deltas; upstream's overlay shows the
+                    // sum of those newer than the btree key in place of the btree key.
+                    let base_ver = node_key.as_ref().map(|n| ver(&n.k)).unwrap_or((0, 0));
+                    let mut sum: Option<OwnedKey> = None;
+                    for d in group.iter().filter(|d| node_key.is_none() || ver(&d.k) > base_ver) {
+                        match sum.as_mut() {
+                            None => sum = Some(OwnedKey { k: d.k, v: d.v.clone() }),
+                            Some(s) => {
+                                if s.v.len() < d.v.len() {
+                                    s.v.resize(d.v.len(), 0);
+                                }
+                                add_counters(&mut s.v, &d.v);
+                                if ver(&d.k) > ver(&s.k) {
+                                    s.k.version_hi = d.k.version_hi;
+                                    s.k.version_lo = d.k.version_lo;
+                                }
                             }
                         }
                     }
-                    if base.v.iter().any(|&x| x != 0) {
-                        base.k.u64s = group[0].k.u64s;
-                        out.push(base);
+                    if let Some(s) = sum.or(node_key) {
+                        out.push(s);
                     }
                 } else {
                     let last = &group[group.len() - 1];

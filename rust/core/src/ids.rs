@@ -171,8 +171,8 @@ pub fn btree_has_snapshots(id: u32) -> bool {
     matches!(id, 0 | 1 | 2 | 3 | 28)
 }
 
-/// Upstream's `BCH_DATA_TYPES()` names.
-pub const DATA_TYPE_NAMES: [&str; 13] = [
+/// Upstream's `BCH_DATA_TYPES()` names (`BCH_DATA_NR` = 12).
+pub const DATA_TYPE_NAMES: [&str; 12] = [
     "free",
     "sb",
     "journal",
@@ -184,8 +184,7 @@ pub const DATA_TYPE_NAMES: [&str; 13] = [
     "need_gc_gens",
     "need_discard",
     "unstriped",
-    "reconcile_work",
-    "reconcile_work_phys",
+    "multiple",
 ];
 
 /// The name of data type `t`.

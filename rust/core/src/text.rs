@@ -27,6 +27,24 @@ pub trait DevNames {
     fn durability(&self, _dev: u32) -> u32 {
         1
     }
+
+    /// `c->sb.extent_bp_shift` as stored (`BCH_SB_EXTENT_BP_SHIFT`), 0 when unset.
+    fn extent_bp_shift(&self) -> u32 {
+        0
+    }
+
+    /// `c->opts.shard_inode_numbers_bits`, when known.
+    fn shard_inode_numbers_bits(&self) -> Option<u32> {
+        None
+    }
+
+    /// Current generation of bucket `bucket` of member `dev` (from the alloc info),
+    /// so pointers into reused buckets print ` stale=N`: `None` when bucket gens are
+    /// not known (nothing printed), `Some(-1)` for a bucket the device doesn't have
+    /// (printed as ` stale=-1`, as upstream does).
+    fn bucket_gen(&self, _dev: u32, _bucket: u64) -> Option<i32> {
+        None
+    }
 }
 
 /// No device names known: pointers print their device as invalid.

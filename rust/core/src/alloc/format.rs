@@ -236,7 +236,11 @@ pub struct AllocUnpacked {
 /// it runs past the end.
 pub fn varint_decode(b: &[u8]) -> Option<(u64, usize)> {
     let first = *b.first().unwrap_or(&0);
-    let bytes = if b.is_empty() { 1 } else { (!first).trailing_zeros() as usize + 1 };
+    let bytes = if b.is_empty() {
+        1
+    } else {
+        (!first).trailing_zeros() as usize + 1
+    };
     if bytes > b.len() {
         return None;
     }
@@ -417,7 +421,11 @@ impl Backpointer {
             bucket_gen: u8z(v, 3),
             flags: le32z(v, 4),
             bucket_len: le32z(v, 8),
-            pos: Bpos { snapshot: le32z(v, 12), offset: le64z(v, 16), inode: le64z(v, 24) },
+            pos: Bpos {
+                snapshot: le32z(v, 12),
+                offset: le64z(v, 16),
+                inode: le64z(v, 24),
+            },
         }
     }
 
@@ -589,9 +597,17 @@ mod tests {
 
     #[test]
     fn fragmentation() {
-        let a = AllocV4 { data_type: DATA_USER, dirty_sectors: 255, ..Default::default() };
+        let a = AllocV4 {
+            data_type: DATA_USER,
+            dirty_sectors: 255,
+            ..Default::default()
+        };
         assert_eq!(a.lru_idx_fragmentation(256), 2139095040);
-        let full = AllocV4 { data_type: DATA_USER, dirty_sectors: 256, ..Default::default() };
+        let full = AllocV4 {
+            data_type: DATA_USER,
+            dirty_sectors: 256,
+            ..Default::default()
+        };
         assert_eq!(full.lru_idx_fragmentation(256), 0);
         assert_eq!(a.lru_idx_fragmentation(0), 0);
     }

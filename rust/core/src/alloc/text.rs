@@ -20,21 +20,21 @@ use super::format::{
 };
 
 /// Bucket size (in sectors) of member device `dev`, or `None` when `dev` is not a
-/// member (upstream's `bch2_dev_tryget_noerror` failing).
-///
-/// WIRING POINT: [`TextCtx`] does not carry member geometry yet, so every device
-/// reads as absent and the printers take upstream's no-device branch (no
-/// `fragmentation` line, `sector=` instead of `bucket=`).
-fn dev_bucket_size(_ctx: &TextCtx<'_>, dev: u64) -> Option<u16> {
-    let _dev = u32::try_from(dev).ok()?;
-    None
+/// member (upstream's `bch2_dev_tryget_noerror` failing). Upstream keeps it as a u16
+/// (`bch_member_cpu.bucket_size`).
+fn dev_bucket_size(ctx: &TextCtx<'_>, dev: u64) -> Option<u16> {
+    let dev = u32::try_from(dev).ok()?;
+    ctx.devs.bucket_size(dev).map(|b| b as u16)
 }
 
 /// `c->sb.extent_bp_shift`: `BCH_SB_EXTENT_BP_SHIFT`, or the default when unset.
 ///
 /// WIRING POINT: not in [`TextCtx`] yet.
-fn extent_bp_shift(_ctx: &TextCtx<'_>) -> u32 {
-    EXTENT_BP_SHIFT_DEFAULT
+fn extent_bp_shift(ctx: &TextCtx<'_>) -> u32 {
+    match ctx.devs.extent_bp_shift() {
+        0 => EXTENT_BP_SHIFT_DEFAULT,
+        s => s,
+    }
 }
 
 /// `bch2_prt_data_type`.
@@ -80,9 +80,10 @@ fn prt_reconcile_accounting_type(pb: &mut Pb<'_, '_>, t: u8) {
 // ---------------------------------------------------------------------------------
 // alloc
 
-/// `__bch2_alloc_v4_to_text`. `val_bytes` is the size of the key's own value (which
-/// decides whether the later fields print), `bucket_size` that of the bucket's device
-/// when it is a member.
+/// `__bch2_alloc_v4_to_text` (as of 1.39: the fields on their own lines, indented by
+/// two, the indent taken back at the end). `val_bytes` is the size of the key's own
+/// value (which decides whether the later fields print), `bucket_size` that of the
+/// bucket's device when it is a member.
 pub fn alloc_v4_fields_to_text(
     pb: &mut Pb<'_, '_>,
     a: &AllocV4,
@@ -92,27 +93,31 @@ pub fn alloc_v4_fields_to_text(
     use super::format::alloc_v4::{JOURNAL_SEQ_EMPTY, STRIPE_SECTORS};
 
     pb.newline();
+    pb.indent_add(2);
+
     let _ = write!(pb, "gen {} oldest_gen {} data_type ", a.gen, a.oldest_gen);
     prt_data_type(pb, a.data_type);
     pb.newline();
-    let _ = write!(pb, "journal_seq_nonempty {}\n", a.journal_seq_nonempty);
+    let _ = writeln!(pb, "journal_seq_nonempty {}", a.journal_seq_nonempty);
     if val_bytes > JOURNAL_SEQ_EMPTY {
-        let _ = write!(pb, "journal_seq_empty    {}\n", a.journal_seq_empty);
+        let _ = writeln!(pb, "journal_seq_empty    {}", a.journal_seq_empty);
     }
-    let _ = write!(pb, "need_discard         {}\n", a.need_discard());
-    let _ = write!(pb, "need_inc_gen         {}\n", a.need_inc_gen());
-    let _ = write!(pb, "dirty_sectors        {}\n", a.dirty_sectors);
+    let _ = writeln!(pb, "need_discard         {}", a.need_discard());
+    let _ = writeln!(pb, "need_inc_gen         {}", a.need_inc_gen());
+    let _ = writeln!(pb, "dirty_sectors        {}", a.dirty_sectors);
     if val_bytes > STRIPE_SECTORS {
-        let _ = write!(pb, "stripe_sectors       {}\n", a.stripe_sectors);
+        let _ = writeln!(pb, "stripe_sectors       {}", a.stripe_sectors);
     }
-    let _ = write!(pb, "cached_sectors       {}\n", a.cached_sectors);
-    let _ = write!(pb, "stripe_refcount      {}\n", a.stripe_refcount);
-    let _ = write!(pb, "io_time[READ]        {}\n", a.io_time[0]);
-    let _ = write!(pb, "io_time[WRITE]       {}\n", a.io_time[1]);
+    let _ = writeln!(pb, "cached_sectors       {}", a.cached_sectors);
+    let _ = writeln!(pb, "stripe_refcount      {}", a.stripe_refcount);
+    let _ = writeln!(pb, "io_time[READ]        {}", a.io_time[0]);
+    let _ = writeln!(pb, "io_time[WRITE]       {}", a.io_time[1]);
     if let Some(bs) = bucket_size {
-        let _ = write!(pb, "fragmentation     {}\n", a.lru_idx_fragmentation(bs));
+        let _ = writeln!(pb, "fragmentation     {}", a.lru_idx_fragmentation(bs));
     }
-    let _ = write!(pb, "bp_start          {}\n", a.backpointers_start());
+    let _ = writeln!(pb, "bp_start          {}", a.backpointers_start());
+
+    pb.indent_sub(2);
 }
 
 /// `bch2_alloc_v4_to_text`.
@@ -291,41 +296,19 @@ pub fn accounting_to_text(pb: &mut Pb<'_, '_>, ctx: &TextCtx<'_>, k: &Bkey, v: &
 #[cfg(test)]
 mod tests {
     use super::super::super::bpos::Bpos;
-    use super::super::super::printbuf::{FixedBuf, Printbuf};
-    use super::super::super::text::{DevNames, NoDevs};
+    use super::super::super::printbuf::{FixedBuf, Printbuf, TextOut};
+    use super::super::super::text::NoDevs;
     use super::*;
     use std::string::String;
     use std::vec::Vec;
 
-    pub(crate) struct Img(pub u16, pub u32);
-    impl DevNames for Img {
-        fn dev_name(&self, dev: u32) -> Option<&str> {
-            (dev == 0).then_some("img")
-        }
-        fn bucket_size(&self, dev: u32) -> Option<u16> {
-            (dev == 0).then_some(self.0)
-        }
-        fn extent_bp_shift(&self) -> u32 {
-            self.1
-        }
-    }
-
-    /// Prints a value the way `list` does: indent 2 from the next line on, taken
-    /// back at the end.
-    fn show(
-        f: fn(&mut Pb<'_, '_>, &TextCtx<'_>, &Bkey, &[u8]),
-        devs: &dyn DevNames,
-        k: &Bkey,
-        v: &[u8],
-    ) -> String {
+    /// Runs a printer on a fresh printbuf.
+    fn show(f: impl FnOnce(&mut Pb<'_, '_>, &TextCtx<'_>)) -> String {
         let mut buf = [0u8; 8192];
         let mut out = FixedBuf::new(&mut buf);
         {
-            let mut pb: Printbuf<'_, dyn super::super::super::printbuf::TextOut> =
-                Printbuf::new(&mut out);
-            pb.indent_add_nextline(2);
-            f(&mut pb, &TextCtx { devs }, k, v);
-            pb.indent_sub(2);
+            let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut out);
+            f(&mut pb, &TextCtx { devs: &NoDevs });
         }
         String::from_utf8(out.as_bytes().to_vec()).unwrap()
     }
@@ -346,18 +329,21 @@ mod tests {
         v[16..20].copy_from_slice(&128u32.to_le_bytes());
         v[24..32].copy_from_slice(&1u64.to_le_bytes());
         v[32..40].copy_from_slice(&1u64.to_le_bytes());
-        let k = key(KeyType::AllocV4, Bpos::new(0, 1, 0));
-        let s = show(alloc_v4_to_text, &Img(128, 16), &k, &v);
+        let a = AllocV4::read(&v);
+        let s = show(|pb, _| alloc_v4_fields_to_text(pb, &a, 64, Some(128)));
         assert_eq!(
             s,
             "\n  gen 0 oldest_gen 0 data_type sb\n  journal_seq_nonempty 0\n  journal_seq_empty    0\n  need_discard         1\n  need_inc_gen         1\n  dirty_sectors        128\n  stripe_sectors       0\n  cached_sectors       0\n  stripe_refcount      0\n  io_time[READ]        1\n  io_time[WRITE]       1\n  fragmentation     0\n  bp_start          8\n"
         );
         // no such device: no fragmentation line
-        let s = show(alloc_v4_to_text, &NoDevs, &k, &v);
+        let k = key(KeyType::AllocV4, Bpos::new(0, 1, 0));
+        let s = show(|pb, ctx| alloc_v4_to_text(pb, ctx, &k, &v));
         assert!(!s.contains("fragmentation"));
         // short (v0) value: no journal_seq_empty / stripe_sectors
-        let s = show(alloc_v4_to_text, &NoDevs, &k, &v[..48]);
+        let s = show(|pb, ctx| alloc_v4_to_text(pb, ctx, &k, &v[..48]));
         assert!(!s.contains("journal_seq_empty") && !s.contains("stripe_sectors"));
+        let s = show(|pb, ctx| alloc_v4_to_text(pb, ctx, &k, &[]));
+        assert!(s.contains("bp_start          0"));
     }
 
     #[test]
@@ -367,8 +353,8 @@ mod tests {
         v[8..12].copy_from_slice(&(3u32 | (8 << 2)).to_le_bytes());
         v[14] = 4;
         v[16..20].copy_from_slice(&255u32.to_le_bytes());
-        let k = key(KeyType::AllocV4, Bpos::new(0, 503, 0));
-        let s = show(alloc_v4_to_text, &Img(256, 16), &k, &v);
+        let a = AllocV4::read(&v);
+        let s = show(|pb, _| alloc_v4_fields_to_text(pb, &a, 64, Some(256)));
         assert!(s.contains("\n  fragmentation     2139095040\n"));
     }
 
@@ -395,7 +381,7 @@ mod tests {
             0,
         ];
         let k = key(KeyType::AllocV2, Bpos::new(0, 5, 0));
-        let s = show(alloc_old_to_text, &NoDevs, &k, &v);
+        let s = show(|pb, ctx| alloc_old_to_text(pb, ctx, &k, &v));
         assert_eq!(
             s,
             "\n  gen 3 oldest_gen 2 data_type user\n  journal_seq_nonempty 0\n  need_discard         0\n  need_inc_gen         0\n  dirty_sectors        100\n  cached_sectors       0\n  stripe_refcount      0\n  io_time[READ]        7\n  io_time[WRITE]       9\n  bp_start          8\n"
@@ -404,7 +390,8 @@ mod tests {
         for n in 0..40 {
             let junk: Vec<u8> = (0..n).map(|i| (i * 37 + 255) as u8).collect();
             for t in [KeyType::Alloc, KeyType::AllocV2, KeyType::AllocV3] {
-                let _ = show(alloc_old_to_text, &NoDevs, &key(t, Bpos::MIN), &junk);
+                let k = key(t, Bpos::MIN);
+                let _ = show(|pb, ctx| alloc_old_to_text(pb, ctx, &k, &junk));
             }
         }
     }
@@ -418,7 +405,7 @@ mod tests {
         v[8..12].copy_from_slice(&128u32.to_le_bytes());
         v[12..32].copy_from_slice(&[0xff; 20]);
         let k = key(KeyType::Backpointer, Bpos::new(0, 411041792, 0));
-        let s = show(backpointer_to_text, &Img(128, 16), &k, &v);
+        let s = show(|pb, _| backpointer_fields_to_text(pb, &k, &v, Some(128), 16));
         assert_eq!(
             s,
             "bucket=0:49:0 btree=alloc level=1 data_type=btree suboffset=0 len=128 gen=0 pos=SPOS_MAX"
@@ -433,48 +420,42 @@ mod tests {
         v[16..24].copy_from_slice(&1u64.to_le_bytes());
         v[24..32].copy_from_slice(&2147483665u64.to_le_bytes());
         let k = key(KeyType::Backpointer, Bpos::new(0, 695926784, 0));
-        let s = show(backpointer_to_text, &Img(128, 16), &k, &v);
+        let s = show(|pb, _| backpointer_fields_to_text(pb, &k, &v, Some(128), 16));
         assert_eq!(
             s,
             "bucket=0:82:123 btree=extents level=0 data_type=user suboffset=0 len=1 gen=0 pos=2147483665:1:U32_MAX phys"
         );
-        let s = show(backpointer_to_text, &NoDevs, &k, &v);
-        assert!(s.starts_with("sector=0:"));
+        let s = show(|pb, _| backpointer_fields_to_text(pb, &k, &v, None, 16));
+        assert!(s.starts_with("sector=0:10619 btree=extents"));
+        // absurd shifts and sizes never panic
+        for sh in [0, 31, 32, 63, 64, 200] {
+            let _ = show(|pb, _| backpointer_fields_to_text(pb, &k, &v, Some(0), sh));
+            let _ = show(|pb, _| backpointer_fields_to_text(pb, &k, &v[..3], Some(1), sh));
+        }
     }
 
     #[test]
     fn accounting() {
-        let cases: [(u64, &[i64], &str); 9] = [
+        let cases: [(u64, &[i64], &str); 10] = [
             (0, &[621], "nr_inodes  621"),
             (144960716812582912, &[2048], "replicas btree: 1/1 [0] 2048"),
-            (
-                216172782113783808,
-                &[-1, 0, 0],
-                "dev_data_type dev=0 data_type=free -1 0 0",
-            ),
+            (216172782113783808, &[-1, 0, 0], "dev_data_type dev=0 data_type=free -1 0 0"),
             (
                 432345564210790400,
                 &[537, 29904, 1660],
                 "snapshot id=4294967295 btree=extents 537 29904 1660",
             ),
-            (
-                432627039204278272,
-                &[384, 3, 1],
-                "btree btree=inodes 384 3 1",
-            ),
+            (432627039204278272, &[384, 3, 1], "btree btree=inodes 384 3 1"),
             (579275504218013696, &[8, 994, 994], "inum  8 994 994"),
             (648518346341351424, &[1, 0], "reconcile_work replicas 1 0"),
-            (
-                649925721224904704,
-                &[1, 0],
-                "reconcile_work high_priority 1 0",
-            ),
+            (649925721224904704, &[1, 0], "reconcile_work high_priority 1 0"),
             (0xff00_0000_0000_0000, &[1], "unknown type 255 1"),
+            (0x0200_2001_0000_0000, &[], "replicas free: 1/32 [0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0]"),
         ];
         for (inode, ctrs, want) in cases {
             let v: Vec<u8> = ctrs.iter().flat_map(|c| c.to_le_bytes()).collect();
             let k = key(KeyType::Accounting, Bpos::new(inode, 0, 0));
-            assert_eq!(show(accounting_to_text, &NoDevs, &k, &v), want);
+            assert_eq!(show(|pb, ctx| accounting_to_text(pb, ctx, &k, &v)), want);
         }
     }
 
@@ -484,12 +465,18 @@ mod tests {
         v[2] = 1;
         v[255] = 7;
         let k = key(KeyType::BucketGens, Bpos::MIN);
-        let s = show(bucket_gens_to_text, &NoDevs, &k, &v);
+        let s = show(|pb, ctx| bucket_gens_to_text(pb, ctx, &k, &v));
         assert!(s.starts_with("0 0 1 0 ") && s.ends_with(" 0 7"));
         assert_eq!(s.split(' ').count(), 256);
         let k = key(KeyType::Lru, Bpos::MIN);
-        assert_eq!(show(lru_to_text, &NoDevs, &k, &5u64.to_le_bytes()), "idx 5");
-        assert_eq!(show(cookie_to_text, &NoDevs, &k, &9u64.to_le_bytes()), "9");
-        assert_eq!(show(cookie_to_text, &NoDevs, &k, &[]), "0");
+        assert_eq!(
+            show(|pb, ctx| lru_to_text(pb, ctx, &k, &5u64.to_le_bytes())),
+            "idx 5"
+        );
+        assert_eq!(
+            show(|pb, ctx| cookie_to_text(pb, ctx, &k, &9u64.to_le_bytes())),
+            "9"
+        );
+        assert_eq!(show(|pb, ctx| cookie_to_text(pb, ctx, &k, &[])), "0");
     }
 }

@@ -158,7 +158,10 @@ impl Crc {
 
     /// Unpacks a crc entry of type `t` (crc32/64/128) from its words.
     pub fn unpack(t: u32, w0: u64, w1: u64, w2: u64, key_size: u32) -> Crc {
-        let mut c = Crc { live_size: key_size, ..Default::default() };
+        let mut c = Crc {
+            live_size: key_size,
+            ..Default::default()
+        };
         match t {
             entry_type::CRC32 => {
                 c.compressed_size = bits(w0, 2, 9) as u32 + 1;
@@ -378,7 +381,11 @@ impl<'a> Entries<'a> {
     /// Entries of the list `b` (the part of the value holding entries), for a key of
     /// size `key_size` (crc entries take their live size from it).
     pub fn new(b: &'a [u8], key_size: u32) -> Entries<'a> {
-        Entries { b, pos: 0, key_size }
+        Entries {
+            b,
+            pos: 0,
+            key_size,
+        }
     }
 
     /// Byte offset of the next entry within the list.
@@ -444,7 +451,10 @@ pub struct DecodedPtrs<'a> {
 impl<'a> DecodedPtrs<'a> {
     /// Decoded pointers of the entry list `b` of a key of size `key_size`.
     pub fn new(b: &'a [u8], key_size: u32) -> DecodedPtrs<'a> {
-        DecodedPtrs { e: Entries::new(b, key_size), crc: Crc::none(key_size) }
+        DecodedPtrs {
+            e: Entries::new(b, key_size),
+            crc: Crc::none(key_size),
+        }
     }
 }
 
@@ -455,7 +465,13 @@ impl Iterator for DecodedPtrs<'_> {
         let mut ec = None;
         loop {
             match self.e.next()? {
-                Entry::Ptr(ptr) => return Some(DecodedPtr { ptr, crc: self.crc, ec }),
+                Entry::Ptr(ptr) => {
+                    return Some(DecodedPtr {
+                        ptr,
+                        crc: self.crc,
+                        ec,
+                    })
+                }
                 Entry::Crc { crc, .. } => self.crc = crc,
                 Entry::StripePtr(s) => ec = Some(s),
                 Entry::Unknown(_) => return None,
@@ -533,7 +549,10 @@ pub struct Reservation {
 impl Reservation {
     /// Reads a reservation value.
     pub fn read(v: &[u8]) -> Reservation {
-        Reservation { generation: le32z(v, 0), nr_replicas: u8z(v, 4) }
+        Reservation {
+            generation: le32z(v, 0),
+            nr_replicas: u8z(v, 4),
+        }
     }
 }
 
@@ -635,7 +654,9 @@ impl Stripe {
 
     /// Checksums per block (`stripe_csums_per_device`).
     pub fn csums_per_device(&self) -> u64 {
-        let g = 1u64.checked_shl(self.csum_granularity_bits as u32).unwrap_or(0);
+        let g = 1u64
+            .checked_shl(self.csum_granularity_bits as u32)
+            .unwrap_or(0);
         if g == 0 {
             return (self.sectors != 0) as u64;
         }
@@ -651,7 +672,8 @@ impl Stripe {
             (STRIPE_HDR as u64)
                 .saturating_add(nr.saturating_mul(8))
                 .saturating_add(
-                    nr.saturating_mul(self.csums_per_device()).saturating_mul(csum_bytes),
+                    nr.saturating_mul(self.csums_per_device())
+                        .saturating_mul(csum_bytes),
                 )
                 .saturating_add(2 * i as u64),
         )

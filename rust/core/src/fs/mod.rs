@@ -1,4 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The fs subsystem: on-disk value layouts and their text forms.
 
+pub mod damage_format;
+pub mod dirent_format;
+pub mod inode_format;
+pub mod logged_ops;
+pub mod quota_format;
+pub mod xattr_format;
 pub mod text;

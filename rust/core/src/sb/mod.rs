@@ -2,6 +2,7 @@
 //! The superblock: layout, header fields, variable-length fields, members.
 
 pub mod format;
+pub mod opts;
 pub mod text;
 
 use super::bytes::{bits, le16, le32, le64, u8_at, Uuid};
@@ -188,6 +189,22 @@ impl<'a> Sb<'a> {
     /// Metadata checksum type option (`BCH_SB_META_CSUM_TYPE`, an opt, not a type).
     pub fn meta_csum_opt(&self) -> u8 {
         bits(self.flags(0), 40, 44) as u8
+    }
+    /// `BCH_SB_VERSION_UPGRADE_COMPLETE`.
+    pub fn version_upgrade_complete(&self) -> u16 {
+        bits(self.flags(5), 0, 16) as u16
+    }
+    /// `BCH_SB_VERSION_INCOMPAT`: the newest incompatible feature in use.
+    pub fn version_incompat(&self) -> u16 {
+        bits(self.flags(5), 32, 48) as u16
+    }
+    /// `BCH_SB_VERSION_INCOMPAT_ALLOWED`.
+    pub fn version_incompat_allowed(&self) -> u16 {
+        bits(self.flags(5), 48, 64) as u16
+    }
+    /// `BCH_SB_DIRENTS_SANITIZED`.
+    pub fn dirents_sanitized(&self) -> bool {
+        bits(self.flags(6), 59, 60) != 0
     }
     /// First 8 bytes of the internal UUID, little-endian (`__bch2_sb_magic`).
     pub fn magic_base(&self) -> u64 {
@@ -415,6 +432,18 @@ impl Member<'_> {
     /// `device_serial`.
     pub fn device_serial(&self) -> &[u8] {
         self.str_field(232, 64)
+    }
+    /// `bch2_member_alive`: the slot is in use and not a deleted device.
+    pub fn alive(&self) -> bool {
+        self.exists() && self.uuid().0 != MEMBER_DELETED_UUID
+    }
+    /// `flush_errors`.
+    pub fn flush_errors(&self) -> u64 {
+        super::bytes::le64z(self.b, MEMBER_FLUSH_ERRORS)
+    }
+    /// `failure_domain` (NUL padded, up to 32 bytes).
+    pub fn failure_domain(&self) -> &[u8] {
+        self.str_field(MEMBER_FAILURE_DOMAIN, MEMBER_FAILURE_DOMAIN_BYTES)
     }
     /// `BCH_MEMBER_STATE`.
     pub fn state(&self) -> u8 {

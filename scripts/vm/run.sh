@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Boot the test kernel under QEMU TCG with bcachefs.ko and run one guest script.
+#
+#   scripts/vm/run.sh [--script FILE] [--disk IMG]... [--no-module] [--timeout SEC]
+#                     [--append ARGS] [--name NAME]
+#
+# Disks attach in order as /dev/vda, /dev/vdb, ... (raw, snapshot mode: the guest's
+# writes never reach the image files). The guest loads the module (unless
+# --no-module), runs the script with /bin/sh, and powers off. Everything the
+# script prints is shown; the exit status is the script's, or non-zero when the
+# kernel printed a BUG/WARNING/Oops/KASAN/lockdep report, or the guest hung.
+# Without --script: an interactive shell. The console log is kept in
+# build/vm/<name>.log. Extra files for the guest: $VM_FILES (space separated),
+# copied to /data in the guest.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+script="" ; disks=() ; module=1 ; timeout=${VM_TIMEOUT:-600} ; append="" ; name=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --script) script=$2; shift;;
+        --disk) disks+=("$2"); shift;;
+        --no-module) module=0;;
+        --timeout) timeout=$2; shift;;
+        --append) append=$2; shift;;
+        --name) name=$2; shift;;
+        *) echo "run.sh: unknown argument $1" >&2; exit 2;;
+    esac
+    shift
+done
+kdir=$("$top/scripts/build-kernel.sh" 2>/dev/null | tail -n1)
+bz=$kdir/src/arch/x86/boot/bzImage
+[ -f "$bz" ] || { echo "run.sh: no kernel image (make kernel)" >&2; exit 2; }
+ko=$top/bcachefs.ko
+if [ $module = 1 ] && [ ! -f "$ko" ]; then echo "run.sh: no bcachefs.ko (make)" >&2; exit 2; fi
+if [ ${#disks[@]} -eq 0 ] && [ -z "$script" ] && [ -n "${VM_SAMPLE_IMAGE:-}" ]; then
+    disks=("$VM_SAMPLE_IMAGE")
+fi
+[ -n "$name" ] || name=$(basename "${script:-shell}" .sh)
+out=$top/build/vm; mkdir -p "$out"
+log=$out/$name.log
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,mnt,data,sys/kernel/debug}
+cp /bin/busybox "$root/bin/busybox"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+[ $module = 1 ] && cp "$ko" "$root/bcachefs.ko"
+for f in ${VM_FILES:-}; do cp -r "$f" "$root/data/"; done
+if [ -n "$script" ]; then cp "$script" "$root/test.sh"; fi
+cp "$top/scripts/vm/lib.sh" "$root/lib.sh"
+cat > "$root/init" <<INIT
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmpfs /tmp
+echo 1 > /proc/sys/kernel/panic_on_warn 2>/dev/null || true
+if [ $module = 1 ]; then
+    insmod /bcachefs.ko || echo "VMTEST: insmod failed"
+fi
+if [ -f /test.sh ]; then
+    echo "VMTEST-START"
+    sh /test.sh
+    rc=\$?
+    echo "VMTEST-EXIT: \$rc"
+else
+    setsid cttyhack sh
+fi
+sync
+reboot -f
+INIT
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
+drives=()
+for d in "${disks[@]}"; do drives+=(-drive "file=$d,format=raw,if=virtio,snapshot=on"); done
+qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2G -kernel "$bz" -initrd "$work/initrd.gz"
+      -append "console=ttyS0 panic=-1 oops=panic loglevel=6 $append" -nographic -no-reboot "${drives[@]}")
+if [ -z "$script" ]; then
+    exec "${qemu[@]}"
+fi
+set +e
+timeout --foreground -k 5 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1
+qrc=$?
+set -e
+# What the script printed: the lines between the markers (kernel lines interleave).
+sed -n '/^VMTEST-START/,/^VMTEST-EXIT/p' "$log" | sed '1d;$d' | tr -d '\r'
+exec "$top/scripts/vm/verdict.sh" "$log" "$qrc"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run one guest test script in the VM, with what its header asks for:
+#   # Needs: module            load bcachefs.ko before the script (default)
+#   # Needs: nomodule          do not
+#   # Disks: FIXTURE[/FILE]... attach fixture images (unpacked once into the cache);
+#                              the test is skipped with a message when ../shared/fixtures
+#                              is absent
+#   # Files: PATH...           extra host files, in /data in the guest
+#   # Timeout: SECONDS
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+t=$1
+hdr() { sed -n "s/^# $1: *//p" "$t" | head -n1; }
+args=(--script "$t" --name "$(basename "$t" .sh)")
+case "$(hdr Needs)" in *nomodule*) args+=(--no-module);; esac
+to=$(hdr Timeout); [ -n "$to" ] && args+=(--timeout "$to")
+disks=$(hdr Disks)
+if [ -n "$disks" ]; then
+    fixtures=${FIXTURES:-$top/../shared/fixtures}
+    if [ ! -d "$fixtures" ]; then
+        echo "SKIP $(basename "$t"): $fixtures not present"
+        exit 0
+    fi
+    cache=${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}/fixtures
+    for spec in $disks; do
+        fx=${spec%%/*}; f=${spec#*/}; [ "$f" = "$spec" ] && f=img
+        mkdir -p "$cache/$fx"
+        if [ ! -s "$cache/$fx/$f" ]; then
+            src=$fixtures/$fx/image.img.zst
+            case $f in dev*) src=$fixtures/$fx/image${f#dev}.img.zst;; esac
+            zstd -q -d -f "$src" -o "$cache/$fx/$f"
+        fi
+        args+=(--disk "$cache/$fx/$f")
+    done
+fi
+files=$(hdr Files)
+[ -n "$files" ] && export VM_FILES="$files"
+exec "$top/scripts/vm/run.sh" "${args[@]}"
