@@ -49,6 +49,8 @@ pub struct Fs {
     pub blacklist: Vec<(u64, u64)>,
     pub clean: bool,
     pub journal_seq: u64,
+    /// Bucket generations per device, from the alloc btree (loaded on first use).
+    pub gens: std::cell::OnceCell<Vec<Vec<u8>>>,
 }
 
 fn read_at(f: &File, off: u64, len: usize) -> Result<Vec<u8>, String> {
@@ -87,6 +89,18 @@ impl DevNames for Fs {
     fn bucket_size(&self, dev: u32) -> Option<u32> {
         let m = self.sb().member(dev as usize)?;
         m.exists().then(|| m.bucket_size() as u32)
+    }
+    fn durability(&self, dev: u32) -> u32 {
+        self.sb()
+            .member(dev as usize)
+            .filter(|m| m.exists())
+            .map(|m| m.durability() as u32)
+            .unwrap_or(1)
+    }
+    fn bucket_gen(&self, dev: u32, bucket: u64) -> Option<i32> {
+        let gens = self.gens.get_or_init(|| crate::list::bucket_gens(self));
+        let g = gens.get(dev as usize)?;
+        Some(g.get(bucket as usize).map(|&g| g as i32).unwrap_or(-1))
     }
     fn extent_bp_shift(&self) -> u32 {
         ((self.sb().flags(6) >> 40) & 0xff) as u32
@@ -134,6 +148,7 @@ impl Fs {
             blacklist: Vec::new(),
             clean: false,
             journal_seq: 0,
+            gens: Default::default(),
         };
         fs.blacklist = fs.sb().blacklist().collect();
         fs.read_journal()?;
@@ -378,4 +393,3 @@ impl Fs {
         )
     }
 }
-

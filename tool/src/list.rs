@@ -211,9 +211,17 @@ fn overlay(node: Vec<OwnedKey>, jk: &[JournalKey]) -> Vec<OwnedKey> {
                     // sum of those newer than the btree key in place of the btree key.
                     let base_ver = node_key.as_ref().map(|n| ver(&n.k)).unwrap_or((0, 0));
                     let mut sum: Option<OwnedKey> = None;
-                    for d in group.iter().filter(|d| node_key.is_none() || ver(&d.k) > base_ver) {
+                    for d in group
+                        .iter()
+                        .filter(|d| node_key.is_none() || ver(&d.k) > base_ver)
+                    {
                         match sum.as_mut() {
-                            None => sum = Some(OwnedKey { k: d.k, v: d.v.clone() }),
+                            None => {
+                                sum = Some(OwnedKey {
+                                    k: d.k,
+                                    v: d.v.clone(),
+                                })
+                            }
                             Some(s) => {
                                 if s.v.len() < d.v.len() {
                                     s.v.resize(d.v.len(), 0);
@@ -354,4 +362,29 @@ fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut 
         let _ = write!(pb, "{}\n", e);
     }
     pb.raw(b"\n");
+}
+
+/// Every bucket's generation, per device, from the alloc btree (journal overlaid);
+/// buckets without an alloc key have generation 0.
+pub fn bucket_gens(fs: &Fs) -> Vec<Vec<u8>> {
+    let s = fs.sb();
+    let mut gens: Vec<Vec<u8>> = (0..fs.devs.len())
+        .map(|d| match s.member(d).filter(|m| m.exists()) {
+            Some(m) => vec![0u8; m.nbuckets().min(1 << 32) as usize],
+            None => Vec::new(),
+        })
+        .collect();
+    let mut walk = Walk { fs, errors: 0 };
+    walk.leaf_keys(ids::btree::ALLOC, &mut |key| {
+        if key.k.typ == KeyType::AllocV4 as u8 {
+            let a = bcachefs_core::alloc::format::AllocV4::read(&key.v);
+            if let Some(g) = gens
+                .get_mut(key.k.p.inode as usize)
+                .and_then(|g| g.get_mut(key.k.p.offset as usize))
+            {
+                *g = a.gen;
+            }
+        }
+    });
+    gens
 }

@@ -78,12 +78,17 @@ pub fn bkey_to_text(pb: &mut Pb<'_, '_>, k: &Bkey, val_u64s: usize) {
     let _ = write!(pb, "{} len {} ver {}", k.p, k.size, k.version_lo);
 }
 
-/// `bch2_bkey_val_to_text`: header, then `"  : "` and the value when there is one.
+/// `bch2_bkey_val_to_text`: header, then `": "` and the value (indented by 2) when
+/// there is one.
 pub fn bkey_val_to_text(pb: &mut Pb<'_, '_>, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8]) {
     bkey_to_text(pb, k, v.len() / 8);
     if !v.is_empty() {
-        pb.str("  : ");
+        // The value prints inside a 2-space indent: the spaces before ':' and the
+        // indentation of every continuation line both come from it.
+        pb.indent_add(2);
+        pb.str(": ");
         val_to_text(pb, ctx, k, v);
+        pb.indent_sub(2);
     }
 }
 

@@ -80,8 +80,8 @@ fn prt_reconcile_accounting_type(pb: &mut Pb<'_, '_>, t: u8) {
 // ---------------------------------------------------------------------------------
 // alloc
 
-/// `__bch2_alloc_v4_to_text` (as of 1.39: the fields on their own lines, indented by
-/// two, the indent taken back at the end). `val_bytes` is the size of the key's own
+/// `__bch2_alloc_v4_to_text` (as of 1.39: the fields on their own lines, at the
+/// value's indent). `val_bytes` is the size of the key's own
 /// value (which decides whether the later fields print), `bucket_size` that of the
 /// bucket's device when it is a member.
 pub fn alloc_v4_fields_to_text(
@@ -93,7 +93,6 @@ pub fn alloc_v4_fields_to_text(
     use super::format::alloc_v4::{JOURNAL_SEQ_EMPTY, STRIPE_SECTORS};
 
     pb.newline();
-    pb.indent_add(2);
 
     let _ = write!(pb, "gen {} oldest_gen {} data_type ", a.gen, a.oldest_gen);
     prt_data_type(pb, a.data_type);
@@ -116,8 +115,6 @@ pub fn alloc_v4_fields_to_text(
         let _ = writeln!(pb, "fragmentation     {}", a.lru_idx_fragmentation(bs));
     }
     let _ = writeln!(pb, "bp_start          {}", a.backpointers_start());
-
-    pb.indent_sub(2);
 }
 
 /// `bch2_alloc_v4_to_text`.

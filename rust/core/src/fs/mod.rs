@@ -6,5 +6,5 @@ pub mod dirent_format;
 pub mod inode_format;
 pub mod logged_ops;
 pub mod quota_format;
-pub mod xattr_format;
 pub mod text;
+pub mod xattr_format;
