@@ -3,7 +3,11 @@
 #   tests/parity.sh [fixture...]   (default: every fixture)
 # For each fixture and btree: list -m keys vs list/, nodes-ondisk vs ondisk/, nodes -l N
 # vs nodes/. Prints the share of matching lines per fixture; exits non-zero when any
-# undamaged fixture is not at 100%. Images are unpacked once into $FX_CACHE.
+# undamaged fixture is not at 100%. On a damaged fixture (damaged-*) every line the
+# reference lists must be listed too (we may list more: the reference stops at a node
+# it cannot read, we go on past it), and listing the damaged btree must exit non-zero
+# with an error naming the btree, level and node. Images are unpacked once into
+# $FX_CACHE.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 fixtures=${FIXTURES:-$top/../shared/fixtures}
@@ -31,16 +35,19 @@ for fx in "${list[@]}"; do
             devs+=("$cache/$fx/dev$i")
         done
     fi
-    total=0; same=0; bad=""
+    total=0; same=0; bad=""; missing=""
     cmpone() { # name expected-file args...
         local name=$1 exp=$2; shift 2
         local got=$out/$fx.$name
         "$bin" list "$@" "${devs[@]}" > "$got" 2> "$got.err"
+        echo $? > "$got.rc"
         local t s
         t=$(wc -l < "$exp")
         s=$(diff --unchanged-line-format=. --old-line-format= --new-line-format= "$exp" "$got" | wc -c)
         total=$((total + t)); same=$((same + s))
         cmp -s "$exp" "$got" || bad="$bad $name"
+        # lines the reference lists that we do not
+        [ "$(diff "$exp" "$got" | grep -c '^<')" = 0 ] || missing="$missing $name"
     }
     for f in "$d"/list/*.txt; do b=$(basename "$f" .txt); cmpone "keys.$b" "$f" -b "$b"; done
     for f in "$d"/ondisk/*.txt; do b=$(basename "$f" .txt); cmpone "ondisk.$b" "$f" -m nodes-ondisk -b "$b"; done
@@ -51,6 +58,20 @@ for fx in "${list[@]}"; do
     done
     pct=$(awk -v s=$same -v t=$total 'BEGIN { printf "%.2f", t ? 100*s/t : 100 }')
     echo "parity $fx: $same/$total lines ($pct%)${bad:+ differ:$bad}"
-    case $fx in damaged-*) ;; *) [ -z "$bad" ] || fail=1;; esac
+    case $fx in
+    damaged-*)
+        [ -z "$missing" ] || { echo "parity $fx: reference lines missing from:$missing"; fail=1; }
+        # the damaged btree, from the recipe's kill_btree_node -n BTREE:LEVEL:N
+        dbt=$(grep -o 'kill_btree_node -n [a-z_]*' "$d/recipe.txt" | awk '{print $3}')
+        if [ -n "$dbt" ]; then
+            if [ "$(cat "$out/$fx.keys.$dbt.rc")" = 0 ] ||
+               ! grep -q "btree $dbt level [0-9]* node .*:" "$out/$fx.keys.$dbt.err"; then
+                echo "parity $fx: no error reported for the damaged $dbt node"; fail=1
+            else
+                echo "parity $fx: damaged node reported: $(head -n1 "$out/$fx.keys.$dbt.err")"
+            fi
+        fi;;
+    *) [ -z "$bad" ] || fail=1;;
+    esac
 done
 exit $fail

@@ -85,6 +85,9 @@ impl Walk<'_> {
         for (p, e) in errs {
             msg.push_str(&format!(" [dev {} offset {}: {}]", p.dev, p.offset, e));
         }
+        if salvaged {
+            msg.push_str("; no replica passed its checksum: listing its keys anyway");
+        }
         eprintln!("{}", msg);
     }
 
@@ -117,18 +120,27 @@ impl Walk<'_> {
     /// The merged keys of one node (no journal overlay); logs and returns nothing on
     /// a read error.
     pub fn node_keys(&mut self, btree: u32, level: u8, k: &Bkey, v: &[u8]) -> Vec<OwnedKey> {
-        let (buf, h, bsets) = match self.fs.read_node(btree, level, k, v) {
+        let crate::fs::NodeRead {
+            buf,
+            h,
+            bsets,
+            errs,
+            salvaged,
+        } = match self.fs.read_node(btree, level, k, v) {
             Ok(x) => x,
             Err(errs) => {
                 if BtreePtr::decode(k.typ, v)
                     .map(|b| b.ptrs().count() > 0)
                     .unwrap_or(false)
                 {
-                    self.node_error(btree, level, k, &errs);
+                    self.node_error(btree, level, k, &errs, false);
                 }
                 return Vec::new();
             }
         };
+        if !errs.is_empty() {
+            self.node_error(btree, level, k, &errs, salvaged);
+        }
         let mut cursors = vec![Cursor::default(); bsets.len()];
         let m = Merge::new(&buf, h.format, h.min_key, h.max_key, &bsets, &mut cursors);
         let mut out: Vec<OwnedKey> = m
@@ -358,8 +370,18 @@ fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut 
         }
         pb.indent_sub(2);
     }
-    if let Err(e) = r {
-        let _ = write!(pb, "{}\n", e);
+    // The reference's words for a bset it cannot check.
+    match r {
+        Ok(()) => {}
+        Err(bcachefs_core::btree::read::NodeError::BadChecksum { offset: 0 }) => {
+            pb.str("invalid checksum\n")
+        }
+        Err(bcachefs_core::btree::read::NodeError::BadChecksum { .. }) => {
+            pb.str("invalid checksum")
+        }
+        Err(e) => {
+            let _ = write!(pb, "{}\n", e);
+        }
     }
     pb.raw(b"\n");
 }
