@@ -71,6 +71,7 @@ impl Walk<'_> {
         level: u8,
         k: &Bkey,
         errs: &[(bcachefs_core::btree::ptr::ExtentPtr, String)],
+        salvaged: bool,
     ) {
         self.errors += 1;
         let mut msg = format!(
