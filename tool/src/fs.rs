@@ -302,7 +302,7 @@ impl Fs {
             }
         }
         // Newest wins per (btree, level, pos): stable sort keeps journal order.
-        keys.sort_by(|a, b| (a.btree, a.level, a.k.p).cmp(&(b.btree, b.level, b.k.p)));
+        keys.sort_by_key(|a| (a.btree, a.level, a.k.p));
         let mut out: Vec<JournalKey> = Vec::with_capacity(keys.len());
         for k in keys {
             if let Some(last) = out.last_mut() {

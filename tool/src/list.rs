@@ -58,13 +58,16 @@ pub struct OwnedKey {
     pub v: Vec<u8>,
 }
 
+/// Called per node: `(walk, level, pointer key, pointer value)`.
+pub type NodeVisitor<'a, 'f> = dyn FnMut(&mut Walk<'a>, u8, &Bkey, &[u8]) + 'f;
+
 /// Errors met while walking: printed to stderr, and the exit code becomes non-zero.
 pub struct Walk<'a> {
     pub fs: &'a Fs,
     pub errors: u32,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
     fn node_error(
         &mut self,
         btree: u32,
@@ -103,7 +106,7 @@ impl Walk<'_> {
         k: &Bkey,
         v: &[u8],
         min_level: u8,
-        f: &mut dyn FnMut(&mut Self, u8, &Bkey, &[u8]),
+        f: &mut NodeVisitor<'a, '_>,
     ) {
         if level > min_level {
             let children = self.node_keys(btree, level, k, v);
@@ -354,9 +357,9 @@ fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut 
         &mut |b| bsets.push(*b),
     );
     for b in &bsets {
-        let _ = write!(
+        let _ = writeln!(
             pb,
-            "  offset {} version {}, journal seq {}\n",
+            "  offset {} version {}, journal seq {}",
             b.offset, b.version, b.journal_seq
         );
         pb.indent_add(2);
@@ -381,7 +384,7 @@ fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut 
             pb.str("invalid checksum")
         }
         Err(e) => {
-            let _ = write!(pb, "{}\n", e);
+            let _ = writeln!(pb, "{}", e);
         }
     }
     pb.raw(b"\n");

@@ -2,9 +2,7 @@
 //! `bcachefs-rs`: the userspace twin of the bcachefs-rs kernel module, on the same
 //! format core. Its output matches the reference `bcachefs` tool's.
 
-mod fs;
-mod hash;
-mod list;
+use bcachefs_rs::{fs, list};
 
 use std::io::Write;
 use std::process::ExitCode;

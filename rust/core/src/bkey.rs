@@ -91,9 +91,9 @@ impl BkeyFormat {
         if self.nr_fields as usize != BKEY_NR_FIELDS {
             return Err("incorrect number of fields");
         }
-        for i in 0..BKEY_NR_FIELDS {
+        for (i, &field_bits) in FIELD_BITS_MAX.iter().enumerate() {
             let bits = self.bits_per_field[i] as u32;
-            if bits > FIELD_BITS_MAX[i] {
+            if bits > field_bits {
                 return Err("field too large");
             }
             let max_packed = if bits == 0 {
@@ -101,10 +101,10 @@ impl BkeyFormat {
             } else {
                 u64::MAX >> (64 - bits)
             };
-            let field_max = if FIELD_BITS_MAX[i] == 64 {
+            let field_max = if field_bits == 64 {
                 u64::MAX
             } else {
-                (1u64 << FIELD_BITS_MAX[i]) - 1
+                (1u64 << field_bits) - 1
             };
             // offset + max packed value must not exceed the field's maximum
             match self.field_offset[i].checked_add(max_packed) {

@@ -191,7 +191,7 @@ pub struct NodeCtx<'a> {
 
 fn round_up_sectors(bytes: usize, block_sectors: u32) -> u32 {
     let blk = (block_sectors as usize) << 9;
-    (bytes.div_ceil(blk) * blk >> 9) as u32
+    ((bytes.div_ceil(blk) * blk) >> 9) as u32
 }
 
 /// Checks the node header against the pointer.

@@ -75,8 +75,7 @@ impl<'a, 'c> Merge<'a, 'c> {
             stats: MergeStats::default(),
         };
         let n = bsets.len().min(m.cursors.len());
-        for i in 0..n {
-            let b = &bsets[i];
+        for (i, b) in bsets.iter().enumerate().take(n) {
             m.cursors[i] = if b.blacklisted {
                 Cursor::default()
             } else {

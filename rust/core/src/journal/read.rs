@@ -110,7 +110,7 @@ pub fn parse_jset<'a>(
         return Err(JsetError::BadLastSeq);
     }
     let blk = (block_sectors.max(1) as usize) << 9;
-    let sectors = (bytes.div_ceil(blk) * blk >> 9) as u32;
+    let sectors = ((bytes.div_ceil(blk) * blk) >> 9) as u32;
     Ok(Jset {
         seq,
         last_seq,

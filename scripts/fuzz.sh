@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Bounded fuzzing of the format core (cargo fuzz, libFuzzer): superblock, jset and
+# btree node parsing plus merge and key printing. Overflow checks are on; any
+# panic, overflow or out-of-bounds access fails.
+#   scripts/fuzz.sh [TOTAL_SECONDS]   (default 60, split across the targets)
+# Corpora are seeded with real nodes and superblocks from ../shared/fixtures when
+# present, and kept in build/fuzz between runs.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+secs=${1:-60}
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz >/dev/null 2>&1
+fixtures=${FIXTURES:-$top/../shared/fixtures}
+cache=${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}/fixtures
+seeds=$top/build/fuzz/seeds
+mkdir -p "$seeds"
+if [ -d "$fixtures" ]; then
+    for d in "$fixtures"/*/; do
+        fx=$(basename "$d"); mkdir -p "$cache/$fx"
+        if [ -f "$d/image.img.zst" ]; then
+            [ -s "$cache/$fx/img" ] || zstd -q -d -f "$d/image.img.zst" -o "$cache/$fx/img"
+        elif [ -f "$d/image0.img.zst" ]; then
+            [ -s "$cache/$fx/dev0" ] || zstd -q -d -f "$d/image0.img.zst" -o "$cache/$fx/dev0"
+        fi
+    done
+    python3 scripts/fuzz-seeds.py "$fixtures" "$cache" "$seeds"
+else
+    echo "fuzz: $fixtures not present: starting from empty corpora"
+fi
+export RUSTC_BOOTSTRAP=1   # cargo fuzz passes -Z flags; the stable toolchain allows them so
+cargo fuzz build -O -a --sanitizer none >/dev/null 2>&1 || cargo fuzz build -O -a --sanitizer none
+per=$(( secs / 3 )); [ $per -ge 1 ] || per=1
+rc=0
+for t in sb jset node; do
+    mkdir -p build/fuzz/corpus/$t "$seeds/$t"
+    if cargo fuzz run -O -a --sanitizer none "$t" build/fuzz/corpus/$t "$seeds/$t" -- \
+        -max_total_time=$per -rss_limit_mb=2048 -print_final_stats=1 > build/fuzz/$t.log 2>&1; then
+        echo "fuzz $t: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' build/fuzz/$t.log | awk '{print $2}') runs in ${per}s)"
+    else
+        echo "fuzz $t: FAILED (build/fuzz/$t.log)"; tail -n 30 build/fuzz/$t.log; rc=1
+    fi
+done
+exit $rc
