@@ -4,6 +4,8 @@
 #   make              build bcachefs.ko against the cached test kernel
 #   make check        every test: rustfmt, clippy, cargo tests, parity, module build
 #                     (+ CLIPPY=1), KUnit and VM tests (the README's test command)
+#   make demo         the main job: set up, build, boot a VM that loads the module and
+#                     mounts a bcachefs image (the basic fixture)
 #   make run [DISKS="a.img b.img"] [SCRIPT=guest.sh]   boot the test kernel with the module
 #   make clean
 
@@ -11,8 +13,7 @@ SHELL := /bin/bash
 TOP := $(CURDIR)
 LLVM ?= -19
 
-.PHONY: all module setup kernel check check-userspace check-module check-kunit check-vm \
-	check-parity fuzz run clean
+.PHONY: all module setup kernel check demo run clean
 
 all: module
 
@@ -31,8 +32,16 @@ module: kernel
 check:
 	@scripts/check.sh
 
+# Without DISKS: the basic fixture image when ../shared/fixtures is present.
+SAMPLE_CMD = $$(scripts/sample-image.sh 2>/dev/null)
+
 run: module
-	@scripts/vm/run.sh $(if $(SCRIPT),--script $(SCRIPT)) $(foreach d,$(DISKS),--disk $(d))
+	@disks="$(DISKS)"; [ -n "$$disks" ] || disks=$(SAMPLE_CMD); \
+	scripts/vm/run.sh $(if $(SCRIPT),--script $(SCRIPT)) $$(for d in $$disks; do echo --disk $$d; done)
+
+demo: module
+	@img=$(SAMPLE_CMD); [ -n "$$img" ] || { echo "demo: no sample image (../shared/fixtures absent)"; exit 1; }; \
+	scripts/vm/run.sh --script scripts/vm/demo.sh --disk $$img
 
 clean:
 	@kdir=$$(ls -d $${BCACHEFS_RS_CACHE:-$$HOME/.cache/bcachefs-rs}/kernel/*/src 2>/dev/null | head -n1); \

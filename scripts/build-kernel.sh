@@ -2,16 +2,21 @@
 # Build (or reuse) the debug test kernel. Prints the build directory on stdout's last line.
 # Cache: $BCACHEFS_RS_CACHE (default ~/.cache/bcachefs-rs)/kernel/<version>-<config hash>,
 # outside the checkout, so a second run (or a second checkout) skips the build.
-#   scripts/build-kernel.sh [linux-source tarball]
+#   scripts/build-kernel.sh [--prepare-only] [linux-source tarball]
+# --prepare-only configures the same way but builds only what an out-of-tree module
+# build needs (prepare + the rust/ crates): for compile checks against another series.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}
+prep=0
+if [ "${1:-}" = --prepare-only ]; then prep=1; shift; fi
 tarball=${1:-$(ls /usr/src/linux-source-7.*.tar.xz 2>/dev/null | sort -V | tail -n1)}
 [ -f "$tarball" ] || { echo "build-kernel: no linux-source tarball (run scripts/setup.sh)" >&2; exit 1; }
 ver=$(basename "$tarball" .tar.xz); ver=${ver#linux-source-}
 frag=$here/kconfig/test-kernel.config
 hash=$( (cat "$frag"; echo "$ver"; clang-19 --version | head -n1; rustc --version; stat -c %s "$tarball") | sha256sum | cut -c1-12)
 out=$cache/kernel/$ver-$hash
+[ $prep = 1 ] && out=$out-prep
 mk() { make -s -C "$out/src" LLVM=-19 "$@"; }
 
 if [ -f "$out/.done" ]; then
@@ -37,6 +42,13 @@ for sym in $(grep -oE '^CONFIG_[A-Z0-9_]+=y' "$frag" | cut -d= -f1) \
 done
 if [ -n "$missing" ]; then
     echo "build-kernel: config lacks:$missing" >&2; exit 1
+fi
+if [ $prep = 1 ]; then
+    echo "build-kernel: preparing linux $ver for module builds (prepare + rust/)" >&2
+    mk -j3 prepare modules_prepare >&2
+    mk -j3 rust/ >&2
+    touch "$out/.done"
+    echo "$out"; exit 0
 fi
 echo "build-kernel: building bzImage (several minutes on 2 cores)" >&2
 mk -j3 bzImage modules >&2   # modules: writes Module.symvers for out-of-tree builds

@@ -51,6 +51,24 @@ st_module() {
     make -s -C "$kdir" LLVM=-19 M="$top" CLIPPY=1 modules > "$log" 2>&1 || { cat "$log"; return 1; }
     if grep -E "^(warning|error)" "$log"; then cat "$log"; return 1; fi
     modinfo bcachefs.ko | grep -E "^(license|description|parm):" || return 1
+    # Compile check against every other 7.x series Debian ships, in a copy of the
+    # sources (so bcachefs.ko for the test kernel stays as it is).
+    local newest tb ver dir cdir
+    newest=$(ls /usr/src/linux-source-7.*.tar.xz | sort -V | tail -n1)
+    for tb in $(ls /usr/src/linux-source-7.*.tar.xz | sort -V); do
+        [ "$tb" = "$newest" ] && continue
+        ver=$(basename "$tb" .tar.xz); ver=${ver#linux-source-}
+        dir=$(scripts/build-kernel.sh --prepare-only "$tb" 2>"build/kernel-$ver.log" | tail -n1) ||
+            { cat "build/kernel-$ver.log"; return 1; }
+        cdir=$top/build/compat-$ver
+        rm -rf "$cdir"; mkdir -p "$cdir"
+        rsync -a --exclude='*.o' --exclude='.*.cmd' --exclude='*.mod' --exclude='*.mod.c' \
+            --exclude='*.ko' --exclude=shim_generated.rs Kbuild rust "$cdir/"
+        make -s -C "$dir/src" LLVM=-19 M="$cdir" KBUILD_MODPOST_WARN=1 modules \
+            > "build/module-$ver.log" 2>&1 || { cat "build/module-$ver.log"; return 1; }
+        if grep -E "^(warning|error)" "build/module-$ver.log"; then cat "build/module-$ver.log"; return 1; fi
+        echo "module builds against linux $ver"
+    done
 }
 st_vm() {
     local rc=0 t name

@@ -70,11 +70,11 @@ impl kernel::Module for BcachefsModule {
         // file_system_type that lives as long as the module.
         let ret = unsafe { shim::bch_rs_register_fs() };
         if ret != 0 {
-            pr_err!("bcachefs-rs: cannot register filesystem type {:?}: {}\n", name, ret);
+            pr_err!("cannot register filesystem type {:?}: {}\n", name, ret);
             return Err(Error::from_errno(ret));
         }
         let debugfs = kernel::debugfs::Dir::new(name);
-        pr_info!("bcachefs-rs: registered filesystem type {:?}\n", name);
+        pr_info!("registered filesystem type {:?}\n", name);
         Ok(BcachefsModule { _debugfs: debugfs })
     }
 }
@@ -83,6 +83,6 @@ impl Drop for BcachefsModule {
     fn drop(&mut self) {
         // SAFETY: registered in `init`, which succeeded since `self` exists.
         unsafe { shim::bch_rs_unregister_fs() };
-        pr_info!("bcachefs-rs: unregistered filesystem type {:?}\n", fs_name());
+        pr_info!("unregistered filesystem type {:?}\n", fs_name());
     }
 }

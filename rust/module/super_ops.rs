@@ -10,6 +10,8 @@ use crate::shim;
 /// cleanly with a log line naming the reason.
 #[no_mangle]
 pub(crate) extern "C" fn bch_rs_get_tree(_fc: *mut shim::fs_context) -> c_int {
-    pr_err!("bcachefs-rs: mounting is not supported yet by this module\n");
-    EOPNOTSUPP.to_errno()
+    pr_err!("mounting is not supported yet by this module\n");
+    // The kernel crate names EOPNOTSUPP only from 7.3 on; the bindings have it on
+    // every series.
+    -(kernel::bindings::EOPNOTSUPP as c_int)
 }
