@@ -75,7 +75,7 @@ st_vm() {
     for t in tests/vm/*.sh; do
         name=$(basename "$t" .sh)
         local t0=$(date +%s)
-        if tests/vm/run-one.sh "$t" > "build/vm-$name.out" 2>&1; then
+        if scripts/vm/run-one.sh "$t" > "build/vm-$name.out" 2>&1; then
             echo "vm test $name: ok ($(( $(date +%s) - t0 ))s)"
         else
             echo "vm test $name: FAILED ($(( $(date +%s) - t0 ))s)"; cat "build/vm-$name.out"; rc=1

@@ -299,15 +299,18 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    /// Runs a printer on a fresh printbuf.
+    /// Runs a printer on a fresh printbuf, inside the 2-space value indent that
+    /// `bkey_val_to_text` puts around every value (its leading spaces dropped).
     fn show(f: impl FnOnce(&mut Pb<'_, '_>, &TextCtx<'_>)) -> String {
         let mut buf = [0u8; 8192];
         let mut out = FixedBuf::new(&mut buf);
         {
             let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut out);
+            pb.indent_add(2);
             f(&mut pb, &TextCtx { devs: &NoDevs });
+            pb.indent_sub(2);
         }
-        String::from_utf8(out.as_bytes().to_vec()).unwrap()
+        String::from_utf8(out.as_bytes()[2..].to_vec()).unwrap()
     }
 
     fn key(typ: KeyType, p: Bpos) -> Bkey {
