@@ -9,6 +9,7 @@ use bcachefs_core::bkey::Bkey;
 use bcachefs_core::btree::ptr::{BtreePtr, ExtentPtr};
 use bcachefs_core::btree::read::{read_bsets, BsetRef, NodeCtx, NodeError, NodeHeader};
 use bcachefs_core::ids;
+use bcachefs_core::journal::keys as jkeys;
 use bcachefs_core::journal::read as jread;
 use bcachefs_core::sb::{self, format as sbf, Sb};
 use bcachefs_core::text::DevNames;
@@ -23,14 +24,7 @@ pub struct Dev {
     pub sb: Vec<u8>,
 }
 
-/// A key still in the journal (newest version of its position).
-#[derive(Clone)]
-pub struct JournalKey {
-    pub btree: u32,
-    pub level: u8,
-    pub k: Bkey,
-    pub v: Vec<u8>,
-}
+pub use bcachefs_core::journal::keys::JournalKey;
 
 /// A node read from disk: its bytes, header and bsets, and the problems met
 /// (replicas that failed, bsets accepted despite a bad checksum); empty when clean.
@@ -56,6 +50,9 @@ pub struct Fs {
     /// Superblock bytes of the device with the highest seq.
     pub sb: Vec<u8>,
     pub roots: Vec<Option<Root>>,
+    /// The jsets that replay (their bytes); journal keys point into them.
+    pub jsets: Vec<Vec<u8>>,
+    /// Keys not yet in the btrees: sorted, newest per position (core's rules).
     pub journal_keys: Vec<JournalKey>,
     pub blacklist: Vec<(u64, u64)>,
     pub clean: bool,
@@ -155,6 +152,7 @@ impl Fs {
             devs,
             sb: sbb,
             roots: vec![None; ids::BTREE_ID_NR],
+            jsets: Vec::new(),
             journal_keys: Vec::new(),
             blacklist: Vec::new(),
             clean: false,
@@ -268,6 +266,7 @@ impl Fs {
         self.clean = false;
         self.journal_seq = r.end;
         let mut keys: Vec<JournalKey> = Vec::new();
+        let mut order = 0u32;
         for (seq, (raw, _, _)) in jsets.range(r.start..=r.end) {
             if is_bl(*seq) {
                 continue;
@@ -277,47 +276,14 @@ impl Fs {
             if *seq == r.end {
                 self.set_roots(j.entries);
             }
-            for e in j.iter() {
-                if e.typ != jread::entry::BTREE_KEYS && e.typ != jread::entry::WRITE_BUFFER_KEYS {
-                    continue;
-                }
-                let mut d = e.data;
-                while d.len() >= bcachefs_core::bkey::BKEY_BYTES {
-                    let k = match Bkey::read_unpacked(d) {
-                        Some(k) => k,
-                        None => break,
-                    };
-                    let n = k.u64s as usize * 8;
-                    if n < bcachefs_core::bkey::BKEY_BYTES || n > d.len() {
-                        break;
-                    }
-                    keys.push(JournalKey {
-                        btree: e.btree_id as u32,
-                        level: e.level,
-                        k,
-                        v: d[bcachefs_core::bkey::BKEY_BYTES..n].to_vec(),
-                    });
-                    d = &d[n..];
-                }
-            }
+            let idx = self.jsets.len() as u32;
+            jkeys::jset_keys(&j, idx, 0, &mut order, &mut |k| keys.push(k));
+            self.jsets.push(raw.clone());
         }
-        // Newest wins per (btree, level, pos): stable sort keeps journal order.
-        keys.sort_by_key(|a| (a.btree, a.level, a.k.p));
-        let mut out: Vec<JournalKey> = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(last) = out.last_mut() {
-                if last.btree == k.btree && last.level == k.level && last.k.p == k.k.p {
-                    if k.k.typ == ids::KeyType::Accounting as u8 {
-                        // Deltas: keep every one; the overlay sums the newer ones.
-                        out.push(k);
-                    } else {
-                        *last = k;
-                    }
-                    continue;
-                }
-            }
-            out.push(k);
-        }
+        jkeys::sort(&mut keys);
+        let n = jkeys::dedup_newest(&mut keys);
+        keys.truncate(n);
+        let out = keys;
         self.journal_keys = out;
         Ok(())
     }

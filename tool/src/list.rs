@@ -12,8 +12,9 @@ use bcachefs_core::ids::{self, KeyType};
 use bcachefs_core::printbuf::{Printbuf, TextOut};
 use bcachefs_core::text::{bkey_val_to_text, Pb, TextCtx};
 
-use crate::fs::{Fs, JournalKey};
+use crate::fs::Fs;
 use crate::hash::Hashes;
+use bcachefs_core::journal::keys::{self as jkeys, Overlaid};
 
 /// Growable text buffer for the core's printbuf.
 #[derive(Default)]
@@ -147,17 +148,25 @@ impl<'a> Walk<'a> {
         }
         let mut cursors = vec![Cursor::default(); bsets.len()];
         let m = Merge::new(&buf, h.format, h.min_key, h.max_key, &bsets, &mut cursors);
-        let mut out: Vec<OwnedKey> = m
-            .map(|mk| OwnedKey {
-                k: mk.k,
-                v: mk.v.to_vec(),
+        let jk = jkeys::keys_in(&self.fs.journal_keys, btree, level, h.min_key, h.max_key);
+        let mut acct = [0u8; 8 * 256];
+        jkeys::Overlay::new(m.map(|mk| (mk.k, mk.v)), jk)
+            .filter_map(|o| match o {
+                Overlaid::Node(k, v) => Some(OwnedKey { k, v: v.to_vec() }),
+                Overlaid::Journal(j) => Some(OwnedKey {
+                    k: j.k,
+                    v: j.val(&self.fs.jsets).to_vec(),
+                }),
+                Overlaid::Accounting(node, deltas) => {
+                    jkeys::accounting_sum(node, deltas, &self.fs.jsets, &mut acct).map(|(k, n)| {
+                        OwnedKey {
+                            k,
+                            v: acct[..n].to_vec(),
+                        }
+                    })
+                }
             })
-            .collect();
-        let jk = journal_keys_for(&self.fs.journal_keys, btree, level, h.min_key, h.max_key);
-        if !jk.is_empty() {
-            out = overlay(out, jk);
-        }
-        out
+            .collect()
     }
 
     /// All leaf keys of a btree in order, with the journal overlaid.
@@ -175,96 +184,6 @@ impl<'a> Walk<'a> {
         };
         self.nodes(btree, root.level, &root.k, &root.v, 0, &mut cb);
     }
-}
-
-fn journal_keys_for(
-    all: &[JournalKey],
-    btree: u32,
-    level: u8,
-    min: Bpos,
-    max: Bpos,
-) -> &[JournalKey] {
-    let lo = all.partition_point(|j| (j.btree, j.level, j.k.p) < (btree, level, min));
-    let hi = all.partition_point(|j| (j.btree, j.level, j.k.p) <= (btree, level, max));
-    &all[lo..hi.max(lo)]
-}
-
-fn add_counters(dst: &mut [u8], src: &[u8]) {
-    for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
-        let a = u64::from_le_bytes(d.try_into().unwrap());
-        let b = u64::from_le_bytes(s.try_into().unwrap());
-        d.copy_from_slice(&a.wrapping_add(b).to_le_bytes());
-    }
-}
-
-fn ver(k: &Bkey) -> (u32, u64) {
-    (k.version_hi, k.version_lo)
-}
-
-/// Overlays journal keys (sorted, newest per position; accounting deltas kept
-/// apart) on a node's sorted keys.
-fn overlay(node: Vec<OwnedKey>, jk: &[JournalKey]) -> Vec<OwnedKey> {
-    let mut out = Vec::with_capacity(node.len() + jk.len());
-    let mut ni = node.into_iter().peekable();
-    let mut j = 0;
-    while ni.peek().is_some() || j < jk.len() {
-        let np = ni.peek().map(|k| k.k.p);
-        let jp = jk.get(j).map(|k| k.k.p);
-        match (np, jp) {
-            (Some(a), Some(b)) if a < b => out.push(ni.next().unwrap()),
-            (Some(_), None) => out.push(ni.next().unwrap()),
-            (np, Some(b)) => {
-                let node_key = if np == Some(b) { ni.next() } else { None };
-                // every journal key at this position
-                let mut e = j;
-                while e < jk.len() && jk[e].k.p == b {
-                    e += 1;
-                }
-                let group = &jk[j..e];
-                j = e;
-                if group[0].k.typ == KeyType::Accounting as u8 {
-                    // Journal accounting keys are deltas; upstream's overlay shows the
-                    // sum of those newer than the btree key in place of the btree key.
-                    let base_ver = node_key.as_ref().map(|n| ver(&n.k)).unwrap_or((0, 0));
-                    let mut sum: Option<OwnedKey> = None;
-                    for d in group
-                        .iter()
-                        .filter(|d| node_key.is_none() || ver(&d.k) > base_ver)
-                    {
-                        match sum.as_mut() {
-                            None => {
-                                sum = Some(OwnedKey {
-                                    k: d.k,
-                                    v: d.v.clone(),
-                                })
-                            }
-                            Some(s) => {
-                                if s.v.len() < d.v.len() {
-                                    s.v.resize(d.v.len(), 0);
-                                }
-                                add_counters(&mut s.v, &d.v);
-                                if ver(&d.k) > ver(&s.k) {
-                                    s.k.version_hi = d.k.version_hi;
-                                    s.k.version_lo = d.k.version_lo;
-                                }
-                            }
-                        }
-                    }
-                    if let Some(s) = sum.or(node_key) {
-                        out.push(s);
-                    }
-                } else {
-                    let last = &group[group.len() - 1];
-                    out.push(OwnedKey {
-                        k: last.k,
-                        v: last.v.clone(),
-                    });
-                }
-            }
-            (None, None) => break,
-        }
-    }
-    out
 }
 
 fn is_whiteout(t: u8) -> bool {
