@@ -2,7 +2,7 @@
 # Parity of `bcachefs-rs list` with the reference tool's output in ../shared/fixtures.
 #   tests/parity.sh [fixture...]   (default: every fixture)
 # For each fixture and btree: list -m keys vs list/, nodes-ondisk vs ondisk/, nodes -l N
-# vs nodes/. Prints the share of matching lines per fixture; exits non-zero when any
+# vs nodes/, list-journal vs journal.txt. Prints the share of matching lines per fixture; exits non-zero when any
 # undamaged fixture is not at 100%. On a damaged fixture (damaged-*) every line the
 # reference lists must be listed too (we may list more: the reference stops at a node
 # it cannot read, we go on past it), and listing the damaged btree must exit non-zero
@@ -56,6 +56,16 @@ for fx in "${list[@]}"; do
         case $b in *.level*) lvl=${b##*.level}; b=${b%.level*};; esac
         cmpone "nodes.$b.l$lvl" "$f" -m nodes -l "$lvl" -b "$b"
     done
+    if [ -f "$d/journal.txt" ]; then
+        # list_journal -a; the reference's first lines are its recovery chatter, up to
+        # the blank line before the first entry
+        awk 'f { print } /^journal read done/ { f = 1 }' "$d/journal.txt" > "$out/$fx.journal.exp"
+        "$bin" list-journal "${devs[@]}" > "$out/$fx.journal" 2> "$out/$fx.journal.err"
+        t=$(wc -l < "$out/$fx.journal.exp")
+        s=$(diff --unchanged-line-format=. --old-line-format= --new-line-format= "$out/$fx.journal.exp" "$out/$fx.journal" | wc -c)
+        total=$((total + t)); same=$((same + s))
+        cmp -s "$out/$fx.journal.exp" "$out/$fx.journal" || bad="$bad journal"
+    fi
     pct=$(awk -v s=$same -v t=$total 'BEGIN { printf "%.2f", t ? 100*s/t : 100 }')
     echo "parity $fx: $same/$total lines ($pct%)${bad:+ differ:$bad}"
     case $fx in

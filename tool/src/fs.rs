@@ -37,6 +37,20 @@ pub struct NodeRead {
     pub salvaged: bool,
 }
 
+/// Where a journal entry was found.
+#[derive(Clone, Copy, Debug)]
+pub struct FoundJset {
+    pub seq: u64,
+    pub dev: u32,
+    /// Index of the bucket in the device's journal bucket list.
+    pub bucket: u64,
+    /// Sector offset in the bucket.
+    pub offset: u32,
+    /// Absolute sector on the device.
+    pub sector: u64,
+    pub sectors: u32,
+}
+
 /// A btree root.
 #[derive(Clone)]
 pub struct Root {
@@ -54,6 +68,10 @@ pub struct Fs {
     pub jsets: Vec<Vec<u8>>,
     /// Keys not yet in the btrees: sorted, newest per position (core's rules).
     pub journal_keys: Vec<JournalKey>,
+    /// Every valid jset found on any device (for list-journal): seq -> bytes.
+    pub all_jsets: std::collections::BTreeMap<u64, Vec<u8>>,
+    /// Where each jset copy was found.
+    pub found_jsets: Vec<FoundJset>,
     pub blacklist: Vec<(u64, u64)>,
     pub clean: bool,
     pub journal_seq: u64,
@@ -154,6 +172,8 @@ impl Fs {
             roots: vec![None; ids::BTREE_ID_NR],
             jsets: Vec::new(),
             journal_keys: Vec::new(),
+            all_jsets: Default::default(),
+            found_jsets: Vec::new(),
             blacklist: Vec::new(),
             clean: false,
             journal_seq: 0,
@@ -207,27 +227,46 @@ impl Fs {
         let block = s.block_sectors();
         // seq -> jset bytes (first copy found)
         let mut jsets: std::collections::BTreeMap<u64, (Vec<u8>, u64, bool)> = Default::default();
-        for dev in self.devs.iter().flatten() {
+        let mut found: Vec<FoundJset> = Vec::new();
+        for (dev_idx, dev) in self.devs.iter().enumerate() {
+            let Some(dev) = dev else { continue };
             let ds = Sb { b: &dev.sb };
             let m = match ds.member(ds.dev_idx() as usize) {
                 Some(m) => m,
                 None => continue,
             };
             let bsize = m.bucket_size() as u64;
+            let mut jidx = 0u64;
             for (start, nr) in ds.journal_buckets() {
                 for bucket in start..start.saturating_add(nr) {
+                    let this_idx = jidx;
+                    jidx += 1;
                     let buf = read_at(&dev.file, bucket * bsize * 512, (bsize * 512) as usize)?;
-                    jread::walk_bucket(&buf, magic, block, &Hashes, &mut |_, j| {
+                    jread::walk_bucket(&buf, magic, block, &Hashes, &mut |off, j| {
                         let len = jread::JSET_BYTES + j.entries.len();
                         let start =
                             j.entries.as_ptr() as usize - buf.as_ptr() as usize - jread::JSET_BYTES;
                         jsets.entry(j.seq).or_insert_with(|| {
                             (buf[start..start + len].to_vec(), j.last_seq, j.no_flush())
                         });
+                        found.push(FoundJset {
+                            seq: j.seq,
+                            dev: dev_idx as u32,
+                            bucket: this_idx,
+                            offset: off,
+                            sector: bucket * bsize + off as u64,
+                            sectors: j.sectors,
+                        });
                     });
                 }
             }
         }
+        found.sort_by_key(|f| (f.seq, f.dev));
+        self.found_jsets = found;
+        self.all_jsets = jsets
+            .iter()
+            .map(|(s, (raw, _, _))| (*s, raw.clone()))
+            .collect();
         // Blacklist entries inside the journal.
         for (raw, _, _) in jsets.values() {
             let j =

@@ -128,11 +128,29 @@ fn cmd_show_super(args: &[String]) -> Result<u32, String> {
     Ok(0)
 }
 
+fn cmd_list_journal(args: &[String]) -> Result<u32, String> {
+    let devs: Vec<String> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .cloned()
+        .collect();
+    if devs.is_empty() {
+        return Err("no devices given".into());
+    }
+    let f = fs::Fs::open(&devs)?;
+    let stdout = std::io::stdout();
+    let mut lock = std::io::BufWriter::new(stdout.lock());
+    list::list_journal(&f, &mut lock)?;
+    lock.flush().map_err(|e| e.to_string())?;
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(|s| s.as_str()) {
         Some("list") => cmd_list(&args[1..]),
         Some("show-super") => cmd_show_super(&args[1..]),
+        Some("list-journal") | Some("list_journal") => cmd_list_journal(&args[1..]),
         Some("-h") | Some("--help") | None => {
             println!("{}", USAGE);
             return ExitCode::SUCCESS;

@@ -3,3 +3,4 @@
 
 pub mod keys;
 pub mod read;
+pub mod text;
