@@ -390,7 +390,6 @@ pub fn list_journal(fs: &Fs, w: &mut dyn Write) -> Result<(), String> {
             );
         }
         pb.str("\n");
-        drop(pb);
         // Each entry on a fresh printbuf whose indentation is left as it ends.
         for e in j.iter() {
             let at = buf.0.len();
