@@ -196,7 +196,9 @@ pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
     for &btree in &o.btrees {
         match o.mode {
             Mode::Keys => {
+                // Text goes out in chunks: memory stays bounded on large btrees.
                 let mut buf = VecOut::default();
+                let mut werr: Option<std::io::Error> = None;
                 walk.leaf_keys(btree, &mut |key| {
                     if is_whiteout(key.k.typ) || key.k.p < o.start || key.k.p > o.end {
                         return;
@@ -204,7 +206,14 @@ pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
                     let mut pb: Pb = Printbuf::new(&mut buf as &mut dyn TextOut);
                     bkey_val_to_text(&mut pb, &ctx, &key.k, &key.v);
                     buf.0.push(b'\n');
+                    if buf.0.len() >= 1 << 20 && werr.is_none() {
+                        werr = w.write_all(&buf.0).err();
+                        buf.0.clear();
+                    }
                 });
+                if let Some(e) = werr {
+                    return Err(e.to_string());
+                }
                 w.write_all(&buf.0).map_err(|e| e.to_string())?;
             }
             Mode::Nodes | Mode::NodesOndisk | Mode::Formats => {
