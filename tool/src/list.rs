@@ -96,6 +96,26 @@ impl<'a> Walk<'a> {
         eprintln!("{}", msg);
     }
 
+    fn key_errors(
+        &mut self,
+        btree: u32,
+        level: u8,
+        k: &Bkey,
+        st: &bcachefs_core::btree::sort::MergeStats,
+    ) {
+        self.errors += 1;
+        eprintln!(
+            "bad keys in btree node: btree {} level {} node {}: {} invalid (first: {:?}), {} undecodable (first: {:?}); dropped",
+            ids::btree_name(btree).unwrap_or("?"),
+            level,
+            k.p,
+            st.invalid,
+            st.first_invalid,
+            st.bad,
+            st.first_bad
+        );
+    }
+
     /// Visits nodes in post order from the node `(k, v)` at `level`: nodes at
     /// `min_level` in key order, each parent right after its last child.
     /// `f(level, key, value, node bytes)` is called per node at or above
@@ -147,10 +167,15 @@ impl<'a> Walk<'a> {
             self.node_error(btree, level, k, &errs, salvaged);
         }
         let mut cursors = vec![Cursor::default(); bsets.len()];
-        let m = Merge::new(&buf, h.format, h.min_key, h.max_key, &bsets, &mut cursors);
+        let mut m = Merge::new(&buf, h.format, h.min_key, h.max_key, &bsets, &mut cursors)
+            .validating(btree, level);
+        let merged: Vec<(Bkey, &[u8])> = m.by_ref().map(|mk| (mk.k, mk.v)).collect();
+        if m.stats.invalid > 0 || m.stats.bad > 0 {
+            self.key_errors(btree, level, k, &m.stats);
+        }
         let jk = jkeys::keys_in(&self.fs.journal_keys, btree, level, h.min_key, h.max_key);
         let mut acct = [0u8; 8 * 256];
-        jkeys::Overlay::new(m.map(|mk| (mk.k, mk.v)), jk)
+        jkeys::Overlay::new(merged.into_iter(), jk)
             .filter_map(|o| match o {
                 Overlaid::Node(k, v) => Some(OwnedKey { k, v: v.to_vec() }),
                 Overlaid::Journal(j) => Some(OwnedKey {

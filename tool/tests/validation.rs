@@ -255,3 +255,73 @@ fn torn_later_bset_is_dropped_with_a_warning() {
         warned
     );
 }
+
+#[test]
+fn key_of_the_wrong_type_is_reported_and_dropped() {
+    use bcachefs_core::btree::validate::{check_bset, KeyInvalid};
+    let Some(n) = real_node() else { return };
+    let bl = |_| false;
+    let ctx = NodeCtx {
+        magic: n.magic,
+        block_sectors: 1,
+        node_sectors: n.node_sectors,
+        written: n.written,
+        btree_id: None,
+        level: None,
+        min_key: None,
+        max_key: None,
+        seq: None,
+        csum: &Hashes,
+        blacklisted: &bl,
+        accept_bad_csum: true, // the edited bset's checksum is left stale
+    };
+    let mut bsets = vec![BsetRef::default(); 256];
+    let (_, nb) = read_bsets(&n.buf, &ctx, &mut bsets, &mut |_| {}).unwrap();
+    // the first key of the newest non-empty bset: nothing overrides it
+    let last = *bsets[..nb].iter().rev().find(|b| b.len > 0).unwrap();
+    let mut b = n.buf.clone();
+    b[last.start as usize + 2] = ids::KeyType::Dirent as u8;
+    let (h, nb) = read_bsets(&b, &ctx, &mut bsets, &mut |_| {}).unwrap();
+    let last = *bsets[..nb].iter().rev().find(|b| b.len > 0).unwrap();
+    let mut found = vec![];
+    check_bset(
+        &b,
+        &last,
+        h.format,
+        ids::btree::INODES,
+        0,
+        h.min_key,
+        h.max_key,
+        &mut |at, e| found.push((at, e)),
+    );
+    assert_eq!(
+        found,
+        vec![(0, KeyInvalid::WrongTypeForBtree(ids::KeyType::Dirent as u8))]
+    );
+    // a range that excludes everything: every key is outside the node
+    let mut outside = 0;
+    check_bset(
+        &b,
+        &last,
+        h.format,
+        ids::btree::INODES,
+        0,
+        Bpos::MAX,
+        Bpos::MAX,
+        &mut |_, e| outside += u32::from(e == KeyInvalid::OutsideNode),
+    );
+    assert!(outside >= 1);
+    let mut cur = vec![Cursor::default(); nb];
+    let mut m = Merge::new(&b, h.format, h.min_key, h.max_key, &bsets[..nb], &mut cur)
+        .validating(ids::btree::INODES, 0);
+    let _ = m.by_ref().count();
+    assert_eq!(
+        m.stats.invalid, 1,
+        "{:?} last={:?} nb={}",
+        m.stats, last, nb
+    );
+    assert_eq!(
+        m.stats.first_invalid,
+        Some(KeyInvalid::WrongTypeForBtree(ids::KeyType::Dirent as u8))
+    );
+}

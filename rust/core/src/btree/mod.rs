@@ -6,3 +6,4 @@ pub mod format;
 pub mod ptr;
 pub mod read;
 pub mod sort;
+pub mod validate;

@@ -39,6 +39,10 @@ pub struct MergeStats {
     pub outside: u32,
     /// Keys that could not be decoded (the rest of their bset is lost).
     pub bad: u32,
+    /// Keys dropped by validation ([`Merge::validating`]).
+    pub invalid: u32,
+    /// First validation failure.
+    pub first_invalid: Option<super::validate::KeyInvalid>,
     /// First bad key's error.
     pub first_bad: Option<KeyError>,
 }
@@ -50,6 +54,7 @@ pub struct Merge<'a, 'c> {
     min: Bpos,
     max: Bpos,
     cursors: &'c mut [Cursor],
+    validate: Option<(u32, u8)>,
     /// What was left out so far.
     pub stats: MergeStats,
 }
@@ -72,6 +77,7 @@ impl<'a, 'c> Merge<'a, 'c> {
             min,
             max,
             cursors,
+            validate: None,
             stats: MergeStats::default(),
         };
         let n = bsets.len().min(m.cursors.len());
@@ -92,6 +98,13 @@ impl<'a, 'c> Merge<'a, 'c> {
             *c = Cursor::default();
         }
         m
+    }
+
+    /// Drops (and counts) keys that fail [`super::validate::validate_key`] for
+    /// `btree` at `level`, as upstream's read path does.
+    pub fn validating(mut self, btree: u32, level: u8) -> Self {
+        self.validate = Some((btree, level));
+        self
     }
 
     /// Decodes cursor `i`'s next key into `cur`.
@@ -163,6 +176,13 @@ impl<'a> Iterator for Merge<'a, '_> {
                 .buf
                 .get(voff as usize..(voff + vlen) as usize)
                 .unwrap_or(&[]);
+            if let Some((btree, level)) = self.validate {
+                if let Err(e) = super::validate::validate_key(btree, level, &k, v) {
+                    self.stats.invalid += 1;
+                    self.stats.first_invalid.get_or_insert(e);
+                    continue;
+                }
+            }
             return Some(MergedKey { k, v });
         }
     }
