@@ -16,27 +16,6 @@ use crate::fs::Fs;
 use crate::hash::Hashes;
 use bcachefs_core::journal::keys::{self as jkeys, Overlaid};
 
-/// Growable text buffer for the core's printbuf.
-#[derive(Default)]
-pub struct VecOut(pub Vec<u8>);
-
-impl TextOut for VecOut {
-    fn push(&mut self, s: &[u8]) {
-        self.0.extend_from_slice(s)
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn truncate(&mut self, len: usize) {
-        self.0.truncate(len)
-    }
-    fn insert_spaces(&mut self, at: usize, n: usize) {
-        if at <= self.0.len() {
-            self.0.splice(at..at, std::iter::repeat_n(b' ', n));
-        }
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Keys,
@@ -222,7 +201,7 @@ pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
         match o.mode {
             Mode::Keys => {
                 // Text goes out in chunks: memory stays bounded on large btrees.
-                let mut buf = VecOut::default();
+                let mut buf = Vec::<u8>::new();
                 let mut werr: Option<std::io::Error> = None;
                 walk.leaf_keys(btree, &mut |key| {
                     if is_whiteout(key.k.typ) || key.k.p < o.start || key.k.p > o.end {
@@ -230,16 +209,16 @@ pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
                     }
                     let mut pb: Pb = Printbuf::new(&mut buf as &mut dyn TextOut);
                     bkey_val_to_text(&mut pb, &ctx, &key.k, &key.v);
-                    buf.0.push(b'\n');
-                    if buf.0.len() >= 1 << 20 && werr.is_none() {
-                        werr = w.write_all(&buf.0).err();
-                        buf.0.clear();
+                    buf.push(b'\n');
+                    if buf.len() >= 1 << 20 && werr.is_none() {
+                        werr = w.write_all(&buf).err();
+                        buf.clear();
                     }
                 });
                 if let Some(e) = werr {
                     return Err(e.to_string());
                 }
-                w.write_all(&buf.0).map_err(|e| e.to_string())?;
+                w.write_all(&buf).map_err(|e| e.to_string())?;
             }
             Mode::Nodes | Mode::NodesOndisk | Mode::Formats => {
                 let root = match fs.roots.get(btree as usize).and_then(|r| r.clone()) {
@@ -249,7 +228,7 @@ pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
                 if root.level < o.level {
                     continue;
                 }
-                let mut buf = VecOut::default();
+                let mut buf = Vec::<u8>::new();
                 let mode = o.mode;
                 let mut cb = |wk: &mut Walk, _level: u8, k: &Bkey, v: &[u8]| {
                     if k.p < o.start {
@@ -259,29 +238,28 @@ pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
                         Mode::Nodes => {
                             let mut pb: Pb = Printbuf::new(&mut buf as &mut dyn TextOut);
                             bkey_val_to_text(&mut pb, &ctx, k, v);
-                            buf.0.push(b'\n');
+                            buf.push(b'\n');
                         }
                         Mode::NodesOndisk => print_ondisk(wk, &ctx, k, v, &mut buf),
                         Mode::Formats | Mode::Keys => {}
                     }
                 };
                 walk.nodes(btree, root.level, &root.k, &root.v, o.level, &mut cb);
-                w.write_all(&buf.0).map_err(|e| e.to_string())?;
+                w.write_all(&buf).map_err(|e| e.to_string())?;
             }
         }
     }
     Ok(walk.errors)
 }
 
-fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut VecOut) {
+fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut Vec<u8>) {
     use std::fmt::Write as _;
     let fs = wk.fs;
     let p = BtreePtr::decode(k.typ, v).and_then(|bp| bp.ptrs().next());
     let p = match p {
         Some(p) => p,
         None => {
-            buf.0
-                .extend_from_slice(b"error getting device to read from: invalid device\n\n");
+            buf.extend_from_slice(b"error getting device to read from: invalid device\n\n");
             return;
         }
     };
@@ -289,8 +267,7 @@ fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut 
         Ok(n) => n,
         Err(e) => {
             let _ = writeln!(String::new(), "{}", e);
-            buf.0
-                .extend_from_slice(format!("error reading node: {}\n\n", e).as_bytes());
+            buf.extend_from_slice(format!("error reading node: {}\n\n", e).as_bytes());
             wk.errors += 1;
             return;
         }
@@ -393,7 +370,7 @@ pub fn list_journal(fs: &Fs, w: &mut dyn Write) -> Result<(), String> {
     let nogens = NoGens(fs);
     let ctx = TextCtx { devs: &nogens };
     let s = fs.sb();
-    let mut buf = VecOut::default();
+    let mut buf = Vec::<u8>::new();
     for (seq, raw) in &fs.all_jsets {
         let j = match bcachefs_core::journal::read::parse_jset(
             raw,
@@ -426,15 +403,15 @@ pub fn list_journal(fs: &Fs, w: &mut dyn Write) -> Result<(), String> {
         pb.str("\n");
         // Each entry on a fresh printbuf whose indentation is left as it ends.
         for e in j.iter() {
-            let at = buf.0.len();
+            let at = buf.len();
             let mut pb: Pb = Printbuf::new(&mut buf as &mut dyn TextOut);
             pb.indent_add(bcachefs_core::journal::text::entry_indent(e.typ));
             if bcachefs_core::journal::text::entry_to_text(&mut pb, &ctx, &e) {
                 pb.raw(b"\n");
             } else {
-                buf.0.truncate(at);
+                buf.truncate(at);
             }
         }
     }
-    w.write_all(&buf.0).map_err(|e| e.to_string())
+    w.write_all(&buf).map_err(|e| e.to_string())
 }

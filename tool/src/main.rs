@@ -121,7 +121,7 @@ fn cmd_show_super(args: &[String]) -> Result<u32, String> {
     let file = std::fs::File::open(dev).map_err(|e| format!("{}: {}", dev, e))?;
     let b = fs::read_sb(&file, dev)?;
     let sb = bcachefs_core::sb::Sb { b: &b };
-    let mut out = list::VecOut::default();
+    let mut out = Vec::<u8>::new();
     {
         let mut pb: bcachefs_core::text::Pb = bcachefs_core::printbuf::Printbuf::new(
             &mut out as &mut dyn bcachefs_core::printbuf::TextOut,
@@ -129,7 +129,7 @@ fn cmd_show_super(args: &[String]) -> Result<u32, String> {
         bcachefs_core::sb::text::sb_to_text(&mut pb, &sb);
     }
     std::io::stdout()
-        .write_all(&out.0)
+        .write_all(&out)
         .map_err(|e| e.to_string())?;
     Ok(0)
 }

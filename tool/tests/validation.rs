@@ -60,6 +60,25 @@ fn real_node() -> Option<Node> {
 }
 
 impl Node {
+    /// A context that checks nothing about the node's identity (btree, level,
+    /// keys, seq): for tests of what lies inside it.
+    fn unchecked_ctx<'a>(&self, bl: &'a dyn Fn(u64) -> bool, accept_bad_csum: bool) -> NodeCtx<'a> {
+        NodeCtx {
+            magic: self.magic,
+            block_sectors: 1,
+            node_sectors: self.node_sectors,
+            written: self.written,
+            btree_id: None,
+            level: None,
+            min_key: None,
+            max_key: None,
+            seq: None,
+            csum: &Hashes,
+            blacklisted: bl,
+            accept_bad_csum,
+        }
+    }
+
     fn read(&self, buf: &[u8]) -> Result<usize, NodeError> {
         self.read_with(buf, |_| {})
     }
@@ -177,20 +196,7 @@ fn key_with_zero_size_stops_its_bset() {
     b[BN_BYTES] = 0; // first key's u64s
     fix_csum(&mut b);
     let bl = |_| false;
-    let ctx = NodeCtx {
-        magic: n.magic,
-        block_sectors: 1,
-        node_sectors: n.node_sectors,
-        written: n.written,
-        btree_id: None,
-        level: None,
-        min_key: None,
-        max_key: None,
-        seq: None,
-        csum: &Hashes,
-        blacklisted: &bl,
-        accept_bad_csum: false,
-    };
+    let ctx = n.unchecked_ctx(&bl, false);
     let mut bsets = vec![BsetRef::default(); 256];
     let (h, nb) = read_bsets(&b, &ctx, &mut bsets, &mut |_| {}).unwrap();
     let mut cur = vec![Cursor::default(); nb];
@@ -225,20 +231,7 @@ fn torn_later_bset_is_dropped_with_a_warning() {
     let mut b = n.buf.clone();
     // corrupt a key of the last bset: its checksum fails
     let bl = |_| false;
-    let ctx = NodeCtx {
-        magic: n.magic,
-        block_sectors: 1,
-        node_sectors: n.node_sectors,
-        written: n.written,
-        btree_id: None,
-        level: None,
-        min_key: None,
-        max_key: None,
-        seq: None,
-        csum: &Hashes,
-        blacklisted: &bl,
-        accept_bad_csum: false,
-    };
+    let ctx = n.unchecked_ctx(&bl, false);
     let mut bsets = vec![BsetRef::default(); 256];
     let (_, nb) = read_bsets(&n.buf, &ctx, &mut bsets, &mut |_| {}).unwrap();
     let last = bsets[nb - 1];
@@ -261,20 +254,7 @@ fn key_of_the_wrong_type_is_reported_and_dropped() {
     use bcachefs_core::btree::validate::{check_bset, KeyInvalid};
     let Some(n) = real_node() else { return };
     let bl = |_| false;
-    let ctx = NodeCtx {
-        magic: n.magic,
-        block_sectors: 1,
-        node_sectors: n.node_sectors,
-        written: n.written,
-        btree_id: None,
-        level: None,
-        min_key: None,
-        max_key: None,
-        seq: None,
-        csum: &Hashes,
-        blacklisted: &bl,
-        accept_bad_csum: true, // the edited bset's checksum is left stale
-    };
+    let ctx = n.unchecked_ctx(&bl, true);
     let mut bsets = vec![BsetRef::default(); 256];
     let (_, nb) = read_bsets(&n.buf, &ctx, &mut bsets, &mut |_| {}).unwrap();
     // the first key of the newest non-empty bset: nothing overrides it

@@ -277,3 +277,26 @@ impl TextOut for FixedBuf<'_> {
         self.len += n2;
     }
 }
+
+#[cfg(any(test, feature = "alloc"))]
+extern crate alloc;
+
+/// A growable sink for callers with a heap (the tool, tests): enabled by the
+/// `alloc` feature, never in the kernel build.
+#[cfg(any(test, feature = "alloc"))]
+impl TextOut for alloc::vec::Vec<u8> {
+    fn push(&mut self, s: &[u8]) {
+        self.extend_from_slice(s)
+    }
+    fn len(&self) -> usize {
+        alloc::vec::Vec::len(self)
+    }
+    fn truncate(&mut self, len: usize) {
+        alloc::vec::Vec::truncate(self, len)
+    }
+    fn insert_spaces(&mut self, at: usize, n: usize) {
+        if at <= alloc::vec::Vec::len(self) {
+            self.splice(at..at, core::iter::repeat_n(b' ', n));
+        }
+    }
+}

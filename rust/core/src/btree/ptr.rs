@@ -3,39 +3,14 @@
 //! (seq, sectors written, min_key, then pointers).
 
 use super::super::bpos::Bpos;
-use super::super::bytes::{bits, le16, le64};
+use super::super::bytes::{le16, le64};
 use super::super::ids::KeyType;
 
 /// Bytes before the pointers in a `btree_ptr_v2` value.
 pub const BTREE_PTR_V2_HDR: usize = 40;
 
-/// One `struct bch_extent_ptr`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct ExtentPtr {
-    /// Device index.
-    pub dev: u8,
-    /// Sector offset on the device.
-    pub offset: u64,
-    /// Bucket generation.
-    pub gen: u8,
-    /// Cached copy.
-    pub cached: bool,
-    /// Unwritten (preallocated) extent.
-    pub unwritten: bool,
-}
-
-impl ExtentPtr {
-    /// Decodes a pointer entry word (bit 0 set).
-    pub fn from_u64(w: u64) -> ExtentPtr {
-        ExtentPtr {
-            cached: bits(w, 1, 2) != 0,
-            unwritten: bits(w, 3, 4) != 0,
-            offset: bits(w, 4, 48),
-            dev: bits(w, 48, 56) as u8,
-            gen: bits(w, 56, 64) as u8,
-        }
-    }
-}
+/// One `struct bch_extent_ptr` (the data side's decoder: one definition for both).
+pub use super::super::data::extents_format::Ptr as ExtentPtr;
 
 /// A decoded btree node pointer.
 #[derive(Clone, Copy, Debug)]

@@ -227,6 +227,61 @@ pub fn check_header(ctx: &NodeCtx<'_>, h: &NodeHeader) -> Result<(), NodeError> 
     h.format.validate().map_err(NodeError::BadFormat)
 }
 
+/// The bset at sector `offset` of a node whose first bset has seq `node_seq`:
+/// `Ok(None)` where the node's bsets end (another node's leftovers, or the end of
+/// the buffer); its checksum is checked when `c` is given (`Err(BadChecksum)` when
+/// it fails).
+fn bset_at(
+    buf: &[u8],
+    offset: u32,
+    node_seq: u64,
+    block_sectors: u32,
+    c: Option<&dyn Checksummer>,
+) -> Result<Option<BsetRef>, NodeError> {
+    let base = (offset as usize) << 9;
+    let (hdr_bytes, bset_at) = if offset == 0 {
+        (BN_BYTES, BN_BSET)
+    } else {
+        (BNE_BYTES, BNE_BSET)
+    };
+    let bs = base + bset_at;
+    let Some(seq) = le64(buf, bs + BSET_SEQ) else {
+        return Ok(None);
+    };
+    if offset != 0 && seq != node_seq {
+        return Ok(None);
+    }
+    let flags = le32(buf, bs + BSET_FLAGS).unwrap_or(0);
+    let u64s = le16(buf, bs + BSET_U64S).unwrap_or(0) as usize;
+    let bytes = hdr_bytes + u64s * 8;
+    if base + bytes > buf.len() {
+        return Err(NodeError::BadBset {
+            offset,
+            what: "bset past end of node",
+        });
+    }
+    let r = BsetRef {
+        offset,
+        sectors: round_up_sectors(bytes, block_sectors),
+        seq,
+        journal_seq: le64(buf, bs + BSET_JOURNAL_SEQ).unwrap_or(0),
+        flags,
+        version: le16(buf, bs + BSET_VERSION).unwrap_or(0),
+        start: (base + hdr_bytes) as u32,
+        len: (u64s * 8) as u32,
+        blacklisted: false,
+    };
+    if let Some(c) = c {
+        let want = Csum::read(buf, base).ok_or(NodeError::Short)?;
+        let got = csum::checksum(c, bset_csum_type(flags), &buf[base + 16..base + bytes])
+            .map_err(NodeError::Csum)?;
+        if got != want {
+            return Err(NodeError::BadChecksum { offset });
+        }
+    }
+    Ok(Some(r))
+}
+
 /// Reads every bset of the node in `buf` into `out`, checking checksums and sizes.
 /// Returns the header and the number of bsets. An error in the first bset fails the
 /// node; a later bad bset ends the node there (its keys are not used) and is reported
@@ -248,67 +303,46 @@ pub fn read_bsets(
     let mut offset = 0u32;
     let mut n = 0usize;
     while offset < limit {
-        let base = (offset as usize) << 9;
-        let (hdr_bytes, bset_at) = if offset == 0 {
-            (BN_BYTES, BN_BSET)
-        } else {
-            (BNE_BYTES, BNE_BSET)
-        };
-        let bs = base + bset_at;
-        let seq = match le64(buf, bs + BSET_SEQ) {
-            Some(s) => s,
-            None => break,
-        };
-        if offset != 0 && seq != h.seq {
-            break;
-        }
-        let flags = le32(buf, bs + BSET_FLAGS).unwrap_or(0);
-        let u64s = le16(buf, bs + BSET_U64S).unwrap_or(0) as usize;
-        let bytes = hdr_bytes + u64s * 8;
-        let sectors = round_up_sectors(bytes, ctx.block_sectors);
-        let bad = |what| NodeError::BadBset { offset, what };
-        let res = (|| {
-            if base + bytes > buf.len() || offset + sectors > ctx.node_sectors {
-                return Err(bad("bset past end of node"));
-            }
-            if bset_big_endian(flags) {
-                return Err(bad("big endian bset"));
-            }
-            let t = bset_csum_type(flags);
-            let want = Csum::read(buf, base).ok_or(NodeError::Short)?;
-            let got = csum::checksum(ctx.csum, t, &buf[base + 16..base + bytes])
-                .map_err(NodeError::Csum)?;
-            if got != want {
-                if ctx.accept_bad_csum {
-                    warn(NodeError::BadChecksum { offset });
-                } else {
-                    return Err(NodeError::BadChecksum { offset });
+        let r = match bset_at(buf, offset, h.seq, ctx.block_sectors, Some(ctx.csum)) {
+            Ok(None) => break,
+            Ok(Some(r)) => Ok(r),
+            // Salvage: use the bset anyway, once the failure is reported.
+            Err(NodeError::BadChecksum { offset }) if ctx.accept_bad_csum => {
+                warn(NodeError::BadChecksum { offset });
+                match bset_at(buf, offset, h.seq, ctx.block_sectors, None) {
+                    Ok(Some(r)) => Ok(r),
+                    _ => break,
                 }
             }
-            Ok(())
-        })();
-        if let Err(e) = res {
-            if n == 0 {
-                return Err(e);
-            }
-            warn(e);
-            break;
-        }
-        let slot = out.get_mut(n).ok_or(NodeError::TooManyBsets)?;
-        let journal_seq = le64(buf, bs + BSET_JOURNAL_SEQ).unwrap_or(0);
-        *slot = BsetRef {
-            offset,
-            sectors,
-            seq,
-            journal_seq,
-            flags,
-            version: le16(buf, bs + BSET_VERSION).unwrap_or(0),
-            start: (base + hdr_bytes) as u32,
-            len: (u64s * 8) as u32,
-            blacklisted: n != 0 && (ctx.blacklisted)(journal_seq),
+            Err(e) => Err(e),
         };
+        let r = r.and_then(|r| {
+            if offset + r.sectors > ctx.node_sectors {
+                Err(NodeError::BadBset {
+                    offset,
+                    what: "bset past end of node",
+                })
+            } else if bset_big_endian(r.flags) {
+                Err(NodeError::BadBset {
+                    offset,
+                    what: "big endian bset",
+                })
+            } else {
+                Ok(r)
+            }
+        });
+        let mut r = match r {
+            Ok(r) => r,
+            Err(e) if n == 0 => return Err(e),
+            Err(e) => {
+                warn(e);
+                break;
+            }
+        };
+        r.blacklisted = n != 0 && (ctx.blacklisted)(r.journal_seq);
+        *out.get_mut(n).ok_or(NodeError::TooManyBsets)? = r;
         n += 1;
-        offset += sectors;
+        offset += r.sectors;
     }
     if ctx.written != 0 && offset < ctx.written {
         warn(NodeError::Incomplete {
@@ -333,45 +367,11 @@ pub fn walk_ondisk(
     let mut offset = 0u32;
     let limit = node_sectors.min((buf.len() >> 9) as u32);
     while offset < limit {
-        let base = (offset as usize) << 9;
-        let (hdr_bytes, bset_at) = if offset == 0 {
-            (BN_BYTES, BN_BSET)
-        } else {
-            (BNE_BYTES, BNE_BSET)
-        };
-        let bs = base + bset_at;
-        let seq = le64(buf, bs).ok_or(NodeError::Short)?;
-        if offset != 0 && seq != h.seq {
+        let Some(r) = bset_at(buf, offset, h.seq, block_sectors, Some(c))? else {
             break;
-        }
-        let flags = le32(buf, bs + BSET_FLAGS).unwrap_or(0);
-        let u64s = le16(buf, bs + BSET_U64S).unwrap_or(0) as usize;
-        let bytes = hdr_bytes + u64s * 8;
-        if base + bytes > buf.len() {
-            return Err(NodeError::BadBset {
-                offset,
-                what: "bset past end of node",
-            });
-        }
-        let want = Csum::read(buf, base).ok_or(NodeError::Short)?;
-        let got = csum::checksum(c, bset_csum_type(flags), &buf[base + 16..base + bytes])
-            .map_err(NodeError::Csum)?;
-        if got != want {
-            return Err(NodeError::BadChecksum { offset });
-        }
-        let sectors = round_up_sectors(bytes, block_sectors);
-        f(&BsetRef {
-            offset,
-            sectors,
-            seq,
-            journal_seq: le64(buf, bs + BSET_JOURNAL_SEQ).unwrap_or(0),
-            flags,
-            version: le16(buf, bs + BSET_VERSION).unwrap_or(0),
-            start: (base + hdr_bytes) as u32,
-            len: (u64s * 8) as u32,
-            blacklisted: false,
-        });
-        offset += sectors;
+        };
+        f(&r);
+        offset += r.sectors;
     }
     Ok(())
 }

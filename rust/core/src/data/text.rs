@@ -507,25 +507,6 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    struct VecOut(Vec<u8>);
-    impl TextOut for VecOut {
-        fn push(&mut self, s: &[u8]) {
-            self.0.extend_from_slice(s)
-        }
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-        fn truncate(&mut self, len: usize) {
-            self.0.truncate(len)
-        }
-        fn insert_spaces(&mut self, at: usize, n: usize) {
-            let at = at.min(self.0.len());
-            for _ in 0..n {
-                self.0.insert(at, b' ');
-            }
-        }
-    }
-
     struct Devs;
     impl DevNames for Devs {
         fn dev_name(&self, dev: u32) -> Option<&str> {
@@ -543,7 +524,7 @@ mod tests {
     /// The whole key the way the reference prints it: header, indent 2, ": ",
     /// value, indent back.
     fn key_text(k: &Bkey, v: &[u8]) -> String {
-        let mut o = VecOut(Vec::new());
+        let mut o = Vec::<u8>::new();
         {
             let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut o);
             let ctx = TextCtx { devs: &Devs };
@@ -553,7 +534,7 @@ mod tests {
             val_to_text(&mut pb, &ctx, k, v);
             pb.indent_sub(2);
         }
-        String::from_utf8(o.0).unwrap()
+        String::from_utf8(o).unwrap()
     }
 
     fn words(w: &[u64]) -> Vec<u8> {

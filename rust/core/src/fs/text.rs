@@ -239,30 +239,11 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    struct VecOut(Vec<u8>);
-    impl TextOut for VecOut {
-        fn push(&mut self, s: &[u8]) {
-            self.0.extend_from_slice(s)
-        }
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-        fn truncate(&mut self, len: usize) {
-            self.0.truncate(len)
-        }
-        fn insert_spaces(&mut self, at: usize, n: usize) {
-            let at = at.min(self.0.len());
-            for _ in 0..n {
-                self.0.insert(at, b' ');
-            }
-        }
-    }
-
     type Printer = fn(&mut Pb<'_, '_>, &TextCtx<'_>, &Bkey, &[u8]);
 
     /// The key as the reference prints it: indent 2, ": ", value, indent back.
     fn text(f: Printer, k: &Bkey, v: &[u8]) -> String {
-        let mut o = VecOut(Vec::new());
+        let mut o = Vec::<u8>::new();
         {
             let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut o);
             let ctx = TextCtx { devs: &NoDevs };
@@ -272,7 +253,7 @@ mod tests {
             f(&mut pb, &ctx, k, v);
             pb.indent_sub(2);
         }
-        String::from_utf8_lossy(&o.0).into_owned()
+        String::from_utf8_lossy(&o).into_owned()
     }
 
     #[test]
@@ -331,7 +312,7 @@ mod tests {
 
     #[test]
     fn datetime() {
-        let mut o = VecOut(Vec::new());
+        let mut o = Vec::<u8>::new();
         {
             let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut o);
             prt_datetime(&mut pb, 0);
@@ -339,7 +320,7 @@ mod tests {
             prt_datetime(&mut pb, 1700000000);
         }
         assert_eq!(
-            String::from_utf8(o.0).unwrap(),
+            String::from_utf8(o).unwrap(),
             "Thu Jan  1 00:00:00 1970|Tue Nov 14 22:13:20 2023"
         );
     }

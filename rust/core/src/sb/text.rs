@@ -710,33 +710,13 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    #[derive(Default)]
-    struct V(Vec<u8>);
-    impl TextOut for V {
-        fn push(&mut self, s: &[u8]) {
-            self.0.extend_from_slice(s)
-        }
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-        fn truncate(&mut self, len: usize) {
-            self.0.truncate(len)
-        }
-        fn insert_spaces(&mut self, at: usize, n: usize) {
-            let at = at.min(self.0.len());
-            for _ in 0..n {
-                self.0.insert(at, b' ');
-            }
-        }
-    }
-
     fn with(f: impl FnOnce(&mut Pb<'_, '_>)) -> String {
-        let mut v = V::default();
+        let mut v = Vec::<u8>::new();
         {
             let mut pb: Pb = Printbuf::new(&mut v as &mut dyn TextOut);
             f(&mut pb);
         }
-        String::from_utf8_lossy(&v.0).into_owned()
+        String::from_utf8_lossy(&v).into_owned()
     }
 
     fn hr(v: u64) -> String {
