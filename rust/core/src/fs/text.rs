@@ -9,6 +9,7 @@ use core::fmt::Write;
 use super::super::bkey::Bkey;
 use super::super::data::text::{prt_bitflags, prt_bytes_indented, prt_opt, val_too_small};
 use super::super::ids::KeyType;
+use super::super::sb::text::prt_datetime;
 use super::super::text::{Pb, TextCtx};
 use super::damage_format;
 use super::dirent_format::{d_type_str, Dirent, Target};
@@ -174,37 +175,6 @@ fn sb_error_name(_id: u16) -> Option<&'static str> {
     None
 }
 
-/// `bch2_prt_datetime` (userspace: `ctime()`; UTC here).
-pub fn prt_datetime(pb: &mut Pb<'_, '_>, t: u64) {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = t / 86400;
-    let secs = t % 86400;
-    // civil_from_days (Howard Hinnant), on u64/i64 without overflow for t < 2^63
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
-    let _ = write!(
-        pb,
-        "{} {} {:>2} {:02}:{:02}:{:02} {}",
-        DAYS[(days % 7) as usize],
-        MONTHS[((m - 1) as usize).min(11)],
-        d,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        y
-    );
-}
-
 /// `bch2_damage_to_text`: one line per error entry.
 pub fn damage_to_text(pb: &mut Pb<'_, '_>, _ctx: &TextCtx<'_>, _k: &Bkey, v: &[u8]) {
     if val_too_small(pb, v, 16) {
@@ -225,9 +195,9 @@ pub fn damage_to_text(pb: &mut Pb<'_, '_>, _ctx: &TextCtx<'_>, _k: &Bkey, v: &[u
             pb.str("+");
         }
         pb.str(" first ");
-        prt_datetime(pb, e.first.min(1 << 40));
+        prt_datetime(pb, e.first.min(1 << 40) as i64);
         pb.str(" last ");
-        prt_datetime(pb, e.last.min(1 << 40));
+        prt_datetime(pb, e.last.min(1 << 40) as i64);
     }
 }
 
@@ -307,21 +277,6 @@ mod tests {
         assert_eq!(
             text(quota_to_text, &k, &[0u8; 32]),
             "K  : space hardlimit 0 softlimit 0inodes hardlimit 0 softlimit 0"
-        );
-    }
-
-    #[test]
-    fn datetime() {
-        let mut o = Vec::<u8>::new();
-        {
-            let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut o);
-            prt_datetime(&mut pb, 0);
-            pb.str("|");
-            prt_datetime(&mut pb, 1700000000);
-        }
-        assert_eq!(
-            String::from_utf8(o).unwrap(),
-            "Thu Jan  1 00:00:00 1970|Tue Nov 14 22:13:20 2023"
         );
     }
 
