@@ -2,7 +2,7 @@
 # Parity of `bcachefs-rs list` with the reference tool's output in ../shared/fixtures.
 #   tests/parity.sh [fixture...]   (default: every fixture)
 # For each fixture and btree: list -m keys vs list/, nodes-ondisk vs ondisk/, nodes -l N
-# vs nodes/, list-journal vs journal.txt. Prints the share of matching lines per fixture; exits non-zero when any
+# vs nodes/, show-super vs super.txt, list-journal vs journal.txt. Prints the share of matching lines per fixture; exits non-zero when any
 # undamaged fixture is not at 100%. On a damaged fixture (damaged-*) every line the
 # reference lists must be listed too (we may list more: the reference stops at a node
 # it cannot read, we go on past it), and listing the damaged btree must exit non-zero
@@ -56,6 +56,14 @@ for fx in "${list[@]}"; do
         case $b in *.level*) lvl=${b##*.level}; b=${b%.level*};; esac
         cmpone "nodes.$b.l$lvl" "$f" -m nodes -l "$lvl" -b "$b"
     done
+    if [ -f "$d/super.txt" ]; then
+        # show-super of device 0
+        "$bin" show-super "${devs[0]}" > "$out/$fx.super" 2> "$out/$fx.super.err"
+        t=$(wc -l < "$d/super.txt")
+        s=$(diff --unchanged-line-format=. --old-line-format= --new-line-format= "$d/super.txt" "$out/$fx.super" | wc -c)
+        total=$((total + t)); same=$((same + s))
+        cmp -s "$d/super.txt" "$out/$fx.super" || bad="$bad super"
+    fi
     if [ -f "$d/journal.txt" ]; then
         # list_journal -a; the reference's first lines are its recovery chatter, up to
         # the blank line before the first entry

@@ -5,8 +5,10 @@
 //! corners: `indent_add` emits spaces at once; `indent_sub` takes them back only when
 //! the line holds nothing but indentation; a `'\n'` inside formatted text starts an
 //! indented line only while an indent or tabstop is set (otherwise it is a raw byte
-//! and the "start of line" is not moved). `'\t'` pads to the next tabstop and `'\r'`
-//! right-justifies the field since the previous one to it.
+//! and the "start of line" is not moved). A `'\t'` in text pads to one column short
+//! of the next tabstop (the tab itself counts; a literal tab when none is left), while
+//! [`Printbuf::tab`] (`prt_tab`) pads to it; `'\r'` right-justifies the field since
+//! the previous one to the tabstop.
 
 use core::fmt;
 
@@ -160,6 +162,21 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
         self.cur_tabstop += 1;
     }
 
+    /// A `'\t'` inside printed text, as upstream's printf path handles it: the tab
+    /// counts as one column, so the padding stops one short of the tabstop; with no
+    /// tabstop left it stays a literal tab.
+    fn text_tab(&mut self) {
+        let ts = self.cur_tabstop();
+        if ts == 0 {
+            self.out.push(b"\t");
+            return;
+        }
+        let n = ts.saturating_sub(self.linelen() + 1);
+        self.spaces(n);
+        self.last_field = self.pos();
+        self.cur_tabstop += 1;
+    }
+
     /// `prt_tab_rjust`: right-justify the text since the last field to the tabstop.
     pub fn tab_rjust(&mut self) {
         let ts = self.cur_tabstop();
@@ -194,7 +211,7 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
                 self.out.push(&b[start..i]);
                 match c {
                     b'\n' => self.newline(),
-                    b'\t' => self.tab(),
+                    b'\t' => self.text_tab(),
                     _ => self.tab_rjust(),
                 }
                 start = i + 1;
@@ -298,5 +315,44 @@ impl TextOut for alloc::vec::Vec<u8> {
         if at <= alloc::vec::Vec::len(self) {
             self.splice(at..at, core::iter::repeat_n(b' ', n));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn tabs_in_text_and_prt_tab() {
+        let mut v: Vec<u8> = Vec::new();
+        {
+            let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut v);
+            pb.tabstop_push(8);
+            pb.str("ab\tc\td\n");
+            pb.str("ab");
+            pb.tab();
+            pb.str("c");
+        }
+        // in text: one short of column 8, then a literal tab (no tabstop left);
+        // prt_tab: to column 8
+        assert_eq!(v, b"ab     c\td\nab      c");
+    }
+
+    #[test]
+    fn indent_sub_takes_back_only_bare_indentation() {
+        let mut v: Vec<u8> = Vec::new();
+        {
+            let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut v);
+            pb.str("x\n"); // no indent set: a raw newline, the line start stays
+            pb.indent_add(2);
+            pb.indent_sub(2);
+            pb.str("y");
+            pb.indent_add(2);
+            pb.newline();
+            pb.indent_sub(2);
+            pb.str("z");
+        }
+        assert_eq!(v, b"x\n  y  \nz");
     }
 }

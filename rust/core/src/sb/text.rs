@@ -125,22 +125,10 @@ pub fn prt_datetime(pb: &mut Pb<'_, '_>, secs: i64) {
     );
 }
 
-/// A `'\t'` inside upstream's `prt_printf` text: unlike `prt_tab()`, it pads to one
-/// column short of the tabstop (and to nothing when the text already reaches that
-/// column). Only for lines where a tabstop is set.
-fn ftab(pb: &mut Pb<'_, '_>) {
-    let before = pb.out.len();
-    pb.tab();
-    let after = pb.out.len();
-    if after > before {
-        pb.out.truncate(after - 1);
-    }
-}
-
 /// `name` followed by a `'\t'`, as in upstream's `prt_printf(out, "name\t")`.
 fn label(pb: &mut Pb<'_, '_>, name: &str) {
     pb.str(name);
-    ftab(pb);
+    pb.str("\t");
 }
 
 /// `prt_bitflags`: the names of the set bits, comma separated, stopping at the first
@@ -447,7 +435,7 @@ pub fn member_to_text(pb: &mut Pb<'_, '_>, sb: &Sb<'_>, m: &Member<'_>, idx: u8)
 
     for (i, n) in ["read", "write", "checksum"].iter().enumerate() {
         let _ = write!(pb, "{} errors:", n);
-        ftab(pb);
+        pb.str("\t");
         let _ = write!(pb, "{}", m.errors(i));
         pb.newline();
     }
@@ -456,7 +444,7 @@ pub fn member_to_text(pb: &mut Pb<'_, '_>, sb: &Sb<'_>, m: &Member<'_>, idx: u8)
         .enumerate()
     {
         let _ = write!(pb, "{} iops:", n);
-        ftab(pb);
+        pb.str("\t");
         let _ = write!(pb, "{}", m.iops(i));
         pb.newline();
     }
@@ -666,7 +654,7 @@ pub fn sb_to_text(pb: &mut Pb<'_, '_>, sb: &Sb<'_>) {
     pb.indent_add(2);
     for opt in SB_OPTS.iter() {
         let _ = write!(pb, "{}:", opt.name);
-        ftab(pb);
+        pb.str("\t");
         opt_to_text(pb, sb, opt, opt.from_sb(sb));
         pb.newline();
     }
@@ -687,15 +675,8 @@ pub fn sb_to_text(pb: &mut Pb<'_, '_>, sb: &Sb<'_>) {
             Some(m) if m.alive() => m,
             _ => continue,
         };
-        let _ = write!(pb, "Device {}:", i);
-        ftab(pb);
-        pb.str("(not found)");
-        if tabstops > 1 {
-            ftab(pb);
-        } else {
-            // The reference's second tab has no tabstop left, so it stays a tab.
-            pb.raw(b"\t");
-        }
+        // With one tabstop the second tab has none left and stays a literal tab.
+        let _ = write!(pb, "Device {}:\t(not found)\t", i);
         pb.newline();
         pb.indent_add(2);
         member_to_text(pb, sb, &m, i);
