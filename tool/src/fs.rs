@@ -64,12 +64,13 @@ pub struct Fs {
     /// Superblock bytes of the device with the highest seq.
     pub sb: Vec<u8>,
     pub roots: Vec<Option<Root>>,
-    /// The jsets that replay (their bytes); journal keys point into them.
+    /// Every valid jset found on any device, one copy per seq, in seq order (their
+    /// checksums verified when found); journal keys point into them by index.
     pub jsets: Vec<Vec<u8>>,
+    /// The seq of each of `jsets`.
+    pub jset_seqs: Vec<u64>,
     /// Keys not yet in the btrees: sorted, newest per position (core's rules).
     pub journal_keys: Vec<JournalKey>,
-    /// Every valid jset found on any device (for list-journal): seq -> bytes.
-    pub all_jsets: std::collections::BTreeMap<u64, Vec<u8>>,
     /// Where each jset copy was found.
     pub found_jsets: Vec<FoundJset>,
     pub blacklist: Vec<(u64, u64)>,
@@ -171,8 +172,8 @@ impl Fs {
             sb: sbb,
             roots: vec![None; ids::BTREE_ID_NR],
             jsets: Vec::new(),
+            jset_seqs: Vec::new(),
             journal_keys: Vec::new(),
-            all_jsets: Default::default(),
             found_jsets: Vec::new(),
             blacklist: Vec::new(),
             clean: false,
@@ -225,7 +226,7 @@ impl Fs {
         let s = Sb { b: &sbv };
         let magic = s.jset_magic();
         let block = s.block_sectors();
-        // seq -> jset bytes (first copy found)
+        // seq -> (jset bytes, last_seq, no_flush), the first copy found
         let mut jsets: std::collections::BTreeMap<u64, (Vec<u8>, u64, bool)> = Default::default();
         let mut found: Vec<FoundJset> = Vec::new();
         for (dev_idx, dev) in self.devs.iter().enumerate() {
@@ -243,9 +244,13 @@ impl Fs {
                     jidx += 1;
                     let buf = read_at(&dev.file, bucket * bsize * 512, (bsize * 512) as usize)?;
                     jread::walk_bucket(&buf, magic, block, &Hashes, &mut |off, j| {
+                        for e in j.iter() {
+                            if let Some(r) = jread::entry_blacklist(&e) {
+                                self.blacklist.push(r);
+                            }
+                        }
+                        let start = (off as usize) << 9;
                         let len = jread::JSET_BYTES + j.entries.len();
-                        let start =
-                            j.entries.as_ptr() as usize - buf.as_ptr() as usize - jread::JSET_BYTES;
                         jsets.entry(j.seq).or_insert_with(|| {
                             (buf[start..start + len].to_vec(), j.last_seq, j.no_flush())
                         });
@@ -263,20 +268,6 @@ impl Fs {
         }
         found.sort_by_key(|f| (f.seq, f.dev));
         self.found_jsets = found;
-        self.all_jsets = jsets
-            .iter()
-            .map(|(s, (raw, _, _))| (*s, raw.clone()))
-            .collect();
-        // Blacklist entries inside the journal.
-        for (raw, _, _) in jsets.values() {
-            let j =
-                jread::parse_jset(raw, magic, block, &Hashes).map_err(|e| format!("{:?}", e))?;
-            for e in j.iter() {
-                if let Some(r) = jread::entry_blacklist(&e) {
-                    self.blacklist.push(r);
-                }
-            }
-        }
         let bl = self.blacklist.clone();
         let is_bl = |seq: u64| bl.iter().any(|&(s, e)| seq >= s && seq < e);
         let range = jread::replay_range(
@@ -285,6 +276,10 @@ impl Fs {
                 .filter(|(s, _)| !is_bl(**s))
                 .map(|(s, (_, l, nf))| (*s, *l, *nf)),
         );
+        for (seq, (raw, _, _)) in jsets {
+            self.jset_seqs.push(seq);
+            self.jsets.push(raw);
+        }
         if let Some((cseq, centries)) = clean {
             self.clean = true;
             self.journal_seq = cseq;
@@ -306,24 +301,26 @@ impl Fs {
         self.journal_seq = r.end;
         let mut keys: Vec<JournalKey> = Vec::new();
         let mut order = 0u32;
-        for (seq, (raw, _, _)) in jsets.range(r.start..=r.end) {
-            if is_bl(*seq) {
+        let mut roots = None;
+        for (idx, (seq, raw)) in self.jset_seqs.iter().zip(&self.jsets).enumerate() {
+            if *seq < r.start || *seq > r.end || is_bl(*seq) {
                 continue;
             }
-            let j =
-                jread::parse_jset(raw, magic, block, &Hashes).map_err(|e| format!("{:?}", e))?;
+            let j = jread::parse_jset(raw, magic, block, None).map_err(|e| format!("{:?}", e))?;
             if *seq == r.end {
-                self.set_roots(j.entries);
+                roots = Some(idx);
             }
-            let idx = self.jsets.len() as u32;
-            jkeys::jset_keys(&j, idx, 0, &mut order, &mut |k| keys.push(k));
-            self.jsets.push(raw.clone());
+            jkeys::jset_keys(&j, idx as u32, 0, &mut order, &mut |k| keys.push(k));
+        }
+        if let Some(idx) = roots {
+            let raw = self.jsets[idx].clone();
+            let j = jread::parse_jset(&raw, magic, block, None).map_err(|e| format!("{:?}", e))?;
+            self.set_roots(j.entries);
         }
         jkeys::sort(&mut keys);
         let n = jkeys::dedup_newest(&mut keys);
         keys.truncate(n);
-        let out = keys;
-        self.journal_keys = out;
+        self.journal_keys = keys;
         Ok(())
     }
 

@@ -371,12 +371,12 @@ pub fn list_journal(fs: &Fs, w: &mut dyn Write) -> Result<(), String> {
     let ctx = TextCtx { devs: &nogens };
     let s = fs.sb();
     let mut buf = Vec::<u8>::new();
-    for (seq, raw) in &fs.all_jsets {
+    for (seq, raw) in fs.jset_seqs.iter().zip(&fs.jsets) {
         let j = match bcachefs_core::journal::read::parse_jset(
             raw,
             s.jset_magic(),
             s.block_sectors(),
-            &Hashes,
+            None,
         ) {
             Ok(j) => j,
             Err(_) => continue,
