@@ -21,7 +21,6 @@ pub enum Mode {
     Keys,
     Nodes,
     NodesOndisk,
-    Formats,
 }
 
 pub struct Opts {
@@ -220,7 +219,7 @@ pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
                 }
                 w.write_all(&buf).map_err(|e| e.to_string())?;
             }
-            Mode::Nodes | Mode::NodesOndisk | Mode::Formats => {
+            Mode::Nodes | Mode::NodesOndisk => {
                 let root = match fs.roots.get(btree as usize).and_then(|r| r.clone()) {
                     Some(r) => r,
                     None => continue,
@@ -241,7 +240,7 @@ pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
                             buf.push(b'\n');
                         }
                         Mode::NodesOndisk => print_ondisk(wk, &ctx, k, v, &mut buf),
-                        Mode::Formats | Mode::Keys => {}
+                        Mode::Keys => {}
                     }
                 };
                 walk.nodes(btree, root.level, &root.k, &root.v, o.level, &mut cb);
@@ -266,7 +265,6 @@ fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut 
     let node = match fs.read_raw(&p) {
         Ok(n) => n,
         Err(e) => {
-            let _ = writeln!(String::new(), "{}", e);
             buf.extend_from_slice(format!("error reading node: {}\n\n", e).as_bytes());
             wk.errors += 1;
             return;

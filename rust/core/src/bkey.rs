@@ -259,17 +259,3 @@ impl Unpack<'_> {
         Some(v)
     }
 }
-
-/// A key as stored in a bset: its decoded header and its value bytes.
-#[derive(Clone, Copy, Debug)]
-pub struct BkeyRef<'a> {
-    /// The unpacked header.
-    pub k: Bkey,
-    /// The value (`u64s * 8 - key bytes` long).
-    pub v: &'a [u8],
-}
-
-/// Whether the key's type is `deleted` (0) or `whiteout` (1).
-pub fn is_deleted_type(t: u8) -> bool {
-    t == super::ids::KeyType::Deleted as u8
-}

@@ -2,7 +2,7 @@
 //! Journal entries (`struct jset`): finding them in a journal bucket, checking them,
 //! and choosing which ones replay.
 
-use super::super::bytes::{bits, le16, le32, le64};
+use super::super::bytes::{bits, le32, le64};
 use super::super::csum::{self, Checksummer, Csum, CsumError};
 use super::super::sb::JsetEntries;
 
@@ -191,9 +191,4 @@ pub fn replay_range(entries: impl Iterator<Item = (u64, u64, bool)>) -> Option<R
         start: if start == 0 { end } else { start },
         end,
     })
-}
-
-/// The 16-bit u64s of a journal entry header, for walkers that need it.
-pub fn entry_u64s(b: &[u8]) -> Option<u16> {
-    le16(b, 0)
 }
