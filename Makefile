@@ -33,7 +33,7 @@ check:
 	@scripts/check.sh
 
 # Without DISKS: the basic fixture image when ../shared/fixtures is present.
-SAMPLE_CMD = $$(scripts/sample-image.sh 2>/dev/null)
+SAMPLE_CMD = $$(scripts/fixture-images.sh basic 2>/dev/null)
 
 run: module
 	@disks="$(DISKS)"; [ -n "$$disks" ] || disks=$(SAMPLE_CMD); \

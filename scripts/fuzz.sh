@@ -11,17 +11,12 @@ cd "$top"
 secs=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz >/dev/null 2>&1
 fixtures=${FIXTURES:-$top/../shared/fixtures}
-cache=${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}/fixtures
+cache=${FX_CACHE:-${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}/fixtures}
 seeds=$top/build/fuzz/seeds
 mkdir -p "$seeds"
 if [ -d "$fixtures" ]; then
     for d in "$fixtures"/*/; do
-        fx=$(basename "$d"); mkdir -p "$cache/$fx"
-        if [ -f "$d/image.img.zst" ]; then
-            [ -s "$cache/$fx/img" ] || zstd -q -d -f "$d/image.img.zst" -o "$cache/$fx/img"
-        elif [ -f "$d/image0.img.zst" ]; then
-            [ -s "$cache/$fx/dev0" ] || zstd -q -d -f "$d/image0.img.zst" -o "$cache/$fx/dev0"
-        fi
+        scripts/fixture-images.sh "$(basename "$d")" > /dev/null || true
     done
     python3 scripts/fuzz-seeds.py "$fixtures" "$cache" "$seeds"
 else

@@ -6,8 +6,8 @@
 # undamaged fixture is not at 100%. On a damaged fixture (damaged-*) every line the
 # reference lists must be listed too (we may list more: the reference stops at a node
 # it cannot read, we go on past it), and listing the damaged btree must exit non-zero
-# with an error naming the btree, level and node. Images are unpacked once into
-# $FX_CACHE.
+# with an error naming the btree, level and node. Images are unpacked once into the
+# cache by scripts/fixture-images.sh.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 fixtures=${FIXTURES:-$top/../shared/fixtures}
@@ -17,24 +17,13 @@ if [ ! -d "$fixtures" ]; then
 fi
 bin=${BIN:-$top/target/release/bcachefs-rs}
 [ -x "$bin" ] || (cd "$top" && cargo build --release -q) || exit 1
-cache=${FX_CACHE:-${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}/fixtures}
 out=$top/build/parity; rm -rf "$out"; mkdir -p "$out"
 list=("$@"); [ ${#list[@]} -gt 0 ] || list=($(cd "$fixtures" && ls -d */ | tr -d /))
 fail=0
 for fx in "${list[@]}"; do
     d=$fixtures/$fx; [ -d "$d/list" ] || continue
-    mkdir -p "$cache/$fx"
-    devs=()
-    if [ -f "$d/image.img.zst" ]; then
-        [ -s "$cache/$fx/img" ] || zstd -q -d -f "$d/image.img.zst" -o "$cache/$fx/img"
-        devs=("$cache/$fx/img")
-    else
-        for i in 0 1 2 3; do
-            [ -f "$d/image$i.img.zst" ] || continue
-            [ -s "$cache/$fx/dev$i" ] || zstd -q -d -f "$d/image$i.img.zst" -o "$cache/$fx/dev$i"
-            devs+=("$cache/$fx/dev$i")
-        done
-    fi
+    mapfile -t devs < <("$top/scripts/fixture-images.sh" "$fx")
+    [ ${#devs[@]} -gt 0 ] || { echo "parity $fx: no image"; fail=1; continue; }
     total=0; same=0; bad=""; missing=""
     cmpone() { # name expected-file args...
         local name=$1 exp=$2; shift 2

@@ -21,16 +21,11 @@ if [ -n "$disks" ]; then
         echo "SKIP $(basename "$t"): $fixtures not present"
         exit 0
     fi
-    cache=${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}/fixtures
     for spec in $disks; do
         fx=${spec%%/*}; f=${spec#*/}; [ "$f" = "$spec" ] && f=img
-        mkdir -p "$cache/$fx"
-        if [ ! -s "$cache/$fx/$f" ]; then
-            src=$fixtures/$fx/image.img.zst
-            case $f in dev*) src=$fixtures/$fx/image${f#dev}.img.zst;; esac
-            zstd -q -d -f "$src" -o "$cache/$fx/$f"
-        fi
-        args+=(--disk "$cache/$fx/$f")
+        img=$("$top/scripts/fixture-images.sh" "$fx" | grep "/$f\$") ||
+            { echo "run-one: no image $spec" >&2; exit 2; }
+        args+=(--disk "$img")
     done
 fi
 files=$(hdr Files)

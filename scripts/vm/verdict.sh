@@ -6,8 +6,9 @@
 # that never finished (timeout), or a non-zero script exit.
 log=$1; qrc=$2
 splat='BUG:|WARNING:|Oops|KASAN|UBSAN|possible recursive locking|possible circular locking|inconsistent lock state|lockdep|INFO: task .* blocked|sleeping function called from invalid context|Kernel panic|general protection fault|RIP: |rust_panic|panicked at'
-if grep -aEn "$splat" "$log" | grep -av "VMTEST" | head -n 20 | sed 's/^/verdict: kernel report: /' | grep -q .; then
-    grep -aEn "$splat" "$log" | head -n 20 | sed 's/^/verdict: kernel report: /' >&2
+reports=$(grep -aEn "$splat" "$log" | grep -av "VMTEST" | head -n 20)
+if [ -n "$reports" ]; then
+    printf '%s\n' "$reports" | sed 's/^/verdict: kernel report: /' >&2
     echo "verdict: FAIL (kernel report; console log: $log)" >&2
     exit 3
 fi
