@@ -280,22 +280,17 @@ impl Fs {
             self.jset_seqs.push(seq);
             self.jsets.push(raw);
         }
-        if let Some((cseq, centries)) = clean {
-            self.clean = true;
-            self.journal_seq = cseq;
-            self.set_roots(&centries);
-            if range.map(|r| r.end <= cseq).unwrap_or(true) {
+        let r = match jread::plan_replay(clean.as_ref().map(|c| c.0), range) {
+            Some(jread::Replay::Clean { seq }) => {
+                self.clean = true;
+                self.journal_seq = seq;
+                if let Some((_, centries)) = &clean {
+                    self.set_roots(centries);
+                }
                 return Ok(());
             }
-        }
-        let r = match range {
-            Some(r) => r,
-            None => {
-                if self.clean {
-                    return Ok(());
-                }
-                return Err("no valid journal entries found".into());
-            }
+            Some(jread::Replay::Dirty(r)) => r,
+            None => return Err("no valid journal entries found".into()),
         };
         self.clean = false;
         self.journal_seq = r.end;

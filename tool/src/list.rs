@@ -6,7 +6,7 @@ use std::io::Write;
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::ptr::BtreePtr;
-use bcachefs_core::btree::read::walk_ondisk;
+use bcachefs_core::btree::text::ondisk_to_text;
 use bcachefs_core::btree::sort::{Cursor, Merge};
 use bcachefs_core::ids::{self, KeyType};
 use bcachefs_core::printbuf::{Printbuf, TextOut};
@@ -252,7 +252,6 @@ pub fn run(fs: &Fs, o: &Opts, w: &mut dyn Write) -> Result<u32, String> {
 }
 
 fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut Vec<u8>) {
-    use std::fmt::Write as _;
     let fs = wk.fs;
     let p = BtreePtr::decode(k.typ, v).and_then(|bp| bp.ptrs().next());
     let p = match p {
@@ -271,51 +270,15 @@ fn print_ondisk(wk: &mut Walk, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8], buf: &mut 
         }
     };
     let s = fs.sb();
-    let h = match bcachefs_core::btree::read::NodeHeader::parse(&node) {
-        Some(h) => h,
-        None => return,
-    };
     let mut pb: Pb = Printbuf::new(buf as &mut dyn TextOut);
-    let mut bsets = Vec::new();
-    let r = walk_ondisk(
+    ondisk_to_text(
+        &mut pb,
+        ctx,
         &node,
         s.block_sectors(),
         s.btree_node_sectors(),
         &Hashes,
-        &mut |b| bsets.push(*b),
     );
-    for b in &bsets {
-        let _ = writeln!(
-            pb,
-            "  offset {} version {}, journal seq {}",
-            b.offset, b.version, b.journal_seq
-        );
-        pb.indent_add(2);
-        for kv in bcachefs_core::btree::read::KeyIter::new(b.keys(&node), h.format) {
-            match kv {
-                Ok((kk, vv, _)) => {
-                    bkey_val_to_text(&mut pb, ctx, &kk, vv);
-                    pb.newline();
-                }
-                Err(_) => break,
-            }
-        }
-        pb.indent_sub(2);
-    }
-    // The reference's words for a bset it cannot check.
-    match r {
-        Ok(()) => {}
-        Err(bcachefs_core::btree::read::NodeError::BadChecksum { offset: 0 }) => {
-            pb.str("invalid checksum\n")
-        }
-        Err(bcachefs_core::btree::read::NodeError::BadChecksum { .. }) => {
-            pb.str("invalid checksum")
-        }
-        Err(e) => {
-            let _ = writeln!(pb, "{}", e);
-        }
-    }
-    pb.raw(b"\n");
 }
 
 /// Every bucket's generation, per device, from the alloc btree (journal overlaid);

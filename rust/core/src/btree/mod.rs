@@ -6,4 +6,5 @@ pub mod format;
 pub mod ptr;
 pub mod read;
 pub mod sort;
+pub mod text;
 pub mod validate;

@@ -192,3 +192,25 @@ pub fn replay_range(entries: impl Iterator<Item = (u64, u64, bool)>) -> Option<R
         end,
     })
 }
+
+/// What mounting replays: nothing past a clean shutdown, or a range of the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// Clean at `seq`: btree roots come from the superblock's clean section and no
+    /// journal keys are replayed.
+    Clean { seq: u64 },
+    /// Replay `range`: roots from its newest entry, keys from all of it.
+    Dirty(ReplayRange),
+}
+
+/// Decides between the clean section (`clean_seq`, when the superblock has one) and
+/// the journal's replay range: the journal wins when it has entries newer than the
+/// clean shutdown. `None` when there is neither.
+pub fn plan_replay(clean_seq: Option<u64>, range: Option<ReplayRange>) -> Option<Replay> {
+    match (clean_seq, range) {
+        (Some(seq), Some(r)) if r.end > seq => Some(Replay::Dirty(r)),
+        (Some(seq), _) => Some(Replay::Clean { seq }),
+        (None, Some(r)) => Some(Replay::Dirty(r)),
+        (None, None) => None,
+    }
+}
