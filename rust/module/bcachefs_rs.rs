@@ -6,7 +6,12 @@
 //! - [`format`]: the on-disk format core (rust/core/src), shared with the userspace tool;
 //! - [`shim`]: declarations of the C shims (rust/module/shim.h, via bindgen);
 //! - [`hash`]: the kernel's crc32c/crc64/xxhash behind the core's `Checksummer`;
-//! - [`super_ops`]: mount entry points called from the C fs_context trampolines;
+//! - [`bdev`]: block devices, synchronous reads and bio submission;
+//! - [`fs`]: an opened filesystem: superblock, journal replay, btree roots;
+//! - [`btree`]: the node cache and its IO lock bits, node reads completed on a
+//!   workqueue, and walks over a btree;
+//! - [`debugfs`]: key, node and on-disk dumps and cache counters;
+//! - [`super_ops`]: mount and unmount, called from the C fs_context trampolines;
 //! - [`kunit`]: KUnit tests of what runs in the kernel.
 
 use kernel::prelude::*;
@@ -39,6 +44,10 @@ pub mod shim {
     include!("shim_generated.rs");
 }
 
+mod bdev;
+mod btree;
+mod debugfs;
+mod fs;
 mod hash;
 mod kunit;
 mod super_ops;
@@ -51,16 +60,20 @@ module! {
     license: "GPL",
 }
 
-/// Module state: the registered filesystem type and the debugfs root.
-struct BcachefsModule {
-    _debugfs: kernel::debugfs::Dir,
-}
+/// Module state: the filesystem type and debugfs root are registered in C.
+struct BcachefsModule;
 
 /// The fs_name parameter as a `&CStr`.
 fn fs_name() -> &'static CStr {
     // SAFETY: `bch_rs_fs_name` returns the module parameter buffer, a static array
     // that module_param_string keeps NUL terminated for the module's lifetime.
     unsafe { CStr::from_char_ptr(shim::bch_rs_fs_name()) }
+}
+
+/// The btree_cache_max parameter: most nodes cached per filesystem.
+pub(crate) fn btree_cache_max() -> usize {
+    // SAFETY: reads an integer module parameter.
+    unsafe { shim::bch_rs_btree_cache_max() as usize }
 }
 
 impl kernel::Module for BcachefsModule {
@@ -73,9 +86,10 @@ impl kernel::Module for BcachefsModule {
             pr_err!("cannot register filesystem type {:?}: {}\n", name, ret);
             return Err(Error::from_errno(ret));
         }
-        let debugfs = kernel::debugfs::Dir::new(name);
+        // SAFETY: called once at init, before any mount can create files under it.
+        unsafe { shim::bch_rs_debugfs_init() };
         pr_info!("registered filesystem type {:?}\n", name);
-        Ok(BcachefsModule { _debugfs: debugfs })
+        Ok(BcachefsModule)
     }
 }
 
@@ -83,6 +97,9 @@ impl Drop for BcachefsModule {
     fn drop(&mut self) {
         // SAFETY: registered in `init`, which succeeded since `self` exists.
         unsafe { shim::bch_rs_unregister_fs() };
+        // SAFETY: no filesystem is mounted once the type is unregistered (a mount
+        // pins the module), so no file is left under the root.
+        unsafe { shim::bch_rs_debugfs_exit() };
         pr_info!("unregistered filesystem type {:?}\n", fs_name());
     }
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! KUnit tests of what the kernel side does: the format core compiled into the
-//! module, and the kernel's hash primitives behind the core's checksum trait.
+//! module, the kernel's hash primitives behind the core's checksum trait, the node
+//! IO lock bits and the node cache.
 
 #[kernel::prelude::kunit_tests(bcachefs_rs)]
 mod tests {
@@ -57,5 +58,101 @@ mod tests {
         assert!(Bpos::new(1, 0, 0) > Bpos::new(0, u64::MAX, u32::MAX));
         assert_eq!(Bpos::MAX.successor(), Bpos::MAX);
         assert_eq!(Bpos::new(0, 1, 0).predecessor(), Bpos::new(0, 0, u32::MAX));
+    }
+
+    use crate::btree::cache::{
+        Lookup, Node, NodeCache, NodeData, NodeId, NodeRef, READ_IN_FLIGHT, WRITE_IN_FLIGHT,
+    };
+    use core::sync::atomic::Ordering;
+    use kernel::prelude::*;
+
+    fn id(n: u64) -> NodeId {
+        NodeId {
+            dev: 0,
+            offset: n,
+            seq: n,
+        }
+    }
+
+    fn complete(n: &Node) {
+        // SAFETY: the test owns the read of this new node.
+        unsafe { n.complete_read(NodeData::default()) };
+    }
+
+    fn miss(c: &NodeCache, n: u64, limit: usize) -> NodeRef {
+        match c.get_or_insert(id(n), limit) {
+            Ok(Lookup::Miss(r)) => r,
+            _ => panic!("expected a miss"),
+        }
+    }
+
+    #[test]
+    fn io_lock_bits() {
+        let n = Node::new_reading().unwrap();
+        assert!(n.test_bit(READ_IN_FLIGHT));
+        assert!(n.data().is_none());
+        complete(&n);
+        assert!(!n.test_bit(READ_IN_FLIGHT));
+        assert!(n.data().is_some());
+        // Waiting on a clear bit returns at once.
+        n.wait_on_bit(READ_IN_FLIGHT);
+        assert!(!n.test_and_set_bit(WRITE_IN_FLIGHT));
+        assert!(n.test_and_set_bit(WRITE_IN_FLIGHT));
+        n.clear_bit_wake(WRITE_IN_FLIGHT);
+        assert!(!n.test_bit(WRITE_IN_FLIGHT));
+    }
+
+    #[test]
+    fn io_lock_wakes_waiter() {
+        let n = Node::new_reading().unwrap();
+        let n2 = n.clone();
+        kernel::workqueue::system()
+            .try_spawn(GFP_KERNEL, move || complete(&n2))
+            .unwrap();
+        // Returns only once the work item has cleared the bit and woken us.
+        n.wait_on_bit(READ_IN_FLIGHT);
+        assert!(n.data().is_some());
+    }
+
+    #[test]
+    fn cache_lookup_and_lru_eviction() {
+        let c = NodeCache::new().unwrap();
+        let limit = 2;
+        complete(&miss(&c, 1, limit));
+        complete(&miss(&c, 2, limit));
+        assert_eq!(c.len(), 2);
+        // A lookup finds node 1 without a read and makes node 2 the oldest.
+        assert!(matches!(c.get_or_insert(id(1), limit), Ok(Lookup::Hit(_))));
+        complete(&miss(&c, 3, limit));
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.stats.evictions.load(Ordering::Relaxed), 1);
+        assert!(matches!(c.get_or_insert(id(1), limit), Ok(Lookup::Hit(_))));
+        // Node 2 was evicted: looking it up misses (and evicts node 3).
+        complete(&miss(&c, 2, limit));
+        assert!(matches!(c.get_or_insert(id(3), limit), Ok(Lookup::Miss(_))));
+        assert!(c.stats.max_cached.load(Ordering::Relaxed) <= limit as u64);
+    }
+
+    #[test]
+    fn cache_never_evicts_nodes_in_use_or_in_flight() {
+        let c = NodeCache::new().unwrap();
+        let limit = 2;
+        let a = miss(&c, 1, limit); // in flight
+        let b = miss(&c, 2, limit);
+        complete(&b); // read done, but still held
+        let d = miss(&c, 3, limit);
+        // Nothing could be evicted: the new node is read but not cached.
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.stats.evictions.load(Ordering::Relaxed), 0);
+        assert_eq!(c.stats.uncached.load(Ordering::Relaxed), 1);
+        complete(&a);
+        complete(&d);
+        drop(b);
+        // Node 2 is now clean and unused: the next miss evicts it, not node 1.
+        let _e = miss(&c, 4, limit);
+        assert_eq!(c.stats.evictions.load(Ordering::Relaxed), 1);
+        assert!(matches!(c.get_or_insert(id(1), limit), Ok(Lookup::Hit(_))));
+        drop(a);
+        complete(&_e);
     }
 }

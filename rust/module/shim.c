@@ -1,29 +1,124 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C shims of bcachefs-rs: thin trampolines for kernel interfaces the Rust
- * kernel crate has no abstraction for. Declarations live in shim.h.
+ * kernel crate has no abstraction for (VFS tables, bios, wait_on_bit, debugfs
+ * file operations). Declarations live in shim.h.
  */
 #include <linux/module.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
+#include <linux/blkdev.h>
+#include <linux/bio.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/vmalloc.h>
+#include <linux/wait_bit.h>
+#include <linux/workqueue.h>
+#include <linux/debugfs.h>
 #include <linux/crc32.h>
 #include <linux/crc64.h>
 #include <linux/xxhash.h>
 
 #include "shim.h"
 
+#define BCH_RS_SUPER_MAGIC 0xca451a4e
+
 static char fs_name[32] = "bcachefs";
 module_param_string(fs_name, fs_name, sizeof(fs_name), 0444);
 MODULE_PARM_DESC(fs_name,
-		 "Name of the registered filesystem type (default bcachefs), so the module can sit beside another bcachefs module");
+		 "Name of the registered filesystem type and debugfs directory (default bcachefs), so the module can sit beside another bcachefs module");
 
-static int bch_rs_get_tree_tramp(struct fs_context *fc)
+static unsigned int btree_cache_max = 4096;
+module_param(btree_cache_max, uint, 0644);
+MODULE_PARM_DESC(btree_cache_max,
+		 "Most btree nodes each filesystem keeps cached (default 4096, at least 16)");
+
+unsigned int bch_rs_btree_cache_max(void)
 {
-	return bch_rs_get_tree(fc);
+	return max(READ_ONCE(btree_cache_max), 16U);
+}
+
+/* --- mount: an (empty until the VFS issue) tree on a new anonymous super --- */
+
+static int bch_rs_fill_super(struct super_block *sb)
+{
+	struct inode *root;
+	int ret;
+
+	sb->s_magic = BCH_RS_SUPER_MAGIC;
+	sb->s_flags |= SB_RDONLY;
+	sb->s_time_gran = 1;
+
+	root = new_inode(sb);
+	if (!root)
+		return -ENOMEM;
+	root->i_ino = 4096;
+	root->i_mode = S_IFDIR | 0755;
+	simple_inode_init_ts(root);
+	root->i_op = &simple_dir_inode_operations;
+	root->i_fop = &simple_dir_operations;
+	set_nlink(root, 2);
+	sb->s_root = d_make_root(root);
+	if (!sb->s_root)
+		return -ENOMEM;
+	ret = bch_rs_fs_start(sb->s_fs_info);
+	return ret;
+}
+
+/* One super block per filesystem: a second mount of it shares the first. */
+static int bch_rs_test_super(struct super_block *sb, struct fs_context *fc)
+{
+	return sb->s_fs_info && bch_rs_fs_same(sb->s_fs_info, fc->s_fs_info);
+}
+
+static int bch_rs_set_super(struct super_block *sb, struct fs_context *fc)
+{
+	int ret = set_anon_super_fc(sb, fc);
+
+	if (!ret) {
+		sb->s_fs_info = fc->s_fs_info;
+		fc->s_fs_info = NULL;
+	}
+	return ret;
+}
+
+static int bch_rs_get_tree(struct fs_context *fc)
+{
+	struct super_block *sb;
+	int ret;
+
+	if (!fc->source) {
+		errorfc(fc, "no device given");
+		return -EINVAL;
+	}
+	ret = bch_rs_fs_open(fc->source, !!(fc->sb_flags & SB_RDONLY), &fc->s_fs_info);
+	if (ret)
+		return ret;
+	sb = sget_fc(fc, bch_rs_test_super, bch_rs_set_super);
+	if (IS_ERR(sb))
+		return PTR_ERR(sb);
+	if (!sb->s_root) {
+		ret = bch_rs_fill_super(sb);
+		if (ret) {
+			deactivate_locked_super(sb);
+			return ret;
+		}
+		sb->s_flags |= SB_ACTIVE;
+	}
+	/* An existing mount: the filesystem opened here is freed with fc. */
+	fc->root = dget(sb->s_root);
+	return 0;
+}
+
+static void bch_rs_free_fc(struct fs_context *fc)
+{
+	if (fc->s_fs_info)
+		bch_rs_fs_close(fc->s_fs_info);
 }
 
 static const struct fs_context_operations bch_rs_context_ops = {
-	.get_tree	= bch_rs_get_tree_tramp,
+	.get_tree	= bch_rs_get_tree,
+	.free		= bch_rs_free_fc,
 };
 
 static int bch_rs_init_fs_context(struct fs_context *fc)
@@ -32,10 +127,19 @@ static int bch_rs_init_fs_context(struct fs_context *fc)
 	return 0;
 }
 
+static void bch_rs_kill_sb(struct super_block *sb)
+{
+	void *fs = sb->s_fs_info;
+
+	kill_anon_super(sb);
+	if (fs)
+		bch_rs_fs_close(fs);
+}
+
 static struct file_system_type bch_rs_fs_type = {
 	.owner			= THIS_MODULE,
 	.init_fs_context	= bch_rs_init_fs_context,
-	.kill_sb		= kill_anon_super,
+	.kill_sb		= bch_rs_kill_sb,
 	.fs_flags		= FS_REQUIRES_DEV,
 };
 
@@ -54,6 +158,212 @@ const char *bch_rs_fs_name(void)
 {
 	return fs_name;
 }
+
+/* --- block devices and bios --- */
+
+struct file *bch_rs_bdev_open(const char *path, int *err)
+{
+	struct file *f = bdev_file_open_by_path(path, BLK_OPEN_READ, NULL, NULL);
+
+	if (IS_ERR(f)) {
+		*err = PTR_ERR(f);
+		return NULL;
+	}
+	*err = 0;
+	return f;
+}
+
+void bch_rs_bdev_close(struct file *bdev_file)
+{
+	fput(bdev_file);
+}
+
+void bch_rs_bdev_name(struct file *bdev_file, char *buf, size_t len)
+{
+	snprintf(buf, len, "%pg", file_bdev(bdev_file));
+}
+
+u64 bch_rs_bdev_sectors(struct file *bdev_file)
+{
+	return bdev_nr_sectors(file_bdev(bdev_file));
+}
+
+#define BCH_RS_BIO_MAX_BYTES (1U << 20)
+
+/* A bio for len bytes at sector into buf; NULL when it can't take them. */
+static struct bio *bch_rs_bio_map(struct file *bdev_file, u64 sector, void *buf, size_t len)
+{
+	unsigned int nr = DIV_ROUND_UP(offset_in_page(buf) + len, PAGE_SIZE);
+	struct bio *bio;
+
+	if (!len || len > BCH_RS_BIO_MAX_BYTES || (len & 511))
+		return NULL;
+	bio = bio_alloc(file_bdev(bdev_file), nr, REQ_OP_READ | REQ_META | REQ_SYNC, GFP_NOIO);
+	bio->bi_iter.bi_sector = sector;
+	if (is_vmalloc_addr(buf)) {
+		if (!bio_add_vmalloc(bio, buf, len)) {
+			bio_put(bio);
+			return NULL;
+		}
+	} else {
+		bio_add_virt_nofail(bio, buf, len);
+	}
+	return bio;
+}
+
+int bch_rs_bdev_read_sync(struct file *bdev_file, u64 sector, void *buf, size_t len)
+{
+	while (len) {
+		size_t n = min_t(size_t, len, BCH_RS_BIO_MAX_BYTES);
+		struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, n);
+		int ret;
+
+		if (!bio)
+			return -EINVAL;
+		ret = submit_bio_wait(bio);
+		bio_put(bio);
+		bch_rs_read_done(buf, n);
+		if (ret)
+			return ret;
+		sector += n >> 9;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void bch_rs_bio_endio(struct bio *bio)
+{
+	void *private = bio->bi_private;
+	int err = blk_status_to_errno(bio->bi_status);
+
+	bio_put(bio);
+	bch_rs_read_endio(private, err);
+}
+
+int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
+			   void *private)
+{
+	struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, len);
+
+	if (!bio)
+		return -EINVAL;
+	bio->bi_private = private;
+	bio->bi_end_io = bch_rs_bio_endio;
+	submit_bio(bio);
+	return 0;
+}
+
+void bch_rs_read_done(void *buf, size_t len)
+{
+	if (is_vmalloc_addr(buf))
+		invalidate_kernel_vmap_range(buf, len);
+}
+
+/* --- IO lock bits --- */
+
+void bch_rs_wait_on_bit_io(unsigned long *word, int bit)
+{
+	wait_on_bit_io(word, bit, TASK_UNINTERRUPTIBLE);
+}
+
+void bch_rs_clear_bit_unlock_wake(unsigned long *word, int bit)
+{
+	clear_bit_unlock(bit, word);
+	smp_mb__after_atomic();
+	wake_up_bit(word, bit);
+}
+
+/* --- workqueue --- */
+
+struct workqueue_struct *bch_rs_alloc_workqueue(const char *name)
+{
+	return alloc_workqueue("%s", WQ_UNBOUND | WQ_HIGHPRI | WQ_MEM_RECLAIM, 0, name);
+}
+
+void bch_rs_destroy_workqueue(struct workqueue_struct *wq)
+{
+	destroy_workqueue(wq);
+}
+
+/* --- debugfs --- */
+
+static struct dentry *bch_rs_debugfs_root;
+
+int bch_rs_debugfs_init(void)
+{
+	struct dentry *d = debugfs_create_dir(fs_name, NULL);
+
+	/* No debugfs (not built in, or locked down) is not an error. */
+	bch_rs_debugfs_root = IS_ERR(d) ? NULL : d;
+	return 0;
+}
+
+void bch_rs_debugfs_exit(void)
+{
+	debugfs_remove(bch_rs_debugfs_root);
+	bch_rs_debugfs_root = NULL;
+}
+
+static int bch_rs_dump_fop_open(struct inode *inode, struct file *file)
+{
+	void *private = NULL;
+	int ret = bch_rs_dump_open(inode->i_private, &private);
+
+	if (ret)
+		return ret;
+	file->private_data = private;
+	return nonseekable_open(inode, file);
+}
+
+static ssize_t bch_rs_dump_fop_read(struct file *file, char __user *ubuf, size_t len,
+				    loff_t *ppos)
+{
+	ssize_t ret = bch_rs_dump_read(file->private_data, (char __force *)ubuf, len);
+
+	if (ret > 0)
+		*ppos += ret;
+	return ret;
+}
+
+static int bch_rs_dump_fop_release(struct inode *inode, struct file *file)
+{
+	bch_rs_dump_release(file->private_data);
+	return 0;
+}
+
+static const struct file_operations bch_rs_dump_fops = {
+	.owner		= THIS_MODULE,
+	.open		= bch_rs_dump_fop_open,
+	.read		= bch_rs_dump_fop_read,
+	.release	= bch_rs_dump_fop_release,
+};
+
+struct dentry *bch_rs_debugfs_dir(const char *name, struct dentry *parent)
+{
+	struct dentry *d;
+
+	if (!parent)
+		parent = bch_rs_debugfs_root;
+	if (!parent)
+		return NULL;
+	d = debugfs_create_dir(name, parent);
+	return IS_ERR(d) ? NULL : d;
+}
+
+struct dentry *bch_rs_debugfs_file(const char *name, struct dentry *parent, void *data)
+{
+	struct dentry *d = debugfs_create_file(name, 0400, parent, data, &bch_rs_dump_fops);
+
+	return IS_ERR(d) ? NULL : d;
+}
+
+void bch_rs_debugfs_remove(struct dentry *d)
+{
+	debugfs_remove(d);
+}
+
+/* --- hash primitives for the format core's Checksummer --- */
 
 u32 bch_rs_crc32c(u32 seed, const void *data, size_t len)
 {

@@ -12,11 +12,14 @@
 typedef unsigned long size_t;
 typedef unsigned int u32;
 typedef unsigned long long u64;
+typedef long ssize_t;
 #else
 #include <linux/types.h>
 #endif
 
-struct fs_context;
+struct file;
+struct dentry;
+struct workqueue_struct;
 
 /* --- implemented in C (shim.c), called from Rust --- */
 
@@ -31,9 +34,58 @@ u32 bch_rs_crc32c(u32 seed, const void *data, size_t len);
 u64 bch_rs_crc64_be(u64 seed, const void *data, size_t len);
 u64 bch_rs_xxh64(const void *data, size_t len);
 
-/* --- implemented in Rust (bcachefs_rs.rs), called from C --- */
+/* Node cache limit (module parameter btree_cache_max, in nodes). */
+unsigned int bch_rs_btree_cache_max(void);
 
-/* fs_context get_tree: mount. Returns 0 or a negative errno. */
-int bch_rs_get_tree(struct fs_context *fc);
+/* Block devices, opened read-only and shared (no holder). */
+struct file *bch_rs_bdev_open(const char *path, int *err);
+void bch_rs_bdev_close(struct file *bdev_file);
+/* The block device's name (vda, sdb1) into buf, NUL terminated. */
+void bch_rs_bdev_name(struct file *bdev_file, char *buf, size_t len);
+u64 bch_rs_bdev_sectors(struct file *bdev_file);
+/* Reads len bytes at sector into buf (kmalloc or vmalloc memory) and waits. */
+int bch_rs_bdev_read_sync(struct file *bdev_file, u64 sector, void *buf, size_t len);
+/*
+ * Submits a REQ_META read of len bytes (at most 1 MiB) at sector into buf and
+ * returns at once; the bio's endio calls bch_rs_read_endio(private, errno) in
+ * interrupt context. Returns 0 or a negative errno (then no endio comes).
+ */
+int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
+			   void *private);
+/* After DMA into buf completed: make its vmalloc alias coherent. */
+void bch_rs_read_done(void *buf, size_t len);
+
+/* IO lock bits, wait_on_bit style. */
+void bch_rs_wait_on_bit_io(unsigned long *word, int bit);
+void bch_rs_clear_bit_unlock_wake(unsigned long *word, int bit);
+
+/* A workqueue of the filesystem's own, for read completions. */
+struct workqueue_struct *bch_rs_alloc_workqueue(const char *name);
+void bch_rs_destroy_workqueue(struct workqueue_struct *wq);
+
+/* debugfs: a directory (under the module's root when parent is NULL), a text file
+ * whose reads go to bch_rs_dump_*, and recursive removal. NULL on failure. */
+struct dentry *bch_rs_debugfs_dir(const char *name, struct dentry *parent);
+struct dentry *bch_rs_debugfs_file(const char *name, struct dentry *parent, void *data);
+void bch_rs_debugfs_remove(struct dentry *d);
+int bch_rs_debugfs_init(void);
+void bch_rs_debugfs_exit(void);
+
+/* --- implemented in Rust, called from C --- */
+
+/* Mount: open the filesystem on the devices in source (colon separated). */
+int bch_rs_fs_open(const char *source, int read_only, void **fs);
+/* Whether two opened filesystems are the same one (same UUID). */
+int bch_rs_fs_same(void *a, void *b);
+/* A new super block for fs: create its debugfs files. */
+int bch_rs_fs_start(void *fs);
+/* Unmount: stop IO and release the filesystem. */
+void bch_rs_fs_close(void *fs);
+/* A read completed (interrupt context). */
+void bch_rs_read_endio(void *private, int err);
+/* debugfs text files: data is what bch_rs_debugfs_file was given. */
+int bch_rs_dump_open(void *data, void **private);
+ssize_t bch_rs_dump_read(void *private, char *ubuf, size_t len);
+void bch_rs_dump_release(void *private);
 
 #endif /* BCH_RS_SHIM_H */

@@ -1,17 +1,89 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Mount entry points, called from the C fs_context trampolines in shim.c.
+//! Mount and unmount, called from the C fs_context and kill_sb trampolines in
+//! shim.c: open the filesystem (superblock, journal, btree roots) and its debugfs
+//! tree; on unmount, remove debugfs first (it waits for readers), then stop IO.
 
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
-use crate::shim;
+use crate::debugfs::{self, DebugfsTree};
+use crate::fs::Fs;
 
-/// `fs_context_operations.get_tree`. Mounting is not implemented yet: refuse
-/// cleanly with a log line naming the reason.
+/// What a mount holds: the filesystem and its debugfs files.
+struct Mounted {
+    fs: Arc<Fs>,
+    debugfs: Option<DebugfsTree>,
+    /// It became a super block (not a second open of a mounted filesystem).
+    started: bool,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // Readers in the middle of a read() finish first; open files then get EIO.
+        drop(self.debugfs.take());
+        self.fs.shutdown();
+        if self.started {
+            pr_info!("{}: unmounted\n", self.fs.uuid());
+        }
+    }
+}
+
+/// `get_tree`: opens the filesystem on `source`; `*out` receives the mount's state.
 #[no_mangle]
-pub(crate) extern "C" fn bch_rs_get_tree(_fc: *mut shim::fs_context) -> c_int {
-    pr_err!("mounting is not supported yet by this module\n");
-    // The kernel crate names EOPNOTSUPP only from 7.3 on; the bindings have it on
-    // every series.
-    -(kernel::bindings::EOPNOTSUPP as c_int)
+pub(crate) extern "C" fn bch_rs_fs_open(
+    source: *const c_char,
+    read_only: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: the VFS hands a NUL-terminated source string that outlives the call.
+    let source = unsafe { CStr::from_char_ptr(source) };
+    let r = (|| -> Result<KBox<Mounted>> {
+        let fs = Fs::open(source, read_only != 0)?;
+        KBox::new(Mounted {
+                fs,
+                debugfs: None,
+                started: false,
+            }, GFP_KERNEL).map_err(|e| e.into())
+    })();
+    match r {
+        Ok(m) => {
+            // SAFETY: `out` is a valid pointer from the C side.
+            unsafe { *out = KBox::into_raw(m).cast() };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Whether two opened filesystems are the same one.
+#[no_mangle]
+pub(crate) extern "C" fn bch_rs_fs_same(a: *mut c_void, b: *mut c_void) -> c_int {
+    // SAFETY: both came from `bch_rs_fs_open` and are alive (held by a super block
+    // and an fs_context).
+    let (a, b) = unsafe { (&*a.cast::<Mounted>(), &*b.cast::<Mounted>()) };
+    c_int::from(a.fs.sb().uuid().0 == b.fs.sb().uuid().0)
+}
+
+/// A new super block: the filesystem becomes visible in debugfs.
+#[no_mangle]
+pub(crate) extern "C" fn bch_rs_fs_start(m: *mut c_void) -> c_int {
+    // SAFETY: `m` came from `bch_rs_fs_open`; the super block owns it and the VFS
+    // calls this once, before anyone else can reach it.
+    let m = unsafe { &mut *m.cast::<Mounted>() };
+    m.started = true;
+    match debugfs::create(&m.fs) {
+        Ok(d) => {
+            m.debugfs = d;
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `kill_sb` (or a mount that failed after opening): releases the mount.
+#[no_mangle]
+pub(crate) extern "C" fn bch_rs_fs_close(m: *mut c_void) {
+    // SAFETY: `m` came from `bch_rs_fs_open` and the C side releases it once.
+    drop(unsafe { KBox::from_raw(m.cast::<Mounted>()) });
 }

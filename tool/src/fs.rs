@@ -130,10 +130,10 @@ impl DevNames for Fs {
         Some(g.get(bucket as usize).map(|&g| g as i32).unwrap_or(-1))
     }
     fn extent_bp_shift(&self) -> u32 {
-        ((self.sb().flags(6) >> 40) & 0xff) as u32
+        self.sb().extent_bp_shift()
     }
     fn shard_inode_numbers_bits(&self) -> Option<u32> {
-        Some((self.sb().flags(6) & 0xf) as u32)
+        Some(self.sb().shard_inode_numbers_bits())
     }
 }
 

@@ -7,6 +7,7 @@
 
 use super::super::bkey::{Bkey, BKEY_BYTES};
 use super::super::bpos::Bpos;
+use super::super::bytes::le64;
 use super::super::ids::KeyType;
 use super::read::{entry, Jset};
 
@@ -213,10 +214,10 @@ pub fn accounting_sum<B: AsRef<[u8]>>(
                     out.get_mut(len..v.len())?.fill(0);
                     len = v.len();
                 }
-                for (o, s) in out[..len].chunks_exact_mut(8).zip(v.chunks_exact(8)) {
-                    let a = u64::from_le_bytes([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]]);
-                    let b = u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
-                    o.copy_from_slice(&a.wrapping_add(b).to_le_bytes());
+                for i in (0..len.min(v.len()) / 8).map(|i| i * 8) {
+                    let a = le64(out, i).unwrap_or(0);
+                    let b = le64(v, i).unwrap_or(0);
+                    out[i..i + 8].copy_from_slice(&a.wrapping_add(b).to_le_bytes());
                 }
                 if ver(&d.k) > ver(h) {
                     h.version_hi = d.k.version_hi;

@@ -198,7 +198,10 @@ pub fn replay_range(entries: impl Iterator<Item = (u64, u64, bool)>) -> Option<R
 pub enum Replay {
     /// Clean at `seq`: btree roots come from the superblock's clean section and no
     /// journal keys are replayed.
-    Clean { seq: u64 },
+    Clean {
+        /// The clean section's journal seq.
+        seq: u64,
+    },
     /// Replay `range`: roots from its newest entry, keys from all of it.
     Dirty(ReplayRange),
 }

@@ -206,6 +206,14 @@ impl<'a> Sb<'a> {
     pub fn dirents_sanitized(&self) -> bool {
         bits(self.flags(6), 59, 60) != 0
     }
+    /// `BCH_SB_EXTENT_BP_SHIFT`, 0 when unset.
+    pub fn extent_bp_shift(&self) -> u32 {
+        bits(self.flags(6), 40, 48) as u32
+    }
+    /// `BCH_SB_SHARD_INUMS_NBITS`.
+    pub fn shard_inode_numbers_bits(&self) -> u32 {
+        bits(self.flags(6), 0, 4) as u32
+    }
     /// First 8 bytes of the internal UUID, little-endian (`__bch2_sb_magic`).
     pub fn magic_base(&self) -> u64 {
         le64(self.b, SB_UUID).unwrap_or(0)

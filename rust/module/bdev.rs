@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Block devices: opened read-only by path, read synchronously (superblock, journal)
+//! or asynchronously with a completion callback (btree nodes).
+
+use kernel::prelude::*;
+
+use crate::shim;
+use kernel::error::to_result;
+
+/// An open block device.
+pub(crate) struct BlockDev {
+    file: *mut shim::file,
+    name: [u8; 32],
+    name_len: usize,
+    /// Size in 512-byte sectors.
+    pub(crate) sectors: u64,
+}
+
+// SAFETY: the `struct file` is reference counted by the kernel and used only through
+// thread-safe block layer calls; `BlockDev` owns one reference.
+unsafe impl Send for BlockDev {}
+// SAFETY: as above: every method takes the file read-only.
+unsafe impl Sync for BlockDev {}
+
+impl BlockDev {
+    /// Opens the block device at `path` for reading.
+    pub(crate) fn open(path: &CStr) -> Result<Self> {
+        let mut err: c_int = 0;
+        // SAFETY: `path` is NUL terminated; `err` is a valid out pointer.
+        let file = unsafe { shim::bch_rs_bdev_open(path.as_char_ptr(), &mut err) };
+        if file.is_null() {
+            return Err(Error::from_errno(err));
+        }
+        let mut name = [0u8; 32];
+        // SAFETY: `file` is an open block device file; `name` is writable for its length.
+        unsafe { shim::bch_rs_bdev_name(file, name.as_mut_ptr().cast(), name.len()) };
+        let name_len = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+        // SAFETY: as above.
+        let sectors = unsafe { shim::bch_rs_bdev_sectors(file) };
+        Ok(BlockDev {
+            file,
+            name,
+            name_len,
+            sectors,
+        })
+    }
+
+    /// A read past the end of the device (a corrupt pointer) is refused here.
+    fn check_range(&self, sector: u64, len: usize) -> Result {
+        let end = sector.checked_add((len as u64).div_ceil(512)).ok_or(ERANGE)?;
+        if end > self.sectors {
+            return Err(ERANGE);
+        }
+        Ok(())
+    }
+
+    /// The kernel's name of the device (`vda`).
+    pub(crate) fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
+    }
+
+    /// Reads `buf.len()` bytes (a multiple of 512) at `sector` and waits.
+    pub(crate) fn read(&self, sector: u64, buf: &mut [u8]) -> Result {
+        self.check_range(sector, buf.len())?;
+        // SAFETY: `buf` is valid for writes of its length and outlives the call,
+        // which waits for the IO.
+        let ret = unsafe {
+            shim::bch_rs_bdev_read_sync(self.file, sector, buf.as_mut_ptr().cast(), buf.len())
+        };
+        to_result(ret)
+    }
+
+    /// Starts a read of `len` bytes at `sector` into `buf`; `bch_rs_read_endio` is
+    /// called with `private` when it completes.
+    ///
+    /// # Safety
+    ///
+    /// `buf` must stay valid for writes of `len` bytes, and `private` valid, until
+    /// the completion has run. Nothing else may access `buf` until then.
+    pub(crate) unsafe fn read_async(
+        &self,
+        sector: u64,
+        buf: *mut u8,
+        len: usize,
+        private: *const c_void,
+    ) -> Result {
+        self.check_range(sector, len)?;
+        // SAFETY: the caller guarantees `buf` and `private` stay valid until endio.
+        let ret = unsafe {
+            shim::bch_rs_bdev_read_async(self.file, sector, buf.cast(), len, private.cast_mut())
+        };
+        to_result(ret)
+    }
+}
+
+impl Drop for BlockDev {
+    fn drop(&mut self) {
+        // SAFETY: `file` was opened by `open` and is released exactly once, here.
+        unsafe { shim::bch_rs_bdev_close(self.file) };
+    }
+}
+
+/// Makes the CPU's view of a buffer a device just wrote coherent (vmalloc aliases).
+pub(crate) fn read_done(buf: &[u8]) {
+    // SAFETY: `buf` is a valid slice; the call only flushes cache lines covering it.
+    unsafe { shim::bch_rs_read_done(buf.as_ptr().cast_mut().cast(), buf.len()) };
+}

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Walks over a btree through the node cache, a node at a time, resuming from a
+//! position: each step descends from the root, so a walk holds no node between
+//! steps and a reader can stop anywhere. Nodes are visited in post order (a parent
+//! right after its last child), as the reference's node listings print them.
+
+use core::ops::ControlFlow;
+
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+use super::cache::NodeData;
+use super::io::get_node;
+use crate::format::bkey::Bkey;
+use crate::format::bpos::Bpos;
+use crate::format::btree::ptr::BtreePtr;
+use crate::format::journal::keys::{self as jkeys, Overlaid};
+use crate::fs::{Fs, PtrKey};
+
+/// Most levels a btree has (upstream's `BTREE_MAX_DEPTH`).
+const MAX_DEPTH: usize = 4;
+
+/// Calls `f` for each key of node `d` (`btree`, `level`) with the journal's keys
+/// overlaid, in order, until it breaks.
+pub(crate) fn for_each_key(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    d: &NodeData,
+    f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
+) -> Result {
+    let jk = jkeys::keys_in(&fs.journal_keys, btree, level, d.min_key, d.max_key);
+    let mut acct: Option<KVec<u8>> = None;
+    for o in jkeys::Overlay::new(d.keys.iter().map(|kr| (kr.k, d.val(kr))), jk) {
+        let flow = match o {
+            Overlaid::Node(k, v) => f(&k, v),
+            Overlaid::Journal(j) => f(&j.k, j.val(&fs.jsets)),
+            Overlaid::Accounting(node, deltas) => {
+                if acct.is_none() {
+                    acct = Some(KVec::from_elem(0u8, 8 * 256, GFP_KERNEL)?);
+                }
+                let out = acct.as_deref_mut().unwrap_or(&mut []);
+                match jkeys::accounting_sum(node, deltas, &fs.jsets, out) {
+                    Some((k, n)) => f(&k, &out[..n]),
+                    None => ControlFlow::Continue(()),
+                }
+            }
+        };
+        if flow.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A resumable walk over the nodes of one btree at `level` and (with `ancestors`)
+/// above it.
+pub(crate) struct Walk {
+    btree: u32,
+    level: u8,
+    ancestors: bool,
+    /// Where the next step starts; `None` when done.
+    pos: Option<Bpos>,
+    /// Interior nodes met that could not be read (their subtrees were skipped).
+    pub(crate) failed: u32,
+}
+
+impl Walk {
+    pub(crate) fn new(btree: u32, level: u8, ancestors: bool) -> Self {
+        Walk {
+            btree,
+            level,
+            ancestors,
+            pos: Some(Bpos::MIN),
+            failed: 0,
+        }
+    }
+
+    /// Visits the next node at `level` (or an interior node that has nothing left at
+    /// `level`) and then, with `ancestors`, each ancestor it completes: `f(level,
+    /// pointer)`. Returns `false` once the walk is done.
+    pub(crate) fn step(&mut self, fs: &Arc<Fs>, f: &mut dyn FnMut(u8, &PtrKey)) -> Result<bool> {
+        let Some(pos) = self.pos else {
+            return Ok(false);
+        };
+        let root = match fs.roots.get(self.btree as usize).copied().flatten() {
+            Some(r) if r.level >= self.level => r,
+            _ => {
+                self.pos = None;
+                return Ok(false);
+            }
+        };
+        // Ancestors descended through, and whether the child taken was their last.
+        let mut path: [Option<(u8, PtrKey, bool)>; MAX_DEPTH + 1] = [None; MAX_DEPTH + 1];
+        let mut depth = 0usize;
+        let (mut lvl, mut cur) = (root.level, root.ptr);
+        // The node completed by this step: `cur` at `lvl` on leaving the loop.
+        let emit_self;
+        loop {
+            if lvl <= self.level {
+                emit_self = true;
+                break;
+            }
+            let node = get_node(fs, self.btree, lvl, &cur)?;
+            let Some(d) = node.data().filter(|d| !d.failed) else {
+                // Unreadable (logged when read): nothing below it; it is done.
+                self.failed += 1;
+                emit_self = self.ancestors;
+                break;
+            };
+            let mut child: Option<PtrKey> = None;
+            let mut last = true;
+            for_each_key(fs, self.btree, lvl, d, &mut |k, v| {
+                if BtreePtr::decode(k.typ, v).is_none() {
+                    return ControlFlow::Continue(());
+                }
+                if child.is_some() {
+                    last = false;
+                    return ControlFlow::Break(());
+                }
+                if k.p >= pos {
+                    child = PtrKey::new(*k, v);
+                }
+                ControlFlow::Continue(())
+            })?;
+            let Some(c) = child else {
+                // Every child is behind us: the node itself is done.
+                emit_self = self.ancestors;
+                break;
+            };
+            if depth > MAX_DEPTH {
+                pr_err!("{}: btree deeper than {} levels\n", fs.uuid(), MAX_DEPTH);
+                self.pos = None;
+                return Err(EINVAL);
+            }
+            path[depth] = Some((lvl, cur, last));
+            depth += 1;
+            lvl -= 1;
+            cur = c;
+        }
+        if emit_self {
+            f(lvl, &cur);
+        }
+        // Ancestors whose last child just completed are complete too.
+        let mut end = cur.k.p;
+        let mut child_last = true;
+        while depth > 0 && child_last {
+            depth -= 1;
+            let Some((plvl, p, last)) = path[depth] else {
+                break;
+            };
+            if !last {
+                break;
+            }
+            child_last = last;
+            if self.ancestors {
+                f(plvl, &p);
+            }
+            end = end.max(p.k.p);
+        }
+        self.pos = (end != Bpos::MAX).then(|| end.successor());
+        Ok(true)
+    }
+}
+
+/// Calls `f` for every leaf key of `btree`, journal overlaid, in order. Leaves that
+/// cannot be read are skipped (their error is logged when read).
+pub(crate) fn for_each_leaf_key(
+    fs: &Arc<Fs>,
+    btree: u32,
+    f: &mut dyn FnMut(&Bkey, &[u8]),
+) -> Result {
+    let mut walk = Walk::new(btree, 0, false);
+    let mut leaf: Option<(u8, PtrKey)> = None;
+    while walk.step(fs, &mut |l, p| leaf = Some((l, *p)))? {
+        let Some((l, p)) = leaf.take() else { continue };
+        if l != 0 || BtreePtr::decode(p.k.typ, p.val()).is_none_or(|b| b.ptrs().next().is_none()) {
+            continue;
+        }
+        let node = get_node(fs, btree, 0, &p)?;
+        if let Some(d) = node.data().filter(|d| !d.failed) {
+            for_each_key(fs, btree, 0, d, &mut |k, v| {
+                f(k, v);
+                ControlFlow::Continue(())
+            })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An opened filesystem: its devices, superblock, journal (btree roots and the keys
+//! not yet in the btrees), node cache and read workqueue. All decisions are the
+//! format core's; this file does the IO and keeps the results.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::Arc;
+
+use crate::bdev::BlockDev;
+use crate::btree::cache::NodeCache;
+use crate::format::bkey::{Bkey, BKEY_U64S};
+use crate::format::bpos::Bpos;
+use crate::format::ids;
+use crate::format::journal::keys::{self as jkeys, JournalKey};
+use crate::format::journal::read as jread;
+use crate::format::sb::{self, format as sbf, Sb};
+use crate::format::text::DevNames;
+use crate::hash::KernelHashes;
+use crate::shim;
+
+/// Bytes of a btree pointer value we keep (a `btree_ptr_v2` with four replicas
+/// needs 72).
+pub(crate) const PTR_VAL_MAX: usize = 128;
+
+/// A btree pointer key with its value, held by value.
+#[derive(Clone, Copy)]
+pub(crate) struct PtrKey {
+    pub(crate) k: Bkey,
+    v: [u8; PTR_VAL_MAX],
+    vlen: usize,
+}
+
+impl PtrKey {
+    /// `None` when the value is too long to be a btree pointer.
+    pub(crate) fn new(k: Bkey, v: &[u8]) -> Option<Self> {
+        let mut p = PtrKey {
+            k,
+            v: [0; PTR_VAL_MAX],
+            vlen: v.len(),
+        };
+        p.v.get_mut(..v.len())?.copy_from_slice(v);
+        Some(p)
+    }
+    pub(crate) fn val(&self) -> &[u8] {
+        &self.v[..self.vlen]
+    }
+}
+
+/// A btree root: its level and pointer.
+#[derive(Clone, Copy)]
+pub(crate) struct Root {
+    pub(crate) level: u8,
+    pub(crate) ptr: PtrKey,
+}
+
+/// A jset's bytes; journal keys name their values by index into these.
+pub(crate) struct Jbuf(pub(crate) KVVec<u8>);
+
+impl AsRef<[u8]> for Jbuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// One mounted filesystem.
+pub(crate) struct Fs {
+    /// Devices by member index.
+    pub(crate) devs: KVec<Option<BlockDev>>,
+    /// The superblock with the highest seq.
+    pub(crate) sb: KVVec<u8>,
+    /// External UUID, as `show-super` prints it.
+    pub(crate) uuid: CString,
+    pub(crate) roots: KVec<Option<Root>>,
+    /// Jsets replayed, in seq order; journal keys point into them.
+    pub(crate) jsets: KVec<Jbuf>,
+    /// Keys not yet in the btrees: sorted, newest per position.
+    pub(crate) journal_keys: KVec<JournalKey>,
+    pub(crate) blacklist: KVec<(u64, u64)>,
+    pub(crate) clean: bool,
+    pub(crate) journal_seq: u64,
+    /// Bucket generations per device, from the alloc btree; set once at open.
+    gens: UnsafeCell<KVec<KVVec<u8>>>,
+    gens_ready: AtomicBool,
+    pub(crate) cache: NodeCache,
+    /// Where node reads complete; null once shut down.
+    wq: AtomicPtr<shim::workqueue_struct>,
+    /// Set at unmount: no new reads start.
+    pub(crate) dying: AtomicBool,
+}
+
+// SAFETY: `gens` is written once during `open`, before the filesystem is shared
+// with any other thread (gens_ready orders it); everything else is Sync.
+unsafe impl Sync for Fs {}
+// SAFETY: all fields can move between threads.
+unsafe impl Send for Fs {}
+
+impl Fs {
+    /// The external UUID as text.
+    pub(crate) fn uuid(&self) -> &str {
+        self.uuid.to_str().unwrap_or("?")
+    }
+
+    pub(crate) fn sb(&self) -> Sb<'_> {
+        Sb { b: &self.sb }
+    }
+
+    /// The read completion workqueue.
+    pub(crate) fn wq(&self) -> Option<&kernel::workqueue::Queue> {
+        let p = self.wq.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` came from alloc_workqueue and is destroyed only by `shutdown`,
+        // which first waits for every read to finish (no caller is left).
+        Some(unsafe { kernel::workqueue::Queue::from_raw(p.cast()) })
+    }
+
+    pub(crate) fn is_blacklisted(&self, seq: u64) -> bool {
+        self.blacklist.iter().any(|&(s, e)| seq >= s && seq < e)
+    }
+
+    pub(crate) fn dev(&self, i: u32) -> Option<&BlockDev> {
+        self.devs.get(i as usize).and_then(|d| d.as_ref())
+    }
+
+    /// Unmount: no new reads, wait for the ones in flight, free the cache.
+    pub(crate) fn shutdown(&self) {
+        self.dying.store(true, Ordering::Release);
+        let wq = self.wq.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if !wq.is_null() {
+            // SAFETY: allocated in `open`, swapped out above so destroyed once;
+            // destroy_workqueue drains the read work still queued.
+            unsafe { shim::bch_rs_destroy_workqueue(wq) };
+        }
+        self.cache.shrink_all();
+    }
+
+    /// Opens the filesystem on the devices of `source` (paths separated by `:`).
+    pub(crate) fn open(source: &CStr, read_only: bool) -> Result<Arc<Fs>> {
+        if !read_only {
+            pr_err!("read-write mounts are not supported yet: mount with -o ro\n");
+            return Err(EROFS);
+        }
+        let src = source.to_str().map_err(|_| EINVAL)?;
+        let mut devs: KVec<Option<BlockDev>> = KVec::new();
+        let mut best: Option<KVVec<u8>> = None;
+        let mut uuid: Option<[u8; 16]> = None;
+        for path in src.split(':').filter(|p| !p.is_empty()) {
+            let cpath = CString::try_from_fmt(fmt!("{}", path))?;
+            let dev = BlockDev::open(&cpath).inspect_err(|e| {
+                pr_err!("{}: cannot open: error {}\n", path, e.to_errno());
+            })?;
+            let sbb = read_sb(&dev, path)?;
+            let s = Sb { b: &sbb };
+            if *uuid.get_or_insert(s.uuid().0) != s.uuid().0 {
+                pr_err!("{}: belongs to another filesystem than {}\n", path, src);
+                return Err(EINVAL);
+            }
+            let idx = s.dev_idx() as usize;
+            while devs.len() <= idx {
+                devs.push(None, GFP_KERNEL)?;
+            }
+            if devs[idx].is_some() {
+                pr_err!("{}: member {} given twice\n", path, idx);
+                return Err(EINVAL);
+            }
+            if best.as_ref().is_none_or(|b| s.seq() > Sb { b }.seq()) {
+                let mut copy = KVVec::new();
+                copy.extend_from_slice(&sbb, GFP_KERNEL)?;
+                best = Some(copy);
+            }
+            devs[idx] = Some(dev);
+        }
+        let Some(sbb) = best else {
+            pr_err!("no device given\n");
+            return Err(EINVAL);
+        };
+        let s = Sb { b: &sbb };
+        let mut ub = [0u8; 40];
+        let mut w = crate::format::printbuf::FixedBuf::new(&mut ub);
+        {
+            use core::fmt::Write as _;
+            let mut pb: crate::format::text::Pb<'_, '_> =
+                crate::format::printbuf::Printbuf::new(&mut w);
+            let _ = write!(pb, "{}", s.user_uuid());
+        }
+        let uuid_str = core::str::from_utf8(w.as_bytes()).map_err(|_| EINVAL)?;
+        let uuid = CString::try_from_fmt(fmt!("{}", uuid_str))?;
+        for i in 0..s.nr_devices() as usize {
+            let present = devs.get(i).is_some_and(|d| d.is_some());
+            if s.member(i).is_some_and(|m| m.exists()) && !present {
+                pr_err!(
+                    "{}: member device {} missing: give every device, separated by ':'\n",
+                    uuid_str,
+                    i
+                );
+                return Err(ENXIO);
+            }
+        }
+        let mut roots = KVec::new();
+        for _ in 0..ids::BTREE_ID_NR {
+            roots.push(None, GFP_KERNEL)?;
+        }
+        // SAFETY: the name is a NUL-terminated literal; the queue is destroyed in
+        // `shutdown` or below on failure.
+        let wq = unsafe { shim::bch_rs_alloc_workqueue(c"bcachefs_rs_read".as_ptr().cast()) };
+        if wq.is_null() {
+            return Err(ENOMEM);
+        }
+        let mut fs = Fs {
+            devs,
+            sb: sbb,
+            uuid,
+            roots,
+            jsets: KVec::new(),
+            journal_keys: KVec::new(),
+            blacklist: KVec::new(),
+            clean: false,
+            journal_seq: 0,
+            gens: UnsafeCell::new(KVec::new()),
+            gens_ready: AtomicBool::new(false),
+            cache: NodeCache::new().inspect_err(|_| {
+                // SAFETY: allocated just above and not yet shared.
+                unsafe { shim::bch_rs_destroy_workqueue(wq) };
+            })?,
+            wq: AtomicPtr::new(wq),
+            dying: AtomicBool::new(false),
+        };
+        let r = fs.read_journal();
+        if let Err(e) = r {
+            fs.shutdown();
+            return Err(e);
+        }
+        fs.fake_empty_roots();
+        let fs = Arc::new(fs, GFP_KERNEL)?;
+        if let Err(e) = fs.load_gens() {
+            fs.shutdown();
+            return Err(e);
+        }
+        pr_info!(
+            "{}: opened {} device(s), {} at journal seq {}, {} journal keys\n",
+            fs.uuid(),
+            fs.devs.iter().filter(|d| d.is_some()).count(),
+            if fs.clean { "clean" } else { "unclean" },
+            fs.journal_seq,
+            fs.journal_keys.len()
+        );
+        Ok(fs)
+    }
+
+    /// Btrees with no root yet get an empty one, as upstream allocates them.
+    fn fake_empty_roots(&mut self) {
+        for r in self.roots.iter_mut().filter(|r| r.is_none()) {
+            let k = Bkey {
+                u64s: BKEY_U64S as u8,
+                format: 1,
+                typ: ids::KeyType::BtreePtr as u8,
+                p: Bpos::MAX,
+                ..Default::default()
+            };
+            *r = PtrKey::new(k, &[]).map(|ptr| Root { level: 0, ptr });
+        }
+    }
+
+    fn set_roots(&mut self, entries: &[u8]) {
+        for e in sb::JsetEntries::new(entries) {
+            if e.typ != jread::entry::BTREE_ROOT {
+                continue;
+            }
+            let Some((k, v)) = sb::root_key(&e) else {
+                continue;
+            };
+            if let (Some(slot), Some(ptr)) =
+                (self.roots.get_mut(e.btree_id as usize), PtrKey::new(k, v))
+            {
+                *slot = Some(Root {
+                    level: e.level,
+                    ptr,
+                });
+            }
+        }
+    }
+
+    /// Reads every device's journal buckets; keeps one copy of each jset, then
+    /// replays as the core decides.
+    fn read_journal(&mut self) -> Result {
+        let s = Sb { b: &self.sb };
+        let (magic, block) = (s.jset_magic(), s.block_sectors());
+        for r in s.blacklist() {
+            self.blacklist.push(r, GFP_KERNEL)?;
+        }
+        // (seq, last_seq, no_flush, bytes), sorted by seq.
+        let mut found: KVec<(u64, u64, bool, KVVec<u8>)> = KVec::new();
+        let mut buf = KVVec::new();
+        for dev in self.devs.iter().flatten() {
+            let ds = self.dev_sb(dev)?;
+            let ds = Sb { b: &ds };
+            let Some(m) = ds.member(ds.dev_idx() as usize) else {
+                continue;
+            };
+            let bytes = (m.bucket_size() as usize) << 9;
+            buf.clear();
+            buf.resize(bytes, 0u8, GFP_KERNEL)?;
+            for (start, nr) in ds.journal_buckets() {
+                for bucket in start..start.saturating_add(nr) {
+                    let sector = bucket.saturating_mul(m.bucket_size() as u64);
+                    if let Err(e) = dev.read(sector, &mut buf) {
+                        pr_err!(
+                            "{}: {}: journal bucket {} unreadable: error {}\n",
+                            self.uuid(),
+                            dev.name(),
+                            bucket,
+                            e.to_errno()
+                        );
+                        continue;
+                    }
+                    let mut err = Ok(());
+                    jread::walk_bucket(&buf, magic, block, &KernelHashes, &mut |off, j| {
+                        if err.is_err() {
+                            return;
+                        }
+                        err = store_jset(&mut found, &mut self.blacklist, &buf, off, j);
+                    });
+                    err?;
+                }
+            }
+        }
+        let bl = &self.blacklist;
+        let is_bl = |seq: u64| bl.iter().any(|&(s, e)| seq >= s && seq < e);
+        let range = jread::replay_range(
+            found
+                .iter()
+                .filter(|j| !is_bl(j.0))
+                .map(|j| (j.0, j.1, j.2)),
+        );
+        let clean = s.clean_field().map(|(seq, _)| seq);
+        let r = match jread::plan_replay(clean, range) {
+            Some(jread::Replay::Clean { seq }) => {
+                self.clean = true;
+                self.journal_seq = seq;
+                let mut entries = KVVec::new();
+                if let Some((_, e)) = self.sb().clean_field() {
+                    entries.extend_from_slice(e, GFP_KERNEL)?;
+                }
+                self.set_roots(&entries);
+                return Ok(());
+            }
+            Some(jread::Replay::Dirty(r)) => r,
+            None => {
+                pr_err!("{}: no valid journal entries found\n", self.uuid());
+                return Err(EINVAL);
+            }
+        };
+        self.journal_seq = r.end;
+        let mut keys = KVec::new();
+        let mut order = 0u32;
+        let mut roots_from = None;
+        let mut err = Ok(());
+        for (seq, _, _, raw) in found {
+            if seq < r.start || seq > r.end || self.is_blacklisted(seq) {
+                continue;
+            }
+            let idx = self.jsets.len() as u32;
+            if let Ok(j) = jread::parse_jset(&raw, magic, block, None) {
+                jkeys::jset_keys(&j, idx, 0, &mut order, &mut |k| {
+                    if err.is_ok() {
+                        err = keys.push(k, GFP_KERNEL);
+                    }
+                });
+            }
+            if seq == r.end {
+                roots_from = Some(idx as usize);
+            }
+            self.jsets.push(Jbuf(raw), GFP_KERNEL)?;
+        }
+        err?;
+        if let Some(i) = roots_from {
+            let raw = core::mem::take(&mut self.jsets[i].0);
+            if let Ok(j) = jread::parse_jset(&raw, magic, block, None) {
+                self.set_roots(j.entries);
+            }
+            self.jsets[i].0 = raw;
+        }
+        jkeys::sort(&mut keys);
+        let n = jkeys::dedup_newest(&mut keys);
+        keys.truncate(n);
+        self.journal_keys = keys;
+        Ok(())
+    }
+
+    /// A device's own superblock (its member index and journal buckets).
+    fn dev_sb(&self, dev: &BlockDev) -> Result<KVVec<u8>> {
+        read_sb(dev, dev.name())
+    }
+
+    /// Bucket generations from the alloc btree (journal overlaid): pointers into
+    /// reused buckets print ` stale=`.
+    fn load_gens(self: &Arc<Self>) -> Result {
+        let s = self.sb();
+        let mut gens: KVec<KVVec<u8>> = KVec::new();
+        for d in 0..self.devs.len() {
+            let n = s
+                .member(d)
+                .filter(|m| m.exists())
+                .map(|m| m.nbuckets().min(1 << 32) as usize)
+                .unwrap_or(0);
+            gens.push(KVVec::from_elem(0u8, n, GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        crate::btree::iter::for_each_leaf_key(self, ids::btree::ALLOC, &mut |k, v| {
+            if k.typ == ids::KeyType::AllocV4 as u8 {
+                let a = crate::format::alloc::format::AllocV4::read(v);
+                if let Some(g) = gens
+                    .get_mut(k.p.inode as usize)
+                    .and_then(|g| g.get_mut(k.p.offset as usize))
+                {
+                    *g = a.gen;
+                }
+            }
+        })?;
+        // SAFETY: only `open` writes `gens`, once, before the filesystem is shared:
+        // no reader exists yet (gens_ready is still false).
+        unsafe { *self.gens.get() = gens };
+        self.gens_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn gens(&self) -> Option<&KVec<KVVec<u8>>> {
+        // SAFETY: written once before gens_ready was set (release); read only after
+        // seeing it set (acquire).
+        self.gens_ready
+            .load(Ordering::Acquire)
+            .then(|| unsafe { &*self.gens.get() })
+    }
+}
+
+impl Drop for Fs {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Keeps the first copy of jset `j` found at sector `off` of `buf`, and the
+/// blacklist entries it carries.
+fn store_jset(
+    found: &mut KVec<(u64, u64, bool, KVVec<u8>)>,
+    blacklist: &mut KVec<(u64, u64)>,
+    buf: &[u8],
+    off: u32,
+    j: &jread::Jset<'_>,
+) -> Result {
+    for e in j.iter() {
+        if let Some(r) = jread::entry_blacklist(&e) {
+            blacklist.push(r, GFP_KERNEL)?;
+        }
+    }
+    let at = match found.binary_search_by_key(&j.seq, |f| f.0) {
+        Ok(_) => return Ok(()),
+        Err(at) => at,
+    };
+    let start = (off as usize) << 9;
+    let len = jread::JSET_BYTES + j.entries.len();
+    let bytes = buf.get(start..start + len).ok_or(EINVAL)?;
+    let mut copy = KVVec::new();
+    copy.extend_from_slice(bytes, GFP_KERNEL)?;
+    found.reserve(1, GFP_KERNEL)?;
+    found
+        .insert_within_capacity(at, (j.seq, j.last_seq, j.no_flush(), copy))
+        .map_err(|_| ENOMEM)
+}
+
+/// Reads and validates a device's superblock.
+fn read_sb(dev: &BlockDev, name: &str) -> Result<KVVec<u8>> {
+    let round = |n: usize| (n + 511) & !511;
+    let mut b = KVVec::from_elem(0u8, round(sbf::SB_FIELDS), GFP_KERNEL)?;
+    dev.read(sbf::SB_SECTOR, &mut b)?;
+    let n = match Sb::size_needed(&b) {
+        Ok(n) => n,
+        Err(e) => {
+            pr_err!("{}: not a bcachefs superblock: {}\n", name, e.as_str());
+            return Err(EINVAL);
+        }
+    };
+    b.resize(round(n), 0, GFP_KERNEL)?;
+    dev.read(sbf::SB_SECTOR, &mut b)?;
+    b.truncate(n);
+    if let Err(e) = Sb::parse(&b, &KernelHashes) {
+        pr_err!("{}: bad superblock: {}\n", name, e.as_str());
+        return Err(EINVAL);
+    }
+    Ok(b)
+}
+
+impl DevNames for Fs {
+    fn dev_name(&self, dev: u32) -> Option<&str> {
+        self.dev(dev).map(|d| d.name())
+    }
+    fn bucket_size(&self, dev: u32) -> Option<u32> {
+        let m = self.sb().member(dev as usize)?;
+        m.exists().then(|| m.bucket_size() as u32)
+    }
+    fn durability(&self, dev: u32) -> u32 {
+        self.sb()
+            .member(dev as usize)
+            .filter(|m| m.exists())
+            .map(|m| m.durability() as u32)
+            .unwrap_or(1)
+    }
+    fn bucket_gen(&self, dev: u32, bucket: u64) -> Option<i32> {
+        let g = self.gens()?.get(dev as usize)?;
+        Some(g.get(bucket as usize).map(|&g| g as i32).unwrap_or(-1))
+    }
+    fn extent_bp_shift(&self) -> u32 {
+        self.sb().extent_bp_shift()
+    }
+    fn shard_inode_numbers_bits(&self) -> Option<u32> {
+        Some(self.sb().shard_inode_numbers_bits())
+    }
+}
