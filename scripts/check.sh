@@ -34,6 +34,8 @@ stage() { # name command...
 st_setup() { scripts/setup.sh; }
 st_format() {
     cargo fmt --all -- --check || return 1
+    # The module crate (and the core it includes) is outside the cargo workspace.
+    rustfmt --edition 2021 --check rust/module/bcachefs_rs.rs || return 1
     cargo clippy --workspace --all-targets -q -- -D warnings || return 1
 }
 st_cargo() { cargo test --workspace --release -q 2>&1 | tail -n 40; return "${PIPESTATUS[0]}"; }

@@ -48,7 +48,9 @@ impl BlockDev {
 
     /// A read past the end of the device (a corrupt pointer) is refused here.
     fn check_range(&self, sector: u64, len: usize) -> Result {
-        let end = sector.checked_add((len as u64).div_ceil(512)).ok_or(ERANGE)?;
+        let end = sector
+            .checked_add((len as u64).div_ceil(512))
+            .ok_or(ERANGE)?;
         if end > self.sectors {
             return Err(ERANGE);
         }

@@ -109,7 +109,14 @@ pub(crate) fn create(fs: &Arc<Fs>) -> Result<Option<DebugfsTree>> {
     };
     let fsp: *const Fs = &**fs;
     let file = |tree: &mut DebugfsTree, name: &CStr, parent, btree, kind| -> Result {
-        let desc = KBox::new(FileDesc { fs: fsp, btree, kind }, GFP_KERNEL)?;
+        let desc = KBox::new(
+            FileDesc {
+                fs: fsp,
+                btree,
+                kind,
+            },
+            GFP_KERNEL,
+        )?;
         let data: *const FileDesc = &*desc;
         tree._descs.push(desc, GFP_KERNEL)?;
         // SAFETY: `data` lives in `tree` until after the file is removed with it.
@@ -121,13 +128,22 @@ pub(crate) fn create(fs: &Arc<Fs>) -> Result<Option<DebugfsTree>> {
         return Ok(Some(tree));
     };
     for id in 0..ids::BTREE_ID_NR as u32 {
-        let Some(name) = ids::btree_name(id) else { continue };
+        let Some(name) = ids::btree_name(id) else {
+            continue;
+        };
         let cname = CString::try_from_fmt(fmt!("{}", name))?;
-        let Some(bdir) = mkdir(&cname, btrees) else { continue };
+        let Some(bdir) = mkdir(&cname, btrees) else {
+            continue;
+        };
         file(&mut tree, c"keys", bdir, id, Kind::Keys)?;
         file(&mut tree, c"nodes", bdir, id, Kind::Nodes(0))?;
         file(&mut tree, c"ondisk", bdir, id, Kind::Ondisk)?;
-        let root_level = fs.roots.get(id as usize).copied().flatten().map_or(0, |r| r.level);
+        let root_level = fs
+            .roots
+            .get(id as usize)
+            .copied()
+            .flatten()
+            .map_or(0, |r| r.level);
         for l in 1..=root_level {
             let n = CString::try_from_fmt(fmt!("nodes.level{}", l))?;
             file(&mut tree, &n, bdir, id, Kind::Nodes(l))?;
@@ -252,7 +268,14 @@ fn ondisk(fs: &Fs, ctx: &TextCtx<'_>, pb: &mut Pb<'_, '_>, p: &PtrKey) {
         let _ = write!(pb, "error reading node: error {}\n\n", e.to_errno());
         return;
     }
-    ondisk_to_text(pb, ctx, &buf, s.block_sectors(), s.btree_node_sectors(), &KernelHashes);
+    ondisk_to_text(
+        pb,
+        ctx,
+        &buf,
+        s.block_sectors(),
+        s.btree_node_sectors(),
+        &KernelHashes,
+    );
 }
 
 fn cache_stats(fs: &Fs, out: &mut KText<'_>) {
@@ -312,7 +335,11 @@ pub(crate) extern "C" fn bch_rs_dump_open(data: *mut c_void, private: *mut *mut 
 }
 
 #[no_mangle]
-pub(crate) extern "C" fn bch_rs_dump_read(private: *mut c_void, ubuf: *mut c_char, len: usize) -> isize {
+pub(crate) extern "C" fn bch_rs_dump_read(
+    private: *mut c_void,
+    ubuf: *mut c_char,
+    len: usize,
+) -> isize {
     // SAFETY: `private` is the box `bch_rs_dump_open` made; release has not run.
     let m = unsafe { &*private.cast::<Mutex<Dump>>() };
     let mut d = m.lock();
@@ -342,7 +369,11 @@ pub(crate) extern "C" fn bch_rs_dump_read(private: *mut c_void, ubuf: *mut c_cha
         let n = (d.out.len() - d.off).min(len - copied);
         let off = d.off;
         if let Err(e) = w.write_slice(&d.out[off..off + n]) {
-            return if copied == 0 { e.to_errno() as isize } else { copied as isize };
+            return if copied == 0 {
+                e.to_errno() as isize
+            } else {
+                copied as isize
+            };
         }
         d.off += n;
         copied += n;

@@ -21,7 +21,10 @@ mod tests {
     #[test]
     fn kernel_crc64_matches_reference() {
         // CRC-64/ECMA-182 check value of "123456789".
-        assert_eq!(KernelHashes.crc64_be(0, b"123456789"), 0x6c40_df5f_0b49_7347);
+        assert_eq!(
+            KernelHashes.crc64_be(0, b"123456789"),
+            0x6c40_df5f_0b49_7347
+        );
     }
 
     #[test]

@@ -40,11 +40,15 @@ pub(crate) extern "C" fn bch_rs_fs_open(
     let source = unsafe { CStr::from_char_ptr(source) };
     let r = (|| -> Result<KBox<Mounted>> {
         let fs = Fs::open(source, read_only != 0)?;
-        KBox::new(Mounted {
+        KBox::new(
+            Mounted {
                 fs,
                 debugfs: None,
                 started: false,
-            }, GFP_KERNEL).map_err(|e| e.into())
+            },
+            GFP_KERNEL,
+        )
+        .map_err(|e| e.into())
     })();
     match r {
         Ok(m) => {

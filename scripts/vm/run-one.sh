@@ -5,6 +5,8 @@
 #   # Disks: FIXTURE[/FILE]... attach fixture images (unpacked once into the cache);
 #                              the test is skipped with a message when ../shared/fixtures
 #                              is absent
+#   # Refs: FIXTURE...         digests of those fixtures' reference listings, in
+#                              /data/FIXTURE.sums (scripts/vm/ref-sums.sh)
 #   # Files: PATH...           extra host files, in /data in the guest
 #   # Timeout: SECONDS
 set -euo pipefail
@@ -29,5 +31,14 @@ if [ -n "$disks" ]; then
     done
 fi
 files=$(hdr Files)
+refs=$(hdr Refs)
+if [ -n "$refs" ]; then
+    sums=$(mktemp -d)
+    trap 'rm -rf "$sums"' EXIT
+    for fx in $refs; do
+        "$top/scripts/vm/ref-sums.sh" "$fx" > "$sums/$fx.sums"
+        files="$files $sums/$fx.sums"
+    done
+fi
 [ -n "$files" ] && export VM_FILES="$files"
-exec "$top/scripts/vm/run.sh" "${args[@]}"
+"$top/scripts/vm/run.sh" "${args[@]}"

@@ -173,8 +173,7 @@ impl Node {
 
     fn evictable(&self) -> bool {
         self.pins.load(Ordering::Acquire) == 0
-            && self.flags.load(Ordering::Acquire)
-                & ((1 << READ_IN_FLIGHT) | (1 << WRITE_IN_FLIGHT))
+            && self.flags.load(Ordering::Acquire) & ((1 << READ_IN_FLIGHT) | (1 << WRITE_IN_FLIGHT))
                 == 0
     }
 }

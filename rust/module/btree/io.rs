@@ -266,7 +266,11 @@ fn finish(op: &Arc<ReadOp>) {
         },
     };
     data.failures = failures;
-    op.fs.cache.stats.read_errors.fetch_add(1, Ordering::Relaxed);
+    op.fs
+        .cache
+        .stats
+        .read_errors
+        .fetch_add(1, Ordering::Relaxed);
     complete(op, data);
 }
 
@@ -319,7 +323,11 @@ fn complete(op: &ReadOp, data: NodeData) {
 
 /// Checks, validates, sorts and merges one replica's bytes. On error hands the
 /// buffer back.
-fn decode(op: &ReadOp, buf: KVVec<u8>, accept_bad_csum: bool) -> Result<NodeData, (NodeError, KVVec<u8>)> {
+fn decode(
+    op: &ReadOp,
+    buf: KVVec<u8>,
+    accept_bad_csum: bool,
+) -> Result<NodeData, (NodeError, KVVec<u8>)> {
     let fs = &op.fs;
     let s = fs.sb();
     let Some(bp) = BtreePtr::decode(op.ptr.k.typ, op.ptr.val()) else {
@@ -364,8 +372,15 @@ fn decode(op: &ReadOp, buf: KVVec<u8>, accept_bad_csum: bool) -> Result<NodeData
     };
     let mut keys = KVec::new();
     let base = buf.as_ptr() as usize;
-    let mut m = Merge::new(&buf, h.format, h.min_key, h.max_key, &bsets[..n], &mut cursors)
-        .validating(op.btree, op.level);
+    let mut m = Merge::new(
+        &buf,
+        h.format,
+        h.min_key,
+        h.max_key,
+        &bsets[..n],
+        &mut cursors,
+    )
+    .validating(op.btree, op.level);
     let mut oom = false;
     for mk in m.by_ref() {
         let kr = KeyRef {
@@ -383,7 +398,10 @@ fn decode(op: &ReadOp, buf: KVVec<u8>, accept_bad_csum: bool) -> Result<NodeData
         return Err((nomem, buf));
     }
     let mut failures = KVec::new();
-    if let (Some(e), Some(p)) = (warning, BtreePtr::decode(op.ptr.k.typ, op.ptr.val()).and_then(|b| b.ptrs().next())) {
+    if let (Some(e), Some(p)) = (
+        warning,
+        BtreePtr::decode(op.ptr.k.typ, op.ptr.val()).and_then(|b| b.ptrs().next()),
+    ) {
         let _ = failures.push((p, ReplicaError::Node(e)), GFP_KERNEL);
     }
     Ok(NodeData {
