@@ -16,6 +16,7 @@ use kernel::uaccess::{UserPtr, UserSlice};
 use crate::btree::io::get_node;
 use crate::btree::iter::{for_each_key, Walk};
 use crate::format::btree::ptr::BtreePtr;
+use crate::format::btree::read::NodeHeader;
 use crate::format::btree::text::ondisk_to_text;
 use crate::format::ids::{self, KeyType};
 use crate::format::printbuf::{Printbuf, TextOut};
@@ -248,34 +249,56 @@ fn leaf_keys(
     Ok(true)
 }
 
-/// A node as it is on disk, read whole from its first replica (not cached).
+/// A node as it is on disk, read whole (not cached) from the first replica whose
+/// header is this node's: a replica with a clobbered header is passed over, as a
+/// read retries on another.
 fn ondisk(fs: &Fs, ctx: &TextCtx<'_>, pb: &mut Pb<'_, '_>, p: &PtrKey) {
     let s = fs.sb();
-    let first = BtreePtr::decode(p.k.typ, p.val()).and_then(|b| b.ptrs().next());
-    let Some((ptr, dev)) = first.and_then(|ptr| Some((ptr, fs.dev(ptr.dev as u32)?))) else {
+    let Some(bp) = BtreePtr::decode(p.k.typ, p.val()) else {
         pb.str("error getting device to read from: invalid device\n\n");
         return;
     };
     let len = (s.btree_node_sectors() as usize) << 9;
-    let mut buf = match KVVec::from_elem(0u8, len, GFP_KERNEL) {
-        Ok(b) => b,
-        Err(_) => {
-            pb.str("error reading node: out of memory\n\n");
-            return;
+    let mut best: Option<KVVec<u8>> = None;
+    let mut err = None;
+    for ptr in bp.ptrs() {
+        let Some(dev) = fs.dev(ptr.dev as u32) else {
+            continue;
+        };
+        let mut buf = match KVVec::from_elem(0u8, len, GFP_KERNEL) {
+            Ok(b) => b,
+            Err(_) => {
+                err = Some(ENOMEM);
+                break;
+            }
+        };
+        if let Err(e) = dev.read(ptr.offset, &mut buf) {
+            err.get_or_insert(e);
+            continue;
         }
-    };
-    if let Err(e) = dev.read(ptr.offset, &mut buf) {
-        let _ = write!(pb, "error reading node: error {}\n\n", e.to_errno());
-        return;
+        let ours = NodeHeader::parse(&buf)
+            .is_some_and(|h| h.magic == s.bset_magic() && (bp.seq == 0 || h.seq == bp.seq));
+        if ours || best.is_none() {
+            best = Some(buf);
+        }
+        if ours {
+            break;
+        }
     }
-    ondisk_to_text(
-        pb,
-        ctx,
-        &buf,
-        s.block_sectors(),
-        s.btree_node_sectors(),
-        &KernelHashes,
-    );
+    match (best, err) {
+        (Some(buf), _) => ondisk_to_text(
+            pb,
+            ctx,
+            &buf,
+            s.block_sectors(),
+            s.btree_node_sectors(),
+            &KernelHashes,
+        ),
+        (None, Some(e)) => {
+            let _ = write!(pb, "error reading node: error {}\n\n", e.to_errno());
+        }
+        (None, None) => pb.str("error getting device to read from: invalid device\n\n"),
+    }
 }
 
 fn cache_stats(fs: &Fs, out: &mut KText<'_>) {
