@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run one guest test script in the VM, with what its header asks for:
 #   # Needs: module            load bcachefs.ko before the script (default)
-#   # Needs: nomodule          do not
+#   # Needs: nomodule          do not (it is still at /bcachefs.ko, for the script to load)
 #   # Disks: FIXTURE[/FILE]... attach fixture images (unpacked once into the cache);
 #                              the test is skipped with a message when ../shared/fixtures
 #                              is absent

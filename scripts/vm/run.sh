@@ -43,7 +43,7 @@ root=$work/root
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,mnt,data,sys/kernel/debug}
 cp /bin/busybox "$root/bin/busybox"
 for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
-[ $module = 1 ] && cp "$ko" "$root/bcachefs.ko"
+if [ -f "$ko" ]; then cp "$ko" "$root/bcachefs.ko"; fi
 for f in ${VM_FILES:-}; do cp -r "$f" "$root/data/"; done
 if [ -n "$script" ]; then cp "$script" "$root/test.sh"; fi
 cp "$top/scripts/vm/lib.sh" "$root/lib.sh"
