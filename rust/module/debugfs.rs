@@ -198,15 +198,14 @@ impl Dump {
             }
         }
         for (level, p) in visited.iter() {
-            let mut pb: Pb<'_, '_> = Printbuf::new(&mut out);
             match self.kind {
                 Kind::Nodes(_) => {
+                    let mut pb: Pb<'_, '_> = Printbuf::new(&mut out);
                     bkey_val_to_text(&mut pb, &ctx, &p.k, p.val());
                     pb.raw(b"\n");
                 }
-                Kind::Ondisk => ondisk(fs, &ctx, &mut pb, p),
+                Kind::Ondisk => ondisk(fs, &ctx, &mut Printbuf::new(&mut out), p),
                 Kind::Keys => {
-                    drop(pb);
                     if !leaf_keys(fs, self.btree, *level, p, &ctx, &mut out)? {
                         self.err = Some(EIO);
                     }
@@ -262,7 +261,7 @@ fn ondisk(fs: &Fs, ctx: &TextCtx<'_>, pb: &mut Pb<'_, '_>, p: &PtrKey) {
     let mut best: Option<KVVec<u8>> = None;
     let mut err = None;
     for ptr in bp.ptrs() {
-        let Some(dev) = fs.dev(ptr.dev as u32) else {
+        let Some(dev) = fs.dev(u32::from(ptr.dev)) else {
             continue;
         };
         let mut buf = match KVVec::from_elem(0u8, len, GFP_KERNEL) {

@@ -208,7 +208,9 @@ impl Fs {
         }
         // SAFETY: the name is a NUL-terminated literal; the queue is destroyed in
         // `shutdown` or below on failure.
-        let wq = unsafe { shim::bch_rs_alloc_workqueue(c"bcachefs_rs_read".as_ptr().cast()) };
+        let wq = unsafe {
+            shim::bch_rs_alloc_workqueue(kernel::c_str!("bcachefs_rs_read").as_char_ptr())
+        };
         if wq.is_null() {
             return Err(ENOMEM);
         }
@@ -308,7 +310,7 @@ impl Fs {
             buf.resize(bytes, 0u8, GFP_KERNEL)?;
             for (start, nr) in ds.journal_buckets() {
                 for bucket in start..start.saturating_add(nr) {
-                    let sector = bucket.saturating_mul(m.bucket_size() as u64);
+                    let sector = bucket.saturating_mul(u64::from(m.bucket_size()));
                     if let Err(e) = dev.read(sector, &mut buf) {
                         pr_err!(
                             "{}: {}: journal bucket {} unreadable: error {}\n",
@@ -501,18 +503,18 @@ impl DevNames for Fs {
     }
     fn bucket_size(&self, dev: u32) -> Option<u32> {
         let m = self.sb().member(dev as usize)?;
-        m.exists().then(|| m.bucket_size() as u32)
+        m.exists().then(|| u32::from(m.bucket_size()))
     }
     fn durability(&self, dev: u32) -> u32 {
         self.sb()
             .member(dev as usize)
             .filter(|m| m.exists())
-            .map(|m| m.durability() as u32)
+            .map(|m| u32::from(m.durability()))
             .unwrap_or(1)
     }
     fn bucket_gen(&self, dev: u32, bucket: u64) -> Option<i32> {
         let g = self.gens()?.get(dev as usize)?;
-        Some(g.get(bucket as usize).map(|&g| g as i32).unwrap_or(-1))
+        Some(g.get(bucket as usize).map(|&g| i32::from(g)).unwrap_or(-1))
     }
     fn extent_bp_shift(&self) -> u32 {
         self.sb().extent_bp_shift()

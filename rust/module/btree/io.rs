@@ -27,12 +27,13 @@ use crate::hash::KernelHashes;
 /// failed comes back with `failed` set (its error was logged when it was read).
 pub(crate) fn get_node(fs: &Arc<Fs>, btree: u32, level: u8, ptr: &PtrKey) -> Result<NodeRef> {
     if fs.dying.load(Ordering::Acquire) {
-        return Err(ESHUTDOWN);
+        // The kernel crate names ESHUTDOWN only from 7.3 on; the bindings have it.
+        return Err(Error::from_errno(-(kernel::bindings::ESHUTDOWN as i32)));
     }
     let bp = BtreePtr::decode(ptr.k.typ, ptr.val()).ok_or(EINVAL)?;
     let first = bp.ptrs().next().ok_or(EINVAL)?;
     let id = NodeId {
-        dev: first.dev as u32,
+        dev: u32::from(first.dev),
         offset: first.offset,
         seq: bp.seq,
     };
@@ -126,7 +127,7 @@ impl ReadOp {
 
     fn sectors(&self) -> u32 {
         let written = BtreePtr::decode(self.ptr.k.typ, self.ptr.val())
-            .map(|bp| bp.written as u32)
+            .map(|bp| u32::from(bp.written))
             .unwrap_or(0);
         if written != 0 {
             written
@@ -146,7 +147,7 @@ fn submit(op: Arc<ReadOp>) {
             finish(&op);
             return;
         };
-        let Some(dev) = op.fs.dev(p.dev as u32) else {
+        let Some(dev) = op.fs.dev(u32::from(p.dev)) else {
             record(&mut st, p, ReplicaError::NoDevice);
             st.replica += 1;
             continue;
@@ -279,36 +280,37 @@ fn complete(op: &ReadOp, data: NodeData) {
     if !data.failures.is_empty() || data.dropped_keys != 0 {
         let mut b = [0u8; 768];
         let mut w = FixedBuf::new(&mut b);
-        let mut pb: crate::format::text::Pb<'_, '_> =
-            crate::format::printbuf::Printbuf::new(&mut w);
-        let what = if data.failed {
-            "error reading btree node"
-        } else if data.salvaged {
-            "btree node read with bad checksums"
-        } else if data.failures.is_empty() {
-            "bad keys in btree node"
-        } else {
-            "btree node read after replica failure"
-        };
-        let _ = write!(
-            pb,
-            "{}: {}: btree {} level {} node {}:",
-            op.fs.uuid(),
-            what,
-            ids::btree_name(op.btree).unwrap_or("?"),
-            op.level,
-            op.ptr.k.p
-        );
-        for (p, e) in data.failures.iter() {
-            let _ = write!(pb, " [dev {} offset {}: {}]", p.dev, p.offset, e);
+        {
+            let mut pb: crate::format::text::Pb<'_, '_> =
+                crate::format::printbuf::Printbuf::new(&mut w);
+            let what = if data.failed {
+                "error reading btree node"
+            } else if data.salvaged {
+                "btree node read with bad checksums"
+            } else if data.failures.is_empty() {
+                "bad keys in btree node"
+            } else {
+                "btree node read after replica failure"
+            };
+            let _ = write!(
+                pb,
+                "{}: {}: btree {} level {} node {}:",
+                op.fs.uuid(),
+                what,
+                ids::btree_name(op.btree).unwrap_or("?"),
+                op.level,
+                op.ptr.k.p
+            );
+            for (p, e) in data.failures.iter() {
+                let _ = write!(pb, " [dev {} offset {}: {}]", p.dev, p.offset, e);
+            }
+            if data.salvaged {
+                pb.str("; no replica passed its checksum: using its keys anyway");
+            }
+            if data.dropped_keys != 0 {
+                let _ = write!(pb, "; {} bad keys dropped", data.dropped_keys);
+            }
         }
-        if data.salvaged {
-            pb.str("; no replica passed its checksum: using its keys anyway");
-        }
-        if data.dropped_keys != 0 {
-            let _ = write!(pb, "; {} bad keys dropped", data.dropped_keys);
-        }
-        drop(pb);
         let msg = core::str::from_utf8(w.as_bytes()).unwrap_or("?");
         if data.failed || data.salvaged || data.dropped_keys != 0 {
             pr_err!("{}\n", msg);
@@ -339,7 +341,7 @@ fn decode(
         magic: s.bset_magic(),
         block_sectors: s.block_sectors(),
         node_sectors,
-        written: bp.written as u32,
+        written: u32::from(bp.written),
         btree_id: Some(op.btree),
         level: Some(op.level),
         min_key: bp.min_key,
