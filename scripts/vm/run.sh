@@ -88,8 +88,8 @@ for attempt in 1 2; do
     timeout --foreground -k 5 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1
     qrc=$?
     set -e
-    first_report=$(grep -aEn "$splat" "$log" | head -n1 | cut -d: -f1)
-    first_ours=$(grep -aEn 'bcachefs|KTAP|VMTEST' "$log" | head -n1 | cut -d: -f1)
+    first_report=$(grep -aEn "$splat" "$log" | head -n1 | cut -d: -f1 || true)
+    first_ours=$(grep -aEn 'bcachefs|KTAP|VMTEST' "$log" | head -n1 | cut -d: -f1 || true)
     if [ "$attempt" = 1 ] && [ -n "$first_report" ] &&
         { [ -z "$first_ours" ] || [ "$first_report" -lt "$first_ours" ]; }; then
         cp "$log" "$log.early-boot"

@@ -144,16 +144,11 @@ impl Walk {
         }
         // Ancestors whose last child just completed are complete too.
         let mut end = cur.k.p;
-        let mut child_last = true;
-        while depth > 0 && child_last {
+        while depth > 0 {
             depth -= 1;
-            let Some((plvl, p, last)) = path[depth] else {
+            let Some((plvl, p, true)) = path[depth] else {
                 break;
             };
-            if !last {
-                break;
-            }
-            child_last = last;
             if self.ancestors {
                 f(plvl, &p);
             }
