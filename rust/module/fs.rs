@@ -148,7 +148,10 @@ impl Fs {
         }
         let src = source.to_str().map_err(|_| EINVAL)?;
         let mut devs: KVec<Option<BlockDev>> = KVec::new();
-        let mut best: Option<KVVec<u8>> = None;
+        // Each device's own superblock (its member index and journal buckets), and
+        // which one has the highest seq.
+        let mut dev_sbs: KVec<Option<KVVec<u8>>> = KVec::new();
+        let mut best: Option<(usize, u64)> = None;
         let mut uuid: Option<[u8; 16]> = None;
         for path in src.split(':').filter(|p| !p.is_empty()) {
             let cpath = CString::try_from_fmt(fmt!("{}", path))?;
@@ -164,22 +167,24 @@ impl Fs {
             let idx = s.dev_idx() as usize;
             while devs.len() <= idx {
                 devs.push(None, GFP_KERNEL)?;
+                dev_sbs.push(None, GFP_KERNEL)?;
             }
             if devs[idx].is_some() {
                 pr_err!("{}: member {} given twice\n", path, idx);
                 return Err(EINVAL);
             }
-            if best.as_ref().is_none_or(|b| s.seq() > Sb { b }.seq()) {
-                let mut copy = KVVec::new();
-                copy.extend_from_slice(&sbb, GFP_KERNEL)?;
-                best = Some(copy);
+            if best.is_none_or(|(_, seq)| s.seq() > seq) {
+                best = Some((idx, s.seq()));
             }
             devs[idx] = Some(dev);
+            dev_sbs[idx] = Some(sbb);
         }
-        let Some(sbb) = best else {
+        let Some(best) = best.and_then(|(i, _)| dev_sbs[i].as_ref()) else {
             pr_err!("no device given\n");
             return Err(EINVAL);
         };
+        let mut sbb = KVVec::new();
+        sbb.extend_from_slice(best, GFP_KERNEL)?;
         let s = Sb { b: &sbb };
         let mut ub = [0u8; 40];
         let mut w = crate::format::printbuf::FixedBuf::new(&mut ub);
@@ -233,7 +238,7 @@ impl Fs {
             wq: AtomicPtr::new(wq),
             dying: AtomicBool::new(false),
         };
-        let r = fs.read_journal();
+        let r = fs.read_journal(&dev_sbs);
         if let Err(e) = r {
             fs.shutdown();
             return Err(e);
@@ -269,28 +274,18 @@ impl Fs {
         }
     }
 
-    fn set_roots(&mut self, entries: &[u8]) {
-        for e in sb::JsetEntries::new(entries) {
-            if e.typ != jread::entry::BTREE_ROOT {
-                continue;
-            }
-            let Some((k, v)) = sb::root_key(&e) else {
-                continue;
-            };
-            if let (Some(slot), Some(ptr)) =
-                (self.roots.get_mut(e.btree_id as usize), PtrKey::new(k, v))
-            {
-                *slot = Some(Root {
-                    level: e.level,
-                    ptr,
-                });
+    fn set_roots(roots: &mut [Option<Root>], entries: &[u8]) {
+        for (btree, level, k, v) in sb::btree_roots(entries) {
+            if let (Some(slot), Some(ptr)) = (roots.get_mut(btree as usize), PtrKey::new(k, v)) {
+                *slot = Some(Root { level, ptr });
             }
         }
     }
 
-    /// Reads every device's journal buckets; keeps one copy of each jset, then
-    /// replays as the core decides.
-    fn read_journal(&mut self) -> Result {
+    /// Reads every device's journal buckets (`dev_sbs`: each device's superblock,
+    /// by member index); keeps one copy of each jset, then replays as the core
+    /// decides.
+    fn read_journal(&mut self, dev_sbs: &[Option<KVVec<u8>>]) -> Result {
         let s = Sb { b: &self.sb };
         let (magic, block) = (s.jset_magic(), s.block_sectors());
         for r in s.blacklist() {
@@ -299,9 +294,11 @@ impl Fs {
         // (seq, last_seq, no_flush, bytes), sorted by seq.
         let mut found: KVec<(u64, u64, bool, KVVec<u8>)> = KVec::new();
         let mut buf = KVVec::new();
-        for dev in self.devs.iter().flatten() {
-            let ds = self.dev_sb(dev)?;
-            let ds = Sb { b: &ds };
+        for (dev, ds) in self.devs.iter().zip(dev_sbs) {
+            let (Some(dev), Some(ds)) = (dev, ds) else {
+                continue;
+            };
+            let ds = Sb { b: ds };
             let Some(m) = ds.member(ds.dev_idx() as usize) else {
                 continue;
             };
@@ -345,11 +342,9 @@ impl Fs {
             Some(jread::Replay::Clean { seq }) => {
                 self.clean = true;
                 self.journal_seq = seq;
-                let mut entries = KVVec::new();
-                if let Some((_, e)) = self.sb().clean_field() {
-                    entries.extend_from_slice(e, GFP_KERNEL)?;
+                if let Some((_, e)) = s.clean_field() {
+                    Self::set_roots(&mut self.roots, e);
                 }
-                self.set_roots(&entries);
                 return Ok(());
             }
             Some(jread::Replay::Dirty(r)) => r,
@@ -381,23 +376,16 @@ impl Fs {
             self.jsets.push(Jbuf(raw), GFP_KERNEL)?;
         }
         err?;
-        if let Some(i) = roots_from {
-            let raw = core::mem::take(&mut self.jsets[i].0);
-            if let Ok(j) = jread::parse_jset(&raw, magic, block, None) {
-                self.set_roots(j.entries);
+        if let Some(raw) = roots_from.and_then(|i| self.jsets.get(i)) {
+            if let Ok(j) = jread::parse_jset(&raw.0, magic, block, None) {
+                Self::set_roots(&mut self.roots, j.entries);
             }
-            self.jsets[i].0 = raw;
         }
         jkeys::sort(&mut keys);
         let n = jkeys::dedup_newest(&mut keys);
         keys.truncate(n);
         self.journal_keys = keys;
         Ok(())
-    }
-
-    /// A device's own superblock (its member index and journal buckets).
-    fn dev_sb(&self, dev: &BlockDev) -> Result<KVVec<u8>> {
-        read_sb(dev, dev.name())
     }
 
     /// Bucket generations from the alloc btree (journal overlaid): pointers into
@@ -432,11 +420,12 @@ impl Fs {
     }
 
     fn gens(&self) -> Option<&KVec<KVVec<u8>>> {
-        // SAFETY: written once before gens_ready was set (release); read only after
-        // seeing it set (acquire).
-        self.gens_ready
-            .load(Ordering::Acquire)
-            .then(|| unsafe { &*self.gens.get() })
+        if !self.gens_ready.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: written once before gens_ready was set (release), seen set above
+        // (acquire): no longer written.
+        Some(unsafe { &*self.gens.get() })
     }
 }
 

@@ -203,17 +203,13 @@ impl Fs {
     }
 
     fn set_roots(&mut self, entries: &[u8]) {
-        for e in sb::JsetEntries::new(entries) {
-            if e.typ == jread::entry::BTREE_ROOT {
-                if let Some((k, v)) = sb::root_key(&e) {
-                    if let Some(slot) = self.roots.get_mut(e.btree_id as usize) {
-                        *slot = Some(Root {
-                            level: e.level,
-                            k,
-                            v: v.to_vec(),
-                        });
-                    }
-                }
+        for (btree, level, k, v) in sb::btree_roots(entries) {
+            if let Some(slot) = self.roots.get_mut(btree as usize) {
+                *slot = Some(Root {
+                    level,
+                    k,
+                    v: v.to_vec(),
+                });
             }
         }
     }

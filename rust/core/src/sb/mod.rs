@@ -573,12 +573,24 @@ impl<'a> Iterator for JsetEntries<'a> {
     }
 }
 
-/// Reads the btree pointer key of a `btree_root` entry: `(key, value)`.
-pub fn root_key<'a>(e: &JsetEntry<'a>) -> Option<(super::bkey::Bkey, &'a [u8])> {
-    let k = super::bkey::Bkey::read_unpacked(e.data)?;
-    let n = (k.u64s as usize) * 8;
-    if n < super::bkey::BKEY_BYTES || n > e.data.len() {
-        return None;
-    }
-    Some((k, &e.data[super::bkey::BKEY_BYTES..n]))
+/// The btree roots in jset entries (a jset's `d[]` or the clean section): for each
+/// well-formed `btree_root` entry, `(btree id, level, pointer key, pointer value)`.
+pub fn btree_roots(
+    entries: &[u8],
+) -> impl Iterator<Item = (u32, u8, super::bkey::Bkey, &[u8])> + '_ {
+    JsetEntries::new(entries)
+        .filter(|e| e.typ == super::journal::read::entry::BTREE_ROOT)
+        .filter_map(|e| {
+            let k = super::bkey::Bkey::read_unpacked(e.data)?;
+            let n = (k.u64s as usize) * 8;
+            if n < super::bkey::BKEY_BYTES || n > e.data.len() {
+                return None;
+            }
+            Some((
+                u32::from(e.btree_id),
+                e.level,
+                k,
+                &e.data[super::bkey::BKEY_BYTES..n],
+            ))
+        })
 }
