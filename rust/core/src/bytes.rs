@@ -94,3 +94,16 @@ impl core::fmt::Display for Uuid {
         Ok(())
     }
 }
+
+/// Test input: fills `v` with an xorshift64 stream seeded from `seed` (the same
+/// bytes every run), for tests that feed decoders garbage.
+#[cfg(test)]
+pub(crate) fn fill_pseudo_random(v: &mut [u8], seed: u64) {
+    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    for b in v.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+}

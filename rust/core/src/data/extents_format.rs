@@ -715,13 +715,7 @@ mod tests {
     fn garbage_never_panics() {
         let mut v = [0u8; 64];
         for seed in 0..2000u64 {
-            let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15);
-            for b in v.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
+            super::super::super::bytes::fill_pseudo_random(&mut v, seed);
             for len in [0usize, 1, 7, 8, 9, 23, 64] {
                 let s = &v[..len];
                 let _ = Entries::new(s, 5).count();

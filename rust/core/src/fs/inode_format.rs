@@ -615,13 +615,7 @@ mod tests {
     fn garbage_never_panics() {
         let mut v = [0u8; 80];
         for seed in 0..3000u64 {
-            let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
-            for b in v.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
+            super::super::super::bytes::fill_pseudo_random(&mut v, seed);
             for typ in [8u8, 23, 29] {
                 for len in [0usize, 5, 14, 26, 48, 60, 80] {
                     let k = Bkey {

@@ -293,13 +293,7 @@ mod tests {
         ];
         let mut v = [0u8; 96];
         for seed in 0..2000u64 {
-            let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
-            for b in v.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
+            super::super::super::bytes::fill_pseudo_random(&mut v, seed);
             if seed % 3 == 0 {
                 v[0] = 2; // acl xattrs
                 v[4..8].copy_from_slice(&[1, 0, 0, 0]);
