@@ -13,8 +13,7 @@ use kernel::str::CString;
 use kernel::sync::{Arc, ArcBorrow, Mutex};
 use kernel::uaccess::{UserPtr, UserSlice};
 
-use crate::btree::io::get_node;
-use crate::btree::iter::{for_each_key, Walk};
+use crate::btree::iter::{for_each_key, read_leaf, Walk};
 use crate::format::btree::ptr::BtreePtr;
 use crate::format::btree::read::NodeHeader;
 use crate::format::btree::text::ondisk_to_text;
@@ -45,8 +44,11 @@ impl TextOut for KText<'_> {
     }
     fn insert_spaces(&mut self, at: usize, n: usize) {
         let old = self.v.len();
-        if at > old || self.v.resize(old + n, b' ', GFP_KERNEL).is_err() {
-            self.oom = at <= old;
+        if at > old {
+            return;
+        }
+        if self.v.resize(old + n, b' ', GFP_KERNEL).is_err() {
+            self.oom = true;
             return;
         }
         self.v.copy_within(at..old, at + n);
@@ -230,10 +232,9 @@ fn leaf_keys(
     ctx: &TextCtx<'_>,
     out: &mut KText<'_>,
 ) -> Result<bool> {
-    if level != 0 || BtreePtr::decode(p.k.typ, p.val()).is_none_or(|b| b.ptrs().next().is_none()) {
+    let Some(node) = read_leaf(fs, btree, level, p)? else {
         return Ok(true);
-    }
-    let node = get_node(fs, btree, 0, p)?;
+    };
     let Some(d) = node.data().filter(|d| !d.failed) else {
         return Ok(false);
     };

@@ -218,7 +218,7 @@ impl WorkItem for ReadOp {
         } else {
             crate::bdev::read_done(&st.buf);
             let buf = core::mem::take(&mut st.buf);
-            match decode(&op, buf, false) {
+            match decode(&op, p, buf, false) {
                 Ok(mut data) => {
                     // Earlier replicas' failures first, then this one's warning.
                     let mut failures = core::mem::take(&mut st.failures);
@@ -256,7 +256,7 @@ fn finish(op: &Arc<ReadOp>) {
     let failures = core::mem::take(&mut st.failures);
     let salvage = st.salvage.take();
     drop(st);
-    let mut data = match salvage.map(|(_, buf)| decode(op, buf, true)) {
+    let mut data = match salvage.map(|(p, buf)| decode(op, p, buf, true)) {
         Some(Ok(mut d)) => {
             d.salvaged = true;
             d
@@ -327,6 +327,7 @@ fn complete(op: &ReadOp, data: NodeData) {
 /// buffer back.
 fn decode(
     op: &ReadOp,
+    replica: ExtentPtr,
     buf: KVVec<u8>,
     accept_bad_csum: bool,
 ) -> Result<NodeData, (NodeError, KVVec<u8>)> {
@@ -400,11 +401,8 @@ fn decode(
         return Err((nomem, buf));
     }
     let mut failures = KVec::new();
-    if let (Some(e), Some(p)) = (
-        warning,
-        BtreePtr::decode(op.ptr.k.typ, op.ptr.val()).and_then(|b| b.ptrs().next()),
-    ) {
-        let _ = failures.push((p, ReplicaError::Node(e)), GFP_KERNEL);
+    if let Some(e) = warning {
+        let _ = failures.push((replica, ReplicaError::Node(e)), GFP_KERNEL);
     }
     Ok(NodeData {
         buf,

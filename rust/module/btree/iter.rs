@@ -10,7 +10,7 @@ use core::ops::ControlFlow;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use super::cache::NodeData;
+use super::cache::{NodeData, NodeRef};
 use super::io::get_node;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
@@ -159,6 +159,20 @@ impl Walk {
     }
 }
 
+/// The leaf `p` of `btree` at `level` from the cache or disk; `None` when it is not
+/// a leaf with a replica to read (an empty btree's root, or a node above level 0).
+pub(crate) fn read_leaf(
+    fs: &Arc<Fs>,
+    btree: u32,
+    level: u8,
+    p: &PtrKey,
+) -> Result<Option<NodeRef>> {
+    if level != 0 || BtreePtr::decode(p.k.typ, p.val()).is_none_or(|b| b.ptrs().next().is_none()) {
+        return Ok(None);
+    }
+    get_node(fs, btree, 0, p).map(Some)
+}
+
 /// Calls `f` for every leaf key of `btree`, journal overlaid, in order. Leaves that
 /// cannot be read are skipped (their error is logged when read).
 pub(crate) fn for_each_leaf_key(
@@ -170,10 +184,9 @@ pub(crate) fn for_each_leaf_key(
     let mut leaf: Option<(u8, PtrKey)> = None;
     while walk.step(fs, &mut |l, p| leaf = Some((l, *p)))? {
         let Some((l, p)) = leaf.take() else { continue };
-        if l != 0 || BtreePtr::decode(p.k.typ, p.val()).is_none_or(|b| b.ptrs().next().is_none()) {
+        let Some(node) = read_leaf(fs, btree, l, &p)? else {
             continue;
-        }
-        let node = get_node(fs, btree, 0, &p)?;
+        };
         if let Some(d) = node.data().filter(|d| !d.failed) {
             for_each_key(fs, btree, 0, d, &mut |k, v| {
                 f(k, v);
