@@ -12,6 +12,8 @@
 //!   workqueue, and walks over a btree;
 //! - [`debugfs`]: key, node and on-disk dumps and cache counters;
 //! - [`super_ops`]: mount and unmount, called from the C fs_context trampolines;
+//! - [`vfs`]: the tree through the VFS (inodes, lookup, readdir, file data, xattrs,
+//!   statfs), called from the C tables in vfs.c;
 //! - [`kunit`]: KUnit tests of what runs in the kernel.
 
 use kernel::prelude::*;
@@ -51,6 +53,7 @@ mod fs;
 mod hash;
 mod kunit;
 mod super_ops;
+mod vfs;
 
 module! {
     type: BcachefsModule,

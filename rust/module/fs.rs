@@ -5,7 +5,7 @@
 //! format core's; this file does the IO and keeps the results.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -15,6 +15,7 @@ use crate::bdev::BlockDev;
 use crate::btree::cache::NodeCache;
 use crate::format::bkey::{Bkey, BKEY_U64S};
 use crate::format::bpos::Bpos;
+use crate::format::fs::tree::{Tree, ROOT_SUBVOL};
 use crate::format::ids;
 use crate::format::journal::keys::{self as jkeys, JournalKey};
 use crate::format::journal::read as jread;
@@ -87,6 +88,9 @@ pub(crate) struct Fs {
     gens: UnsafeCell<KVec<KVVec<u8>>>,
     gens_ready: AtomicBool,
     pub(crate) cache: NodeCache,
+    /// The mounted subvolume's snapshot and root directory inode, set once at open.
+    snapshot: AtomicU32,
+    root_inum: AtomicU64,
     /// Where node reads complete; null once shut down.
     wq: AtomicPtr<shim::workqueue_struct>,
     /// Set at unmount: no new reads start.
@@ -235,6 +239,8 @@ impl Fs {
                 // SAFETY: allocated just above and not yet shared.
                 unsafe { shim::bch_rs_destroy_workqueue(wq) };
             })?,
+            snapshot: AtomicU32::new(0),
+            root_inum: AtomicU64::new(0),
             wq: AtomicPtr::new(wq),
             dying: AtomicBool::new(false),
         };
@@ -245,7 +251,7 @@ impl Fs {
         }
         fs.fake_empty_roots();
         let fs = Arc::new(fs, GFP_KERNEL)?;
-        if let Err(e) = fs.load_gens() {
+        if let Err(e) = fs.load_gens().and_then(|()| fs.open_subvol()) {
             fs.shutdown();
             return Err(e);
         }
@@ -417,6 +423,44 @@ impl Fs {
         unsafe { *self.gens.get() = gens };
         self.gens_ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Finds the root subvolume: its snapshot and root directory.
+    fn open_subvol(self: &Arc<Self>) -> Result {
+        let keys = crate::vfs::FsKeys(self);
+        match Tree::open(&keys, &KernelHashes, ROOT_SUBVOL)? {
+            Some((t, root)) => {
+                self.snapshot.store(t.snapshot, Ordering::Relaxed);
+                self.root_inum.store(root, Ordering::Relaxed);
+                Ok(())
+            }
+            None => {
+                pr_err!(
+                    "{}: no root subvolume (subvolume {})\n",
+                    self.uuid(),
+                    ROOT_SUBVOL
+                );
+                Err(EINVAL)
+            }
+        }
+    }
+
+    /// The mounted subvolume's snapshot.
+    pub(crate) fn snapshot(&self) -> u32 {
+        self.snapshot.load(Ordering::Relaxed)
+    }
+
+    /// The mounted subvolume's root directory.
+    pub(crate) fn root_inum(&self) -> u64 {
+        self.root_inum.load(Ordering::Relaxed)
+    }
+
+    /// The generation of `bucket` on `dev`, from the alloc btree.
+    pub(crate) fn gen(&self, dev: u32, bucket: u64) -> Option<u8> {
+        self.gens()?
+            .get(dev as usize)?
+            .get(bucket as usize)
+            .copied()
     }
 
     fn gens(&self) -> Option<&KVec<KVVec<u8>>> {

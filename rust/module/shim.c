@@ -21,8 +21,6 @@
 
 #include "shim.h"
 
-#define BCH_RS_SUPER_MAGIC 0xca451a4e
-
 static char fs_name[32] = "bcachefs";
 module_param_string(fs_name, fs_name, sizeof(fs_name), 0444);
 MODULE_PARM_DESC(fs_name,
@@ -38,31 +36,15 @@ unsigned int bch_rs_btree_cache_max(void)
 	return max(READ_ONCE(btree_cache_max), 16U);
 }
 
-/* --- mount: an (empty until the VFS issue) tree on a new anonymous super --- */
+/* --- mount: the filesystem's tree on a new anonymous super --- */
 
 static int bch_rs_fill_super(struct super_block *sb)
 {
-	struct inode *root;
-	int ret;
+	int ret = bch_rs_fs_start(sb->s_fs_info);
 
-	sb->s_magic = BCH_RS_SUPER_MAGIC;
-	sb->s_flags |= SB_RDONLY;
-	sb->s_time_gran = 1;
-
-	root = new_inode(sb);
-	if (!root)
-		return -ENOMEM;
-	root->i_ino = 4096;
-	root->i_mode = S_IFDIR | 0755;
-	simple_inode_init_ts(root);
-	root->i_op = &simple_dir_inode_operations;
-	root->i_fop = &simple_dir_operations;
-	set_nlink(root, 2);
-	sb->s_root = d_make_root(root);
-	if (!sb->s_root)
-		return -ENOMEM;
-	ret = bch_rs_fs_start(sb->s_fs_info);
-	return ret;
+	if (ret)
+		return ret;
+	return bch_rs_vfs_fill_super(sb, bch_rs_fs_root(sb->s_fs_info));
 }
 
 /* One super block per filesystem: a second mount of it shares the first. */
@@ -145,13 +127,21 @@ static struct file_system_type bch_rs_fs_type = {
 
 int bch_rs_register_fs(void)
 {
+	int ret = bch_rs_vfs_init();
+
+	if (ret)
+		return ret;
 	bch_rs_fs_type.name = fs_name;
-	return register_filesystem(&bch_rs_fs_type);
+	ret = register_filesystem(&bch_rs_fs_type);
+	if (ret)
+		bch_rs_vfs_exit();
+	return ret;
 }
 
 void bch_rs_unregister_fs(void)
 {
 	unregister_filesystem(&bch_rs_fs_type);
+	bch_rs_vfs_exit();
 }
 
 const char *bch_rs_fs_name(void)

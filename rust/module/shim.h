@@ -12,6 +12,7 @@
 typedef unsigned long size_t;
 typedef unsigned int u32;
 typedef unsigned long long u64;
+typedef long long s64;
 typedef long ssize_t;
 #else
 #include <linux/types.h>
@@ -20,6 +21,42 @@ typedef long ssize_t;
 struct file;
 struct dentry;
 struct workqueue_struct;
+struct super_block;
+
+/* An inode's attributes, as Rust reads them from the inodes btree. */
+struct bch_rs_attrs {
+	u64 size;
+	u64 sectors;
+	u64 hash_seed;
+	s64 atime_sec;
+	s64 mtime_sec;
+	s64 ctime_sec;
+	u32 atime_nsec;
+	u32 mtime_nsec;
+	u32 ctime_nsec;
+	u32 mode;
+	u32 uid;
+	u32 gid;
+	u32 nlink;
+	u32 rdev;
+	u32 generation;
+	u32 bi_flags;
+};
+
+/* statfs figures, in blocks of bsize bytes. */
+struct bch_rs_statfs {
+	u64 blocks;
+	u64 bfree;
+	u64 files;
+	u64 ffree;
+	u64 fsid;
+	u32 bsize;
+	u32 namelen;
+};
+
+/* Compression types the kernel's libraries decompress (enum bch_compression_type). */
+#define BCH_RS_COMPRESSION_GZIP 2
+#define BCH_RS_COMPRESSION_ZSTD 4
 
 /* --- implemented in C (shim.c), called from Rust --- */
 
@@ -71,6 +108,16 @@ void bch_rs_debugfs_remove(struct dentry *d);
 int bch_rs_debugfs_init(void);
 void bch_rs_debugfs_exit(void);
 
+/* VFS (vfs.c): the inode cache and tables; fill a new super block whose root
+ * directory is inode root_inum. */
+int bch_rs_vfs_init(void);
+void bch_rs_vfs_exit(void);
+int bch_rs_vfs_fill_super(struct super_block *sb, u64 root_inum);
+/* readdir: one entry into the dir_context ctx at position pos; 0 once full. */
+int bch_rs_dir_emit(void *ctx, const char *name, size_t len, u64 ino, u32 d_type, u64 pos);
+/* Decompress all of src into exactly dst_len bytes: 0, -EIO or -EOPNOTSUPP. */
+int bch_rs_decompress(u32 type, const void *src, size_t src_len, void *dst, size_t dst_len);
+
 /* --- implemented in Rust, called from C --- */
 
 /* Mount: open the filesystem on the devices in source (colon separated). */
@@ -81,6 +128,17 @@ int bch_rs_fs_same(void *a, void *b);
 int bch_rs_fs_start(void *fs);
 /* Unmount: stop IO and release the filesystem. */
 void bch_rs_fs_close(void *fs);
+/* The root directory's inode number of the mounted subvolume. */
+u64 bch_rs_fs_root(void *fs);
+/* VFS operations (rust/module/vfs.rs); errors are negative errnos. */
+int bch_rs_inode_get(void *fs, u64 inum, struct bch_rs_attrs *out);
+int bch_rs_dir_lookup(void *fs, u64 dir, u64 hash_seed, u32 bi_flags, const char *name,
+		      size_t len, u64 *inum);
+int bch_rs_dir_read(void *fs, u64 dir, u64 pos, void *ctx);
+int bch_rs_file_read(void *fs, u64 inum, u64 pos, void *buf, size_t len);
+ssize_t bch_rs_xattr_list(void *fs, u64 inum, char *buf, size_t size);
+int bch_rs_xattr_get(void *fs, u64 inum, const char *name, size_t len, void *buf, size_t size);
+int bch_rs_fs_statfs(void *fs, struct bch_rs_statfs *out);
 /* A read completed (interrupt context). */
 void bch_rs_read_endio(void *private, int err);
 /* debugfs text files: data is what bch_rs_debugfs_file was given. */

@@ -29,6 +29,17 @@ impl Drop for Mounted {
     }
 }
 
+/// The filesystem of a super block's `s_fs_info`.
+///
+/// # Safety
+///
+/// `m` must come from [`bch_rs_fs_open`] and stay alive for `'a` (a super block
+/// holds it until `kill_sb`, after every inode is gone).
+pub(crate) unsafe fn fs_of<'a>(m: *mut c_void) -> &'a Arc<Fs> {
+    // SAFETY: the caller guarantees `m` is a live `Mounted`.
+    unsafe { &(*m.cast::<Mounted>()).fs }
+}
+
 /// `get_tree`: opens the filesystem on `source`; `*out` receives the mount's state.
 #[no_mangle]
 pub(crate) extern "C" fn bch_rs_fs_open(

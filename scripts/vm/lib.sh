@@ -30,3 +30,28 @@ check_dumps() {
     echo "$(basename "$1" .sums): $n dumps compared, $bad differ"
     [ "$bad" -eq 0 ]
 }
+
+# manifest DIR: the tree under DIR in the fixtures' manifest.tsv form (path, type,
+# mode, size, nlink, sha256 or symlink target), sorted by path.
+manifest() {
+    (
+        cd "$1" || exit 1
+        find . -mindepth 1 -exec stat -c '%a %s %h %F|%n' {} + > /tmp/mf.stat || exit 1
+        find . -type f -exec sha256sum {} + > /tmp/mf.sha || exit 1
+        find . -type l | while IFS= read -r p; do
+            printf '%s\t%s\n' "$p" "$(readlink "$p")"
+        done > /tmp/mf.lnk
+        printf 'path\ttype\tmode\tsize\tnlink\tsha256_or_target\n'
+        awk '
+            FILENAME == "/tmp/mf.sha" { h = $1; sub(/^[0-9a-f]+  /, ""); sha[$0] = h; next }
+            FILENAME == "/tmp/mf.lnk" { i = index($0, "\t"); lnk[substr($0, 1, i - 1)] = substr($0, i + 1); next }
+            {
+                bar = index($0, "|"); name = substr($0, bar + 1); split(substr($0, 1, bar - 1), f, " ")
+                t = substr($0, 1, bar - 1); sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", t)
+                path = substr(name, 3)
+                if (t == "directory") print path "\tdir\t0o" f[1] "\t-\t" f[3] "\t-"
+                else if (t == "symbolic link") print path "\tsymlink\t0o" f[1] "\t" f[2] "\t" f[3] "\t" lnk[name]
+                else print path "\tfile\t0o" f[1] "\t" f[2] "\t" f[3] "\t" sha[name]
+            }' /tmp/mf.sha /tmp/mf.lnk /tmp/mf.stat | LC_ALL=C sort
+    )
+}

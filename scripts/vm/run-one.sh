@@ -7,6 +7,7 @@
 #                              is absent
 #   # Refs: FIXTURE...         digests of those fixtures' reference listings, in
 #                              /data/FIXTURE.sums (scripts/vm/ref-sums.sh)
+#   # Manifests: FIXTURE...    those fixtures' manifest.tsv, as /data/FIXTURE.manifest
 #   # Files: PATH...           extra host files, in /data in the guest
 #   # Timeout: SECONDS
 set -euo pipefail
@@ -38,6 +39,15 @@ if [ -n "$refs" ]; then
     for fx in $refs; do
         "$top/scripts/vm/ref-sums.sh" "$fx" > "$sums/$fx.sums"
         files="$files $sums/$fx.sums"
+    done
+fi
+mans=$(hdr Manifests)
+if [ -n "$mans" ]; then
+    mdir=$(mktemp -d)
+    trap 'rm -rf "${sums:-}" "$mdir"' EXIT
+    for fx in $mans; do
+        cp "${FIXTURES:-$top/../shared/fixtures}/$fx/manifest.tsv" "$mdir/$fx.manifest"
+        files="$files $mdir/$fx.manifest"
     done
 fi
 [ -n "$files" ] && export VM_FILES="$files"

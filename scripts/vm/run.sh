@@ -44,6 +44,10 @@ mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,mnt,data,sys/kernel/debug}
 cp /bin/busybox "$root/bin/busybox"
 for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
 if [ -f "$ko" ]; then cp "$ko" "$root/bcachefs.ko"; fi
+# Guest helpers (tests/vm/tools/*.c), static, in /bin.
+for c in "$top"/tests/vm/tools/*.c; do
+    cc -static -O2 -Wall -Werror -o "$root/bin/$(basename "$c" .c)" "$c"
+done
 for f in ${VM_FILES:-}; do cp -r "$f" "$root/data/"; done
 if [ -n "$script" ]; then cp "$script" "$root/test.sh"; fi
 cp "$top/scripts/vm/lib.sh" "$root/lib.sh"

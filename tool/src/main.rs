@@ -2,7 +2,7 @@
 //! `bcachefs-rs`: the userspace twin of the bcachefs-rs kernel module, on the same
 //! format core. Its output matches the reference `bcachefs` tool's.
 
-use bcachefs_rs::{fs, list};
+use bcachefs_rs::{fs, list, tree};
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,7 +15,8 @@ commands:
   list [-m keys|nodes|nodes-ondisk] [-b BTREE]... [-l LEVEL] [-s POS] [-e POS] DEVICE...
        (-m formats: not implemented yet)
   show-super DEVICE
-  list-journal DEVICE...";
+  list-journal DEVICE...
+  manifest DEVICE...   every path: type, mode, size, nlink, sha256 or symlink target";
 
 fn parse_pos(s: &str) -> Result<Bpos, String> {
     match s {
@@ -148,12 +149,25 @@ fn cmd_list_journal(args: &[String]) -> Result<u32, String> {
     Ok(0)
 }
 
+fn cmd_manifest(args: &[String]) -> Result<u32, String> {
+    if args.is_empty() {
+        return Err("no devices given".into());
+    }
+    let f = fs::Fs::open(args)?;
+    let stdout = std::io::stdout();
+    let mut lock = std::io::BufWriter::new(stdout.lock());
+    let n = tree::manifest(&f, &mut lock)?;
+    lock.flush().map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(|s| s.as_str()) {
         Some("list") => cmd_list(&args[1..]),
         Some("show-super") => cmd_show_super(&args[1..]),
         Some("list-journal") | Some("list_journal") => cmd_list_journal(&args[1..]),
+        Some("manifest") => cmd_manifest(&args[1..]),
         Some("-h") | Some("--help") | None => {
             println!("{}", USAGE);
             return ExitCode::SUCCESS;

@@ -142,6 +142,8 @@ pub mod btree {
     pub const XATTRS: u32 = 3;
     pub const ALLOC: u32 = 4;
     pub const REFLINK: u32 = 7;
+    pub const SUBVOLUMES: u32 = 8;
+    pub const SNAPSHOTS: u32 = 9;
     pub const FREESPACE: u32 = 11;
     pub const BACKPOINTERS: u32 = 13;
     pub const ACCOUNTING: u32 = 20;

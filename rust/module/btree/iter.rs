@@ -196,3 +196,50 @@ pub(crate) fn for_each_leaf_key(
     }
     Ok(())
 }
+
+/// Calls `f` for each key of `btree` from `from` to `to` inclusive, journal
+/// overlaid, in order, until it breaks. A leaf (or an interior node above one) in
+/// the range that cannot be read fails the call with EIO: a caller never mistakes
+/// lost keys for absent ones.
+pub(crate) fn range(
+    fs: &Arc<Fs>,
+    btree: u32,
+    from: Bpos,
+    to: Bpos,
+    f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
+) -> Result {
+    let mut walk = Walk::new(btree, 0, false);
+    walk.pos = Some(from);
+    let mut leaf: Option<(u8, PtrKey)> = None;
+    let mut done = false;
+    while !done && walk.step(fs, &mut |l, p| leaf = Some((l, *p)))? {
+        if walk.failed > 0 {
+            return Err(EIO);
+        }
+        let Some((l, p)) = leaf.take() else { continue };
+        let Some(node) = read_leaf(fs, btree, l, &p)? else {
+            continue;
+        };
+        let Some(d) = node.data().filter(|d| !d.failed) else {
+            return Err(EIO);
+        };
+        for_each_key(fs, btree, 0, d, &mut |k, v| {
+            if k.p < from {
+                return ControlFlow::Continue(());
+            }
+            if k.p > to {
+                done = true;
+                return ControlFlow::Break(());
+            }
+            let r = f(k, v);
+            if r.is_break() {
+                done = true;
+            }
+            r
+        })?;
+        if p.k.p >= to {
+            break;
+        }
+    }
+    Ok(())
+}

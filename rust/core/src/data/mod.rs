@@ -2,4 +2,5 @@
 //! The data subsystem: on-disk value layouts and their text forms.
 
 pub mod extents_format;
+pub mod read;
 pub mod text;

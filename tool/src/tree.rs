@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The filesystem tree of an image, read through the core's `fs::tree` and
+//! `data::read`: `bcachefs-rs manifest` prints every path with its type, mode,
+//! size, link count and sha256 (or symlink target), in the fixtures' `manifest.tsv`
+//! form, so an image's contents can be checked offline.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::rc::Rc;
+
+use bcachefs_core::bkey::Bkey;
+use bcachefs_core::bpos::Bpos;
+use bcachefs_core::data::extents_format::DecodedPtrs;
+use bcachefs_core::data::read::{self as dread, compression, Decompressor, Piece};
+use bcachefs_core::fs::inode_format::InodeUnpacked;
+use bcachefs_core::fs::tree::{Keys, Tree, ROOT_SUBVOL};
+use sha2::Digest;
+
+use crate::fs::Fs;
+use crate::hash::Hashes;
+use crate::list::{OwnedKey, Walk};
+
+/// An image's keys, each btree loaded whole (journal overlaid) on first use.
+pub struct ImageKeys<'a> {
+    pub fs: &'a Fs,
+    btrees: RefCell<HashMap<u32, Rc<Vec<OwnedKey>>>>,
+}
+
+impl<'a> ImageKeys<'a> {
+    pub fn new(fs: &'a Fs) -> Self {
+        ImageKeys {
+            fs,
+            btrees: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn btree(&self, id: u32) -> Rc<Vec<OwnedKey>> {
+        if let Some(b) = self.btrees.borrow().get(&id) {
+            return b.clone();
+        }
+        let mut keys = Vec::new();
+        let mut walk = Walk {
+            fs: self.fs,
+            errors: 0,
+        };
+        walk.leaf_keys(id, &mut |k| {
+            keys.push(OwnedKey {
+                k: k.k,
+                v: k.v.clone(),
+            })
+        });
+        let b = Rc::new(keys);
+        self.btrees.borrow_mut().insert(id, b.clone());
+        b
+    }
+}
+
+impl Keys for ImageKeys<'_> {
+    type Error = String;
+    fn range(
+        &self,
+        btree: u32,
+        from: Bpos,
+        to: Bpos,
+        f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), String> {
+        let keys = self.btree(btree);
+        let start = keys.partition_point(|k| k.k.p < from);
+        for k in &keys[start..] {
+            if k.k.p > to || f(&k.k, &k.v).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// zstd and gzip from crates (lz4 is the core's own).
+pub struct Decompress;
+
+impl Decompressor for Decompress {
+    fn decompress(&self, typ: u8, src: &[u8], dst: &mut [u8]) -> bool {
+        match typ {
+            compression::ZSTD => matches!(
+                ruzstd::decoding::FrameDecoder::new().decode_all(src, dst),
+                Ok(n) if n == dst.len()
+            ),
+            compression::GZIP => matches!(
+                miniz_oxide::inflate::decompress_slice_iter_to_slice(dst, std::iter::once(src), false, false),
+                Ok(n) if n == dst.len()
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Reads `out.len()` bytes of file `inum` at `pos`, trying each replica of an
+/// extent in turn; the error names what no replica could give.
+pub fn read_file(
+    tree: &Tree<'_, ImageKeys<'_>>,
+    fs: &Fs,
+    inum: u64,
+    pos: u64,
+    out: &mut [u8],
+) -> Result<(), String> {
+    let gens = fs.gens.get_or_init(|| crate::list::bucket_gens(fs));
+    let bucket_sectors = |dev: u8| {
+        fs.sb()
+            .member(dev as usize)
+            .map(|m| m.bucket_size() as u64)
+            .unwrap_or(0)
+    };
+    let mut err: Option<String> = None;
+    dread::fill(tree, inum, pos, out, &mut |piece, dst| {
+        let e = match piece {
+            Piece::Unsupported(t) => Some(format!("key type {} cannot be read", t)),
+            Piece::Data(x) => {
+                let mut why = String::from("no pointers");
+                let mut done = false;
+                for p in DecodedPtrs::new(x.v, x.k.size) {
+                    if p.ptr.unwritten {
+                        done = true;
+                        break;
+                    }
+                    let bs = bucket_sectors(p.ptr.dev);
+                    let gen = gens
+                        .get(p.ptr.dev as usize)
+                        .and_then(|g| g.get((p.ptr.offset / bs.max(1)) as usize));
+                    if p.ptr.cached && gen.is_some_and(|&g| g != p.ptr.gen) {
+                        continue;
+                    }
+                    let plan = dread::plan(&p, x.skip, dst.len());
+                    let Some(dev) = fs.devs.get(plan.dev as usize).and_then(|d| d.as_ref()) else {
+                        why = format!("device {} missing", plan.dev);
+                        continue;
+                    };
+                    let mut raw = vec![0u8; plan.bytes];
+                    use std::os::unix::fs::FileExt;
+                    if let Err(e) = dev.file.read_exact_at(&mut raw, plan.sector * 512) {
+                        why = format!("dev {} sector {}: {}", plan.dev, plan.sector, e);
+                        continue;
+                    }
+                    let mut scratch = vec![0u8; p.crc.uncompressed_size as usize * 512];
+                    match dread::decode(&p, &plan, &raw, &mut scratch, &Hashes, &Decompress) {
+                        Ok(b) => {
+                            dst.copy_from_slice(b);
+                            done = true;
+                            break;
+                        }
+                        Err(e) => why = format!("dev {} sector {}: {:?}", plan.dev, plan.sector, e),
+                    }
+                }
+                (!done).then(|| format!("extent {}: {}", x.k.p, why))
+            }
+        };
+        match e {
+            Some(e) => {
+                err = Some(e);
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        }
+    })?;
+    err.map_or(Ok(()), Err)
+}
+
+/// `manifest`: one line per path under the root, sorted by path.
+pub fn manifest(fs: &Fs, w: &mut dyn Write) -> Result<u32, String> {
+    let keys = ImageKeys::new(fs);
+    let (tree, root) =
+        Tree::open(&keys, &Hashes, ROOT_SUBVOL)?.ok_or_else(|| "no root subvolume".to_string())?;
+    let mut rows: Vec<(Vec<u8>, String)> = Vec::new();
+    let mut errors = 0u32;
+    let mut stack: Vec<(Vec<u8>, u64)> = vec![(Vec::new(), root)];
+    while let Some((path, dir)) = stack.pop() {
+        let mut entries: Vec<(Vec<u8>, u64)> = Vec::new();
+        tree.readdir(dir, 0, &mut |e| {
+            entries.push((e.name.to_vec(), e.inum));
+            ControlFlow::Continue(())
+        })?;
+        for (name, inum) in entries {
+            let mut p = path.clone();
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(&name);
+            let Some(u) = tree.inode(inum)? else {
+                eprintln!("{}: inode {} missing", String::from_utf8_lossy(&p), inum);
+                errors += 1;
+                continue;
+            };
+            match row(&tree, fs, &u) {
+                Ok(r) => rows.push((p.clone(), r)),
+                Err(e) => {
+                    eprintln!("{}: {}", String::from_utf8_lossy(&p), e);
+                    errors += 1;
+                }
+            }
+            if u.mode & 0o170000 == 0o040000 {
+                stack.push((p, inum));
+            }
+        }
+    }
+    rows.sort();
+    writeln!(w, "path\ttype\tmode\tsize\tnlink\tsha256_or_target").map_err(|e| e.to_string())?;
+    for (p, r) in rows {
+        w.write_all(&p).map_err(|e| e.to_string())?;
+        writeln!(w, "\t{}", r).map_err(|e| e.to_string())?;
+    }
+    Ok(errors)
+}
+
+fn row(tree: &Tree<'_, ImageKeys<'_>>, fs: &Fs, u: &InodeUnpacked) -> Result<String, String> {
+    let perm = u.mode & 0o7777;
+    let nlink = u.nlink();
+    Ok(match u.mode & 0o170000 {
+        0o040000 => format!("dir\t0o{:o}\t-\t{}\t-", perm, nlink),
+        0o120000 => {
+            let mut t = vec![0u8; u.size as usize];
+            read_file(tree, fs, u.inum, 0, &mut t)?;
+            // The stored target ends with a NUL that the size counts.
+            let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());
+            t.truncate(end);
+            format!(
+                "symlink\t0o{:o}\t{}\t{}\t{}",
+                perm,
+                u.size,
+                nlink,
+                String::from_utf8_lossy(&t)
+            )
+        }
+        _ => {
+            let mut h = sha2::Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut pos = 0u64;
+            while pos < u.size {
+                let n = (u.size - pos).min(buf.len() as u64) as usize;
+                read_file(tree, fs, u.inum, pos, &mut buf[..n])?;
+                h.update(&buf[..n]);
+                pos += n as u64;
+            }
+            let d = h.finalize();
+            let hex: String = d.iter().map(|b| format!("{:02x}", b)).collect();
+            format!("file\t0o{:o}\t{}\t{}\t{}", perm, u.size, nlink, hex)
+        }
+    })
+}
