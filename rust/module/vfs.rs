@@ -13,7 +13,7 @@ use kernel::sync::Arc;
 use crate::btree::iter;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
-use crate::format::data::extents_format::{DecodedPtr, DecodedPtrs};
+use crate::format::data::extents_format::DecodedPtr;
 use crate::format::data::read::{self as dread, DataError, DataExtent, Decompressor, Piece};
 use crate::format::fs::inode_format::{field, flags_str_hash};
 use crate::format::fs::str_hash::{HashInfo, FLAG_31BIT_DIRENT_OFFSET};
@@ -284,7 +284,7 @@ fn read_replica(
 /// failure is logged, and a success after one says so.
 fn read_extent(fs: &Fs, inum: u64, x: &DataExtent<'_>, dst: &mut [u8]) -> Result {
     let mut failures = 0u32;
-    for p in DecodedPtrs::new(x.v, x.k.size) {
+    for p in dread::replicas(x) {
         if p.ptr.unwritten {
             return Ok(());
         }

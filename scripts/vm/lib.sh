@@ -32,12 +32,13 @@ check_dumps() {
 }
 
 # manifest DIR: the tree under DIR in the fixtures' manifest.tsv form (path, type,
-# mode, size, nlink, sha256 or symlink target), sorted by path.
+# mode, size, nlink, sha256 or symlink target), sorted by path. A file or symlink
+# that cannot be read shows EIO in the last column (as bcachefs-rs manifest does).
 manifest() {
     (
         cd "$1" || exit 1
         find . -mindepth 1 -exec stat -c '%a %s %h %F|%n' {} + > /tmp/mf.stat || exit 1
-        find . -type f -exec sha256sum {} + > /tmp/mf.sha || exit 1
+        find . -type f -exec sha256sum {} + > /tmp/mf.sha 2>/tmp/mf.err
         find . -type l | while IFS= read -r p; do
             printf '%s\t%s\n' "$p" "$(readlink "$p")"
         done > /tmp/mf.lnk
@@ -50,8 +51,8 @@ manifest() {
                 t = substr($0, 1, bar - 1); sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", t)
                 path = substr(name, 3)
                 if (t == "directory") print path "\tdir\t0o" f[1] "\t-\t" f[3] "\t-"
-                else if (t == "symbolic link") print path "\tsymlink\t0o" f[1] "\t" f[2] "\t" f[3] "\t" lnk[name]
-                else print path "\tfile\t0o" f[1] "\t" f[2] "\t" f[3] "\t" sha[name]
+                else if (t == "symbolic link") print path "\tsymlink\t0o" f[1] "\t" f[2] "\t" f[3] "\t" (lnk[name] == "" ? "EIO" : lnk[name])
+                else print path "\tfile\t0o" f[1] "\t" f[2] "\t" f[3] "\t" ((name in sha) ? sha[name] : "EIO")
             }' /tmp/mf.sha /tmp/mf.lnk /tmp/mf.stat | LC_ALL=C sort
     )
 }

@@ -7,7 +7,9 @@
 #                              is absent
 #   # Refs: FIXTURE...         digests of those fixtures' reference listings, in
 #                              /data/FIXTURE.sums (scripts/vm/ref-sums.sh)
-#   # Manifests: FIXTURE...    those fixtures' manifest.tsv, as /data/FIXTURE.manifest
+#   # Manifests: FIXTURE...    those fixtures' manifest.tsv, as /data/FIXTURE.manifest;
+#                              for a fixture without one (the damaged images), what
+#                              the userspace tool reads there (bcachefs-rs manifest)
 #   # Files: PATH...           extra host files, in /data in the guest
 #   # Timeout: SECONDS
 set -euo pipefail
@@ -46,7 +48,15 @@ if [ -n "$mans" ]; then
     mdir=$(mktemp -d)
     trap 'rm -rf "${sums:-}" "$mdir"' EXIT
     for fx in $mans; do
-        cp "${FIXTURES:-$top/../shared/fixtures}/$fx/manifest.tsv" "$mdir/$fx.manifest"
+        m=${FIXTURES:-$top/../shared/fixtures}/$fx/manifest.tsv
+        if [ -f "$m" ]; then
+            cp "$m" "$mdir/$fx.manifest"
+        else
+            (cd "$top" && cargo build --release -q -p bcachefs-rs)
+            # shellcheck disable=SC2046
+            "$top/target/release/bcachefs-rs" manifest $("$top/scripts/fixture-images.sh" "$fx") \
+                > "$mdir/$fx.manifest" 2>/dev/null || true
+        fi
         files="$files $mdir/$fx.manifest"
     done
 fi

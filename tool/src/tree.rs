@@ -12,7 +12,9 @@ use std::rc::Rc;
 
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
-use bcachefs_core::data::extents_format::DecodedPtrs;
+use bcachefs_core::btree::ptr::BtreePtr;
+use bcachefs_core::data::extents_format::BtreePtrV2;
+use bcachefs_core::ids::{self, KeyType};
 use bcachefs_core::data::read::{self as dread, compression, Decompressor, Piece};
 use bcachefs_core::fs::inode_format::InodeUnpacked;
 use bcachefs_core::fs::tree::{Keys, Tree, ROOT_SUBVOL};
@@ -22,10 +24,17 @@ use crate::fs::Fs;
 use crate::hash::Hashes;
 use crate::list::{OwnedKey, Walk};
 
+/// One btree's keys, and the ranges of nodes that could not be read.
+struct Loaded {
+    keys: Vec<OwnedKey>,
+    failed: Vec<(Bpos, Bpos)>,
+}
+
 /// An image's keys, each btree loaded whole (journal overlaid) on first use.
+/// Like the kernel's walk, a range that reaches an unreadable node fails.
 pub struct ImageKeys<'a> {
     pub fs: &'a Fs,
-    btrees: RefCell<HashMap<u32, Rc<Vec<OwnedKey>>>>,
+    btrees: RefCell<HashMap<u32, Rc<Loaded>>>,
 }
 
 impl<'a> ImageKeys<'a> {
@@ -36,24 +45,48 @@ impl<'a> ImageKeys<'a> {
         }
     }
 
-    fn btree(&self, id: u32) -> Rc<Vec<OwnedKey>> {
+    fn btree(&self, id: u32) -> Rc<Loaded> {
         if let Some(b) = self.btrees.borrow().get(&id) {
             return b.clone();
         }
-        let mut keys = Vec::new();
+        let mut l = Loaded {
+            keys: Vec::new(),
+            failed: Vec::new(),
+        };
         let mut walk = Walk {
             fs: self.fs,
             errors: 0,
         };
-        walk.leaf_keys(id, &mut |k| {
-            keys.push(OwnedKey {
-                k: k.k,
-                v: k.v.clone(),
-            })
-        });
-        let b = Rc::new(keys);
+        if let Some(root) = self.fs.roots.get(id as usize).and_then(|r| r.clone()) {
+            load(&mut walk, id, root.level, &root.k, &root.v, &mut l);
+        }
+        let b = Rc::new(l);
         self.btrees.borrow_mut().insert(id, b.clone());
         b
+    }
+}
+
+/// Loads the subtree of node (`k`, `v`) at `level` into `l`.
+fn load(w: &mut Walk<'_>, btree: u32, level: u8, k: &Bkey, v: &[u8], l: &mut Loaded) {
+    let before = w.errors;
+    let keys = w.node_keys(btree, level, k, v);
+    if keys.is_empty() && w.errors > before {
+        let min = if k.typ == KeyType::BtreePtrV2 as u8 {
+            BtreePtrV2::read(v).min_key
+        } else {
+            Bpos::MIN
+        };
+        l.failed.push((min, k.p));
+        return;
+    }
+    if level == 0 {
+        l.keys.extend(keys);
+        return;
+    }
+    for c in keys {
+        if BtreePtr::decode(c.k.typ, &c.v).is_some() {
+            load(w, btree, level - 1, &c.k, &c.v, l);
+        }
     }
 }
 
@@ -66,14 +99,33 @@ impl Keys for ImageKeys<'_> {
         to: Bpos,
         f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
     ) -> Result<(), String> {
-        let keys = self.btree(btree);
-        let start = keys.partition_point(|k| k.k.p < from);
-        for k in &keys[start..] {
-            if k.k.p > to || f(&k.k, &k.v).is_break() {
+        let l = self.btree(btree);
+        // The first unreadable node the iteration could reach.
+        let lost = l.failed.iter().filter(|r| r.1 >= from).min_by_key(|r| r.0);
+        let err = |r: &(Bpos, Bpos)| {
+            format!(
+                "btree {}: node {}..{} unreadable",
+                ids::btree_name(btree).unwrap_or("?"),
+                r.0,
+                r.1
+            )
+        };
+        let start = l.keys.partition_point(|k| k.k.p < from);
+        for k in &l.keys[start..] {
+            if k.k.p > to {
                 break;
             }
+            if let Some(r) = lost.filter(|r| r.0 <= k.k.p) {
+                return Err(err(r));
+            }
+            if f(&k.k, &k.v).is_break() {
+                return Ok(());
+            }
         }
-        Ok(())
+        match lost.filter(|r| r.0 <= to) {
+            Some(r) => Err(err(r)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -119,7 +171,7 @@ pub fn read_file(
             Piece::Data(x) => {
                 let mut why = String::from("no pointers");
                 let mut done = false;
-                for p in DecodedPtrs::new(x.v, x.k.size) {
+                for p in dread::replicas(&x) {
                     if p.ptr.unwritten {
                         done = true;
                         break;
@@ -191,13 +243,11 @@ pub fn manifest(fs: &Fs, w: &mut dyn Write) -> Result<u32, String> {
                 errors += 1;
                 continue;
             };
-            match row(&tree, fs, &u) {
-                Ok(r) => rows.push((p.clone(), r)),
-                Err(e) => {
-                    eprintln!("{}: {}", String::from_utf8_lossy(&p), e);
-                    errors += 1;
-                }
-            }
+            let r = row(&tree, fs, &u, &mut |e| {
+                eprintln!("{}: {}", String::from_utf8_lossy(&p), e);
+                errors += 1;
+            });
+            rows.push((p.clone(), r));
             if u.mode & 0o170000 == 0o040000 {
                 stack.push((p, inum));
             }
@@ -212,14 +262,30 @@ pub fn manifest(fs: &Fs, w: &mut dyn Write) -> Result<u32, String> {
     Ok(errors)
 }
 
-fn row(tree: &Tree<'_, ImageKeys<'_>>, fs: &Fs, u: &InodeUnpacked) -> Result<String, String> {
+/// A manifest row after the path; a file or symlink that cannot be read shows
+/// `EIO` where its digest or target would be (and `err` is told why).
+fn row(
+    tree: &Tree<'_, ImageKeys<'_>>,
+    fs: &Fs,
+    u: &InodeUnpacked,
+    err: &mut dyn FnMut(&str),
+) -> String {
     let perm = u.mode & 0o7777;
     let nlink = u.nlink();
-    Ok(match u.mode & 0o170000 {
+    let mut read = |pos: u64, buf: &mut [u8]| match read_file(tree, fs, u.inum, pos, buf) {
+        Ok(()) => true,
+        Err(e) => {
+            err(&e);
+            false
+        }
+    };
+    match u.mode & 0o170000 {
         0o040000 => format!("dir\t0o{:o}\t-\t{}\t-", perm, nlink),
         0o120000 => {
             let mut t = vec![0u8; u.size as usize];
-            read_file(tree, fs, u.inum, 0, &mut t)?;
+            if !read(0, &mut t) {
+                return format!("symlink\t0o{:o}\t{}\t{}\tEIO", perm, u.size, nlink);
+            }
             // The stored target ends with a NUL that the size counts.
             let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());
             t.truncate(end);
@@ -237,7 +303,9 @@ fn row(tree: &Tree<'_, ImageKeys<'_>>, fs: &Fs, u: &InodeUnpacked) -> Result<Str
             let mut pos = 0u64;
             while pos < u.size {
                 let n = (u.size - pos).min(buf.len() as u64) as usize;
-                read_file(tree, fs, u.inum, pos, &mut buf[..n])?;
+                if !read(pos, &mut buf[..n]) {
+                    return format!("file\t0o{:o}\t{}\t{}\tEIO", perm, u.size, nlink);
+                }
                 h.update(&buf[..n]);
                 pos += n as u64;
             }
@@ -245,5 +313,5 @@ fn row(tree: &Tree<'_, ImageKeys<'_>>, fs: &Fs, u: &InodeUnpacked) -> Result<Str
             let hex: String = d.iter().map(|b| format!("{:02x}", b)).collect();
             format!("file\t0o{:o}\t{}\t{}\t{}", perm, u.size, nlink, hex)
         }
-    })
+    }
 }

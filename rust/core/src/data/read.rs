@@ -15,7 +15,9 @@ use super::super::bkey::Bkey;
 use super::super::csum::{self, Checksummer, Csum, CsumError};
 use super::super::fs::tree::{Keys, Tree};
 use super::super::ids::KeyType;
-use super::extents_format::{Crc, DecodedPtr, COMPRESSION_INCOMPRESSIBLE};
+use super::extents_format::{
+    Crc, DecodedPtr, DecodedPtrs, COMPRESSION_INCOMPRESSIBLE, MEMBER_INVALID,
+};
 
 /// `enum bch_compression_type`.
 pub mod compression {
@@ -101,6 +103,12 @@ pub fn fill<K: Keys>(
             read(Piece::Unsupported(k.typ), dst)
         }
     })
+}
+
+/// The copies of a data extent a read may use, in order: its pointers less the
+/// placeholders of dropped devices (`BCH_SB_MEMBER_INVALID`).
+pub fn replicas<'a>(x: &DataExtent<'a>) -> impl Iterator<Item = DecodedPtr> + 'a {
+    DecodedPtrs::new(x.v, x.k.size).filter(|p| p.ptr.dev != MEMBER_INVALID)
 }
 
 /// What to read from a device for `len` bytes at `skip` into a pointer's live data.
