@@ -46,6 +46,11 @@ impl BlockDev {
         })
     }
 
+    /// The device's size in 512-byte sectors.
+    pub(crate) fn sectors(&self) -> u64 {
+        self.sectors
+    }
+
     /// A read past the end of the device (a corrupt pointer) is refused here.
     fn check_range(&self, sector: u64, len: usize) -> Result {
         let end = sector

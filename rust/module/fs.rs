@@ -210,6 +210,23 @@ impl Fs {
                 );
                 return Err(ENXIO);
             }
+            // A device smaller than its member says (a truncated image) would fail
+            // reads everywhere: refuse it once, by name.
+            if let (Some(m), Some(Some(d))) = (s.member(i).filter(|m| m.exists()), devs.get(i)) {
+                let need = m.nbuckets().saturating_mul(u64::from(m.bucket_size()));
+                if d.sectors() < need {
+                    pr_err!(
+                        "{}: {}: device is {} sectors but member {} needs {} ({} buckets): truncated?\n",
+                        uuid_str,
+                        d.name(),
+                        d.sectors(),
+                        i,
+                        need,
+                        m.nbuckets()
+                    );
+                    return Err(EINVAL);
+                }
+            }
         }
         let mut roots = KVec::new();
         for _ in 0..ids::BTREE_ID_NR {

@@ -2,7 +2,8 @@
 # Run one guest test script in the VM, with what its header asks for:
 #   # Needs: module            load bcachefs.ko before the script (default)
 #   # Needs: nomodule          do not (it is still at /bcachefs.ko, for the script to load)
-#   # Disks: FIXTURE[/FILE]... attach fixture images (unpacked once into the cache);
+#   # Disks: FIXTURE[/FILE][@SIZE]... attach fixture images (unpacked once into the
+#                              cache; @SIZE: a copy truncated to SIZE, e.g. @1M);
 #                              the test is skipped with a message when ../shared/fixtures
 #                              is absent
 #   # Refs: FIXTURE...         digests of those fixtures' reference listings, in
@@ -26,10 +27,19 @@ if [ -n "$disks" ]; then
         echo "SKIP $(basename "$t"): $fixtures not present"
         exit 0
     fi
+    tdir=$(mktemp -d)
+    trap 'rm -rf "$tdir"' EXIT
     for spec in $disks; do
+        size=; case $spec in *@*) size=${spec#*@}; spec=${spec%@*};; esac
         fx=${spec%%/*}; f=${spec#*/}; [ "$f" = "$spec" ] && f=img
         img=$("$top/scripts/fixture-images.sh" "$fx" | grep "/$f\$") ||
             { echo "run-one: no image $spec" >&2; exit 2; }
+        if [ -n "$size" ]; then
+            # A truncated copy (FIXTURE[/FILE]@SIZE), removed after the run.
+            cp --sparse=always "$img" "$tdir/$fx-$f"
+            truncate -s "$size" "$tdir/$fx-$f"
+            img=$tdir/$fx-$f
+        fi
         args+=(--disk "$img")
     done
 fi
@@ -37,7 +47,7 @@ files=$(hdr Files)
 refs=$(hdr Refs)
 if [ -n "$refs" ]; then
     sums=$(mktemp -d)
-    trap 'rm -rf "$sums"' EXIT
+    trap 'rm -rf "$sums" "${tdir:-}"' EXIT
     for fx in $refs; do
         "$top/scripts/vm/ref-sums.sh" "$fx" > "$sums/$fx.sums"
         files="$files $sums/$fx.sums"
@@ -46,7 +56,7 @@ fi
 mans=$(hdr Manifests)
 if [ -n "$mans" ]; then
     mdir=$(mktemp -d)
-    trap 'rm -rf "${sums:-}" "$mdir"' EXIT
+    trap 'rm -rf "${sums:-}" "$mdir" "${tdir:-}"' EXIT
     for fx in $mans; do
         m=${FIXTURES:-$top/../shared/fixtures}/$fx/manifest.tsv
         if [ -f "$m" ]; then
