@@ -120,7 +120,7 @@ pub(crate) extern "C" fn bch_rs_inode_get(
             mode: u32::from(u.mode),
             uid: u.fields[field::UID] as u32,
             gid: u.fields[field::GID] as u32,
-            nlink: u.nlink().min(u32::MAX as u64) as u32,
+            nlink: u.nlink().min(u64::from(u32::MAX)) as u32,
             rdev: u.fields[field::DEV] as u32,
             generation: u.fields[field::GENERATION] as u32,
             bi_flags: u.flags,
@@ -473,7 +473,7 @@ pub(crate) extern "C" fn bch_rs_fs_statfs(m: *mut c_void, out: *mut shim::bch_rs
     // SAFETY: `m` is a super block's `s_fs_info`, alive while the super block is.
     let fs = unsafe { fs_of(m) };
     let s = fs.sb();
-    let bsize = (s.block_sectors().max(1) as u64) * dread::SECTOR;
+    let bsize = u64::from(s.block_sectors().max(1)) * dread::SECTOR;
     let mut capacity = 0u64;
     for d in 0..fs.devs.len() {
         if let Some(mb) = s.member(d).filter(|mb| mb.exists()) {

@@ -14,10 +14,10 @@ use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::ptr::BtreePtr;
 use bcachefs_core::data::extents_format::BtreePtrV2;
-use bcachefs_core::ids::{self, KeyType};
 use bcachefs_core::data::read::{self as dread, compression, Decompressor, Piece};
 use bcachefs_core::fs::inode_format::InodeUnpacked;
 use bcachefs_core::fs::tree::{Keys, Tree, ROOT_SUBVOL};
+use bcachefs_core::ids::{self, KeyType};
 use sha2::Digest;
 
 use crate::fs::Fs;

@@ -298,7 +298,102 @@ pub fn time_to_timespec(t: u64, time_base_lo: u64, precision: u32) -> (i64, u32)
 
 #[cfg(test)]
 mod tests {
+    use super::super::str_hash::ty;
     use super::*;
+
+    /// Every name hashes to 2 (a crc32c that always gives 0): all collide.
+    struct Zero;
+    impl Checksummer for Zero {
+        fn crc32c(&self, _: u32, _: &[u8]) -> u32 {
+            0
+        }
+        fn crc64_be(&self, _: u64, _: &[u8]) -> u64 {
+            0
+        }
+        fn xxh64(&self, _: &[u8]) -> u64 {
+            0
+        }
+    }
+
+    /// Directory 10's dirents: "a" at 2, a hash whiteout at 3, "b" at 4, a hole at
+    /// 5, "c" at 6; and one key of another snapshot at 7.
+    struct Dir;
+    const DIR_KEYS: [(u64, u8, &[u8], u32); 5] = [
+        (2, KeyType::Dirent as u8, b"a", 7),
+        (3, KeyType::HashWhiteout as u8, b"", 7),
+        (4, KeyType::Dirent as u8, b"b", 7),
+        (6, KeyType::Dirent as u8, b"c", 7),
+        (7, KeyType::Dirent as u8, b"d", 8),
+    ];
+    impl Keys for Dir {
+        type Error = ();
+        fn range(
+            &self,
+            _btree: u32,
+            from: Bpos,
+            to: Bpos,
+            f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
+        ) -> Result<(), ()> {
+            for (off, typ, name, snap) in DIR_KEYS {
+                let k = Bkey {
+                    typ,
+                    p: Bpos {
+                        inode: 10,
+                        offset: off,
+                        snapshot: snap,
+                    },
+                    ..Default::default()
+                };
+                if k.p < from || k.p > to {
+                    continue;
+                }
+                // d_inum = 100 + offset, d_type DT_REG, the name, NUL padding to a u64.
+                let mut v = [0u8; 24];
+                v[..8].copy_from_slice(&(100 + off).to_le_bytes());
+                v[8] = 8;
+                v[9..9 + name.len()].copy_from_slice(name);
+                let len = (9 + name.len()).div_ceil(8) * 8;
+                if f(&k, &v[..len]).is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lookup_probes_past_collisions_and_whiteouts_and_stops_at_a_hole() {
+        let t = Tree::new(&Dir, &Zero, 7);
+        let info = HashInfo {
+            typ: ty::CRC32C,
+            seed: 0,
+            is_31bit: false,
+        };
+        let find = |name: &[u8]| {
+            let mut hit = None;
+            let found = t
+                .lookup(10, &info, name, &mut |e| hit = Some((e.offset, e.inum)))
+                .unwrap();
+            assert_eq!(found, hit.is_some());
+            hit
+        };
+        assert_eq!(find(b"a"), Some((2, 102)));
+        // Past "a" (a collision) and the whiteout.
+        assert_eq!(find(b"b"), Some((4, 104)));
+        // Behind the hole at 5: a lookup never gets there.
+        assert_eq!(find(b"c"), None);
+        assert_eq!(find(b"zz"), None);
+        // A listing sees every entry of the snapshot, in offset order, from a position.
+        let mut seen = [0u64; 4];
+        let mut n = 0;
+        t.readdir(10, 3, &mut |e| {
+            seen[n] = e.offset;
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(&seen[..n], &[4, 6]);
+    }
 
     #[test]
     fn times_split_into_seconds_and_nanoseconds() {

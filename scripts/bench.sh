@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Benchmarks (not tests: they print figures and never fail on speed):
+#   scripts/bench.sh tree-walk   inside the VM (QEMU TCG, debug kernel): mount, walk
+#                                and read every byte of churn
+#   scripts/bench.sh offline     the userspace tool's manifest (walk, read, sha256)
+#                                of every fixture with a manifest
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+case ${1:-} in
+tree-walk)
+    make -s -C "$top" module
+    "$top/scripts/vm/run-one.sh" "$top/benches/vm/tree-walk.sh" >/dev/null || true
+    grep -a '^BENCH\|^FAIL' "$top/build/vm/tree-walk.log"
+    ;;
+offline)
+    (cd "$top" && cargo build --release -q -p bcachefs-rs)
+    for fx in basic churn csum-crc64 csum-none csum-xxhash lz4 old-version unclean zstd replicas2; do
+        # shellcheck disable=SC2046
+        imgs=$("$top/scripts/fixture-images.sh" "$fx") || { echo "SKIP $fx: fixtures absent"; continue; }
+        s=$(date +%s.%N)
+        # shellcheck disable=SC2086
+        "$top/target/release/bcachefs-rs" manifest $imgs > /dev/null
+        e=$(date +%s.%N)
+        printf 'BENCH offline manifest %-12s %.3f s\n' "$fx" "$(echo "$e - $s" | bc)"
+    done
+    ;;
+*)
+    echo "usage: scripts/bench.sh tree-walk|offline" >&2
+    exit 2
+    ;;
+esac
