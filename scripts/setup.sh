@@ -40,7 +40,7 @@ if [ ! -f $PIN ]; then
 fi
 
 PKGS="clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev cpio kmod
-busybox-static zstd xz-utils rsync python3"
+busybox-static zstd xz-utils rsync python3 libc6-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

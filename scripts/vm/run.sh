@@ -46,7 +46,7 @@ for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/
 if [ -f "$ko" ]; then cp "$ko" "$root/bcachefs.ko"; fi
 # Guest helpers (tests/vm/tools/*.c), static, in /bin.
 for c in "$top"/tests/vm/tools/*.c; do
-    cc -static -O2 -Wall -Werror -o "$root/bin/$(basename "$c" .c)" "$c"
+    clang-19 -static -O2 -Wall -Werror -o "$root/bin/$(basename "$c" .c)" "$c"
 done
 for f in ${VM_FILES:-}; do cp -r "$f" "$root/data/"; done
 if [ -n "$script" ]; then cp "$script" "$root/test.sh"; fi

@@ -5,7 +5,8 @@
  *   readcheck odd FILE    the whole file through pread in odd-sized pieces, to stdout
  *   readcheck cmp FILE    windows at odd offsets and sizes, read with pread and
  *                         through mmap, compared; exits 1 on a difference
- * Built static by scripts/vm/run.sh and installed as /bin/readcheck in the guest.
+ * Built static (clang-19, libc6-dev) by scripts/vm/run.sh and installed as
+ * /bin/readcheck in the guest.
  */
 #include <errno.h>
 #include <fcntl.h>
