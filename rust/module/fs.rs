@@ -472,14 +472,6 @@ impl Fs {
         self.root_inum.load(Ordering::Relaxed)
     }
 
-    /// The generation of `bucket` on `dev`, from the alloc btree.
-    pub(crate) fn gen(&self, dev: u32, bucket: u64) -> Option<u8> {
-        self.gens()?
-            .get(dev as usize)?
-            .get(bucket as usize)
-            .copied()
-    }
-
     fn gens(&self) -> Option<&KVec<KVVec<u8>>> {
         if !self.gens_ready.load(Ordering::Acquire) {
             return None;

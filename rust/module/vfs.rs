@@ -15,8 +15,8 @@ use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
 use crate::format::data::extents_format::DecodedPtr;
 use crate::format::data::read::{self as dread, DataError, DataExtent, Decompressor, Piece};
-use crate::format::fs::inode_format::{field, flags_str_hash};
-use crate::format::fs::str_hash::{HashInfo, FLAG_31BIT_DIRENT_OFFSET};
+use crate::format::fs::inode_format::field;
+use crate::format::fs::str_hash::HashInfo;
 use crate::format::fs::tree::{self, Keys, Tree, DT_SUBVOL};
 use crate::format::fs::xattr_format::index as x_type;
 use crate::format::ids::{self, KeyType};
@@ -144,11 +144,7 @@ pub(crate) extern "C" fn bch_rs_dir_lookup(
     let fs = unsafe { fs_of(m) };
     // SAFETY: the dentry's name is valid for `len` bytes during the call.
     let name = unsafe { core::slice::from_raw_parts(name.cast::<u8>(), len) };
-    let info = HashInfo {
-        typ: flags_str_hash(u64::from(bi_flags)),
-        seed: hash_seed,
-        is_31bit: bi_flags & FLAG_31BIT_DIRENT_OFFSET != 0,
-    };
+    let info = HashInfo::new(bi_flags, hash_seed);
     with_tree(fs, |t| {
         let mut target: Option<(u64, u8)> = None;
         t.lookup(dir, &info, name, &mut |e| target = Some((e.inum, e.d_type)))?;
@@ -284,17 +280,9 @@ fn read_replica(
 /// failure is logged, and a success after one says so.
 fn read_extent(fs: &Fs, inum: u64, x: &DataExtent<'_>, dst: &mut [u8]) -> Result {
     let mut failures = 0u32;
-    for p in dread::replicas(x) {
+    for p in dread::replicas(x, fs) {
         if p.ptr.unwritten {
             return Ok(());
-        }
-        let bucket_size = fs
-            .sb()
-            .member(p.ptr.dev as usize)
-            .map(|m| u64::from(m.bucket_size()));
-        let gen = bucket_size.and_then(|b| fs.gen(u32::from(p.ptr.dev), p.ptr.offset / b.max(1)));
-        if p.ptr.cached && gen.is_some_and(|g| g != p.ptr.gen) {
-            continue;
         }
         let plan = dread::plan(&p, x.skip, dst.len());
         match read_replica(fs, &p, &plan, dst) {

@@ -157,13 +157,6 @@ pub fn read_file(
     pos: u64,
     out: &mut [u8],
 ) -> Result<(), String> {
-    let gens = fs.gens.get_or_init(|| crate::list::bucket_gens(fs));
-    let bucket_sectors = |dev: u8| {
-        fs.sb()
-            .member(dev as usize)
-            .map(|m| m.bucket_size() as u64)
-            .unwrap_or(0)
-    };
     let mut err: Option<String> = None;
     dread::fill(tree, inum, pos, out, &mut |piece, dst| {
         let e = match piece {
@@ -171,17 +164,10 @@ pub fn read_file(
             Piece::Data(x) => {
                 let mut why = String::from("no pointers");
                 let mut done = false;
-                for p in dread::replicas(&x) {
+                for p in dread::replicas(&x, fs) {
                     if p.ptr.unwritten {
                         done = true;
                         break;
-                    }
-                    let bs = bucket_sectors(p.ptr.dev);
-                    let gen = gens
-                        .get(p.ptr.dev as usize)
-                        .and_then(|g| g.get((p.ptr.offset / bs.max(1)) as usize));
-                    if p.ptr.cached && gen.is_some_and(|&g| g != p.ptr.gen) {
-                        continue;
                     }
                     let plan = dread::plan(&p, x.skip, dst.len());
                     let Some(dev) = fs.devs.get(plan.dev as usize).and_then(|d| d.as_ref()) else {

@@ -45,6 +45,20 @@ pub trait DevNames {
     fn bucket_gen(&self, _dev: u32, _bucket: u64) -> Option<i32> {
         None
     }
+
+    /// `dev_ptr_stale`: how many generations the bucket of a pointer at sector
+    /// `offset` of `dev` with generation `gen` has moved on (0: current; -1: the
+    /// device has no such bucket). `None` when bucket sizes or gens are not known.
+    fn ptr_stale(&self, dev: u32, offset: u64, gen: u8) -> Option<i32> {
+        let bs = u64::from(self.bucket_size(dev).filter(|&b| b != 0)?);
+        let g = self.bucket_gen(dev, offset / bs)?;
+        // gen_after(g, ptr.gen), with -1 for a bad bucket.
+        Some(if g < 0 {
+            g
+        } else {
+            ((g as u8).wrapping_sub(gen) as i8).max(0) as i32
+        })
+    }
 }
 
 /// No device names known: pointers print their device as invalid.

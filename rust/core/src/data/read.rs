@@ -15,9 +15,8 @@ use super::super::bkey::Bkey;
 use super::super::csum::{self, Checksummer, Csum, CsumError};
 use super::super::fs::tree::{Keys, Tree};
 use super::super::ids::KeyType;
-use super::extents_format::{
-    Crc, DecodedPtr, DecodedPtrs, COMPRESSION_INCOMPRESSIBLE, MEMBER_INVALID,
-};
+use super::super::text::DevNames;
+use super::extents_format::{Crc, DecodedPtr, DecodedPtrs, MEMBER_INVALID};
 
 /// `enum bch_compression_type`.
 pub mod compression {
@@ -106,9 +105,19 @@ pub fn fill<K: Keys>(
 }
 
 /// The copies of a data extent a read may use, in order: its pointers less the
-/// placeholders of dropped devices (`BCH_SB_MEMBER_INVALID`).
-pub fn replicas<'a>(x: &DataExtent<'a>) -> impl Iterator<Item = DecodedPtr> + 'a {
-    DecodedPtrs::new(x.v, x.k.size).filter(|p| p.ptr.dev != MEMBER_INVALID)
+/// placeholders of dropped devices (`BCH_SB_MEMBER_INVALID`) and cached copies
+/// whose bucket has been reused (stale, as `devs` knows bucket gens).
+pub fn replicas<'a>(
+    x: &DataExtent<'a>,
+    devs: &'a dyn DevNames,
+) -> impl Iterator<Item = DecodedPtr> + 'a {
+    DecodedPtrs::new(x.v, x.k.size).filter(move |p| {
+        p.ptr.dev != MEMBER_INVALID
+            && !(p.ptr.cached
+                && devs
+                    .ptr_stale(u32::from(p.ptr.dev), p.ptr.offset, p.ptr.gen)
+                    .is_some_and(|s| s != 0))
+    })
 }
 
 /// What to read from a device for `len` bytes at `skip` into a pointer's live data.
@@ -240,9 +249,7 @@ pub fn decompress(
                 .ok_or(DataError::Decompress(typ))?;
             d.decompress(typ, frame, dst)
         }
-        COMPRESSION_INCOMPRESSIBLE | compression::NONE => {
-            return Err(DataError::CompressionType(typ))
-        }
+        // None and incompressible are not compressed: asking is a caller's bug.
         _ => return Err(DataError::CompressionType(typ)),
     };
     if ok {

@@ -185,13 +185,7 @@ pub fn extent_ptr_to_text(pb: &mut Pb<'_, '_>, ctx: &TextCtx<'_>, p: &Ptr) {
             if d != 1 {
                 let _ = write!(pb, " d={}", d);
             }
-            if let Some(g) = ctx.devs.bucket_gen(dev, p.offset / bs) {
-                // dev_ptr_stale_rcu: -1 for a bad bucket, else gen_after(g, ptr.gen)
-                let stale = if g < 0 {
-                    g
-                } else {
-                    ((g as u8).wrapping_sub(p.gen) as i8).max(0) as i32
-                };
+            if let Some(stale) = ctx.devs.ptr_stale(dev, p.offset, p.gen) {
                 if stale != 0 {
                     let _ = write!(pb, " stale={}", stale);
                 }

@@ -7,7 +7,7 @@
 //! (linear probing); a lookup walks forward from the hash until it meets a hole.
 
 use super::super::csum::Checksummer;
-use super::inode_format::InodeUnpacked;
+use super::inode_format::{flags_str_hash, InodeUnpacked};
 
 /// `enum bch_str_hash_type`.
 pub mod ty {
@@ -36,13 +36,18 @@ pub struct HashInfo {
 }
 
 impl HashInfo {
+    /// The hash info of an inode with flags `bi_flags` and seed `bi_hash_seed`.
+    pub fn new(bi_flags: u32, bi_hash_seed: u64) -> HashInfo {
+        HashInfo {
+            typ: flags_str_hash(u64::from(bi_flags)),
+            seed: bi_hash_seed,
+            is_31bit: bi_flags & FLAG_31BIT_DIRENT_OFFSET != 0,
+        }
+    }
+
     /// The hash info of inode `u`.
     pub fn of(u: &InodeUnpacked) -> HashInfo {
-        HashInfo {
-            typ: u.str_hash(),
-            seed: u.hash_seed,
-            is_31bit: u.flags & FLAG_31BIT_DIRENT_OFFSET != 0,
-        }
+        HashInfo::new(u.flags, u.hash_seed)
     }
 }
 

@@ -18,6 +18,7 @@ use super::super::bpos::Bpos;
 use super::super::csum::Checksummer;
 use super::super::ids::{btree, KeyType};
 use super::super::snapshots::format::Subvolume;
+pub use super::dirent_format::DT_SUBVOL;
 use super::dirent_format::{Dirent, Target};
 use super::inode_format::{self, InodeUnpacked};
 use super::str_hash::{dirent_hash, HashInfo};
@@ -42,9 +43,6 @@ pub trait Keys {
 pub const ROOT_INO: u64 = 4096;
 /// The subvolume a filesystem mounts by default (`BCACHEFS_ROOT_SUBVOL`).
 pub const ROOT_SUBVOL: u32 = 1;
-
-/// `DT_SUBVOL`: a dirent naming another subvolume.
-pub const DT_SUBVOL: u8 = 16;
 
 /// A directory entry.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
