@@ -35,6 +35,17 @@ pub struct NodeRead {
     pub errs: Vec<(ExtentPtr, String)>,
     /// No replica passed its checksum: these keys come from a copy that failed it.
     pub salvaged: bool,
+    /// The first replica's node error, when it had one.
+    pub first: Option<NodeError>,
+}
+
+/// Why no replica of a node could be read.
+#[derive(Debug, Default)]
+pub struct NodeFail {
+    /// Each replica's error.
+    pub errs: Vec<(ExtentPtr, String)>,
+    /// The first replica's error, when it was a node error (not IO).
+    pub first: Option<NodeError>,
 }
 
 /// Where a journal entry was found.
@@ -327,13 +338,14 @@ impl Fs {
         level: u8,
         k: &Bkey,
         v: &[u8],
-    ) -> Result<NodeRead, Vec<(ExtentPtr, String)>> {
+    ) -> Result<NodeRead, NodeFail> {
         let s = self.sb();
         let bp = match BtreePtr::decode(k.typ, v) {
             Some(bp) => bp,
-            None => return Err(vec![]),
+            None => return Err(NodeFail::default()),
         };
         let mut errs = Vec::new();
+        let mut first: Option<Option<NodeError>> = None;
         let node_sectors = s.btree_node_sectors();
         // First pass: every replica, checksums enforced. Second pass (only when some
         // replica failed on its checksum alone): accept the bad checksum.
@@ -351,6 +363,7 @@ impl Fs {
                     None => {
                         if !accept_bad_csum {
                             errs.push((p, "device not present".to_string()));
+                            first.get_or_insert(None);
                         }
                         continue;
                     }
@@ -365,6 +378,7 @@ impl Fs {
                     Err(e) => {
                         if !accept_bad_csum {
                             errs.push((p, e));
+                            first.get_or_insert(None);
                         }
                         continue;
                     }
@@ -404,17 +418,22 @@ impl Fs {
                             bsets,
                             errs,
                             salvaged: accept_bad_csum,
+                            first: first.flatten(),
                         });
                     }
                     Err(e) => {
                         if !accept_bad_csum {
                             errs.push((p, e.to_string()));
+                            first.get_or_insert(Some(e));
                         }
                     }
                 }
             }
         }
-        Err(errs)
+        Err(NodeFail {
+            errs,
+            first: first.flatten(),
+        })
     }
 
     /// Raw bytes of a whole node at a pointer (for the on-disk listing).

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The userspace side of bcachefs-rs on top of the format core: image IO
-//! ([`fs`]), hash primitives from crates ([`hash`]) the listings ([`list`]) and the file tree ([`tree`]).
+//! ([`fs`]), hash primitives from crates ([`hash`]), the listings ([`list`]), the file tree ([`tree`]) and the gc checks ([`check`]).
 //! The `bcachefs-rs` binary, the tests and the benchmarks use it.
 
+pub mod check;
 pub mod fs;
 pub mod hash;
 pub mod list;

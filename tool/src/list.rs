@@ -123,53 +123,26 @@ impl<'a> Walk<'a> {
     /// The merged keys of one node (no journal overlay); logs and returns nothing on
     /// a read error.
     pub fn node_keys(&mut self, btree: u32, level: u8, k: &Bkey, v: &[u8]) -> Vec<OwnedKey> {
-        let crate::fs::NodeRead {
-            buf,
-            h,
-            bsets,
-            errs,
-            salvaged,
-        } = match self.fs.read_node(btree, level, k, v) {
+        let nr = match self.fs.read_node(btree, level, k, v) {
             Ok(x) => x,
-            Err(errs) => {
+            Err(fail) => {
                 if BtreePtr::decode(k.typ, v)
                     .map(|b| b.ptrs().count() > 0)
                     .unwrap_or(false)
                 {
-                    self.node_error(btree, level, k, &errs, false);
+                    self.node_error(btree, level, k, &fail.errs, false);
                 }
                 return Vec::new();
             }
         };
-        if !errs.is_empty() {
-            self.node_error(btree, level, k, &errs, salvaged);
+        if !nr.errs.is_empty() {
+            self.node_error(btree, level, k, &nr.errs, nr.salvaged);
         }
-        let mut cursors = vec![Cursor::default(); bsets.len()];
-        let mut m = Merge::new(&buf, h.format, h.min_key, h.max_key, &bsets, &mut cursors)
-            .validating(btree, level);
-        let merged: Vec<(Bkey, &[u8])> = m.by_ref().map(|mk| (mk.k, mk.v)).collect();
-        if m.stats.invalid > 0 || m.stats.bad > 0 {
-            self.key_errors(btree, level, k, &m.stats);
+        let (keys, stats) = merged_keys(self.fs, btree, level, &nr, false);
+        if stats.invalid > 0 || stats.bad > 0 {
+            self.key_errors(btree, level, k, &stats);
         }
-        let jk = jkeys::keys_in(&self.fs.journal_keys, btree, level, h.min_key, h.max_key);
-        let mut acct = [0u8; 8 * 256];
-        jkeys::Overlay::new(merged.into_iter(), jk)
-            .filter_map(|o| match o {
-                Overlaid::Node(k, v) => Some(OwnedKey { k, v: v.to_vec() }),
-                Overlaid::Journal(j) => Some(OwnedKey {
-                    k: j.k,
-                    v: j.val(&self.fs.jsets).to_vec(),
-                }),
-                Overlaid::Accounting(node, deltas) => {
-                    jkeys::accounting_sum(node, deltas, &self.fs.jsets, &mut acct).map(|(k, n)| {
-                        OwnedKey {
-                            k,
-                            v: acct[..n].to_vec(),
-                        }
-                    })
-                }
-            })
-            .collect()
+        keys
     }
 
     /// All leaf keys of a btree in order, with the journal overlaid.
@@ -187,6 +160,53 @@ impl<'a> Walk<'a> {
         };
         self.nodes(btree, root.level, &root.k, &root.v, 0, &mut cb);
     }
+}
+
+/// The merged keys of a node that was read, the journal overlaid, and what the
+/// validating merge dropped. Accounting deltas in the journal show as the listing
+/// shows them, or (`acct_total`) added to the btree's value, as they really apply.
+pub fn merged_keys(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    nr: &crate::fs::NodeRead,
+    acct_total: bool,
+) -> (Vec<OwnedKey>, bcachefs_core::btree::sort::MergeStats) {
+    let mut cursors = vec![Cursor::default(); nr.bsets.len()];
+    let mut m = Merge::new(
+        &nr.buf,
+        nr.h.format,
+        nr.h.min_key,
+        nr.h.max_key,
+        &nr.bsets,
+        &mut cursors,
+    )
+    .validating(btree, level);
+    let merged: Vec<(Bkey, &[u8])> = m.by_ref().map(|mk| (mk.k, mk.v)).collect();
+    let stats = m.stats;
+    let jk = jkeys::keys_in(&fs.journal_keys, btree, level, nr.h.min_key, nr.h.max_key);
+    let mut acct = [0u8; 8 * 256];
+    let keys = jkeys::Overlay::new(merged.into_iter(), jk)
+        .filter_map(|o| match o {
+            Overlaid::Node(k, v) => Some(OwnedKey { k, v: v.to_vec() }),
+            Overlaid::Journal(j) => Some(OwnedKey {
+                k: j.k,
+                v: j.val(&fs.jsets).to_vec(),
+            }),
+            Overlaid::Accounting(node, deltas) => {
+                let sum = if acct_total {
+                    jkeys::accounting_total
+                } else {
+                    jkeys::accounting_sum
+                };
+                sum(node, deltas, &fs.jsets, &mut acct).map(|(k, n)| OwnedKey {
+                    k,
+                    v: acct[..n].to_vec(),
+                })
+            }
+        })
+        .collect();
+    (keys, stats)
 }
 
 fn is_whiteout(t: u8) -> bool {

@@ -43,6 +43,14 @@ impl Csum {
             hi: super::bytes::le64(b, off + 8)?,
         })
     }
+
+    /// Writes it at `off` (nothing when `b` is too short).
+    pub fn write(&self, b: &mut [u8], off: usize) {
+        if let Some(d) = b.get_mut(off..off + 16) {
+            d[..8].copy_from_slice(&self.lo.to_le_bytes());
+            d[8..].copy_from_slice(&self.hi.to_le_bytes());
+        }
+    }
 }
 
 /// Why a checksum could not be computed.

@@ -23,6 +23,7 @@ pub mod bytes;
 pub mod csum;
 pub mod data;
 pub mod fs;
+pub mod gc;
 pub mod ids;
 pub mod journal;
 pub mod printbuf;

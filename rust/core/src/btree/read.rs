@@ -282,6 +282,17 @@ fn bset_at(
     Ok(Some(r))
 }
 
+/// Recomputes and stores the checksum of the bset `r` (from [`read_bsets`]) after
+/// its keys were changed in `buf`: the write side of the check in `bset_at`.
+pub fn seal_bset(buf: &mut [u8], r: &BsetRef, c: &dyn Checksummer) -> Result<(), NodeError> {
+    let base = (r.offset as usize) << 9;
+    let end = (r.start + r.len) as usize;
+    let data = buf.get(base + 16..end).ok_or(NodeError::Short)?;
+    let sum = csum::checksum(c, bset_csum_type(r.flags), data).map_err(NodeError::Csum)?;
+    sum.write(buf, base);
+    Ok(())
+}
+
 /// Reads every bset of the node in `buf` into `out`, checking checksums and sizes.
 /// Returns the header and the number of bsets. An error in the first bset fails the
 /// node; a later bad bset ends the node there (its keys are not used) and is reported

@@ -517,6 +517,11 @@ pub struct BtreePtrV2 {
 }
 
 impl BtreePtrV2 {
+    /// The `min_key` of a pointer of key type `typ`, when it is a `btree_ptr_v2`.
+    pub fn min_key_of(typ: u8, v: &[u8]) -> Option<super::super::bpos::Bpos> {
+        (typ == KeyType::BtreePtrV2 as u8).then(|| BtreePtrV2::read(v).min_key)
+    }
+
     /// Reads the header of a `btree_ptr_v2` value (missing bytes read as zero).
     pub fn read(v: &[u8]) -> BtreePtrV2 {
         BtreePtrV2 {

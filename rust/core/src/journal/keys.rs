@@ -236,6 +236,50 @@ pub fn accounting_sum<B: AsRef<[u8]>>(
     }
 }
 
+/// The value accounting at one position really has once the journal is replayed
+/// (what upstream keeps in memory and gc compares with): the btree key's counters
+/// plus every delta newer than it. [`accounting_sum`] gives the listing's view,
+/// which shows the newer deltas alone.
+pub fn accounting_total<B: AsRef<[u8]>>(
+    node: Option<(Bkey, &[u8])>,
+    deltas: &[JournalKey],
+    bufs: &[B],
+    out: &mut [u8],
+) -> Option<(Bkey, usize)> {
+    let (mut h, mut len) = match node {
+        Some((k, v)) => {
+            out.get_mut(..v.len())?.copy_from_slice(v);
+            (Some(k), v.len())
+        }
+        None => (None, 0),
+    };
+    let base_ver = node.map(|(k, _)| ver(&k));
+    for d in deltas
+        .iter()
+        .filter(|d| base_ver.is_none_or(|b| ver(&d.k) > b))
+    {
+        let v = d.val(bufs);
+        if v.len() > len {
+            out.get_mut(len..v.len())?.fill(0);
+            len = v.len();
+        }
+        for i in (0..v.len() / 8).map(|i| i * 8) {
+            let a = le64(out, i).unwrap_or(0);
+            let b = le64(v, i).unwrap_or(0);
+            out[i..i + 8].copy_from_slice(&a.wrapping_add(b).to_le_bytes());
+        }
+        match h.as_mut() {
+            None => h = Some(d.k),
+            Some(h) if ver(&d.k) > ver(h) => {
+                h.version_hi = d.k.version_hi;
+                h.version_lo = d.k.version_lo;
+            }
+            _ => {}
+        }
+    }
+    h.map(|h| (h, len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

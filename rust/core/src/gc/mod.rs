@@ -1,0 +1,719 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Btree gc, as checks: one pass walks every btree from its root and
+//!
+//! 1. checks each interior node's children cover its range exactly ([`topology`]),
+//!    treating unreadable children as absent;
+//! 2. marks every pointer (node pointers with the node size, extents with their
+//!    disk sectors) into the caller's bucket tables, checking each pointer's gen
+//!    against its bucket's as it goes ([`buckets`]);
+//! 3. recounts the accounting the marking implies ([`accounting`]);
+//! 4. sweeps: compares every alloc key and every recounted accounting key with the
+//!    recount, and the members' btree-allocated bitmaps with where nodes are.
+//!
+//! Every problem is a [`finding::Finding`] handed to the caller. Nothing is written:
+//! each finding names the repair upstream would make. How nodes are read is the
+//! caller's ([`Source`]): the tool reads an image, the module its node cache.
+
+pub mod accounting;
+pub mod buckets;
+pub mod finding;
+pub mod topology;
+
+use super::alloc::format::{
+    acct, AllocUnpacked, AllocV4, DATA_BTREE, DATA_CACHED, DATA_STRIPE, DATA_USER,
+};
+use super::bkey::Bkey;
+use super::bpos::Bpos;
+use super::btree::ptr::BtreePtr;
+use super::btree::read::NodeError;
+use super::data::extents_format::{
+    entries_of, BtreePtrV2, DecodedPtrs, Reservation, MEMBER_INVALID,
+};
+use super::ids::{self, KeyType};
+
+use accounting::{pos, replicas_pos, Tally};
+use buckets::{
+    bucket_fragmented, bucket_sectors, compare_alloc, expected_alloc, DevBuckets, PtrRef,
+};
+use finding::{Finding, Kind, NodeAt, KIND_NR};
+use topology::Children;
+
+/// What the caller's reader says about a node it read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NodeInfo {
+    /// Header min_key.
+    pub min: Bpos,
+    /// Header max_key.
+    pub max: Bpos,
+    /// No replica passed its checksum: the keys come from a copy that failed it.
+    pub bad_csum: Option<NodeError>,
+    /// Keys the validating merge dropped.
+    pub dropped_keys: u32,
+}
+
+/// How a gc pass reads btrees.
+pub trait Source {
+    /// Calls `f(level, key, value)` with the root pointer of `btree`, if it has one.
+    fn root(&self, btree: u32, f: &mut dyn FnMut(u8, &Bkey, &[u8]));
+
+    /// Reads the node `k`/`v` of `btree` at `level` and calls `f` for each of its
+    /// keys in order (merged, journal overlaid). `Err` when no replica could be
+    /// read, with the first replica's error when it was a node error.
+    fn node(
+        &self,
+        btree: u32,
+        level: u8,
+        k: &Bkey,
+        v: &[u8],
+        f: &mut dyn FnMut(&Bkey, &[u8]),
+    ) -> Result<NodeInfo, Option<NodeError>>;
+
+    /// Whether the pass should stop now (unmount).
+    fn stopping(&self) -> bool {
+        false
+    }
+}
+
+/// The pass was asked to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stopped;
+
+/// Counters of one pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Nodes read while marking.
+    pub nodes: u64,
+    /// Leaf keys marked.
+    pub keys: u64,
+    /// Findings per kind ([`finding::KINDS`] order).
+    pub findings: [u32; KIND_NR],
+    /// Unreadable nodes whose loss leaves buckets unaccounted.
+    pub unreadable: u32,
+    /// Alloc keys compared.
+    pub buckets: u64,
+    /// Buckets whose `oldest_gen` a gens pass would advance.
+    pub oldest_gen_advance: u64,
+    /// Stripe keys seen (not marked: erasure coding is not checked).
+    pub stripes_skipped: u64,
+}
+
+impl Stats {
+    /// Total findings.
+    pub fn total(&self) -> u64 {
+        self.findings.iter().map(|&n| u64::from(n)).sum()
+    }
+}
+
+/// `ptr_disk_sectors`: sectors a pointer takes on disk for `sectors` of key.
+pub fn ptr_disk_sectors(sectors: u32, crc: &super::data::extents_format::Crc) -> u32 {
+    // `crc_is_compressed`: compressed, and not marked incompressible.
+    if crc.compression_type != 0 && crc.compression_type != COMPRESSION_INCOMPRESSIBLE {
+        let u = u64::from(crc.uncompressed_size.max(1));
+        (u64::from(sectors) * u64::from(crc.compressed_size)).div_ceil(u) as u32
+    } else {
+        sectors
+    }
+}
+
+/// `BCH_COMPRESSION_TYPE_incompressible`.
+pub const COMPRESSION_INCOMPRESSIBLE: u8 = 5;
+
+/// Whether the superblock asks for the `btree_bitmap_gc` recovery pass.
+pub fn sb_wants_bitmap_gc(sb: &super::sb::Sb<'_>) -> bool {
+    use super::sb::format::{EXT_RECOVERY_PASSES_REQUIRED, FIELD_EXT};
+    sb.field(FIELD_EXT)
+        .map(|f| super::bytes::le64z(f, EXT_RECOVERY_PASSES_REQUIRED) & (1u64 << 46) != 0)
+        .unwrap_or(false)
+}
+
+/// A pass over one filesystem.
+pub struct Gc<'a, 'b> {
+    /// Bucket tables by device index (`None`: not a member).
+    pub devs: &'a mut [Option<DevBuckets<'b>>],
+    /// The accounting recount.
+    pub tally: Tally<'a>,
+    /// This pass's counters.
+    pub stats: Stats,
+    node_sectors: u32,
+    wants_bitmap_gc: bool,
+    gens_known: bool,
+    out: &'a mut dyn FnMut(&Finding),
+}
+
+impl<'a, 'b> Gc<'a, 'b> {
+    /// A pass over devices `devs` (their sb and journal buckets already marked with
+    /// [`DevBuckets::mark_metadata`]), with btree nodes of `node_sectors`;
+    /// `wants_bitmap_gc` from [`sb_wants_bitmap_gc`]. Findings go to `out`.
+    pub fn new(
+        devs: &'a mut [Option<DevBuckets<'b>>],
+        tally: Tally<'a>,
+        node_sectors: u32,
+        wants_bitmap_gc: bool,
+        out: &'a mut dyn FnMut(&Finding),
+    ) -> Self {
+        Gc {
+            devs,
+            tally,
+            stats: Stats::default(),
+            node_sectors,
+            wants_bitmap_gc,
+            gens_known: false,
+            out,
+        }
+    }
+
+    fn emit(&mut self, f: &Finding) {
+        self.stats.findings[f.kind as usize] += 1;
+        (self.out)(f);
+    }
+
+    /// Runs the whole pass.
+    pub fn run(&mut self, src: &dyn Source) -> Result<(), Stopped> {
+        self.tally.clear();
+        self.gens_known = self.load_gens(src)?;
+        for id in 0..ids::BTREE_ID_NR as u32 {
+            self.walk_btree(src, id)?;
+        }
+        if self.stats.unreadable > 0 || !self.gens_known || self.tally.overflow > 0 {
+            let mut f = Finding::new(Kind::CheckAllocationsIncomplete);
+            f.btree = Some(ids::btree::ALLOC);
+            f.got = i64::from(self.stats.unreadable);
+            self.emit(&f);
+        } else {
+            self.sweep(src)?;
+            self.compare_accounting(src)?;
+        }
+        self.check_bitmaps();
+        Ok(())
+    }
+
+    /// Gens of every bucket from the alloc btree; false when part of it could not
+    /// be read.
+    fn load_gens(&mut self, src: &dyn Source) -> Result<bool, Stopped> {
+        let devs = &mut *self.devs;
+        leaf_keys(src, ids::btree::ALLOC, &mut |k, v| {
+            if let Some(a) = alloc_of(k.typ, v) {
+                if let Some(Some(d)) = devs.get_mut(k.p.inode as usize) {
+                    d.set_gen(k.p.offset, a.gen);
+                }
+            }
+        })
+    }
+
+    fn walk_btree(&mut self, src: &dyn Source, btree: u32) -> Result<(), Stopped> {
+        let mut root: Option<(u8, Bkey, [u8; 256], usize)> = None;
+        src.root(btree, &mut |level, k, v| {
+            let mut buf = [0u8; 256];
+            let n = v.len().min(buf.len());
+            buf[..n].copy_from_slice(&v[..n]);
+            root = Some((level, *k, buf, n));
+        });
+        let Some((level, k, buf, n)) = root else {
+            return Ok(());
+        };
+        let v = &buf[..n];
+        if !has_ptrs(&k, v) {
+            // An empty btree: upstream keeps a root without a node.
+            return Ok(());
+        }
+        // Findings name levels as `level/root level`.
+        let root_level = level;
+        self.mark_btree_ptr(btree, level + 1, &k, v);
+        if let Some(info) = self.walk_node(src, btree, level, root_level, &k, v, Bpos::MIN)? {
+            let at = node_at(&k, v, Some(info.min));
+            topology::check_root(btree, level, at, &mut |f| {
+                self.stats.findings[f.kind as usize] += 1;
+                (self.out)(f)
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads and marks one node and everything under it; `None` when it could not
+    /// be read.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_node(
+        &mut self,
+        src: &dyn Source,
+        btree: u32,
+        level: u8,
+        root_level: u8,
+        k: &Bkey,
+        v: &[u8],
+        min: Bpos,
+    ) -> Result<Option<NodeInfo>, Stopped> {
+        if src.stopping() {
+            return Err(Stopped);
+        }
+        self.stats.nodes += 1;
+        let mut stopped = false;
+        let mut children = Children::new(btree, level.saturating_sub(1), root_level, min, k.p);
+        let r = src.node(btree, level, k, v, &mut |ck, cv| {
+            if stopped {
+                return;
+            }
+            if level == 0 {
+                self.stats.keys += 1;
+                self.mark_leaf_key(btree, ck, cv);
+                return;
+            }
+            if BtreePtr::decode(ck.typ, cv).is_none() {
+                return;
+            }
+            self.mark_btree_ptr(btree, level, ck, cv);
+            let cmin = BtreePtrV2::min_key_of(ck.typ, cv).unwrap_or(min);
+            match self.walk_node(src, btree, level - 1, root_level, ck, cv, cmin) {
+                Ok(info) => {
+                    let at = info.map(|i| node_at(ck, cv, Some(i.min)));
+                    let out = &mut *self.out;
+                    let stats = &mut self.stats;
+                    children.child(at, &mut |f| {
+                        stats.findings[f.kind as usize] += 1;
+                        out(f)
+                    });
+                }
+                Err(Stopped) => stopped = true,
+            }
+        });
+        if stopped {
+            return Err(Stopped);
+        }
+        let at = node_at(k, v, None);
+        match r {
+            Ok(info) => {
+                if let Some(e) = info.bad_csum {
+                    let mut f = Finding::new(Kind::NodeBadChecksum);
+                    f.btree = Some(btree);
+                    f.level = level;
+                    f.root_level = root_level;
+                    f.node = Some(NodeAt {
+                        min: info.min,
+                        ..at
+                    });
+                    f.err = Some(e);
+                    self.emit(&f);
+                }
+                if info.dropped_keys > 0 {
+                    let mut f = Finding::new(Kind::NodeBadKeys);
+                    f.btree = Some(btree);
+                    f.level = level;
+                    f.root_level = root_level;
+                    f.node = Some(NodeAt {
+                        min: info.min,
+                        ..at
+                    });
+                    f.got = i64::from(info.dropped_keys);
+                    self.emit(&f);
+                }
+                if level > 0 {
+                    let out = &mut *self.out;
+                    let stats = &mut self.stats;
+                    children.finish(
+                        Some(NodeAt {
+                            min: info.min,
+                            ..at
+                        }),
+                        &mut |f| {
+                            stats.findings[f.kind as usize] += 1;
+                            out(f)
+                        },
+                    );
+                }
+                Ok(Some(info))
+            }
+            Err(e) => {
+                let mut f = Finding::new(match e {
+                    Some(NodeError::WrongMinKey) => Kind::BadMinKey,
+                    Some(NodeError::WrongMaxKey) => Kind::BadMaxKey,
+                    _ => Kind::NodeReadError,
+                });
+                f.btree = Some(btree);
+                f.level = level;
+                f.root_level = root_level;
+                f.node = Some(NodeAt { min, ..at });
+                f.err = e;
+                if f.kind == Kind::NodeReadError {
+                    self.emit(&f);
+                } else {
+                    // Mismatched header: report it, and the node reads as absent.
+                    f.range = Some((if f.kind == Kind::BadMinKey { min } else { k.p }, k.p));
+                    self.emit(&f);
+                }
+                if level > 0 || holds_data(btree) {
+                    self.stats.unreadable += 1;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn ptr_dev(&mut self, p: &PtrRef, dev: u8) -> Option<usize> {
+        match self.devs.get(dev as usize) {
+            Some(Some(_)) => Some(dev as usize),
+            _ => {
+                let mut f = Finding::new(Kind::PtrToInvalidDevice);
+                f.btree = Some(p.btree);
+                f.level = p.level;
+                f.pos = Some(p.pos);
+                f.bucket = Some((u32::from(dev), 0));
+                self.emit(&f);
+                None
+            }
+        }
+    }
+
+    fn mark(&mut self, p: &PtrRef, dev: u8) -> bool {
+        let Some(i) = self.ptr_dev(p, dev) else {
+            return false;
+        };
+        let gens_known = self.gens_known;
+        let out = &mut *self.out;
+        let stats = &mut self.stats;
+        match self.devs.get_mut(i) {
+            Some(Some(d)) => d.mark_ptr(p, gens_known, &mut |f| {
+                stats.findings[f.kind as usize] += 1;
+                out(f)
+            }),
+            _ => false,
+        }
+    }
+
+    /// A pointer to a node (held at `level`, so the node is at `level - 1`).
+    fn mark_btree_ptr(&mut self, btree: u32, level: u8, k: &Bkey, v: &[u8]) {
+        let Some(bp) = BtreePtr::decode(k.typ, v) else {
+            return;
+        };
+        let ns = self.node_sectors;
+        let mut devs = [0u8; 16];
+        let mut n = 0usize;
+        let mut sectors = 0i64;
+        for p in bp.ptrs() {
+            if n < devs.len() {
+                devs[n] = p.dev;
+                n += 1;
+            }
+            sectors += i64::from(ns);
+            if p.dev == MEMBER_INVALID {
+                continue;
+            }
+            let r = PtrRef {
+                btree,
+                level,
+                pos: k.p,
+                offset: p.offset,
+                gen: p.gen,
+                cached: false,
+                data_type: DATA_BTREE,
+                sectors: ns,
+            };
+            self.mark(&r, p.dev);
+            let in_bitmap = match self.devs.get_mut(p.dev as usize) {
+                Some(Some(d)) => d.bitmap_mark(p.offset, ns),
+                _ => true,
+            };
+            if !in_bitmap && !self.wants_bitmap_gc {
+                let mut f = Finding::new(Kind::BtreeBitmapNotMarked);
+                f.btree = Some(btree);
+                f.level = level - 1;
+                f.node = Some(node_at(k, v, None));
+                self.emit(&f);
+            }
+        }
+        if n > 0 {
+            self.tally
+                .add(replicas_pos(DATA_BTREE, 1, &devs[..n]), [sectors, 0, 0]);
+        }
+        let interior = i64::from(level >= 2);
+        self.tally.add(
+            pos(acct::BTREE, &btree.to_le_bytes()),
+            [sectors, 1, interior],
+        );
+    }
+
+    fn mark_leaf_key(&mut self, btree: u32, k: &Bkey, v: &[u8]) {
+        let t = k.typ;
+        if t == KeyType::Extent as u8 || t == KeyType::ReflinkV as u8 {
+            if let Some(e) = entries_of(t, v) {
+                self.mark_extent(btree, k, e);
+            }
+        } else if t == KeyType::Reservation as u8 {
+            let r = Reservation::read(v);
+            self.tally.add(
+                pos(acct::PERSISTENT_RESERVED, &[r.nr_replicas]),
+                [i64::from(k.size) * i64::from(r.nr_replicas), 0, 0],
+            );
+        } else if btree == ids::btree::INODES
+            && (t == KeyType::Inode as u8
+                || t == KeyType::InodeV2 as u8
+                || t == KeyType::InodeV3 as u8)
+        {
+            self.tally.add(pos(acct::NR_INODES, &[]), [1, 0, 0]);
+        } else if t == KeyType::Stripe as u8 {
+            self.stats.stripes_skipped += 1;
+        }
+    }
+
+    fn mark_extent(&mut self, btree: u32, k: &Bkey, entries: &[u8]) {
+        let mut devs = [0u8; 16];
+        let mut n = 0usize;
+        let mut dirty = 0i64;
+        // Runs of pointers with one compression type: (type, uncompressed, compressed).
+        let mut run: Option<(u8, i64, i64)> = None;
+        for dp in DecodedPtrs::new(entries, k.size) {
+            let p = dp.ptr;
+            let sectors = ptr_disk_sectors(k.size, &dp.crc);
+            let data_type = if dp.ec.is_some() {
+                DATA_STRIPE
+            } else if p.cached {
+                DATA_CACHED
+            } else {
+                DATA_USER
+            };
+            let counted = if p.dev == MEMBER_INVALID {
+                !p.cached
+            } else {
+                let r = PtrRef {
+                    btree,
+                    level: 0,
+                    pos: k.p,
+                    offset: p.offset,
+                    gen: p.gen,
+                    cached: p.cached,
+                    data_type,
+                    sectors,
+                };
+                self.mark(&r, p.dev)
+            };
+            if !p.cached {
+                if n < devs.len() {
+                    devs[n] = p.dev;
+                    n += 1;
+                }
+                dirty += i64::from(sectors);
+            } else if counted {
+                self.tally.add(
+                    replicas_pos(DATA_CACHED, 1, &[p.dev]),
+                    [i64::from(sectors), 0, 0],
+                );
+            }
+            if !p.cached || counted {
+                let ct = dp.crc.compression_type;
+                match &mut run {
+                    Some((t, u, c)) if *t == ct => {
+                        *u += i64::from(dp.crc.uncompressed_size);
+                        *c += i64::from(dp.crc.compressed_size);
+                    }
+                    _ => {
+                        self.flush_compression(run.take());
+                        run = Some((
+                            ct,
+                            i64::from(dp.crc.uncompressed_size),
+                            i64::from(dp.crc.compressed_size),
+                        ));
+                    }
+                }
+            }
+        }
+        self.flush_compression(run);
+        if n > 0 {
+            self.tally
+                .add(replicas_pos(DATA_USER, 1, &devs[..n]), [dirty, 0, 0]);
+        }
+    }
+
+    fn flush_compression(&mut self, run: Option<(u8, i64, i64)>) {
+        if let Some((t, u, c)) = run {
+            if t != 0 {
+                self.tally.add(pos(acct::COMPRESSION, &[t]), [1, u, c]);
+            }
+        }
+    }
+
+    /// Compares every alloc key with the marking; recounts the per-device counters.
+    fn sweep(&mut self, src: &dyn Source) -> Result<(), Stopped> {
+        let devs = &mut *self.devs;
+        let tally = &mut self.tally;
+        let stats = &mut self.stats;
+        let out = &mut *self.out;
+        leaf_keys(src, ids::btree::ALLOC, &mut |k, v| {
+            let Some(a) = alloc_of(k.typ, v) else { return };
+            let Some(Some(d)) = devs.get_mut(k.p.inode as usize) else {
+                return;
+            };
+            let b = k.p.offset;
+            let Some(g) = d.buckets.get(b as usize).copied() else {
+                return;
+            };
+            if b < d.first_bucket {
+                return;
+            }
+            stats.buckets += 1;
+            let want = compare_alloc(d.dev, b, &a, &g, &mut |f| {
+                stats.findings[f.kind as usize] += 1;
+                out(f)
+            });
+            let target = if g.has_ptr { g.oldest_ptr_gen } else { a.gen };
+            if a.oldest_gen != target {
+                stats.oldest_gen_advance += 1;
+            }
+            dev_usage(tally, d.dev, &want, d.bucket_size);
+        })?;
+        // Buckets without an alloc key count as empty keys.
+        for d in self.devs.iter().flatten() {
+            for (b, g) in d.buckets.iter().enumerate() {
+                if (b as u64) < d.first_bucket || g.gen_valid {
+                    continue;
+                }
+                let want = expected_alloc(&AllocV4::default(), g);
+                dev_usage(&mut self.tally, d.dev, &want, d.bucket_size);
+            }
+        }
+        Ok(())
+    }
+
+    fn compare_accounting(&mut self, src: &dyn Source) -> Result<(), Stopped> {
+        let tally = &mut self.tally;
+        let stats = &mut self.stats;
+        let out = &mut *self.out;
+        let mut emit = |f: &Finding| {
+            stats.findings[f.kind as usize] += 1;
+            out(f)
+        };
+        leaf_keys(src, ids::btree::ACCOUNTING, &mut |k, v| {
+            if k.typ == KeyType::Accounting as u8 {
+                tally.compare_key(
+                    super::alloc::format::AccountingPos::from_bpos(k.p),
+                    v,
+                    &mut emit,
+                );
+            }
+        })?;
+        tally.finish(&mut emit);
+        Ok(())
+    }
+
+    fn check_bitmaps(&mut self) {
+        if self.wants_bitmap_gc {
+            let mut f = Finding::new(Kind::BtreeBitmapGc);
+            f.got = -1;
+            self.emit(&f);
+            return;
+        }
+        let mut found = [Finding::new(Kind::BtreeBitmapGc); 4];
+        let mut n = 0;
+        for d in self.devs.iter().flatten() {
+            let btree_buckets = d
+                .buckets
+                .iter()
+                .filter(|g| g.data_type == DATA_BTREE && g.dirty != 0)
+                .count() as u64;
+            let btree_sectors = btree_buckets * u64::from(d.bucket_size);
+            let bitmap_sectors = d.bitmap_sectors();
+            if btree_sectors * 4 < bitmap_sectors && n < found.len() {
+                found[n].bucket = Some((d.dev, 0));
+                found[n].want = btree_sectors as i64;
+                found[n].got = bitmap_sectors as i64;
+                n += 1;
+            }
+        }
+        for f in &found[..n] {
+            self.emit(f);
+        }
+    }
+}
+
+fn dev_usage(tally: &mut Tally<'_>, dev: u32, a: &AllocV4, bucket_size: u32) {
+    tally.add(
+        pos(acct::DEV_DATA_TYPE, &[dev as u8, a.data_type]),
+        [
+            1,
+            bucket_sectors(a) as i64,
+            bucket_fragmented(a, bucket_size) as i64,
+        ],
+    );
+}
+
+/// Whether losing a leaf of `btree` loses pointers to data.
+fn holds_data(btree: u32) -> bool {
+    btree == ids::btree::EXTENTS || btree == ids::btree::REFLINK || btree == STRIPES
+}
+
+/// `BTREE_ID_stripes`.
+const STRIPES: u32 = 6;
+
+/// An alloc key of any version in v4 form.
+pub fn alloc_of(t: u8, v: &[u8]) -> Option<AllocV4> {
+    if t == KeyType::AllocV4 as u8 {
+        Some(AllocV4::read(v))
+    } else if t == KeyType::Alloc as u8 {
+        Some(AllocUnpacked::read_v1(v).to_v4())
+    } else if t == KeyType::AllocV2 as u8 {
+        Some(AllocUnpacked::read_v2(v).to_v4())
+    } else if t == KeyType::AllocV3 as u8 {
+        Some(AllocUnpacked::read_v3(v).to_v4())
+    } else {
+        None
+    }
+}
+
+fn has_ptrs(k: &Bkey, v: &[u8]) -> bool {
+    BtreePtr::decode(k.typ, v).is_some_and(|bp| bp.ptrs().next().is_some())
+}
+
+fn node_at(k: &Bkey, v: &[u8], min: Option<Bpos>) -> NodeAt {
+    let first = BtreePtr::decode(k.typ, v).and_then(|bp| bp.ptrs().next());
+    NodeAt {
+        max: k.p,
+        min: min
+            .or_else(|| BtreePtrV2::min_key_of(k.typ, v))
+            .unwrap_or(Bpos::MIN),
+        dev: first.map(|p| p.dev).unwrap_or(0),
+        sector: first.map(|p| p.offset).unwrap_or(0),
+    }
+}
+
+/// Calls `f` for every leaf key of `btree`; `Ok(false)` when a node could not be
+/// read (its keys are missing).
+pub fn leaf_keys(
+    src: &dyn Source,
+    btree: u32,
+    f: &mut dyn FnMut(&Bkey, &[u8]),
+) -> Result<bool, Stopped> {
+    let mut ok = true;
+    let mut r = Ok(());
+    src.root(btree, &mut |level, k, v| {
+        if has_ptrs(k, v) {
+            r = leaf_keys_under(src, btree, level, k, v, f, &mut ok);
+        }
+    });
+    r.map(|_| ok)
+}
+
+fn leaf_keys_under(
+    src: &dyn Source,
+    btree: u32,
+    level: u8,
+    k: &Bkey,
+    v: &[u8],
+    f: &mut dyn FnMut(&Bkey, &[u8]),
+    ok: &mut bool,
+) -> Result<(), Stopped> {
+    if src.stopping() {
+        return Err(Stopped);
+    }
+    let mut r = Ok(());
+    let res = src.node(btree, level, k, v, &mut |ck, cv| {
+        if r.is_err() {
+            return;
+        }
+        if level == 0 {
+            f(ck, cv);
+        } else if BtreePtr::decode(ck.typ, cv).is_some() {
+            r = leaf_keys_under(src, btree, level - 1, ck, cv, f, ok);
+        }
+    });
+    if res.is_err() {
+        *ok = false;
+    }
+    r
+}
