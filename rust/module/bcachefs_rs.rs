@@ -11,6 +11,8 @@
 //! - [`btree`]: the node cache and its IO lock bits, node reads completed on a
 //!   workqueue, and walks over a btree;
 //! - [`debugfs`]: key, node and on-disk dumps and cache counters;
+//! - [`gc`]: the gc thread's pass over the node cache (the core's topology, mark
+//!   and sweep, gens and accounting checks) and its sysfs status;
 //! - [`super_ops`]: mount and unmount, called from the C fs_context trampolines;
 //! - [`vfs`]: the tree through the VFS (inodes, lookup, readdir, file data, xattrs,
 //!   statfs), called from the C tables in vfs.c;
@@ -50,6 +52,7 @@ mod bdev;
 mod btree;
 mod debugfs;
 mod fs;
+mod gc;
 mod hash;
 mod kunit;
 mod super_ops;
@@ -91,6 +94,17 @@ impl kernel::Module for BcachefsModule {
         }
         // SAFETY: called once at init, before any mount can create files under it.
         unsafe { shim::bch_rs_debugfs_init() };
+        // SAFETY: called once at init, before any mount; creates /sys/fs/<fs_name>.
+        let ret = unsafe { shim::bch_rs_sysfs_init() };
+        if ret != 0 {
+            pr_err!("cannot create /sys/fs/{:?}: {}\n", name, ret);
+            // SAFETY: both were set up above and nothing is mounted yet.
+            unsafe {
+                shim::bch_rs_debugfs_exit();
+                shim::bch_rs_unregister_fs();
+            }
+            return Err(Error::from_errno(ret));
+        }
         pr_info!("registered filesystem type {:?}\n", name);
         Ok(BcachefsModule)
     }
@@ -103,6 +117,8 @@ impl Drop for BcachefsModule {
         // SAFETY: no filesystem is mounted once the type is unregistered (a mount
         // pins the module), so no file is left under the root.
         unsafe { shim::bch_rs_debugfs_exit() };
+        // SAFETY: likewise no filesystem's sysfs directory is left.
+        unsafe { shim::bch_rs_sysfs_exit() };
         pr_info!("unregistered filesystem type {:?}\n", fs_name());
     }
 }

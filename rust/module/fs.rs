@@ -72,6 +72,8 @@ impl AsRef<[u8]> for Jbuf {
 pub(crate) struct Fs {
     /// Devices by member index.
     pub(crate) devs: KVec<Option<BlockDev>>,
+    /// Each device's own superblock by member index (its journal buckets).
+    pub(crate) dev_sbs: KVec<Option<KVVec<u8>>>,
     /// The superblock with the highest seq.
     pub(crate) sb: KVVec<u8>,
     /// External UUID, as `show-super` prints it.
@@ -242,6 +244,7 @@ impl Fs {
         }
         let mut fs = Fs {
             devs,
+            dev_sbs: KVec::new(),
             sb: sbb,
             uuid,
             roots,
@@ -266,6 +269,7 @@ impl Fs {
             fs.shutdown();
             return Err(e);
         }
+        fs.dev_sbs = dev_sbs;
         fs.fake_empty_roots();
         let fs = Arc::new(fs, GFP_KERNEL)?;
         if let Err(e) = fs.load_gens().and_then(|()| fs.open_subvol()) {

@@ -113,6 +113,9 @@ static void bch_rs_kill_sb(struct super_block *sb)
 {
 	void *fs = sb->s_fs_info;
 
+	/* Background work first: a gc pass in progress stops at its next node. */
+	if (fs)
+		bch_rs_fs_stop_gc(fs);
 	kill_anon_super(sb);
 	if (fs)
 		bch_rs_fs_close(fs);

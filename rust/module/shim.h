@@ -118,6 +118,19 @@ int bch_rs_dir_emit(void *ctx, const char *name, size_t len, u64 ino, u32 d_type
 /* Decompress all of src into exactly dst_len bytes: 0, -EIO or -EOPNOTSUPP. */
 int bch_rs_decompress(u32 type, const void *src, size_t src_len, void *dst, size_t dst_len);
 
+/* gc (gc.c): /sys/fs/<fs_name>, and per filesystem its gc kthread ("bch-gc/<name>")
+ * with internal/trigger_gc and internal/gc_status. */
+struct bch_rs_gc;
+int bch_rs_sysfs_init(void);
+void bch_rs_sysfs_exit(void);
+/* Starts the thread (a first pass runs at once); NULL with *err on failure. */
+struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name, int *err);
+/* Removes the files, then stops the thread (kthread_stop) and frees g. */
+void bch_rs_gc_stop(struct bch_rs_gc *g);
+/* In a pass: whether its thread is being stopped. */
+int bch_rs_gc_should_stop(void);
+u64 bch_rs_ktime_ns(void);
+
 /* --- implemented in Rust, called from C --- */
 
 /* Mount: open the filesystem on the devices in source (colon separated). */
@@ -126,6 +139,8 @@ int bch_rs_fs_open(const char *source, int read_only, void **fs);
 int bch_rs_fs_same(void *a, void *b);
 /* A new super block for fs: create its debugfs files. */
 int bch_rs_fs_start(void *fs);
+/* Unmount, first step: stop the gc thread. */
+void bch_rs_fs_stop_gc(void *fs);
 /* Unmount: stop IO and release the filesystem. */
 void bch_rs_fs_close(void *fs);
 /* The root directory's inode number of the mounted subvolume. */
@@ -141,6 +156,9 @@ int bch_rs_xattr_get(void *fs, u64 inum, const char *name, size_t len, void *buf
 int bch_rs_fs_statfs(void *fs, struct bch_rs_statfs *out);
 /* A read completed (interrupt context). */
 void bch_rs_read_endio(void *private, int err);
+/* One gc pass over fs (in its gc thread), and the last pass's status as text. */
+void bch_rs_gc_pass(void *fs);
+ssize_t bch_rs_gc_status(void *fs, char *buf, size_t size);
 /* debugfs text files: data is what bch_rs_debugfs_file was given. */
 int bch_rs_dump_open(void *data, void **private);
 ssize_t bch_rs_dump_read(void *private, char *ubuf, size_t len);

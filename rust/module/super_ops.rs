@@ -1,19 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Mount and unmount, called from the C fs_context and kill_sb trampolines in
-//! shim.c: open the filesystem (superblock, journal, btree roots) and its debugfs
-//! tree; on unmount, remove debugfs first (it waits for readers), then stop IO.
+//! shim.c: open the filesystem (superblock, journal, btree roots), its debugfs
+//! tree and its gc thread; on unmount, remove debugfs first (it waits for
+//! readers), stop the gc thread (a pass in progress stops at the next node), then
+//! stop IO.
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::debugfs::{self, DebugfsTree};
 use crate::fs::Fs;
+use crate::gc::GcThread;
 
-/// What a mount holds: the filesystem and its debugfs files.
+/// What a mount holds: the filesystem, its debugfs files and its gc thread.
 struct Mounted {
     fs: Arc<Fs>,
     debugfs: Option<DebugfsTree>,
+    gc: Option<GcThread>,
     /// It became a super block (not a second open of a mounted filesystem).
     started: bool,
 }
@@ -22,6 +26,7 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         // Readers in the middle of a read() finish first; open files then get EIO.
         drop(self.debugfs.take());
+        drop(self.gc.take());
         self.fs.shutdown();
         if self.started {
             pr_info!("{}: unmounted\n", self.fs.uuid());
@@ -55,6 +60,7 @@ pub(crate) extern "C" fn bch_rs_fs_open(
             Mounted {
                 fs,
                 debugfs: None,
+                gc: None,
                 started: false,
             },
             GFP_KERNEL,
@@ -80,7 +86,8 @@ pub(crate) extern "C" fn bch_rs_fs_same(a: *mut c_void, b: *mut c_void) -> c_int
     c_int::from(a.fs.sb().uuid().0 == b.fs.sb().uuid().0)
 }
 
-/// A new super block: the filesystem becomes visible in debugfs.
+/// A new super block: the filesystem becomes visible in debugfs and sysfs, and its
+/// gc thread starts (with a first pass).
 #[no_mangle]
 pub(crate) extern "C" fn bch_rs_fs_start(m: *mut c_void) -> c_int {
     // SAFETY: `m` came from `bch_rs_fs_open`; the super block owns it and the VFS
@@ -88,12 +95,30 @@ pub(crate) extern "C" fn bch_rs_fs_start(m: *mut c_void) -> c_int {
     let m = unsafe { &mut *m.cast::<Mounted>() };
     m.started = true;
     match debugfs::create(&m.fs) {
-        Ok(d) => {
-            m.debugfs = d;
+        Ok(d) => m.debugfs = d,
+        Err(e) => return e.to_errno(),
+    }
+    match GcThread::start(&m.fs) {
+        Ok(g) => {
+            m.gc = Some(g);
             0
         }
-        Err(e) => e.to_errno(),
+        Err(e) => {
+            pr_err!("{}: cannot start the gc thread: {:?}\n", m.fs.uuid(), e);
+            e.to_errno()
+        }
     }
+}
+
+/// `kill_sb`, before the super block is shut down: stops the gc thread, so a
+/// pass in progress ends at its next node instead of holding up the unmount.
+#[no_mangle]
+pub(crate) extern "C" fn bch_rs_fs_stop_gc(m: *mut c_void) {
+    // SAFETY: `m` came from `bch_rs_fs_open` and is alive until `bch_rs_fs_close`;
+    // kill_sb runs once, so nothing else touches `gc` meanwhile (the thread and
+    // the sysfs files reach the filesystem through their own state, not `m`).
+    let m = unsafe { &mut *m.cast::<Mounted>() };
+    drop(m.gc.take());
 }
 
 /// `kill_sb` (or a mount that failed after opening): releases the mount.

@@ -30,6 +30,30 @@ pub(crate) fn for_each_key(
     d: &NodeData,
     f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
 ) -> Result {
+    keys(fs, btree, level, d, false, f)
+}
+
+/// [`for_each_key`], with accounting keys as they really are once the journal is
+/// replayed (the btree's counters plus the journal's newer deltas), which gc
+/// compares; the listing shows the deltas alone, as the reference does.
+pub(crate) fn for_each_key_replayed(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    d: &NodeData,
+    f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
+) -> Result {
+    keys(fs, btree, level, d, true, f)
+}
+
+fn keys(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    d: &NodeData,
+    acct_total: bool,
+    f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
+) -> Result {
     let jk = jkeys::keys_in(&fs.journal_keys, btree, level, d.min_key, d.max_key);
     let mut acct: Option<KVec<u8>> = None;
     for o in jkeys::Overlay::new(d.keys.iter().map(|kr| (kr.k, d.val(kr))), jk) {
@@ -41,7 +65,12 @@ pub(crate) fn for_each_key(
                     acct = Some(KVec::from_elem(0u8, 8 * 256, GFP_KERNEL)?);
                 }
                 let out = acct.as_deref_mut().unwrap_or(&mut []);
-                match jkeys::accounting_sum(node, deltas, &fs.jsets, out) {
+                let sum = if acct_total {
+                    jkeys::accounting_total
+                } else {
+                    jkeys::accounting_sum
+                };
+                match sum(node, deltas, &fs.jsets, out) {
                     Some((k, n)) => f(&k, &out[..n]),
                     None => ControlFlow::Continue(()),
                 }

@@ -686,7 +686,7 @@ pub fn leaf_keys(
             r = leaf_keys_under(src, btree, level, k, v, f, &mut ok);
         }
     });
-    r.map(|_| ok)
+    r.map(|()| ok)
 }
 
 fn leaf_keys_under(
