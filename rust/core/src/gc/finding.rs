@@ -340,41 +340,30 @@ impl Finding {
                 }
                 "move the node's min_key past its predecessor"
             }
-            Kind::BadMinKey => {
+            Kind::BadMinKey | Kind::BadMaxKey => {
+                let (end, verb, repair) = if self.kind == Kind::BadMinKey {
+                    ("min_key", "start", "set the node's min_key")
+                } else {
+                    ("max_key", "end", "set the node's max_key")
+                };
+                let what = if self.level == self.root_level {
+                    "btree root"
+                } else {
+                    "btree node"
+                };
                 let _ = write!(
                     pb,
-                    "{} with incorrect min_key at btree={} level={}:",
-                    if self.level == self.root_level {
-                        "btree root"
-                    } else {
-                        "btree node"
-                    },
-                    bt,
-                    self.level
+                    "{} with incorrect {} at btree={} level={}:",
+                    what, end, bt, self.level
                 );
                 node(pb, &self.node);
                 if let Some((want, got)) = self.range {
-                    let _ = write!(pb, ": starts at {}, should start at {}", got, want);
+                    let _ = write!(pb, ": {}s at {}, should {} at {}", verb, got, verb, want);
                 }
-                "set the node's min_key"
-            }
-            Kind::BadMaxKey => {
-                let _ = write!(
-                    pb,
-                    "{} with incorrect max_key at btree={} level={}:",
-                    if self.level == self.root_level {
-                        "btree root"
-                    } else {
-                        "btree node"
-                    },
-                    bt,
-                    self.level
-                );
-                node(pb, &self.node);
-                if let Some((want, got)) = self.range {
-                    let _ = write!(pb, ": ends at {}, should end at {}", got, want);
+                if let Some(e) = self.err {
+                    let _ = write!(pb, ": {}", e);
                 }
-                "set the node's max_key"
+                repair
             }
             Kind::EmptyInteriorNode => {
                 let _ = write!(

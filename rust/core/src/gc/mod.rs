@@ -281,27 +281,17 @@ impl<'a, 'b> Gc<'a, 'b> {
         let at = node_at(k, v, None);
         match r {
             Ok(info) => {
+                let node = Some(NodeAt {
+                    min: info.min,
+                    ..at
+                });
                 if let Some(e) = info.bad_csum {
-                    let mut f = Finding::new(Kind::NodeBadChecksum);
-                    f.btree = Some(btree);
-                    f.level = level;
-                    f.root_level = root_level;
-                    f.node = Some(NodeAt {
-                        min: info.min,
-                        ..at
-                    });
+                    let mut f = node_finding(Kind::NodeBadChecksum, btree, level, root_level, node);
                     f.err = Some(e);
                     self.emit(&f);
                 }
                 if info.dropped_keys > 0 {
-                    let mut f = Finding::new(Kind::NodeBadKeys);
-                    f.btree = Some(btree);
-                    f.level = level;
-                    f.root_level = root_level;
-                    f.node = Some(NodeAt {
-                        min: info.min,
-                        ..at
-                    });
+                    let mut f = node_finding(Kind::NodeBadKeys, btree, level, root_level, node);
                     f.got = i64::from(info.dropped_keys);
                     self.emit(&f);
                 }
@@ -322,23 +312,17 @@ impl<'a, 'b> Gc<'a, 'b> {
                 Ok(Some(info))
             }
             Err(e) => {
-                let mut f = Finding::new(match e {
+                // A header that does not match its pointer is a misplaced node (the
+                // read error says which end); anything else an unreadable one.
+                let kind = match e {
                     Some(NodeError::WrongMinKey) => Kind::BadMinKey,
                     Some(NodeError::WrongMaxKey) => Kind::BadMaxKey,
                     _ => Kind::NodeReadError,
-                });
-                f.btree = Some(btree);
-                f.level = level;
-                f.root_level = root_level;
-                f.node = Some(NodeAt { min, ..at });
+                };
+                let mut f =
+                    node_finding(kind, btree, level, root_level, Some(NodeAt { min, ..at }));
                 f.err = e;
-                if f.kind == Kind::NodeReadError {
-                    self.emit(&f);
-                } else {
-                    // Mismatched header: report it, and the node reads as absent.
-                    f.range = Some((if f.kind == Kind::BadMinKey { min } else { k.p }, k.p));
-                    self.emit(&f);
-                }
+                self.emit(&f);
                 if level > 0 || holds_data(btree) {
                     self.stats.unreadable += 1;
                 }
@@ -654,6 +638,22 @@ pub fn alloc_of(t: u8, v: &[u8]) -> Option<AllocV4> {
     } else {
         None
     }
+}
+
+/// A finding about one node.
+fn node_finding(
+    kind: Kind,
+    btree: u32,
+    level: u8,
+    root_level: u8,
+    node: Option<NodeAt>,
+) -> Finding {
+    let mut f = Finding::new(kind);
+    f.btree = Some(btree);
+    f.level = level;
+    f.root_level = root_level;
+    f.node = node;
+    f
 }
 
 fn has_ptrs(k: &Bkey, v: &[u8]) -> bool {
