@@ -25,6 +25,11 @@ module_param(gc_period_secs, uint, 0644);
 MODULE_PARM_DESC(gc_period_secs,
 		 "Seconds between periodic gc passes of each mounted filesystem (0, the default: only at mount and when triggered)");
 
+static bool gc_at_mount = true;
+module_param(gc_at_mount, bool, 0644);
+MODULE_PARM_DESC(gc_at_mount,
+		 "Run a gc pass when a filesystem is mounted (default 1; 0 leaves the node cache cold until a trigger or period)");
+
 /* /sys/fs/<fs_name>: the module's kset, one kobject per mounted filesystem. */
 static struct kset *bch_rs_kset;
 
@@ -86,7 +91,8 @@ static const struct kobj_type bch_rs_gc_ktype = {
 static int bch_rs_gc_thread(void *arg)
 {
 	struct bch_rs_gc *g = arg;
-	int seen = atomic_read(&g->kicks) - 1;	/* a first pass at start */
+	/* A first pass at start, unless gc_at_mount is off. */
+	int seen = atomic_read(&g->kicks) - (READ_ONCE(gc_at_mount) ? 1 : 0);
 
 	set_freezable();
 	while (!kthread_should_stop()) {
