@@ -140,9 +140,11 @@ struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name, 
 	}
 	ret = kobject_init_and_add(&g->internal, &bch_rs_gc_ktype, g->dir, "internal");
 	if (ret) {
+		struct kobject *dir = g->dir;
+
 		*err = ret;
 		kobject_put(&g->internal);	/* frees g */
-		kobject_put(g->dir);
+		kobject_put(dir);
 		return NULL;
 	}
 	g->task = kthread_create(bch_rs_gc_thread, g, "bch-gc/%s", name);
