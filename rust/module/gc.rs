@@ -183,23 +183,19 @@ fn run_pass(fs: &Arc<Fs>) -> Result<core::result::Result<Stats, Stopped>> {
     let nr = sb.nr_devices() as usize;
     let mut tables: KVec<KVVec<Bucket>> = KVec::with_capacity(nr, GFP_KERNEL)?;
     for i in 0..nr {
-        let n = sb
-            .member(i)
-            .filter(|m| m.exists())
-            .map(|m| m.nbuckets())
-            .unwrap_or(0);
+        let n = DevBuckets::nbuckets_of(&sb, i as u32) as usize;
         tables.push(
-            KVVec::from_elem(Bucket::default(), n as usize, GFP_KERNEL)?,
+            KVVec::from_elem(Bucket::default(), n, GFP_KERNEL)?,
             GFP_KERNEL,
         )?;
     }
     let mut devs: KVec<Option<DevBuckets<'_>>> = KVec::with_capacity(nr, GFP_KERNEL)?;
     for (i, t) in tables.iter_mut().enumerate() {
-        let mut d = DevBuckets::new(&sb, i as u32, &mut t[..]);
-        if let (Some(d), Some(Some(b))) = (d.as_mut(), fs.dev_sbs.get(i)) {
-            d.mark_metadata(&Sb { b });
-        }
-        devs.push(d, GFP_KERNEL)?;
+        let dev_sb = fs.dev_sbs.get(i).and_then(|b| b.as_ref()).map(|b| Sb { b });
+        devs.push(
+            DevBuckets::new(&sb, i as u32, &mut t[..], dev_sb.as_ref()),
+            GFP_KERNEL,
+        )?;
     }
     let mut slots: KVVec<Entry> = KVVec::from_elem(EMPTY, TALLY_MAX, GFP_KERNEL)?;
     let mut logged = 0u32;

@@ -61,25 +61,19 @@ pub fn check(fs: &Fs) -> Report {
     let sb = fs.sb();
     let nr_devs = fs.devs.len().max(sb.nr_devices() as usize);
     let mut tables: Vec<Vec<Bucket>> = (0..nr_devs)
-        .map(|i| {
-            let n = sb
-                .member(i)
-                .filter(|m| m.exists())
-                .map(|m| m.nbuckets())
-                .unwrap_or(0);
-            vec![Bucket::default(); n as usize]
+        .map(|i| vec![Bucket::default(); DevBuckets::nbuckets_of(&sb, i as u32) as usize])
+        .collect();
+    let devs_sb: Vec<Option<Sb<'_>>> = (0..nr_devs)
+        .map(|i| match fs.devs.get(i) {
+            Some(Some(dev)) => Sb::parse(&dev.sb, &crate::hash::Hashes).ok(),
+            _ => None,
         })
         .collect();
-    let mut devs: Vec<Option<DevBuckets<'_>>> = Vec::new();
-    for (i, t) in tables.iter_mut().enumerate() {
-        let mut d = DevBuckets::new(&sb, i as u32, t);
-        if let (Some(d), Some(Some(dev))) = (d.as_mut(), fs.devs.get(i)) {
-            if let Ok(dsb) = Sb::parse(&dev.sb, &crate::hash::Hashes) {
-                d.mark_metadata(&dsb);
-            }
-        }
-        devs.push(d);
-    }
+    let mut devs: Vec<Option<DevBuckets<'_>>> = tables
+        .iter_mut()
+        .enumerate()
+        .map(|(i, t)| DevBuckets::new(&sb, i as u32, t, devs_sb[i].as_ref()))
+        .collect();
     let mut slots: Vec<Entry> = vec![EMPTY; TALLY_MAX];
     let mut findings = Vec::new();
     let mut out = |f: &Finding| findings.push(*f);

@@ -141,6 +141,7 @@ pub mod btree {
     pub const DIRENTS: u32 = 2;
     pub const XATTRS: u32 = 3;
     pub const ALLOC: u32 = 4;
+    pub const STRIPES: u32 = 6;
     pub const REFLINK: u32 = 7;
     pub const SUBVOLUMES: u32 = 8;
     pub const SNAPSHOTS: u32 = 9;

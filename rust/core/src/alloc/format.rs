@@ -128,6 +128,24 @@ impl AllocV4 {
         }
     }
 
+    /// The alloc key of any version (`alloc`, `alloc_v2`, `alloc_v3`, `alloc_v4`)
+    /// with key type `typ`, in v4 form (`bch2_alloc_to_v4`); `None` for other types.
+    pub fn from_key(typ: u8, v: &[u8]) -> Option<AllocV4> {
+        use super::super::ids::KeyType;
+        let old = if typ == KeyType::AllocV4 as u8 {
+            return Some(AllocV4::read(v));
+        } else if typ == KeyType::AllocV3 as u8 {
+            AllocUnpacked::read_v3(v)
+        } else if typ == KeyType::AllocV2 as u8 {
+            AllocUnpacked::read_v2(v)
+        } else if typ == KeyType::Alloc as u8 {
+            AllocUnpacked::read_v1(v)
+        } else {
+            return None;
+        };
+        Some(old.to_v4())
+    }
+
     /// Writes the fields into an `alloc_v4` value `v` (the inverse of
     /// [`AllocV4::read`]; fields past the end of a short value are left out).
     pub fn write(&self, v: &mut [u8]) {

@@ -11,7 +11,7 @@
 use core::fmt::Write;
 
 use super::super::bkey::Bkey;
-use super::super::ids::{btree_name, data_type_name, KeyType, COMPRESSION_TYPE_NAMES};
+use super::super::ids::{btree_name, data_type_name, COMPRESSION_TYPE_NAMES};
 use super::super::text::{Pb, TextCtx};
 use super::format::{
     accounting_counter, accounting_nr_counters, acct, bucket_gen, cookie, lru_idx, AccountingPos,
@@ -125,14 +125,9 @@ pub fn alloc_v4_to_text(pb: &mut Pb<'_, '_>, ctx: &TextCtx<'_>, k: &Bkey, v: &[u
 
 /// `bch2_alloc_to_text`: `alloc`, `alloc_v2`, `alloc_v3`, converted to v4.
 pub fn alloc_old_to_text(pb: &mut Pb<'_, '_>, ctx: &TextCtx<'_>, k: &Bkey, v: &[u8]) {
-    let u = if k.typ == KeyType::AllocV3 as u8 {
-        AllocUnpacked::read_v3(v)
-    } else if k.typ == KeyType::AllocV2 as u8 {
-        AllocUnpacked::read_v2(v)
-    } else {
-        AllocUnpacked::read_v1(v)
-    };
-    alloc_v4_fields_to_text(pb, &u.to_v4(), v.len(), dev_bucket_size(ctx, k.p.inode));
+    // Called for the three old types only; anything else reads as v1, as before.
+    let a = AllocV4::from_key(k.typ, v).unwrap_or_else(|| AllocUnpacked::read_v1(v).to_v4());
+    alloc_v4_fields_to_text(pb, &a, v.len(), dev_bucket_size(ctx, k.p.inode));
 }
 
 /// `bch2_bucket_gens_to_text`: all 256 gens, space separated.
@@ -293,6 +288,7 @@ pub fn accounting_to_text(pb: &mut Pb<'_, '_>, ctx: &TextCtx<'_>, k: &Bkey, v: &
 #[cfg(test)]
 mod tests {
     use super::super::super::bpos::Bpos;
+    use super::super::super::ids::KeyType;
     use super::super::super::printbuf::{FixedBuf, Printbuf, TextOut};
     use super::super::super::text::NoDevs;
     use super::*;

@@ -98,14 +98,29 @@ pub struct PtrRef {
 }
 
 impl<'a> DevBuckets<'a> {
+    /// Buckets `sb`'s member `dev` has (0 when it is not a member): how long a
+    /// table [`DevBuckets::new`] needs.
+    pub fn nbuckets_of(sb: &Sb<'_>, dev: u32) -> u64 {
+        sb.member(dev as usize)
+            .filter(|m| m.exists())
+            .map(|m| m.nbuckets())
+            .unwrap_or(0)
+    }
+
     /// A device of `sb`'s member `dev`, over `buckets` (at least `nbuckets` long,
-    /// reset here).
-    pub fn new(sb: &Sb<'_>, dev: u32, buckets: &'a mut [Bucket]) -> Option<DevBuckets<'a>> {
+    /// reset here), with the superblocks and journal buckets its own superblock
+    /// `dev_sb` lists already marked (none when the device is absent).
+    pub fn new(
+        sb: &Sb<'_>,
+        dev: u32,
+        buckets: &'a mut [Bucket],
+        dev_sb: Option<&Sb<'_>>,
+    ) -> Option<DevBuckets<'a>> {
         let m = sb.member(dev as usize).filter(|m| m.exists())?;
         let n = usize::try_from(m.nbuckets()).ok()?;
         let buckets = buckets.get_mut(..n)?;
         buckets.fill(Bucket::default());
-        Some(DevBuckets {
+        let mut d = DevBuckets {
             dev,
             first_bucket: u64::from(m.first_bucket()),
             bucket_size: u32::from(m.bucket_size()),
@@ -113,7 +128,11 @@ impl<'a> DevBuckets<'a> {
             bitmap_shift: m.btree_bitmap_shift(),
             bitmap: m.btree_allocated_bitmap(),
             bitmap_used: 0,
-        })
+        };
+        if let Some(s) = dev_sb {
+            d.mark_metadata(s);
+        }
+        Some(d)
     }
 
     /// Number of buckets.
@@ -143,7 +162,7 @@ impl<'a> DevBuckets<'a> {
 
     /// Marks the superblocks and journal buckets this device's own superblock `sb`
     /// lists (`bch2_mark_dev_superblock`).
-    pub fn mark_metadata(&mut self, sb: &Sb<'_>) {
+    fn mark_metadata(&mut self, sb: &Sb<'_>) {
         let l = sb.layout();
         let size = 1u64 << l.sb_max_size_bits().min(32);
         for i in 0..l.nr_superblocks() as usize {

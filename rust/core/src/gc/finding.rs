@@ -54,13 +54,12 @@ pub enum Kind {
     StaleDirtyPtr,
     /// A bucket holds pointers of two data types (`ptr_bucket_data_type_mismatch`).
     PtrBucketDataTypeMismatch,
-    /// The alloc key's gen is not what bucket_gens says (`bucket_gens_key_wrong`)...
-    /// here: an alloc key field differs from what the pointers say
+    /// An alloc key field differs from what the pointers say
     /// (`alloc_key_<field>_wrong`).
     AllocKeyWrong,
-    /// A bucket's `oldest_gen` is newer than a pointer into it
-    /// (`alloc_key_oldest_gen_wrong`... upstream's gc_gens would lower nothing; this
-    /// is the one direction that can lose data).
+    /// A bucket's `oldest_gen` is newer than a pointer into it. Upstream has no fsck
+    /// error for oldest gens; this is the direction that can lose data (the
+    /// bucket may be reused while the pointer still counts).
     OldestGenTooNew,
     /// An accounting counter differs from the recount (`accounting_mismatch`).
     AccountingMismatch,
@@ -280,7 +279,7 @@ impl Finding {
             }
         };
         let repair = match self.kind {
-            Kind::NodeReadError => {
+            Kind::NodeReadError | Kind::NodeBadChecksum => {
                 let _ = write!(
                     pb,
                     "btree node read error at btree {} level {}/{}:",
@@ -290,20 +289,12 @@ impl Finding {
                 if let Some(e) = self.err {
                     let _ = write!(pb, ": {}", e);
                 }
-                "drop the node, then scan for btree nodes to fill the gap"
-            }
-            Kind::NodeBadChecksum => {
-                let _ = write!(
-                    pb,
-                    "btree node read error at btree {} level {}/{}:",
-                    bt, self.level, self.root_level
-                );
-                node(pb, &self.node);
-                if let Some(e) = self.err {
-                    let _ = write!(pb, ": {}", e);
+                if self.kind == Kind::NodeReadError {
+                    "drop the node, then scan for btree nodes to fill the gap"
+                } else {
+                    pb.str(", keys used from the copy that failed it");
+                    "rewrite the node"
                 }
-                pb.str(", keys used from the copy that failed it");
-                "rewrite the node"
             }
             Kind::NodeBadKeys => {
                 let _ = write!(

@@ -19,9 +19,7 @@ pub mod buckets;
 pub mod finding;
 pub mod topology;
 
-use super::alloc::format::{
-    acct, AllocUnpacked, AllocV4, DATA_BTREE, DATA_CACHED, DATA_STRIPE, DATA_USER,
-};
+use super::alloc::format::{acct, AllocV4, DATA_BTREE, DATA_CACHED, DATA_STRIPE, DATA_USER};
 use super::bkey::Bkey;
 use super::bpos::Bpos;
 use super::btree::ptr::BtreePtr;
@@ -141,8 +139,8 @@ pub struct Gc<'a, 'b> {
 }
 
 impl<'a, 'b> Gc<'a, 'b> {
-    /// A pass over devices `devs` (their sb and journal buckets already marked with
-    /// [`DevBuckets::mark_metadata`]), with btree nodes of `node_sectors`;
+    /// A pass over devices `devs` (made by [`DevBuckets::new`], their superblock
+    /// and journal buckets marked), with btree nodes of `node_sectors`;
     /// `wants_bitmap_gc` from [`sb_wants_bitmap_gc`]. Findings go to `out`.
     pub fn new(
         devs: &'a mut [Option<DevBuckets<'b>>],
@@ -163,8 +161,7 @@ impl<'a, 'b> Gc<'a, 'b> {
     }
 
     fn emit(&mut self, f: &Finding) {
-        self.stats.findings[f.kind as usize] += 1;
-        (self.out)(f);
+        counted(&mut self.stats, &mut *self.out)(f);
     }
 
     /// Runs the whole pass.
@@ -192,7 +189,7 @@ impl<'a, 'b> Gc<'a, 'b> {
     fn load_gens(&mut self, src: &dyn Source) -> Result<bool, Stopped> {
         let devs = &mut *self.devs;
         leaf_keys(src, ids::btree::ALLOC, &mut |k, v| {
-            if let Some(a) = alloc_of(k.typ, v) {
+            if let Some(a) = AllocV4::from_key(k.typ, v) {
                 if let Some(Some(d)) = devs.get_mut(k.p.inode as usize) {
                     d.set_gen(k.p.offset, a.gen);
                 }
@@ -201,30 +198,34 @@ impl<'a, 'b> Gc<'a, 'b> {
     }
 
     fn walk_btree(&mut self, src: &dyn Source, btree: u32) -> Result<(), Stopped> {
-        let mut root: Option<(u8, Bkey, [u8; 256], usize)> = None;
+        let mut r = Ok(());
         src.root(btree, &mut |level, k, v| {
-            let mut buf = [0u8; 256];
-            let n = v.len().min(buf.len());
-            buf[..n].copy_from_slice(&v[..n]);
-            root = Some((level, *k, buf, n));
-        });
-        let Some((level, k, buf, n)) = root else {
-            return Ok(());
-        };
-        let v = &buf[..n];
-        if !has_ptrs(&k, v) {
             // An empty btree: upstream keeps a root without a node.
-            return Ok(());
-        }
+            if has_ptrs(k, v) {
+                r = self.walk_root(src, btree, level, k, v);
+            }
+        });
+        r
+    }
+
+    fn walk_root(
+        &mut self,
+        src: &dyn Source,
+        btree: u32,
+        level: u8,
+        k: &Bkey,
+        v: &[u8],
+    ) -> Result<(), Stopped> {
+        self.mark_btree_ptr(btree, level + 1, k, v);
         // Findings name levels as `level/root level`.
-        let root_level = level;
-        self.mark_btree_ptr(btree, level + 1, &k, v);
-        if let Some(info) = self.walk_node(src, btree, level, root_level, &k, v, Bpos::MIN)? {
-            let at = node_at(&k, v, Some(info.min));
-            topology::check_root(btree, level, at, &mut |f| {
-                self.stats.findings[f.kind as usize] += 1;
-                (self.out)(f)
-            });
+        if let Some(info) = self.walk_node(src, btree, level, level, k, v, Bpos::MIN)? {
+            let at = node_at(k, v, Some(info.min));
+            topology::check_root(
+                btree,
+                level,
+                at,
+                &mut counted(&mut self.stats, &mut *self.out),
+            );
         }
         Ok(())
     }
@@ -265,12 +266,7 @@ impl<'a, 'b> Gc<'a, 'b> {
             match self.walk_node(src, btree, level - 1, root_level, ck, cv, cmin) {
                 Ok(info) => {
                     let at = info.map(|i| node_at(ck, cv, Some(i.min)));
-                    let out = &mut *self.out;
-                    let stats = &mut self.stats;
-                    children.child(at, &mut |f| {
-                        stats.findings[f.kind as usize] += 1;
-                        out(f)
-                    });
+                    children.child(at, &mut counted(&mut self.stats, &mut *self.out));
                 }
                 Err(Stopped) => stopped = true,
             }
@@ -296,18 +292,7 @@ impl<'a, 'b> Gc<'a, 'b> {
                     self.emit(&f);
                 }
                 if level > 0 {
-                    let out = &mut *self.out;
-                    let stats = &mut self.stats;
-                    children.finish(
-                        Some(NodeAt {
-                            min: info.min,
-                            ..at
-                        }),
-                        &mut |f| {
-                            stats.findings[f.kind as usize] += 1;
-                            out(f)
-                        },
-                    );
+                    children.finish(node, &mut counted(&mut self.stats, &mut *self.out));
                 }
                 Ok(Some(info))
             }
@@ -331,34 +316,20 @@ impl<'a, 'b> Gc<'a, 'b> {
         }
     }
 
-    fn ptr_dev(&mut self, p: &PtrRef, dev: u8) -> Option<usize> {
-        match self.devs.get(dev as usize) {
-            Some(Some(_)) => Some(dev as usize),
+    /// Marks pointer `p` into device `dev`'s buckets: whether its sectors counted.
+    fn mark(&mut self, p: &PtrRef, dev: u8) -> bool {
+        let mut emit = counted(&mut self.stats, &mut *self.out);
+        match self.devs.get_mut(dev as usize) {
+            Some(Some(d)) => d.mark_ptr(p, self.gens_known, &mut emit),
             _ => {
                 let mut f = Finding::new(Kind::PtrToInvalidDevice);
                 f.btree = Some(p.btree);
                 f.level = p.level;
                 f.pos = Some(p.pos);
                 f.bucket = Some((u32::from(dev), 0));
-                self.emit(&f);
-                None
+                emit(&f);
+                false
             }
-        }
-    }
-
-    fn mark(&mut self, p: &PtrRef, dev: u8) -> bool {
-        let Some(i) = self.ptr_dev(p, dev) else {
-            return false;
-        };
-        let gens_known = self.gens_known;
-        let out = &mut *self.out;
-        let stats = &mut self.stats;
-        match self.devs.get_mut(i) {
-            Some(Some(d)) => d.mark_ptr(p, gens_known, &mut |f| {
-                stats.findings[f.kind as usize] += 1;
-                out(f)
-            }),
-            _ => false,
         }
     }
 
@@ -520,7 +491,9 @@ impl<'a, 'b> Gc<'a, 'b> {
         let stats = &mut self.stats;
         let out = &mut *self.out;
         leaf_keys(src, ids::btree::ALLOC, &mut |k, v| {
-            let Some(a) = alloc_of(k.typ, v) else { return };
+            let Some(a) = AllocV4::from_key(k.typ, v) else {
+                return;
+            };
             let Some(Some(d)) = devs.get_mut(k.p.inode as usize) else {
                 return;
             };
@@ -532,10 +505,7 @@ impl<'a, 'b> Gc<'a, 'b> {
                 return;
             }
             stats.buckets += 1;
-            let want = compare_alloc(d.dev, b, &a, &g, &mut |f| {
-                stats.findings[f.kind as usize] += 1;
-                out(f)
-            });
+            let want = compare_alloc(d.dev, b, &a, &g, &mut counted(stats, out));
             let target = if g.has_ptr { g.oldest_ptr_gen } else { a.gen };
             if a.oldest_gen != target {
                 stats.oldest_gen_advance += 1;
@@ -557,12 +527,7 @@ impl<'a, 'b> Gc<'a, 'b> {
 
     fn compare_accounting(&mut self, src: &dyn Source) -> Result<(), Stopped> {
         let tally = &mut self.tally;
-        let stats = &mut self.stats;
-        let out = &mut *self.out;
-        let mut emit = |f: &Finding| {
-            stats.findings[f.kind as usize] += 1;
-            out(f)
-        };
+        let mut emit = counted(&mut self.stats, &mut *self.out);
         leaf_keys(src, ids::btree::ACCOUNTING, &mut |k, v| {
             if k.typ == KeyType::Accounting as u8 {
                 tally.compare_key(
@@ -583,8 +548,7 @@ impl<'a, 'b> Gc<'a, 'b> {
             self.emit(&f);
             return;
         }
-        let mut found = [Finding::new(Kind::BtreeBitmapGc); 4];
-        let mut n = 0;
+        let mut emit = counted(&mut self.stats, &mut *self.out);
         for d in self.devs.iter().flatten() {
             let btree_buckets = d
                 .buckets
@@ -593,15 +557,13 @@ impl<'a, 'b> Gc<'a, 'b> {
                 .count() as u64;
             let btree_sectors = btree_buckets * u64::from(d.bucket_size);
             let bitmap_sectors = d.bitmap_sectors();
-            if btree_sectors * 4 < bitmap_sectors && n < found.len() {
-                found[n].bucket = Some((d.dev, 0));
-                found[n].want = btree_sectors as i64;
-                found[n].got = bitmap_sectors as i64;
-                n += 1;
+            if btree_sectors * 4 < bitmap_sectors {
+                let mut f = Finding::new(Kind::BtreeBitmapGc);
+                f.bucket = Some((d.dev, 0));
+                f.want = btree_sectors as i64;
+                f.got = bitmap_sectors as i64;
+                emit(&f);
             }
-        }
-        for f in &found[..n] {
-            self.emit(f);
         }
     }
 }
@@ -619,24 +581,17 @@ fn dev_usage(tally: &mut Tally<'_>, dev: u32, a: &AllocV4, bucket_size: u32) {
 
 /// Whether losing a leaf of `btree` loses pointers to data.
 fn holds_data(btree: u32) -> bool {
-    btree == ids::btree::EXTENTS || btree == ids::btree::REFLINK || btree == STRIPES
+    btree == ids::btree::EXTENTS || btree == ids::btree::REFLINK || btree == ids::btree::STRIPES
 }
 
-/// `BTREE_ID_stripes`.
-const STRIPES: u32 = 6;
-
-/// An alloc key of any version in v4 form.
-pub fn alloc_of(t: u8, v: &[u8]) -> Option<AllocV4> {
-    if t == KeyType::AllocV4 as u8 {
-        Some(AllocV4::read(v))
-    } else if t == KeyType::Alloc as u8 {
-        Some(AllocUnpacked::read_v1(v).to_v4())
-    } else if t == KeyType::AllocV2 as u8 {
-        Some(AllocUnpacked::read_v2(v).to_v4())
-    } else if t == KeyType::AllocV3 as u8 {
-        Some(AllocUnpacked::read_v3(v).to_v4())
-    } else {
-        None
+/// A sink that counts each finding into `stats` by kind, then hands it to `out`.
+fn counted<'s>(
+    stats: &'s mut Stats,
+    out: &'s mut dyn FnMut(&Finding),
+) -> impl FnMut(&Finding) + 's {
+    move |f| {
+        stats.findings[f.kind as usize] += 1;
+        out(f)
     }
 }
 

@@ -59,31 +59,22 @@ impl Children {
         self.seen += 1;
         let Some(n) = node else { return };
         let want = self.expected_start();
-        if n.min > want {
-            let mut f = self.finding(if self.prev.is_none() {
-                Kind::BadMinKey
+        if n.min != want {
+            // The first child is measured against the parent's start (expected,
+            // found); later ones name the range missing or covered twice.
+            let (kind, range) = if self.prev.is_none() {
+                (Kind::BadMinKey, (want, n.min))
+            } else if n.min > want {
+                (Kind::GapBetweenNodes, (want, n.min.predecessor()))
             } else {
-                Kind::GapBetweenNodes
-            });
-            f.node = Some(n);
-            f.range = if self.prev.is_none() {
-                Some((want, n.min))
-            } else {
-                Some((want, n.min.predecessor()))
+                (
+                    Kind::OverlapBetweenNodes,
+                    (n.min, want.predecessor().min(n.max)),
+                )
             };
-            out(&f);
-        } else if n.min < want {
-            let mut f = self.finding(if self.prev.is_none() {
-                Kind::BadMinKey
-            } else {
-                Kind::OverlapBetweenNodes
-            });
+            let mut f = self.finding(kind);
             f.node = Some(n);
-            f.range = if self.prev.is_none() {
-                Some((want, n.min))
-            } else {
-                Some((n.min, want.predecessor().min(n.max)))
-            };
+            f.range = Some(range);
             out(&f);
         }
         if n.max < n.min {
