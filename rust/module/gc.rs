@@ -177,8 +177,9 @@ fn ktime_ns() -> u64 {
     unsafe { shim::bch_rs_ktime_ns() }
 }
 
-/// One pass over `fs`: findings are logged and counted into `Stats`.
-fn run_pass(fs: &Arc<Fs>) -> Result<core::result::Result<Stats, Stopped>> {
+/// One pass over `fs`: findings are logged and counted into `Stats`. A stopped pass
+/// gives the counters it had reached.
+fn run_pass(fs: &Arc<Fs>) -> Result<(core::result::Result<(), Stopped>, Stats)> {
     let sb = fs.sb();
     let nr = sb.nr_devices() as usize;
     let mut tables: KVec<KVVec<Bucket>> = KVec::with_capacity(nr, GFP_KERNEL)?;
@@ -229,7 +230,7 @@ fn run_pass(fs: &Arc<Fs>) -> Result<core::result::Result<Stats, Stopped>> {
             logged - LOG_MAX
         );
     }
-    Ok(r.map(|()| stats))
+    Ok((r, stats))
 }
 
 /// The gc thread's pass (called from gc.c).
@@ -242,7 +243,7 @@ pub(crate) extern "C" fn bch_rs_gc_pass(p: *mut c_void) {
     let t0 = ktime_ns();
     st.running.store(true, Ordering::Release);
     match run_pass(&s.fs) {
-        Ok(Ok(stats)) => {
+        Ok((Ok(()), stats)) => {
             let dt = ktime_ns().saturating_sub(t0);
             st.start_ns.store(t0, Ordering::Relaxed);
             st.duration_ns.store(dt, Ordering::Relaxed);
@@ -265,9 +266,14 @@ pub(crate) extern "C" fn bch_rs_gc_pass(p: *mut c_void) {
                 dt / 1_000_000
             );
         }
-        Ok(Err(Stopped)) => {
+        Ok((Err(Stopped), stats)) => {
             st.stopped.fetch_add(1, Ordering::Relaxed);
-            pr_info!("{}: gc pass stopped (unmount)\n", s.fs.uuid());
+            pr_info!(
+                "{}: gc pass stopped (unmount) after {} nodes, {} ms\n",
+                s.fs.uuid(),
+                stats.nodes,
+                ktime_ns().saturating_sub(t0) / 1_000_000
+            );
         }
         Err(e) => pr_err!("{}: gc pass failed: {:?}\n", s.fs.uuid(), e),
     }
