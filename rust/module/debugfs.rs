@@ -18,6 +18,7 @@ use crate::format::btree::ptr::BtreePtr;
 use crate::format::btree::read::NodeHeader;
 use crate::format::btree::text::ondisk_to_text;
 use crate::format::ids::{self, KeyType};
+use crate::format::journal::keys::AcctView;
 use crate::format::printbuf::{Printbuf, TextOut};
 use crate::format::text::{bkey_val_to_text, Pb, TextCtx};
 use crate::fs::{Fs, PtrKey};
@@ -238,7 +239,7 @@ fn leaf_keys(
     let Some(d) = node.data().filter(|d| !d.failed) else {
         return Ok(false);
     };
-    for_each_key(fs, btree, 0, d, &mut |k, v| {
+    for_each_key(fs, btree, 0, d, AcctView::Listing, &mut |k, v| {
         if k.typ != KeyType::Deleted as u8 && k.typ != KeyType::Whiteout as u8 {
             let mut pb: Pb<'_, '_> = Printbuf::new(out);
             bkey_val_to_text(&mut pb, ctx, k, v);

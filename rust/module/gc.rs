@@ -16,12 +16,13 @@ use kernel::sync::Arc;
 
 use crate::btree::cache::ReplicaError;
 use crate::btree::io::get_node;
-use crate::btree::iter::for_each_key_replayed;
+use crate::btree::iter::for_each_key;
 use crate::format::bkey::Bkey;
 use crate::format::btree::read::NodeError;
 use crate::format::gc::accounting::{Entry, Tally, EMPTY, TALLY_MAX};
 use crate::format::gc::buckets::{Bucket, DevBuckets};
 use crate::format::gc::finding::{Finding, KINDS, KIND_NR};
+use crate::format::journal::keys::AcctView;
 use crate::format::gc::{sb_wants_bitmap_gc, Gc, NodeInfo, Source, Stats, Stopped};
 use crate::format::printbuf::{FixedBuf, Printbuf};
 use crate::format::sb::Sb;
@@ -62,7 +63,7 @@ impl Source for CacheSource<'_> {
         if d.failed {
             return Err(first);
         }
-        for_each_key_replayed(self.fs, btree, level, d, &mut |k, v| {
+        for_each_key(self.fs, btree, level, d, AcctView::Replayed, &mut |k, v| {
             f(k, v);
             ControlFlow::Continue(())
         })

@@ -13,7 +13,7 @@ use kernel::sync::Arc;
 use crate::btree::iter;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
-use crate::format::data::extents_format::DecodedPtr;
+use crate::format::data::extents_format::{compression, DecodedPtr};
 use crate::format::data::read::{self as dread, DataError, DataExtent, Decompressor, Piece};
 use crate::format::fs::inode_format::field;
 use crate::format::fs::str_hash::HashInfo;
@@ -43,6 +43,12 @@ impl Keys for FsKeys<'_> {
 
 /// zstd and gzip through the kernel's libraries (lz4 is the core's own).
 struct KernelDecompress;
+
+// vfs.c names the compression types itself: they must be the core's.
+const _: () = assert!(
+    shim::BCH_RS_COMPRESSION_GZIP == compression::GZIP as u32
+        && shim::BCH_RS_COMPRESSION_ZSTD == compression::ZSTD as u32
+);
 
 impl Decompressor for KernelDecompress {
     fn decompress(&self, typ: u8, src: &[u8], dst: &mut [u8]) -> bool {
@@ -256,13 +262,8 @@ fn read_replica(
     let mut raw =
         KVVec::from_elem(0u8, plan.bytes, GFP_KERNEL).map_err(|e| Failure::Io(e.into()))?;
     dev.read(plan.sector, &mut raw).map_err(Failure::Io)?;
-    let scratch_len = if p.crc.is_compressed() {
-        p.crc.uncompressed_size as usize * dread::SECTOR as usize
-    } else {
-        0
-    };
     let mut scratch =
-        KVVec::from_elem(0u8, scratch_len, GFP_KERNEL).map_err(|e| Failure::Io(e.into()))?;
+        KVVec::from_elem(0u8, plan.scratch, GFP_KERNEL).map_err(|e| Failure::Io(e.into()))?;
     let b = dread::decode(
         p,
         plan,

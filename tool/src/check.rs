@@ -8,6 +8,7 @@ use bcachefs_core::gc::accounting::{Entry, Tally, EMPTY, TALLY_MAX};
 use bcachefs_core::gc::buckets::{Bucket, DevBuckets};
 use bcachefs_core::gc::finding::Finding;
 use bcachefs_core::gc::{sb_wants_bitmap_gc, Gc, NodeInfo, Source, Stats};
+use bcachefs_core::journal::keys::AcctView;
 use bcachefs_core::printbuf::{Printbuf, TextOut};
 use bcachefs_core::sb::Sb;
 use bcachefs_core::text::{Pb, TextCtx};
@@ -36,7 +37,7 @@ impl Source for ImageSource<'_> {
         f: &mut dyn FnMut(&Bkey, &[u8]),
     ) -> Result<NodeInfo, Option<NodeError>> {
         let nr = self.fs.read_node(btree, level, k, v).map_err(|e| e.first)?;
-        let (keys, stats) = merged_keys(self.fs, btree, level, &nr, true);
+        let (keys, stats) = merged_keys(self.fs, btree, level, &nr, AcctView::Replayed);
         for key in &keys {
             f(&key.k, &key.v);
         }

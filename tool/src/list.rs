@@ -138,7 +138,7 @@ impl<'a> Walk<'a> {
         if !nr.errs.is_empty() {
             self.node_error(btree, level, k, &nr.errs, nr.salvaged);
         }
-        let (keys, stats) = merged_keys(self.fs, btree, level, &nr, false);
+        let (keys, stats) = merged_keys(self.fs, btree, level, &nr, jkeys::AcctView::Listing);
         if stats.invalid > 0 || stats.bad > 0 {
             self.key_errors(btree, level, k, &stats);
         }
@@ -163,14 +163,13 @@ impl<'a> Walk<'a> {
 }
 
 /// The merged keys of a node that was read, the journal overlaid, and what the
-/// validating merge dropped. Accounting deltas in the journal show as the listing
-/// shows them, or (`acct_total`) added to the btree's value, as they really apply.
+/// validating merge dropped. Accounting deltas in the journal show as `view` says.
 pub fn merged_keys(
     fs: &Fs,
     btree: u32,
     level: u8,
     nr: &crate::fs::NodeRead,
-    acct_total: bool,
+    view: jkeys::AcctView,
 ) -> (Vec<OwnedKey>, bcachefs_core::btree::sort::MergeStats) {
     let mut cursors = vec![Cursor::default(); nr.bsets.len()];
     let mut m = Merge::new(
@@ -193,17 +192,12 @@ pub fn merged_keys(
                 k: j.k,
                 v: j.val(&fs.jsets).to_vec(),
             }),
-            Overlaid::Accounting(node, deltas) => {
-                let sum = if acct_total {
-                    jkeys::accounting_total
-                } else {
-                    jkeys::accounting_sum
-                };
-                sum(node, deltas, &fs.jsets, &mut acct).map(|(k, n)| OwnedKey {
+            Overlaid::Accounting(node, deltas) => view
+                .value(node, deltas, &fs.jsets, &mut acct)
+                .map(|(k, n)| OwnedKey {
                     k,
                     v: acct[..n].to_vec(),
-                })
-            }
+                }),
         })
         .collect();
     (keys, stats)

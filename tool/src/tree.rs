@@ -13,11 +13,11 @@ use std::rc::Rc;
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::ptr::BtreePtr;
-use bcachefs_core::data::extents_format::BtreePtrV2;
-use bcachefs_core::data::read::{self as dread, compression, Decompressor, Piece};
+use bcachefs_core::data::extents_format::{compression, BtreePtrV2};
+use bcachefs_core::data::read::{self as dread, Decompressor, Piece};
 use bcachefs_core::fs::inode_format::InodeUnpacked;
 use bcachefs_core::fs::tree::{Keys, Tree, ROOT_SUBVOL};
-use bcachefs_core::ids::{self, KeyType};
+use bcachefs_core::ids;
 use sha2::Digest;
 
 use crate::fs::Fs;
@@ -71,11 +71,7 @@ fn load(w: &mut Walk<'_>, btree: u32, level: u8, k: &Bkey, v: &[u8], l: &mut Loa
     let before = w.errors;
     let keys = w.node_keys(btree, level, k, v);
     if keys.is_empty() && w.errors > before {
-        let min = if k.typ == KeyType::BtreePtrV2 as u8 {
-            BtreePtrV2::read(v).min_key
-        } else {
-            Bpos::MIN
-        };
+        let min = BtreePtrV2::min_key_of(k.typ, v).unwrap_or(Bpos::MIN);
         l.failed.push((min, k.p));
         return;
     }
@@ -180,7 +176,7 @@ pub fn read_file(
                         why = format!("dev {} sector {}: {}", plan.dev, plan.sector, e);
                         continue;
                     }
-                    let mut scratch = vec![0u8; p.crc.uncompressed_size as usize * 512];
+                    let mut scratch = vec![0u8; plan.scratch];
                     match dread::decode(&p, &plan, &raw, &mut scratch, &Hashes, &Decompress) {
                         Ok(b) => {
                             dst.copy_from_slice(b);

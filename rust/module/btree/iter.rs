@@ -15,43 +15,21 @@ use super::io::get_node;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
 use crate::format::btree::ptr::BtreePtr;
-use crate::format::journal::keys::{self as jkeys, Overlaid};
+use crate::format::journal::keys::{self as jkeys, AcctView, Overlaid};
 use crate::fs::{Fs, PtrKey};
 
 /// Most levels a btree has (upstream's `BTREE_MAX_DEPTH`).
 const MAX_DEPTH: usize = 4;
 
 /// Calls `f` for each key of node `d` (`btree`, `level`) with the journal's keys
-/// overlaid, in order, until it breaks.
+/// overlaid, in order, until it breaks. Accounting keys the journal has deltas for
+/// show as `view` says: the listing's view, or (gc) the value replay leaves.
 pub(crate) fn for_each_key(
     fs: &Fs,
     btree: u32,
     level: u8,
     d: &NodeData,
-    f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
-) -> Result {
-    keys(fs, btree, level, d, false, f)
-}
-
-/// [`for_each_key`], with accounting keys as they really are once the journal is
-/// replayed (the btree's counters plus the journal's newer deltas), which gc
-/// compares; the listing shows the deltas alone, as the reference does.
-pub(crate) fn for_each_key_replayed(
-    fs: &Fs,
-    btree: u32,
-    level: u8,
-    d: &NodeData,
-    f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
-) -> Result {
-    keys(fs, btree, level, d, true, f)
-}
-
-fn keys(
-    fs: &Fs,
-    btree: u32,
-    level: u8,
-    d: &NodeData,
-    acct_total: bool,
+    view: AcctView,
     f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
 ) -> Result {
     let jk = jkeys::keys_in(&fs.journal_keys, btree, level, d.min_key, d.max_key);
@@ -65,12 +43,7 @@ fn keys(
                     acct = Some(KVec::from_elem(0u8, 8 * 256, GFP_KERNEL)?);
                 }
                 let out = acct.as_deref_mut().unwrap_or(&mut []);
-                let sum = if acct_total {
-                    jkeys::accounting_total
-                } else {
-                    jkeys::accounting_sum
-                };
-                match sum(node, deltas, &fs.jsets, out) {
+                match view.value(node, deltas, &fs.jsets, out) {
                     Some((k, n)) => f(&k, &out[..n]),
                     None => ControlFlow::Continue(()),
                 }
@@ -140,7 +113,7 @@ impl Walk {
             };
             let mut child: Option<PtrKey> = None;
             let mut last = true;
-            for_each_key(fs, self.btree, lvl, d, &mut |k, v| {
+            for_each_key(fs, self.btree, lvl, d, AcctView::Listing, &mut |k, v| {
                 if BtreePtr::decode(k.typ, v).is_none() {
                     return ControlFlow::Continue(());
                 }
@@ -217,7 +190,7 @@ pub(crate) fn for_each_leaf_key(
             continue;
         };
         if let Some(d) = node.data().filter(|d| !d.failed) {
-            for_each_key(fs, btree, 0, d, &mut |k, v| {
+            for_each_key(fs, btree, 0, d, AcctView::Listing, &mut |k, v| {
                 f(k, v);
                 ControlFlow::Continue(())
             })?;
@@ -252,7 +225,7 @@ pub(crate) fn range(
         let Some(d) = node.data().filter(|d| !d.failed) else {
             return Err(EIO);
         };
-        for_each_key(fs, btree, 0, d, &mut |k, v| {
+        for_each_key(fs, btree, 0, d, AcctView::Listing, &mut |k, v| {
             if k.p < from {
                 return ControlFlow::Continue(());
             }

@@ -197,12 +197,26 @@ impl Crc {
 
     /// `crc_is_compressed`: compressed with a real algorithm.
     pub fn is_compressed(&self) -> bool {
-        self.compression_type != 0 && self.compression_type != COMPRESSION_INCOMPRESSIBLE
+        self.compression_type != compression::NONE
+            && self.compression_type != compression::INCOMPRESSIBLE
     }
 }
 
-/// `BCH_COMPRESSION_TYPE_incompressible`.
-pub const COMPRESSION_INCOMPRESSIBLE: u8 = 5;
+/// `enum bch_compression_type`.
+pub mod compression {
+    /// None.
+    pub const NONE: u8 = 0;
+    /// `lz4_old`: lz4, as written by old versions.
+    pub const LZ4_OLD: u8 = 1;
+    /// `gzip`: a raw deflate stream.
+    pub const GZIP: u8 = 2;
+    /// `lz4`: one lz4 block.
+    pub const LZ4: u8 = 3;
+    /// `zstd`: a le32 length, then one zstd frame.
+    pub const ZSTD: u8 = 4;
+    /// `incompressible`: stored uncompressed, after compression did not help.
+    pub const INCOMPRESSIBLE: u8 = 5;
+}
 
 /// `struct bch_extent_stripe_ptr`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]

@@ -16,21 +16,7 @@ use super::super::csum::{self, Checksummer, Csum, CsumError};
 use super::super::fs::tree::{Keys, Tree};
 use super::super::ids::KeyType;
 use super::super::text::DevNames;
-use super::extents_format::{Crc, DecodedPtr, DecodedPtrs, MEMBER_INVALID};
-
-/// `enum bch_compression_type`.
-pub mod compression {
-    /// None.
-    pub const NONE: u8 = 0;
-    /// `lz4_old`: lz4, as written by old versions.
-    pub const LZ4_OLD: u8 = 1;
-    /// `gzip`: a raw deflate stream.
-    pub const GZIP: u8 = 2;
-    /// `lz4`: one lz4 block.
-    pub const LZ4: u8 = 3;
-    /// `zstd`: a le32 length, then one zstd frame.
-    pub const ZSTD: u8 = 4;
-}
+use super::extents_format::{compression, Crc, DecodedPtr, DecodedPtrs, MEMBER_INVALID};
 
 /// Sector size: extents count in 512-byte sectors.
 pub const SECTOR: u64 = 512;
@@ -135,6 +121,9 @@ pub struct Plan {
     pub start: usize,
     /// Bytes wanted.
     pub len: usize,
+    /// Scratch bytes [`decode`] needs to decompress into (the uncompressed
+    /// extent); 0 when the data is not compressed.
+    pub scratch: usize,
 }
 
 /// The read of `len` bytes at `skip` into the live data of pointer `p`.
@@ -151,6 +140,7 @@ pub fn plan(p: &DecodedPtr, skip: u64, len: usize) -> Plan {
             whole: false,
             start,
             len,
+            scratch: 0,
         }
     } else {
         Plan {
@@ -160,6 +150,11 @@ pub fn plan(p: &DecodedPtr, skip: u64, len: usize) -> Plan {
             whole: true,
             start: live as usize,
             len,
+            scratch: if c.is_compressed() {
+                c.uncompressed_size as usize * SECTOR as usize
+            } else {
+                0
+            },
         }
     }
 }
@@ -196,8 +191,8 @@ fn stored_csum(c: &Crc) -> Csum {
 }
 
 /// Turns `raw` (what [`plan`] said to read) into the wanted bytes: checks the
-/// checksum and decompresses (into `scratch`, at least the uncompressed size)
-/// when the whole extent was read.
+/// checksum and decompresses (into `scratch`, at least `plan.scratch` bytes) when
+/// the whole extent was read.
 pub fn decode<'a>(
     p: &DecodedPtr,
     plan: &Plan,
@@ -216,8 +211,7 @@ pub fn decode<'a>(
             }
         }
         if crc.is_compressed() {
-            let n = crc.uncompressed_size as usize * SECTOR as usize;
-            let dst = scratch.get_mut(..n).ok_or(DataError::BadSize)?;
+            let dst = scratch.get_mut(..plan.scratch).ok_or(DataError::BadSize)?;
             decompress(crc.compression_type, raw, dst, d)?;
             dst
         } else {
@@ -371,7 +365,8 @@ mod tests {
                 bytes: 512,
                 whole: false,
                 start: 188,
-                len: 100
+                len: 100,
+                scratch: 0
             }
         );
         crc.csum_type = csum::ty::CRC32C;

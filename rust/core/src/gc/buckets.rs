@@ -5,18 +5,16 @@
 //! bucket's alloc key. The bucket table is the caller's memory.
 
 use super::super::alloc::format::{
-    data_type_is_empty, AllocV4, DATA_BTREE, DATA_CACHED, DATA_FREE, DATA_JOURNAL,
-    DATA_NEED_DISCARD, DATA_NEED_GC_GENS, DATA_SB, DATA_STRIPE, DATA_USER,
+    data_type_is_empty, AllocV4, DATA_CACHED, DATA_FREE, DATA_JOURNAL, DATA_NEED_DISCARD,
+    DATA_NEED_GC_GENS, DATA_SB, DATA_STRIPE, DATA_USER,
 };
 use super::super::bpos::Bpos;
+use super::super::sb::format::SB_SECTOR;
 use super::super::sb::Sb;
 use super::finding::{AllocField, Finding, Kind};
 
 /// `BUCKET_GC_GEN_MAX`: how far a pointer's gen may fall behind its bucket's.
 pub const BUCKET_GC_GEN_MAX: u8 = 96;
-
-/// `BCH_SB_SECTOR`: where the first superblock lives.
-pub const SB_SECTOR: u64 = 8;
 
 /// `gen_cmp`.
 pub fn gen_cmp(a: u8, b: u8) -> i8 {
@@ -65,7 +63,7 @@ pub struct DevBuckets<'a> {
     /// `first_bucket`.
     pub first_bucket: u64,
     /// Bucket size in sectors.
-    pub bucket_size: u32,
+    pub bucket_size: u16,
     /// The table, one entry per bucket (`nbuckets` long).
     pub buckets: &'a mut [Bucket],
     /// `btree_bitmap_shift` of the member.
@@ -123,7 +121,7 @@ impl<'a> DevBuckets<'a> {
         let mut d = DevBuckets {
             dev,
             first_bucket: u64::from(m.first_bucket()),
-            bucket_size: u32::from(m.bucket_size()),
+            bucket_size: m.bucket_size(),
             buckets,
             bitmap_shift: m.btree_bitmap_shift(),
             bitmap: m.btree_allocated_bitmap(),
@@ -172,7 +170,7 @@ impl<'a> DevBuckets<'a> {
             }
             self.mark_range(off, off.saturating_add(size), DATA_SB);
         }
-        let bs = self.bucket_size;
+        let bs = u32::from(self.bucket_size);
         for (start, nr) in sb.journal_buckets() {
             for b in start..start.saturating_add(nr) {
                 if let Some(x) = self.buckets.get_mut(b as usize) {
@@ -337,27 +335,6 @@ pub fn alloc_data_type(a: &AllocV4, t: u8) -> u8 {
     DATA_FREE
 }
 
-/// `bch2_bucket_sectors`.
-pub fn bucket_sectors(a: &AllocV4) -> u64 {
-    if a.data_type == DATA_CACHED {
-        u64::from(a.cached_sectors)
-    } else {
-        u64::from(a.stripe_sectors) + u64::from(a.dirty_sectors)
-    }
-}
-
-/// `bch2_bucket_sectors_fragmented`, as the dev_data_type counter counts it.
-pub fn bucket_fragmented(a: &AllocV4, bucket_size: u32) -> u64 {
-    let d = bucket_sectors(a);
-    if d != 0 {
-        u64::from(bucket_size).saturating_sub(d)
-    } else if !data_type_is_empty(a.data_type) {
-        u64::from(bucket_size)
-    } else {
-        0
-    }
-}
-
 /// Compares the alloc key `a` of bucket `b` with gc's count: one finding per field
 /// that differs, in upstream's order (data_type, gen, dirty, cached, stripe).
 /// Returns what the key should say.
@@ -412,20 +389,6 @@ pub fn compare_alloc(
     }
     want
 }
-
-/// Data types in the order gc keeps per-device counters for them.
-pub const DEV_DATA_TYPES: [u8; 10] = [
-    DATA_FREE,
-    DATA_SB,
-    DATA_JOURNAL,
-    DATA_BTREE,
-    DATA_USER,
-    DATA_CACHED,
-    6, // parity
-    DATA_STRIPE,
-    DATA_NEED_GC_GENS,
-    DATA_NEED_DISCARD,
-];
 
 #[cfg(test)]
 mod tests {
@@ -522,8 +485,8 @@ mod tests {
             dirty_sectors: 8,
             ..Default::default()
         };
-        assert_eq!(bucket_fragmented(&a, 128), 120);
+        assert_eq!(a.sectors_fragmented(128), 120);
         let a = AllocV4::default();
-        assert_eq!(bucket_fragmented(&a, 128), 0);
+        assert_eq!(a.sectors_fragmented(128), 0);
     }
 }

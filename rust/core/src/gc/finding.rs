@@ -11,6 +11,7 @@ use super::super::alloc::text::{accounting_key_to_text, prt_data_type};
 use super::super::bpos::Bpos;
 use super::super::btree::read::NodeError;
 use super::super::ids;
+use super::super::sb::text::prt_human_readable_u64;
 use super::super::text::{Pb, TextCtx};
 
 /// Kinds of findings. The names are upstream's fsck error names.
@@ -525,51 +526,10 @@ impl Finding {
     }
 }
 
-/// Sectors in upstream's `prt_human_readable_u64` spelling of bytes (`7.00M`,
-/// `10.3M`, `46.0M`): three significant digits, a unit of 1024.
+/// Sectors as bytes in upstream's `prt_human_readable_u64` spelling (`7.00M`,
+/// `10.3M`, `46.0M`), as fsck prints the bitmap figures.
 pub fn prt_human_sectors(pb: &mut Pb<'_, '_>, sectors: u64) {
-    prt_human_bytes(pb, sectors.saturating_mul(512));
-}
-
-/// `prt_human_readable_u64`: base 1024, the unit glued on, three significant
-/// digits, rounded (`672k`, `3.25M`, `10.3M` for 10.25M, as the reference prints).
-pub fn prt_human_bytes(pb: &mut Pb<'_, '_>, v: u64) {
-    const UNITS: [&str; 9] = ["", "k", "M", "G", "T", "P", "E", "Z", "Y"];
-    let mut size = v;
-    let mut rem: u64 = 0;
-    let mut i = 0;
-    while size >= 1024 && i + 1 < UNITS.len() {
-        rem = size % 1024;
-        size /= 1024;
-        i += 1;
-    }
-    if i == 0 {
-        let _ = write!(pb, "{}", size);
-        return;
-    }
-    let decimals = if size >= 100 {
-        0
-    } else if size >= 10 {
-        1
-    } else {
-        2
-    };
-    let mut frac = ((rem * 1000) >> 10) + [500, 50, 5][decimals];
-    if frac >= 1000 {
-        frac -= 1000;
-        size += 1;
-    }
-    match decimals {
-        0 => {
-            let _ = write!(pb, "{}{}", size, UNITS[i]);
-        }
-        1 => {
-            let _ = write!(pb, "{}.{}{}", size, frac / 100, UNITS[i]);
-        }
-        _ => {
-            let _ = write!(pb, "{}.{:02}{}", size, frac / 10, UNITS[i]);
-        }
-    }
+    prt_human_readable_u64(pb, sectors.saturating_mul(512));
 }
 
 #[cfg(test)]
@@ -581,7 +541,7 @@ mod tests {
     fn h(v: u64) -> std::string::String {
         let mut buf: Vec<u8> = Vec::new();
         let mut pb: Pb = Printbuf::new(&mut buf as &mut dyn TextOut);
-        prt_human_bytes(&mut pb, v);
+        prt_human_readable_u64(&mut pb, v);
         std::string::String::from_utf8(buf).unwrap()
     }
 

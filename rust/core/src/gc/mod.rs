@@ -30,9 +30,7 @@ use super::data::extents_format::{
 use super::ids::{self, KeyType};
 
 use accounting::{pos, replicas_pos, Tally};
-use buckets::{
-    bucket_fragmented, bucket_sectors, compare_alloc, expected_alloc, DevBuckets, PtrRef,
-};
+use buckets::{compare_alloc, expected_alloc, DevBuckets, PtrRef};
 use finding::{Finding, Kind, NodeAt, KIND_NR};
 use topology::Children;
 
@@ -104,17 +102,13 @@ impl Stats {
 
 /// `ptr_disk_sectors`: sectors a pointer takes on disk for `sectors` of key.
 pub fn ptr_disk_sectors(sectors: u32, crc: &super::data::extents_format::Crc) -> u32 {
-    // `crc_is_compressed`: compressed, and not marked incompressible.
-    if crc.compression_type != 0 && crc.compression_type != COMPRESSION_INCOMPRESSIBLE {
+    if crc.is_compressed() {
         let u = u64::from(crc.uncompressed_size.max(1));
         (u64::from(sectors) * u64::from(crc.compressed_size)).div_ceil(u) as u32
     } else {
         sectors
     }
 }
-
-/// `BCH_COMPRESSION_TYPE_incompressible`.
-pub const COMPRESSION_INCOMPRESSIBLE: u8 = 5;
 
 /// Whether the superblock asks for the `btree_bitmap_gc` recovery pass.
 pub fn sb_wants_bitmap_gc(sb: &super::sb::Sb<'_>) -> bool {
@@ -568,14 +562,10 @@ impl<'a, 'b> Gc<'a, 'b> {
     }
 }
 
-fn dev_usage(tally: &mut Tally<'_>, dev: u32, a: &AllocV4, bucket_size: u32) {
+fn dev_usage(tally: &mut Tally<'_>, dev: u32, a: &AllocV4, bucket_size: u16) {
     tally.add(
         pos(acct::DEV_DATA_TYPE, &[dev as u8, a.data_type]),
-        [
-            1,
-            bucket_sectors(a) as i64,
-            bucket_fragmented(a, bucket_size) as i64,
-        ],
+        [1, a.sectors(), a.sectors_fragmented(bucket_size)],
     );
 }
 

@@ -107,16 +107,15 @@ impl Children {
                 out(&f);
             }
             Some(p) if p < self.max => {
-                let mut f = self.finding(if self.readable == self.seen {
-                    Kind::BadMaxKey
+                // Short of the end: the last child ends early, or the unreadable
+                // children after it leave the rest as a gap.
+                let (kind, range) = if self.readable == self.seen {
+                    (Kind::BadMaxKey, (self.max, p))
                 } else {
-                    Kind::GapBetweenNodes
-                });
-                if f.kind == Kind::BadMaxKey {
-                    f.range = Some((self.max, p));
-                } else {
-                    f.range = Some((p.successor(), self.max));
-                }
+                    (Kind::GapBetweenNodes, (p.successor(), self.max))
+                };
+                let mut f = self.finding(kind);
+                f.range = Some(range);
                 out(&f);
             }
             Some(p) if p > self.max => {
@@ -173,37 +172,14 @@ mod tests {
 
     #[test]
     fn exact_cover_is_clean() {
-        let v = run(&[
-            Some(NodeAt {
-                min: Bpos::MIN,
-                max: Bpos::new(5, 5, u32::MAX),
-                dev: 0,
-                sector: 0,
-            }),
-            Some(NodeAt {
-                min: Bpos::new(5, 6, 0),
-                max: Bpos::MAX,
-                dev: 0,
-                sector: 0,
-            }),
-        ]);
+        let v = run(&[at((0, 0), (5, 5)), at((5, 6), (u64::MAX, u64::MAX))]);
         assert!(v.is_empty(), "{:?}", v);
     }
 
     #[test]
     fn unreadable_child_is_a_gap_with_its_range() {
-        let first = Some(NodeAt {
-            min: Bpos::MIN,
-            max: Bpos::new(5, 5, u32::MAX),
-            dev: 0,
-            sector: 0,
-        });
-        let last = Some(NodeAt {
-            min: Bpos::new(9, 2, 0),
-            max: Bpos::MAX,
-            dev: 0,
-            sector: 0,
-        });
+        let first = at((0, 0), (5, 5));
+        let last = at((9, 2), (u64::MAX, u64::MAX));
         let v = run(&[first, None, last]);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].kind, Kind::GapBetweenNodes);
@@ -215,15 +191,7 @@ mod tests {
 
     #[test]
     fn overlap_end_and_empty() {
-        let v = run(&[
-            Some(NodeAt {
-                min: Bpos::MIN,
-                max: Bpos::new(5, 5, u32::MAX),
-                dev: 0,
-                sector: 0,
-            }),
-            at((4, 0), (7, 0)),
-        ]);
+        let v = run(&[at((0, 0), (5, 5)), at((4, 0), (7, 0))]);
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].kind, Kind::OverlapBetweenNodes);
         assert_eq!(v[1].kind, Kind::BadMaxKey);

@@ -184,6 +184,70 @@ fn ver(k: &Bkey) -> (u32, u64) {
     (k.version_hi, k.version_lo)
 }
 
+/// Which value an accounting position shows once the journal is overlaid.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AcctView {
+    /// As the reference lists it: [`accounting_sum`].
+    Listing,
+    /// As replay leaves it, what gc compares with: [`accounting_total`].
+    Replayed,
+}
+
+impl AcctView {
+    /// The value of one position in this view: [`accounting_sum`] or
+    /// [`accounting_total`].
+    pub fn value<B: AsRef<[u8]>>(
+        self,
+        node: Option<(Bkey, &[u8])>,
+        deltas: &[JournalKey],
+        bufs: &[B],
+        out: &mut [u8],
+    ) -> Option<(Bkey, usize)> {
+        match self {
+            AcctView::Listing => accounting_sum(node, deltas, bufs, out),
+            AcctView::Replayed => accounting_total(node, deltas, bufs, out),
+        }
+    }
+}
+
+/// Adds every delta newer than the btree key `node` to the counters in
+/// `out[..*len]`, widening them with zeros; `hdr` becomes the first delta's header
+/// when it is `None`, and takes the newest version. `None` when `out` is too small.
+fn add_newer_deltas<B: AsRef<[u8]>>(
+    node: Option<(Bkey, &[u8])>,
+    deltas: &[JournalKey],
+    bufs: &[B],
+    out: &mut [u8],
+    hdr: &mut Option<Bkey>,
+    len: &mut usize,
+) -> Option<()> {
+    let base_ver = node.map(|(k, _)| ver(&k));
+    for d in deltas
+        .iter()
+        .filter(|d| base_ver.is_none_or(|b| ver(&d.k) > b))
+    {
+        let v = d.val(bufs);
+        if v.len() > *len {
+            out.get_mut(*len..v.len())?.fill(0);
+            *len = v.len();
+        }
+        for i in (0..v.len() / 8).map(|i| i * 8) {
+            let a = le64(out, i).unwrap_or(0);
+            let b = le64(v, i).unwrap_or(0);
+            out[i..i + 8].copy_from_slice(&a.wrapping_add(b).to_le_bytes());
+        }
+        match hdr {
+            None => *hdr = Some(d.k),
+            Some(h) if ver(&d.k) > ver(h) => {
+                h.version_hi = d.k.version_hi;
+                h.version_lo = d.k.version_lo;
+            }
+            _ => {}
+        }
+    }
+    Some(())
+}
+
 /// The value upstream's overlay shows for accounting deltas at one position: the
 /// sum of the deltas newer than the btree key (all of them when the btree has no
 /// key), in place of the btree key; or the btree key itself when no delta is newer.
@@ -195,37 +259,8 @@ pub fn accounting_sum<B: AsRef<[u8]>>(
     bufs: &[B],
     out: &mut [u8],
 ) -> Option<(Bkey, usize)> {
-    let base_ver = node.map(|(k, _)| ver(&k));
-    let mut hdr: Option<Bkey> = None;
-    let mut len = 0usize;
-    for d in deltas
-        .iter()
-        .filter(|d| base_ver.is_none_or(|b| ver(&d.k) > b))
-    {
-        let v = d.val(bufs);
-        match hdr.as_mut() {
-            None => {
-                hdr = Some(d.k);
-                out.get_mut(..v.len())?.copy_from_slice(v);
-                len = v.len();
-            }
-            Some(h) => {
-                if v.len() > len {
-                    out.get_mut(len..v.len())?.fill(0);
-                    len = v.len();
-                }
-                for i in (0..len.min(v.len()) / 8).map(|i| i * 8) {
-                    let a = le64(out, i).unwrap_or(0);
-                    let b = le64(v, i).unwrap_or(0);
-                    out[i..i + 8].copy_from_slice(&a.wrapping_add(b).to_le_bytes());
-                }
-                if ver(&d.k) > ver(h) {
-                    h.version_hi = d.k.version_hi;
-                    h.version_lo = d.k.version_lo;
-                }
-            }
-        }
-    }
+    let (mut hdr, mut len) = (None, 0usize);
+    add_newer_deltas(node, deltas, bufs, out, &mut hdr, &mut len)?;
     match (hdr, node) {
         (Some(h), _) => Some((h, len)),
         (None, Some((k, v))) => {
@@ -246,38 +281,15 @@ pub fn accounting_total<B: AsRef<[u8]>>(
     bufs: &[B],
     out: &mut [u8],
 ) -> Option<(Bkey, usize)> {
-    let (mut h, mut len) = match node {
+    let (mut hdr, mut len) = match node {
         Some((k, v)) => {
             out.get_mut(..v.len())?.copy_from_slice(v);
             (Some(k), v.len())
         }
         None => (None, 0),
     };
-    let base_ver = node.map(|(k, _)| ver(&k));
-    for d in deltas
-        .iter()
-        .filter(|d| base_ver.is_none_or(|b| ver(&d.k) > b))
-    {
-        let v = d.val(bufs);
-        if v.len() > len {
-            out.get_mut(len..v.len())?.fill(0);
-            len = v.len();
-        }
-        for i in (0..v.len() / 8).map(|i| i * 8) {
-            let a = le64(out, i).unwrap_or(0);
-            let b = le64(v, i).unwrap_or(0);
-            out[i..i + 8].copy_from_slice(&a.wrapping_add(b).to_le_bytes());
-        }
-        match h.as_mut() {
-            None => h = Some(d.k),
-            Some(h) if ver(&d.k) > ver(h) => {
-                h.version_hi = d.k.version_hi;
-                h.version_lo = d.k.version_lo;
-            }
-            _ => {}
-        }
-    }
-    h.map(|h| (h, len))
+    add_newer_deltas(node, deltas, bufs, out, &mut hdr, &mut len)?;
+    hdr.map(|h| (h, len))
 }
 
 #[cfg(test)]
@@ -363,5 +375,11 @@ mod tests {
         // without a btree key: every delta, summed
         let (_, len) = accounting_sum(None, deltas, &bufs, &mut out).unwrap();
         assert_eq!(u64::from_le_bytes(out[..len].try_into().unwrap()), 7);
+        // replayed: the btree key's 100 plus the newer delta, at the newer version
+        let (k, len) = AcctView::Replayed
+            .value(node, deltas, &bufs, &mut out)
+            .unwrap();
+        assert_eq!((k.version_lo, len), (20, 8));
+        assert_eq!(u64::from_le_bytes(out[..8].try_into().unwrap()), 104);
     }
 }
