@@ -244,7 +244,7 @@ impl Fs {
         }
         let mut fs = Fs {
             devs,
-            dev_sbs: KVec::new(),
+            dev_sbs,
             sb: sbb,
             uuid,
             roots,
@@ -264,12 +264,11 @@ impl Fs {
             wq: AtomicPtr::new(wq),
             dying: AtomicBool::new(false),
         };
-        let r = fs.read_journal(&dev_sbs);
+        let r = fs.read_journal();
         if let Err(e) = r {
             fs.shutdown();
             return Err(e);
         }
-        fs.dev_sbs = dev_sbs;
         fs.fake_empty_roots();
         let fs = Arc::new(fs, GFP_KERNEL)?;
         if let Err(e) = fs.load_gens().and_then(|()| fs.open_subvol()) {
@@ -309,10 +308,9 @@ impl Fs {
         }
     }
 
-    /// Reads every device's journal buckets (`dev_sbs`: each device's superblock,
-    /// by member index); keeps one copy of each jset, then replays as the core
-    /// decides.
-    fn read_journal(&mut self, dev_sbs: &[Option<KVVec<u8>>]) -> Result {
+    /// Reads every device's journal buckets (as each device's own superblock lists
+    /// them); keeps one copy of each jset, then replays as the core decides.
+    fn read_journal(&mut self) -> Result {
         let s = Sb { b: &self.sb };
         let (magic, block) = (s.jset_magic(), s.block_sectors());
         for r in s.blacklist() {
@@ -321,7 +319,7 @@ impl Fs {
         // (seq, last_seq, no_flush, bytes), sorted by seq.
         let mut found: KVec<(u64, u64, bool, KVVec<u8>)> = KVec::new();
         let mut buf = KVVec::new();
-        for (dev, ds) in self.devs.iter().zip(dev_sbs) {
+        for (dev, ds) in self.devs.iter().zip(&self.dev_sbs) {
             let (Some(dev), Some(ds)) = (dev, ds) else {
                 continue;
             };
