@@ -7,7 +7,7 @@
 //! read from the most significant bit of the key's last u64 downwards.
 
 use super::bpos::Bpos;
-use super::bytes::{le32, le64, u8_at};
+use super::bytes::{le32, le64, put, put_le32, put_le64, u8_at};
 
 /// `BKEY_U64s`: an unpacked key header is five u64s.
 pub const BKEY_U64S: usize = 5;
@@ -78,6 +78,39 @@ impl BkeyFormat {
             f.field_offset[i] = le64(b, off + 8 + 8 * i)?;
         }
         Some(f)
+    }
+
+    /// Writes the format at `off` of `b` (the write side of [`BkeyFormat::read`]).
+    pub fn write(&self, b: &mut [u8], off: usize) -> Option<()> {
+        put(b, off, &[self.key_u64s, self.nr_fields])?;
+        put(b, off + 2, &self.bits_per_field)?;
+        for i in 0..6 {
+            put_le64(b, off + 8 + 8 * i, self.field_offset[i])?;
+        }
+        Some(())
+    }
+
+    /// The packed value of each field of `k`, or `None` when one does not fit its
+    /// bits (below the field's offset, or too large): then the key is stored
+    /// unpacked.
+    pub fn packed_fields(&self, k: &Bkey) -> Option<[u64; BKEY_NR_FIELDS]> {
+        let mut v = [
+            k.p.inode,
+            k.p.offset,
+            k.p.snapshot as u64,
+            k.size as u64,
+            k.version_hi as u64,
+            k.version_lo,
+        ];
+        for (i, x) in v.iter_mut().enumerate() {
+            let bits = self.bits_per_field[i] as u32;
+            let d = x.checked_sub(self.field_offset[i])?;
+            if bits < 64 && d >> bits != 0 {
+                return None;
+            }
+            *x = d;
+        }
+        Some(v)
     }
 
     /// Total packed bits of the key fields.
@@ -204,6 +237,74 @@ impl Bkey {
         Some(k)
     }
 
+    /// Writes the unpacked header (`KEY_FORMAT_CURRENT`, 40 bytes) at the start of
+    /// `b` with this key's `u64s`: the write side of [`Bkey::read_unpacked`].
+    pub fn write_unpacked(&self, b: &mut [u8]) -> Option<()> {
+        put(
+            b,
+            0,
+            &[
+                self.u64s,
+                KEY_FORMAT_CURRENT | ((self.needs_whiteout as u8) << 7),
+                self.typ,
+                0,
+            ],
+        )?;
+        put_le64(b, 4, self.version_lo)?;
+        put_le32(b, 12, self.version_hi)?;
+        put_le32(b, 16, self.size)?;
+        self.p.write(b, 20)
+    }
+
+    /// Packs the header with `f` into the first `f.key_u64s` u64s of `b` (the
+    /// write side of [`Bkey::unpack`]); `None` when a field does not fit `f`.
+    pub fn pack(&self, f: &BkeyFormat, b: &mut [u8]) -> Option<()> {
+        let vals = f.packed_fields(self)?;
+        let n = f.key_u64s as usize;
+        if n == 0 || f.total_bits() + KEY_PACKED_BITS_START > n as u32 * 64 {
+            return None;
+        }
+        let out = b.get_mut(..n * 8)?;
+        out.fill(0);
+        let mut words = [0u64; 32];
+        let words = words.get_mut(..n)?;
+        // Fields go from the top bit of the last word downwards.
+        let (mut wi, mut used) = (n - 1, 0u32);
+        for (i, &v) in vals.iter().enumerate() {
+            let nb = f.bits_per_field[i] as u32;
+            if nb == 0 {
+                continue;
+            }
+            if used == 64 {
+                wi = wi.checked_sub(1)?;
+                used = 0;
+            }
+            let room = 64 - used;
+            if nb <= room {
+                words[wi] |= if nb == 64 { v } else { v << (room - nb) };
+                used += nb;
+            } else {
+                let lo = nb - room;
+                words[wi] |= v >> lo;
+                wi = wi.checked_sub(1)?;
+                words[wi] |= (v & ((1u64 << lo) - 1)) << (64 - lo);
+                used = lo;
+            }
+        }
+        for (i, w) in words.iter().enumerate() {
+            put_le64(out, i * 8, *w)?;
+        }
+        put(
+            out,
+            0,
+            &[
+                self.u64s,
+                KEY_FORMAT_LOCAL_BTREE | ((self.needs_whiteout as u8) << 7),
+                self.typ,
+            ],
+        )
+    }
+
     /// Decodes the key at the start of `b`: packed with `f` or unpacked, by its format
     /// bits. Returns the header and the number of bytes of key (the value follows).
     pub fn decode(b: &[u8], f: &BkeyFormat) -> Option<(Bkey, usize)> {
@@ -213,6 +314,41 @@ impl Bkey {
             _ => None,
         }
     }
+}
+
+/// Encodes key `k` with value `v` at the start of `out`: packed with `f` where its
+/// fields fit, else unpacked (as upstream's `bch2_bkey_pack` falls back), with
+/// `u64s` set for what was written; a value that is not a whole number of u64s is
+/// zero padded. Returns the bytes written, or `None` when `out` is too small or the
+/// key would be longer than `u64s` can say.
+pub fn encode_key(k: &Bkey, v: &[u8], f: &BkeyFormat, out: &mut [u8]) -> Option<usize> {
+    let vlen = v.len().div_ceil(8) * 8;
+    let packed = f.packed_fields(k).is_some() && f.validate().is_ok();
+    let hdr = if packed {
+        f.key_u64s as usize * 8
+    } else {
+        BKEY_BYTES
+    };
+    let total = hdr + vlen;
+    let u64s = u8::try_from(total / 8).ok()?;
+    let dst = out.get_mut(..total)?;
+    let key = Bkey {
+        u64s,
+        format: if packed {
+            KEY_FORMAT_LOCAL_BTREE
+        } else {
+            KEY_FORMAT_CURRENT
+        },
+        ..*k
+    };
+    if packed {
+        key.pack(f, dst)?;
+    } else {
+        key.write_unpacked(dst)?;
+    }
+    dst[hdr..hdr + v.len()].copy_from_slice(v);
+    dst[hdr + v.len()..].fill(0);
+    Some(total)
 }
 
 /// Bit reader for packed keys: reads fields from the high word downwards.
@@ -257,5 +393,111 @@ impl Unpack<'_> {
             self.bits -= bits;
         }
         Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(bits: [u8; 6], offs: [u64; 6]) -> BkeyFormat {
+        let total: u32 = bits.iter().map(|&b| b as u32).sum::<u32>() + KEY_PACKED_BITS_START;
+        BkeyFormat {
+            key_u64s: total.div_ceil(64) as u8,
+            nr_fields: 6,
+            bits_per_field: bits,
+            field_offset: offs,
+        }
+    }
+
+    #[test]
+    fn pack_round_trip() {
+        let mut seed = [0u8; 4096];
+        super::super::bytes::fill_pseudo_random(&mut seed, 7);
+        let formats = [
+            fmt([20, 40, 0, 0, 0, 0], [5, 100, 0, 0, 0, 0]),
+            fmt([64, 64, 32, 32, 32, 64], [0; 6]),
+            fmt([13, 51, 32, 7, 0, 9], [1, 0, 0, 0, 0, 3]),
+            fmt([0, 64, 0, 0, 0, 0], [42, 0, 7, 0, 0, 0]),
+        ];
+        for (n, f) in formats.iter().enumerate() {
+            assert_eq!(f.validate(), Ok(()), "format {}", n);
+            for i in 0..100 {
+                let r =
+                    |j: usize| super::super::bytes::le64(&seed, (i * 40 + j * 8) % 4088).unwrap();
+                let cap = |bits: u8, off: u64, x: u64| {
+                    if bits == 64 {
+                        x.wrapping_add(off).max(off)
+                    } else {
+                        off + (x & ((1u64 << bits) - 1))
+                    }
+                };
+                let b = f.bits_per_field;
+                let o = f.field_offset;
+                let k = Bkey {
+                    u64s: 0,
+                    format: 0,
+                    needs_whiteout: i % 3 == 0,
+                    typ: (i % 40) as u8,
+                    p: Bpos::new(
+                        cap(b[0], o[0], r(0)),
+                        cap(b[1], o[1], r(1)),
+                        cap(b[2], o[2], r(2)) as u32,
+                    ),
+                    size: cap(b[3], o[3], r(3)) as u32,
+                    version_hi: cap(b[4], o[4], r(4)) as u32,
+                    version_lo: cap(b[5], o[5], r(5)),
+                };
+                let val = [0xabu8; 13];
+                let mut out = [0u8; 128];
+                let n = encode_key(&k, &val, f, &mut out).unwrap();
+                assert_eq!(n, f.key_u64s as usize * 8 + 16);
+                let (d, hdr) = Bkey::decode(&out[..n], f).unwrap();
+                assert_eq!(hdr, f.key_u64s as usize * 8);
+                assert_eq!(
+                    d,
+                    Bkey {
+                        u64s: (n / 8) as u8,
+                        format: 0,
+                        ..k
+                    }
+                );
+                assert_eq!(&out[hdr..hdr + 13], &val);
+                assert!(out[hdr + 13..n].iter().all(|&x| x == 0));
+            }
+        }
+    }
+
+    #[test]
+    fn unpacked_when_it_does_not_fit() {
+        let f = fmt([8, 8, 0, 0, 0, 0], [10, 0, 0, 0, 0, 0]);
+        let mut out = [0u8; 64];
+        for p in [
+            Bpos::new(9, 0, 0),
+            Bpos::new(266, 0, 0),
+            Bpos::new(10, 0, 1),
+        ] {
+            let k = Bkey {
+                typ: 3,
+                p,
+                ..Default::default()
+            };
+            let n = encode_key(&k, &[], &f, &mut out).unwrap();
+            assert_eq!(n, BKEY_BYTES);
+            let (d, _) = Bkey::decode(&out, &f).unwrap();
+            assert_eq!(
+                d,
+                Bkey {
+                    u64s: 5,
+                    format: KEY_FORMAT_CURRENT,
+                    ..k
+                }
+            );
+        }
+        // Too small a buffer or too long a key: refused, never a panic.
+        let k = Bkey::default();
+        assert_eq!(encode_key(&k, &[0; 8], &f, &mut out[..10]), None);
+        let mut big = [0u8; 4096];
+        assert_eq!(encode_key(&k, &[0; 2100], &f, &mut big), None);
     }
 }

@@ -53,6 +53,13 @@ impl Bpos {
         })
     }
 
+    /// Writes the on-disk layout at `off` (the write side of [`Bpos::read`]).
+    pub fn write(&self, b: &mut [u8], off: usize) -> Option<()> {
+        super::bytes::put_le32(b, off, self.snapshot)?;
+        super::bytes::put_le64(b, off + 4, self.offset)?;
+        super::bytes::put_le64(b, off + 12, self.inode)
+    }
+
     /// The next position (`bpos_successor`), saturating at `SPOS_MAX`.
     pub fn successor(self) -> Bpos {
         let mut p = self;

@@ -67,6 +67,41 @@ pub fn u8z(b: &[u8], off: usize) -> u8 {
     b.get(off).copied().unwrap_or(0)
 }
 
+/// Writes `src` at `off` of `b`: the write twin of [`arr`]. `None` (and nothing
+/// written) when it does not fit.
+#[inline]
+pub fn put(b: &mut [u8], off: usize, src: &[u8]) -> Option<()> {
+    let end = off.checked_add(src.len())?;
+    b.get_mut(off..end)?.copy_from_slice(src);
+    Some(())
+}
+
+/// Writes a little-endian u16 at `off`.
+#[inline]
+pub fn put_le16(b: &mut [u8], off: usize, v: u16) -> Option<()> {
+    put(b, off, &v.to_le_bytes())
+}
+
+/// Writes a little-endian u32 at `off`.
+#[inline]
+pub fn put_le32(b: &mut [u8], off: usize, v: u32) -> Option<()> {
+    put(b, off, &v.to_le_bytes())
+}
+
+/// Writes a little-endian u64 at `off`.
+#[inline]
+pub fn put_le64(b: &mut [u8], off: usize, v: u64) -> Option<()> {
+    put(b, off, &v.to_le_bytes())
+}
+
+/// `v` with bits `[lo, hi)` set to `x` (the write side of [`bits`]).
+#[inline]
+pub fn set_bits(v: u64, lo: u32, hi: u32, x: u64) -> u64 {
+    let w = hi - lo;
+    let mask = if w >= 64 { u64::MAX } else { (1u64 << w) - 1 };
+    (v & !(mask << lo)) | ((x & mask) << lo)
+}
+
 /// Bits `[lo, hi)` of `v` (upstream's BITMASK/LE_BITMASK accessors).
 #[inline]
 pub fn bits(v: u64, lo: u32, hi: u32) -> u64 {

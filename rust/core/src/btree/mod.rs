@@ -8,3 +8,4 @@ pub mod read;
 pub mod sort;
 pub mod text;
 pub mod validate;
+pub mod write;

@@ -231,7 +231,7 @@ pub fn check_header(ctx: &NodeCtx<'_>, h: &NodeHeader) -> Result<(), NodeError> 
 /// `Ok(None)` where the node's bsets end (another node's leftovers, or the end of
 /// the buffer); its checksum is checked when `c` is given (`Err(BadChecksum)` when
 /// it fails).
-fn bset_at(
+pub(super) fn bset_at(
     buf: &[u8],
     offset: u32,
     node_seq: u64,

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Writing a btree node: the write twin of [`super::read`]. A bset is composed from
+//! sorted keys, packed with the node's format where they fit, checksummed, zero
+//! padded to the block, and checked by the reader's own rules before anyone may
+//! write it (`validate_bset_for_write`): a bset the reader would reject is never
+//! handed out.
+//!
+//! The first bset of a node carries the `btree_node` header (magic, flags, min/max,
+//! format); later ones go at the node's next block behind a `btree_node_entry`.
+//! Sectors already written are never touched: an append writes only
+//! `[offset, offset + sectors)` of the node buffer.
+//!
+//! Nothing here allocates: the caller hands the node buffer.
+
+use super::super::bkey::{encode_key, Bkey, BkeyFormat};
+use super::super::bpos::Bpos;
+use super::super::bytes::{put_le16, put_le32, put_le64, set_bits};
+use super::super::csum::{self, Checksummer, CsumError};
+use super::format::*;
+use super::read::{bset_at, check_header, BsetRef, NodeCtx, NodeError, NodeHeader};
+use super::validate::{check_bset, KeyInvalid};
+
+/// What a writer needs to know about the filesystem and the node.
+#[derive(Clone, Copy)]
+pub struct WriteCtx<'a> {
+    /// `bset_magic` of the filesystem.
+    pub magic: u64,
+    /// Block size in sectors.
+    pub block_sectors: u32,
+    /// Node size in sectors.
+    pub node_sectors: u32,
+    /// Checksum type of the bsets (`bch_csum_type`).
+    pub csum_type: u8,
+    /// Metadata version the bsets are written with.
+    pub version: u16,
+    /// Hash functions.
+    pub csum: &'a dyn Checksummer,
+}
+
+/// Why a bset was not composed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WriteError {
+    /// The keys do not fit in what is left of the node: it needs rewriting to
+    /// new space.
+    NoRoom,
+    /// The offset is not where the node's next bset goes.
+    BadOffset,
+    /// A key is longer than a key can be.
+    KeyTooBig,
+    /// The checksum type cannot be computed here.
+    Csum(CsumError),
+    /// The composed bset fails the reader's bset checks.
+    Invalid(NodeError),
+    /// A key fails the reader's key checks (order, range, type, size).
+    InvalidKey(KeyInvalid),
+}
+
+impl core::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WriteError::NoRoom => f.write_str("no room left in the node"),
+            WriteError::BadOffset => f.write_str("bset offset is not the node's next block"),
+            WriteError::KeyTooBig => f.write_str("key too big"),
+            WriteError::Csum(e) => write!(f, "checksum: {:?}", e),
+            WriteError::Invalid(e) => write!(f, "bset would not read back: {}", e),
+            WriteError::InvalidKey(e) => write!(f, "invalid key: {:?}", e),
+        }
+    }
+}
+
+/// `btree_node.flags` for a node of `btree` at `level` with rewrite seq `seq`
+/// (the write side of `node_btree_id`, `node_level`, `node_seq`).
+pub fn node_flags(btree: u32, level: u8, seq: u32) -> u64 {
+    let mut f = set_bits(0, 0, 4, u64::from(btree));
+    f = set_bits(f, 9, 25, u64::from(btree >> 4));
+    f = set_bits(f, 4, 8, u64::from(level));
+    // Every node since 1.0 is written with new_extent_overwrite semantics.
+    f = set_bits(f, 8, 9, 1);
+    set_bits(f, 32, 64, u64::from(seq))
+}
+
+/// `bset.flags` for a bset at sector `offset` with checksum type `csum_type`.
+pub fn bset_flags(csum_type: u8, offset: u32) -> u32 {
+    set_bits(
+        set_bits(0, 0, 4, u64::from(csum_type)),
+        16,
+        32,
+        u64::from(offset),
+    ) as u32
+}
+
+fn round_up_block(bytes: usize, block_sectors: u32) -> usize {
+    let blk = (block_sectors.max(1) as usize) << 9;
+    bytes.div_ceil(blk) * blk
+}
+
+/// Writes the `btree_node` header fields of `h` (everything but the checksum and
+/// the bset) at the start of `b`: the write side of [`NodeHeader::parse`].
+pub fn write_node_header(h: &NodeHeader, b: &mut [u8]) -> Option<()> {
+    put_le64(b, BN_MAGIC, h.magic)?;
+    put_le64(b, BN_FLAGS, h.flags)?;
+    h.min_key.write(b, BN_MIN_KEY)?;
+    h.max_key.write(b, BN_MAX_KEY)?;
+    h.format.write(b, BN_FORMAT)
+}
+
+/// Composes a bset at sector `offset` of the node in `buf` (the whole node, already
+/// holding the bsets before `offset`) from `keys`, which must be sorted by position
+/// with one key per position. At offset 0 the node header `h` is written first;
+/// later bsets go behind a `btree_node_entry` and `h` must be the node's header as
+/// read (its format packs the keys, its seq marks the bset).
+///
+/// Only `buf[offset << 9 .. (offset + sectors) << 9]` is written. The result is read
+/// back by the reader's rules (checksum, size, key order, node range, key types)
+/// before it is returned; on any error nothing in the returned range is valid.
+pub fn write_bset(
+    buf: &mut [u8],
+    ctx: &WriteCtx<'_>,
+    h: &NodeHeader,
+    offset: u32,
+    journal_seq: u64,
+    keys: &mut dyn Iterator<Item = (Bkey, &[u8])>,
+) -> Result<BsetRef, WriteError> {
+    let node_bytes = (ctx.node_sectors as usize) << 9;
+    let base = (offset as usize) << 9;
+    if !offset.is_multiple_of(ctx.block_sectors.max(1)) || base >= node_bytes.min(buf.len()) {
+        return Err(WriteError::BadOffset);
+    }
+    let end = node_bytes.min(buf.len());
+    let area = &mut buf[base..end];
+    let (hdr, bset) = if offset == 0 {
+        (BN_BYTES, BN_BSET)
+    } else {
+        (BNE_BYTES, BNE_BSET)
+    };
+    if area.len() < hdr {
+        return Err(WriteError::NoRoom);
+    }
+    // Keys first, so that running out of room leaves the header unwritten.
+    let mut at = hdr;
+    for (k, v) in keys {
+        let dst = area.get_mut(at..).ok_or(WriteError::NoRoom)?;
+        let n = match encode_key(&k, v, &h.format, dst) {
+            Some(n) => n,
+            None if v.len() + super::super::bkey::BKEY_BYTES > 255 * 8 => {
+                return Err(WriteError::KeyTooBig)
+            }
+            None => return Err(WriteError::NoRoom),
+        };
+        at += n;
+    }
+    let u64s = u16::try_from((at - hdr) / 8).map_err(|_| WriteError::NoRoom)?;
+    let padded = round_up_block(at, ctx.block_sectors);
+    if padded > area.len() {
+        return Err(WriteError::NoRoom);
+    }
+    area[at..padded].fill(0);
+    area[..hdr].fill(0);
+    if offset == 0 {
+        write_node_header(h, area).ok_or(WriteError::NoRoom)?;
+    }
+    let put = |area: &mut [u8]| -> Option<()> {
+        put_le64(area, bset + BSET_SEQ, h.seq)?;
+        put_le64(area, bset + BSET_JOURNAL_SEQ, journal_seq)?;
+        put_le32(area, bset + BSET_FLAGS, bset_flags(ctx.csum_type, offset))?;
+        put_le16(area, bset + BSET_VERSION, ctx.version)?;
+        put_le16(area, bset + BSET_U64S, u64s)
+    };
+    put(area).ok_or(WriteError::NoRoom)?;
+    let sum = csum::checksum(ctx.csum, ctx.csum_type, &area[16..at]).map_err(WriteError::Csum)?;
+    sum.write(area, 0);
+    validate_for_write(buf, ctx, h, offset)
+}
+
+/// `validate_bset_for_write`: the bset at `offset` of `buf` read back exactly as the
+/// reader reads it (header against `h`, checksum, size, then every key).
+pub fn validate_for_write(
+    buf: &[u8],
+    ctx: &WriteCtx<'_>,
+    h: &NodeHeader,
+    offset: u32,
+) -> Result<BsetRef, WriteError> {
+    let rctx = NodeCtx {
+        magic: ctx.magic,
+        block_sectors: ctx.block_sectors,
+        node_sectors: ctx.node_sectors,
+        written: 0,
+        btree_id: Some(h.btree_id()),
+        level: Some(h.level()),
+        min_key: Some(h.min_key),
+        max_key: Some(h.max_key),
+        seq: Some(h.seq),
+        csum: ctx.csum,
+        blacklisted: &|_| false,
+        accept_bad_csum: false,
+    };
+    let on_disk = NodeHeader::parse(buf).ok_or(WriteError::Invalid(NodeError::Short))?;
+    check_header(&rctx, &on_disk).map_err(WriteError::Invalid)?;
+    let r = bset_at(buf, offset, h.seq, ctx.block_sectors, Some(ctx.csum))
+        .map_err(WriteError::Invalid)?
+        .ok_or(WriteError::Invalid(NodeError::BadBset {
+            offset,
+            what: "bset not found where it was written",
+        }))?;
+    if offset + r.sectors > ctx.node_sectors {
+        return Err(WriteError::Invalid(NodeError::BadBset {
+            offset,
+            what: "bset past end of node",
+        }));
+    }
+    let mut bad = None;
+    check_bset(
+        buf,
+        &r,
+        on_disk.format,
+        h.btree_id(),
+        h.level(),
+        h.min_key,
+        h.max_key,
+        &mut |_, e| {
+            bad.get_or_insert(e);
+        },
+    );
+    match bad {
+        Some(e) => Err(WriteError::InvalidKey(e)),
+        None => Ok(r),
+    }
+}
+
+/// Sectors the bsets of a node take, from its [`BsetRef`]s: where the next bset
+/// goes (`b->written`).
+pub fn written(bsets: &[BsetRef]) -> u32 {
+    bsets.last().map(|b| b.offset + b.sectors).unwrap_or(0)
+}
+
+/// A new node's header: `btree` at `level` over `[min, max]`, keys packed with
+/// `format`, random node seq `seq` (shared by its bsets), rewrite count `rewrites`.
+#[allow(clippy::too_many_arguments)]
+pub fn new_header(
+    magic: u64,
+    btree: u32,
+    level: u8,
+    min: Bpos,
+    max: Bpos,
+    format: BkeyFormat,
+    seq: u64,
+    rewrites: u32,
+) -> NodeHeader {
+    NodeHeader {
+        csum: Default::default(),
+        magic,
+        flags: node_flags(btree, level, rewrites),
+        min_key: min,
+        max_key: max,
+        format,
+        seq,
+    }
+}
