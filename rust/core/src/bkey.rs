@@ -322,8 +322,22 @@ impl Bkey {
 /// zero padded. Returns the bytes written, or `None` when `out` is too small or the
 /// key would be longer than `u64s` can say.
 pub fn encode_key(k: &Bkey, v: &[u8], f: &BkeyFormat, out: &mut [u8]) -> Option<usize> {
+    encode(
+        k,
+        v,
+        f.packed_fields(k).is_some() && f.validate().is_ok(),
+        f,
+        out,
+    )
+}
+
+/// Encodes key `k` with value `v` unpacked (as journal entries hold keys).
+pub fn encode_key_unpacked(k: &Bkey, v: &[u8], out: &mut [u8]) -> Option<usize> {
+    encode(k, v, false, &BkeyFormat::CURRENT, out)
+}
+
+fn encode(k: &Bkey, v: &[u8], packed: bool, f: &BkeyFormat, out: &mut [u8]) -> Option<usize> {
     let vlen = v.len().div_ceil(8) * 8;
-    let packed = f.packed_fields(k).is_some() && f.validate().is_ok();
     let hdr = if packed {
         f.key_u64s as usize * 8
     } else {

@@ -4,3 +4,4 @@
 pub mod keys;
 pub mod read;
 pub mod text;
+pub mod write;
