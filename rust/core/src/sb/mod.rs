@@ -4,6 +4,7 @@
 pub mod format;
 pub mod opts;
 pub mod text;
+pub mod write;
 
 use super::bytes::{bits, le16, le32, le64, u8_at, Uuid};
 use super::csum::{self, Checksummer, Csum};
