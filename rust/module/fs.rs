@@ -362,12 +362,12 @@ impl Fs {
                 .filter(|j| !is_bl(j.0))
                 .map(|j| (j.0, j.1, j.2)),
         );
-        let clean = s.clean_field().map(|(seq, _)| seq);
+        let clean = s.clean_section().map(|(seq, _)| seq);
         let r = match jread::plan_replay(clean, range) {
             Some(jread::Replay::Clean { seq }) => {
                 self.clean = true;
                 self.journal_seq = seq;
-                if let Some((_, e)) = s.clean_field() {
+                if let Some((_, e)) = s.clean_section() {
                     Self::set_roots(&mut self.roots, e);
                 }
                 return Ok(());

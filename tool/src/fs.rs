@@ -228,7 +228,7 @@ impl Fs {
     /// Reads the journal of every device; takes btree roots from the newest entry
     /// (or the clean section) and collects the keys to overlay.
     fn read_journal(&mut self) -> Result<(), String> {
-        let clean = self.sb().clean_field().map(|(s, e)| (s, e.to_vec()));
+        let clean = self.sb().clean_section().map(|(s, e)| (s, e.to_vec()));
         let sbv = self.sb.clone();
         let s = Sb { b: &sbv };
         let magic = s.jset_magic();

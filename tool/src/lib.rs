@@ -5,6 +5,8 @@
 
 pub mod check;
 pub mod fs;
+pub mod fsck;
 pub mod hash;
 pub mod list;
+pub mod repair;
 pub mod tree;

@@ -2,7 +2,7 @@
 //! `bcachefs-rs`: the userspace twin of the bcachefs-rs kernel module, on the same
 //! format core. Its output matches the reference `bcachefs` tool's.
 
-use bcachefs_rs::{check, fs, list, tree};
+use bcachefs_rs::{check, fs, fsck, list, tree};
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,7 +18,11 @@ commands:
   list-journal DEVICE...
   manifest DEVICE...   every path: type, mode, size, nlink, sha256 or symlink target
   check [-v] DEVICE... gc checks (topology, buckets, gens, accounting, btree bitmap):
-                       one finding per line; exit 0 clean, 1 findings, 2 unreadable";
+                       one finding per line; exit 0 clean, 1 findings, 2 unreadable
+  fsck [-n|-y] [-v] DEVICE...
+                       the same checks; -n (the default) never writes, -y repairs
+                       what it can (one line per finding, ', fixing' when repaired);
+                       exit 0 clean, 1 errors fixed, 4 errors left, 8 operational error";
 
 fn parse_pos(s: &str) -> Result<Bpos, String> {
     match s {
@@ -205,6 +209,33 @@ fn cmd_check(args: &[String]) -> Result<u32, String> {
 /// `cmd_check`'s "there were findings" result: exit 1 without the error-count line.
 const CHECK_FINDINGS: u32 = u32::MAX;
 
+fn cmd_fsck(args: &[String]) -> ExitCode {
+    let mut fix = false;
+    let mut verbose = false;
+    let mut devs = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "-y" => fix = true,
+            "-n" => fix = false,
+            "-v" => verbose = true,
+            s if s.starts_with('-') => {
+                eprintln!("bcachefs-rs fsck: unknown option {}", s);
+                return ExitCode::from(fsck::OPERATIONAL);
+            }
+            _ => devs.push(a.clone()),
+        }
+    }
+    if devs.is_empty() {
+        eprintln!("bcachefs-rs fsck: no devices given");
+        return ExitCode::from(fsck::OPERATIONAL);
+    }
+    let stdout = std::io::stdout();
+    let mut lock = std::io::BufWriter::new(stdout.lock());
+    let code = fsck::run(&devs, fix, verbose, &mut lock);
+    let _ = lock.flush();
+    ExitCode::from(code)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(|s| s.as_str()) {
@@ -213,6 +244,7 @@ fn main() -> ExitCode {
         Some("list-journal") | Some("list_journal") => cmd_list_journal(&args[1..]),
         Some("manifest") => cmd_manifest(&args[1..]),
         Some("check") => cmd_check(&args[1..]),
+        Some("fsck") => return cmd_fsck(&args[1..]),
         Some("-h") | Some("--help") | None => {
             println!("{}", USAGE);
             return ExitCode::SUCCESS;

@@ -6,13 +6,11 @@
 
 mod common;
 
-use bcachefs_core::alloc::format::{AllocV4, DATA_USER};
-use bcachefs_core::btree::read::{seal_bset, BsetRef, KeyIter};
+use bcachefs_core::alloc::format::AllocV4;
 use bcachefs_core::gc::finding::{AllocField, Kind};
-use bcachefs_core::ids::{self, KeyType};
+use bcachefs_core::ids;
 use bcachefs_rs::check::check;
 use bcachefs_rs::fs::Fs;
-use bcachefs_rs::hash::Hashes;
 
 const ALL: [&str; 13] = [
     "basic",
@@ -167,65 +165,14 @@ fn topology_hole_is_found_with_its_range() {
     assert!(line.contains(" at 0:358:192"), "{}", line);
 }
 
-/// Copies `basic`, changes one user bucket's alloc key with `edit` through the
-/// core's encoder, reseals the bset checksum, and returns the bucket and the
-/// check's findings on the copy.
+/// Copies `basic`, changes one user bucket's alloc key with `edit` and returns the
+/// bucket and the check's findings on the copy.
 fn edited_basic(name: &str, edit: fn(&mut AllocV4)) -> Option<(u64, bcachefs_rs::check::Report)> {
-    let src = common::image("basic", "img")?;
-    let dst =
-        std::env::temp_dir().join(format!("bcachefs-rs-check-{}-{}", name, std::process::id()));
-    std::fs::copy(&src, &dst).unwrap();
-    let path = dst.display().to_string();
-    let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
-    let root = fs.roots[ids::btree::ALLOC as usize].clone().unwrap();
-    assert_eq!(root.level, 0, "basic's alloc btree is one leaf");
-    let nr = fs
-        .read_node(ids::btree::ALLOC, 0, &root.k, &root.v)
-        .unwrap();
-    // Every alloc_v4 key of every bset: (position, bset, value offset, value length).
-    let mut keys = Vec::new();
-    for (i, b) in nr.bsets.iter().enumerate() {
-        for (k, v, at) in KeyIter::new(b.keys(&nr.buf), nr.h.format).flatten() {
-            if k.typ == KeyType::AllocV4 as u8 {
-                let kb = usize::from(k.u64s) * 8;
-                let off = b.start as usize + at + kb - v.len();
-                keys.push((k.p, i, off, v.len()));
-            }
-        }
-    }
-    // A user bucket whose key is in one bset only, so the edit is the key's value.
-    let &(p, bi, off, len) = keys
-        .iter()
-        .find(|(p, _, off, len)| {
-            keys.iter().filter(|x| x.0 == *p).count() == 1
-                && AllocV4::read(&nr.buf[*off..off + len]).data_type == DATA_USER
-        })
-        .expect("a user bucket");
-    let mut buf = nr.buf.clone();
-    let mut a = AllocV4::read(&buf[off..off + len]);
-    edit(&mut a);
-    a.write(&mut buf[off..off + len]);
-    let bset: &BsetRef = &nr.bsets[bi];
-    seal_bset(&mut buf, bset, &Hashes).unwrap();
-    let ptr = bcachefs_core::btree::ptr::BtreePtr::decode(root.k.typ, &root.v)
-        .unwrap()
-        .ptrs()
-        .next()
-        .unwrap();
-    drop(fs);
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(&dst).unwrap();
-    f.write_all_at(&buf, ptr.offset * 512).unwrap();
-    drop(f);
-    let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
-    // The resealed node reads cleanly: nothing but the edit is wrong.
-    let nr2 = fs
-        .read_node(ids::btree::ALLOC, 0, &root.k, &root.v)
-        .unwrap();
-    assert!(nr2.errs.is_empty(), "{:?}", nr2.errs);
+    let (bucket, dst) = common::edited_basic(&format!("check-{}", name), edit)?;
+    let fs = Fs::open(&[dst.display().to_string()]).unwrap();
     let r = check(&fs);
     std::fs::remove_file(&dst).unwrap();
-    Some((p.offset, r))
+    Some((bucket, r))
 }
 
 #[test]

@@ -2,7 +2,15 @@
 //! Fixture access for tests: images unpack once into the cache; tests that need
 //! ../shared/fixtures skip (with a message) where it is absent.
 
+#![allow(dead_code)]
+
 use std::path::PathBuf;
+
+use bcachefs_core::alloc::format::{AllocV4, DATA_USER};
+use bcachefs_core::btree::read::{seal_bset, BsetRef, KeyIter};
+use bcachefs_core::ids::{self, KeyType};
+use bcachefs_rs::fs::Fs;
+use bcachefs_rs::hash::Hashes;
 
 pub fn fixtures() -> Option<PathBuf> {
     let p = std::env::var_os("FIXTURES")
@@ -45,4 +53,67 @@ pub fn image(fx: &str, file: &str) -> Option<PathBuf> {
         std::fs::rename(&tmp, &out).unwrap();
     }
     Some(out)
+}
+
+/// Copies `basic` under the test's scratch directory, changes one user bucket's
+/// alloc key with `edit` through the core's encoder and reseals the bset
+/// checksum; returns the bucket and the copy's path.
+pub fn edited_basic(name: &str, edit: fn(&mut AllocV4)) -> Option<(u64, PathBuf)> {
+    let src = image("basic", "img")?;
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{}", name, std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Named as the fixtures name their device, so listings compare as text.
+    let dst = dir.join("img");
+    std::fs::copy(&src, &dst).unwrap();
+    let path = dst.display().to_string();
+    let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
+    let root = fs.roots[ids::btree::ALLOC as usize].clone().unwrap();
+    assert_eq!(root.level, 0, "basic's alloc btree is one leaf");
+    let nr = fs
+        .read_node(ids::btree::ALLOC, 0, &root.k, &root.v)
+        .unwrap();
+    // Every alloc_v4 key of every bset: (position, bset, value offset, value length).
+    let mut keys = Vec::new();
+    for (i, b) in nr.bsets.iter().enumerate() {
+        for (k, v, at) in KeyIter::new(b.keys(&nr.buf), nr.h.format).flatten() {
+            if k.typ == KeyType::AllocV4 as u8 {
+                let kb = usize::from(k.u64s) * 8;
+                let off = b.start as usize + at + kb - v.len();
+                keys.push((k.p, i, off, v.len()));
+            }
+        }
+    }
+    // A user bucket whose key is in one bset only, so the edit is the key's value.
+    let &(p, bi, off, len) = keys
+        .iter()
+        .find(|(p, _, off, len)| {
+            keys.iter().filter(|x| x.0 == *p).count() == 1
+                && AllocV4::read(&nr.buf[*off..off + len]).data_type == DATA_USER
+        })
+        .expect("a user bucket");
+    let mut buf = nr.buf.clone();
+    let mut a = AllocV4::read(&buf[off..off + len]);
+    edit(&mut a);
+    a.write(&mut buf[off..off + len]);
+    let bset: &BsetRef = &nr.bsets[bi];
+    seal_bset(&mut buf, bset, &Hashes).unwrap();
+    let ptr = bcachefs_core::btree::ptr::BtreePtr::decode(root.k.typ, &root.v)
+        .unwrap()
+        .ptrs()
+        .next()
+        .unwrap();
+    drop(fs);
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&dst).unwrap();
+    f.write_all_at(&buf, ptr.offset * 512).unwrap();
+    drop(f);
+    let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
+    // The resealed node reads cleanly: nothing but the edit is wrong.
+    let nr2 = fs
+        .read_node(ids::btree::ALLOC, 0, &root.k, &root.v)
+        .unwrap();
+    assert!(nr2.errs.is_empty(), "{:?}", nr2.errs);
+    drop(fs);
+    Some((p.offset, dst))
 }

@@ -8,6 +8,15 @@ use super::super::ids::KeyType;
 
 /// Bytes before the pointers in a `btree_ptr_v2` value.
 pub const BTREE_PTR_V2_HDR: usize = 40;
+/// Offset of `sectors_written` in a `btree_ptr_v2` value.
+pub const BTREE_PTR_V2_WRITTEN: usize = 16;
+
+/// Sets `sectors_written` of the `btree_ptr_v2` value `v` (the write side of
+/// [`BtreePtr::decode`]'s `written`): after a bset is appended to the node, its
+/// pointer says how far to read. `None` when `v` is too short.
+pub fn set_sectors_written(v: &mut [u8], written: u16) -> Option<()> {
+    super::super::bytes::put_le16(v, BTREE_PTR_V2_WRITTEN, written)
+}
 
 /// One `struct bch_extent_ptr` (the data side's decoder: one definition for both).
 pub use super::super::data::extents_format::Ptr as ExtentPtr;
@@ -31,7 +40,7 @@ impl<'a> BtreePtr<'a> {
         if typ == KeyType::BtreePtrV2 as u8 {
             Some(BtreePtr {
                 seq: le64(v, 8)?,
-                written: le16(v, 16)?,
+                written: le16(v, BTREE_PTR_V2_WRITTEN)?,
                 min_key: Some(Bpos::read(v, 20)?),
                 ptrs: v.get(BTREE_PTR_V2_HDR..)?,
             })

@@ -206,12 +206,13 @@ pub enum Replay {
     Dirty(ReplayRange),
 }
 
-/// Decides between the clean section (`clean_seq`, when the superblock has one) and
-/// the journal's replay range: the journal wins when it has entries newer than the
-/// clean shutdown. `None` when there is neither.
+/// Decides between the clean section and the journal's replay range, as upstream's
+/// recovery does: a superblock marked clean (`clean_seq`, from
+/// [`super::super::sb::Sb::clean_section`]) is used and the journal is not read at
+/// all, whatever it holds; otherwise the journal's range replays. `None` when
+/// there is neither.
 pub fn plan_replay(clean_seq: Option<u64>, range: Option<ReplayRange>) -> Option<Replay> {
     match (clean_seq, range) {
-        (Some(seq), Some(r)) if r.end > seq => Some(Replay::Dirty(r)),
         (Some(seq), _) => Some(Replay::Clean { seq }),
         (None, Some(r)) => Some(Replay::Dirty(r)),
         (None, None) => None,

@@ -298,6 +298,17 @@ impl<'a> Sb<'a> {
         Some((seq, f.get(24..)?))
     }
 
+    /// The clean section a mount uses: only when the superblock is marked clean
+    /// (`BCH_SB_CLEAN`); a dirty superblock keeps a stale section that recovery
+    /// ignores.
+    pub fn clean_section(&self) -> Option<(u64, &'a [u8])> {
+        if self.clean() {
+            self.clean_field()
+        } else {
+            None
+        }
+    }
+
     /// Blacklisted journal sequence ranges `[start, end)` from the superblock.
     pub fn blacklist(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
         let f = self.field(FIELD_JOURNAL_SEQ_BLACKLIST).unwrap_or(&[]);

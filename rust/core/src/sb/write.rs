@@ -25,6 +25,9 @@ pub mod member {
     pub const BTREE_BITMAP_SHIFT: usize = 28;
     /// `btree_allocated_bitmap`.
     pub const BTREE_ALLOCATED_BITMAP: usize = 128;
+    /// `last_journal_bucket` (le32, ring index) and `last_journal_bucket_offset`
+    /// (le32, sectors used in it) after it: where a clean mount resumes the journal.
+    pub const LAST_JOURNAL_BUCKET: usize = 136;
 }
 
 /// Why an edit was refused.

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `bcachefs-rs fsck [-n|-y] [-v] DEVICE...`: the gc checks, and with `-y` their
+//! repairs written to the image ([`crate::repair`]). Exit codes are upstream's:
+//! 0 clean, 1 errors fixed, 4 errors left uncorrected (OR'ed), 8 operational error.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use bcachefs_core::alloc::format::AllocV4;
+use bcachefs_core::bpos::Bpos;
+use bcachefs_core::gc::finding::{AllocField, Finding, Kind};
+use bcachefs_core::ids::{self, KeyType};
+
+use crate::check::check;
+use crate::fs::Fs;
+use crate::list::Walk;
+use crate::repair::{commit, FileSink, Sink, Update};
+
+/// Exit code bits.
+pub const FIXED: u8 = 1;
+pub const LEFT: u8 = 4;
+pub const OPERATIONAL: u8 = 8;
+
+/// What a finding's repair is, or why it is not made.
+enum Plan {
+    /// An alloc key field set to the recount's value.
+    AllocField { dev: u32, bucket: u64 },
+    /// Not repaired, and why.
+    No(&'static str),
+}
+
+fn plan(f: &Finding) -> Plan {
+    match (f.kind, f.bucket, f.field) {
+        (Kind::AllocKeyWrong, Some((dev, bucket)), Some(_)) => Plan::AllocField { dev, bucket },
+        (Kind::AllocKeyWrong, _, _) => Plan::No("alloc finding without a bucket"),
+        _ => Plan::No("repair not implemented yet"),
+    }
+}
+
+/// Sets the field `f` names to its recounted value.
+fn apply_field(a: &mut AllocV4, f: &Finding) {
+    let w = f.want;
+    match f.field {
+        Some(AllocField::Gen) => a.gen = w as u8,
+        Some(AllocField::DataType) => a.data_type = w as u8,
+        Some(AllocField::DirtySectors) => a.dirty_sectors = w as u32,
+        Some(AllocField::CachedSectors) => a.cached_sectors = w as u32,
+        Some(AllocField::StripeRefcount) => a.stripe_refcount = w as u32,
+        None => {}
+    }
+}
+
+/// Runs fsck on `paths`; `fix` writes the repairs. Returns the exit code.
+pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u8 {
+    let fs = match Fs::open(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(out, "bcachefs-rs fsck: {}", e);
+            return OPERATIONAL;
+        }
+    };
+    let r = check(&fs);
+    if r.findings.is_empty() {
+        if verbose {
+            let _ = writeln!(out, "no errors found");
+        }
+        return 0;
+    }
+    if !fix {
+        for l in &r.lines {
+            let _ = writeln!(out, "{}", l);
+        }
+        return LEFT;
+    }
+    // The alloc keys the repairs start from: the current ones, by bucket.
+    let mut alloc: BTreeMap<(u32, u64), (bcachefs_core::bkey::Bkey, Vec<u8>)> = BTreeMap::new();
+    let wants_alloc = r
+        .findings
+        .iter()
+        .any(|f| matches!(plan(f), Plan::AllocField { .. }));
+    if wants_alloc {
+        let mut w = Walk { fs: &fs, errors: 0 };
+        w.leaf_keys(ids::btree::ALLOC, &mut |k| {
+            alloc.insert((k.k.p.inode as u32, k.k.p.offset), (k.k, k.v.clone()));
+        });
+    }
+    let mut changed: BTreeMap<(u32, u64), (bcachefs_core::bkey::Bkey, AllocV4)> = BTreeMap::new();
+    let mut fixing = vec![false; r.findings.len()];
+    let mut why: Vec<&'static str> = vec![""; r.findings.len()];
+    for (i, f) in r.findings.iter().enumerate() {
+        match plan(f) {
+            Plan::AllocField { dev, bucket } => match alloc.get(&(dev, bucket)) {
+                Some((k, v)) if k.typ == KeyType::AllocV4 as u8 => {
+                    let e = changed
+                        .entry((dev, bucket))
+                        .or_insert_with(|| (*k, AllocV4::read(v)));
+                    apply_field(&mut e.1, f);
+                    fixing[i] = true;
+                }
+                Some(_) => why[i] = "alloc key older than alloc_v4: not rewritten yet",
+                None => why[i] = "no alloc key for the bucket",
+            },
+            Plan::No(w) => why[i] = w,
+        }
+    }
+    let updates: Vec<Update> = changed
+        .into_iter()
+        .map(|((dev, bucket), (k, a))| {
+            let mut v = alloc[&(dev, bucket)].1.clone();
+            a.write(&mut v);
+            Update {
+                btree: ids::btree::ALLOC,
+                level: 0,
+                k: bcachefs_core::bkey::Bkey {
+                    p: Bpos::new(u64::from(dev), bucket, 0),
+                    ..k
+                },
+                v,
+            }
+        })
+        .collect();
+    let mut code = 0u8;
+    let written = if updates.is_empty() {
+        Ok(0)
+    } else {
+        match FileSink::open(&fs, paths) {
+            Ok(mut sink) => {
+                let r = commit(&fs, &updates, &mut sink);
+                let _ = sink.flush();
+                r
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let err = written.as_ref().err().cloned();
+    for (i, l) in r.lines.iter().enumerate() {
+        if fixing[i] && err.is_none() {
+            let _ = writeln!(out, "{}, fixing", l);
+            code |= FIXED;
+        } else {
+            let reason = if fixing[i] { "write failed" } else { why[i] };
+            let _ = writeln!(out, "{} (not repaired: {})", l, reason);
+            code |= LEFT;
+        }
+    }
+    match written {
+        Ok(n) if verbose => {
+            let _ = writeln!(out, "{} btree nodes updated", n);
+        }
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "bcachefs-rs fsck: {}; stopped, the image is as it was before the repair",
+                e
+            );
+            code |= OPERATIONAL;
+        }
+        _ => {}
+    }
+    code
+}

@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Committing key updates to an image: the write path of `fsck -y`. The decisions
+//! (bset, jset and superblock layouts) are the core's; this file orders the IO.
+//!
+//! Order, one level of the btree at a time from the leaves up:
+//! 1. a journal entry with this level's keys (the updates at level 0; the parents'
+//!    new pointers above) and every btree's root;
+//! 2. the bsets holding those keys, appended at each node's next block on every
+//!    replica, tagged with that entry's seq. A bset past its pointer's
+//!    `sectors_written` is not read, so it stays invisible until the pointer that
+//!    covers it is committed;
+//! 3. each written node's pointer, its `sectors_written` advanced, becomes a key of
+//!    the next level up (or the btree's new root).
+//!
+//! Then a last, empty journal entry (`last_seq == seq`, all roots) and the
+//! superblock: marked clean with the new roots in its clean section, seq and
+//! members' seq advanced, every copy on every device. On a clean filesystem the
+//! journal is not read at mount and the roots come from the clean section, so until
+//! that last superblock write lands nothing of the new state is visible: a stop
+//! after any single write leaves the image as it was.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+
+use bcachefs_core::bkey::Bkey;
+use bcachefs_core::bpos::Bpos;
+use bcachefs_core::btree::format::bset_csum_type;
+use bcachefs_core::btree::ptr::{set_sectors_written, BtreePtr};
+use bcachefs_core::btree::read::{read_bsets, BsetRef, NodeCtx};
+use bcachefs_core::btree::write::{write_bset, written, WriteCtx};
+use bcachefs_core::ids;
+use bcachefs_core::journal::read::entry;
+use bcachefs_core::journal::write::{jset_flags, next_slot, JsetBuilder, JsetHeader, Slot};
+use bcachefs_core::sb::write::{member, SbEdit};
+use bcachefs_core::sb::{format as sbf, JsetEntries, Sb};
+
+use crate::fs::{Fs, Root};
+use crate::hash::Hashes;
+use crate::list::Walk;
+
+/// Where writes go: the image files, or a test's sink that fails on cue.
+pub trait Sink {
+    /// Writes `data` at byte `off` of device `dev`.
+    fn write(&mut self, dev: usize, off: u64, data: &[u8]) -> Result<(), String>;
+    /// Makes every write so far durable.
+    fn flush(&mut self) -> Result<(), String>;
+}
+
+/// The image files, opened for writing. `fail_after` (tests) makes every write
+/// after that many fail, as a device that dies mid-repair would.
+pub struct FileSink {
+    files: Vec<Option<File>>,
+    fail_after: Option<usize>,
+    /// Writes done so far.
+    pub writes: usize,
+}
+
+impl FileSink {
+    /// Opens `paths` for writing, by device index of `fs`.
+    pub fn open(fs: &Fs, paths: &[String]) -> Result<FileSink, String> {
+        let mut files: Vec<Option<File>> = (0..fs.devs.len()).map(|_| None).collect();
+        for p in paths {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .map_err(|e| format!("{}: {}", p, e))?;
+            let sb = crate::fs::read_sb(&f, p)?;
+            let idx = Sb { b: &sb }.dev_idx() as usize;
+            if let Some(slot) = files.get_mut(idx) {
+                *slot = Some(f);
+            }
+        }
+        let fail_after = std::env::var("BCACHEFS_RS_FAIL_AFTER_WRITES")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        Ok(FileSink {
+            files,
+            fail_after,
+            writes: 0,
+        })
+    }
+}
+
+impl Sink for FileSink {
+    fn write(&mut self, dev: usize, off: u64, data: &[u8]) -> Result<(), String> {
+        if self.fail_after.is_some_and(|n| self.writes >= n) {
+            return Err(format!(
+                "write {} to device {} at sector {}: failed (BCACHEFS_RS_FAIL_AFTER_WRITES)",
+                self.writes + 1,
+                dev,
+                off >> 9
+            ));
+        }
+        let f = self
+            .files
+            .get(dev)
+            .and_then(|f| f.as_ref())
+            .ok_or_else(|| format!("device {} not open for writing", dev))?;
+        f.write_all_at(data, off)
+            .map_err(|e| format!("write to device {} at sector {}: {}", dev, off >> 9, e))?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        for f in self.files.iter().flatten() {
+            f.sync_data().map_err(|e| format!("flush: {}", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// One key to write: `btree` at `level` (0 for the repairs; parents' pointers are
+/// made here).
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub btree: u32,
+    pub level: u8,
+    pub k: Bkey,
+    pub v: Vec<u8>,
+}
+
+/// A node that gets a bset: its pointer and the keys for it, by position.
+struct Touched {
+    btree: u32,
+    level: u8,
+    k: Bkey,
+    v: Vec<u8>,
+    /// The parent's pointer key position, or `None` for the root.
+    parent: Option<(Bpos, u64)>,
+    keys: BTreeMap<Bpos, (Bkey, Vec<u8>)>,
+}
+
+/// Node identity: btree, level, pointer position and first replica's sector.
+type NodeId = (u32, u8, Bpos, u64);
+
+fn node_id(btree: u32, level: u8, k: &Bkey, v: &[u8]) -> NodeId {
+    let off = BtreePtr::decode(k.typ, v)
+        .and_then(|bp| bp.ptrs().next())
+        .map(|p| p.offset)
+        .unwrap_or(0);
+    (btree, level, k.p, off)
+}
+
+/// The nodes from the root of `btree` down to the leaf holding `pos`.
+fn path_to(fs: &Fs, btree: u32, pos: Bpos) -> Result<Vec<(u8, Bkey, Vec<u8>)>, String> {
+    let root = fs
+        .roots
+        .get(btree as usize)
+        .and_then(|r| r.clone())
+        .ok_or("no root")?;
+    let mut path = vec![(root.level, root.k, root.v)];
+    let mut w = Walk { fs, errors: 0 };
+    while let Some((level, k, v)) = path.last().cloned() {
+        if level == 0 {
+            break;
+        }
+        let children = w.node_keys(btree, level, &k, &v);
+        let c = children
+            .into_iter()
+            .find(|c| c.k.p >= pos && BtreePtr::decode(c.k.typ, &c.v).is_some())
+            .ok_or_else(|| format!("no child for {} at level {}", pos, level))?;
+        path.push((level - 1, c.k, c.v));
+    }
+    if w.errors > 0 {
+        return Err(format!(
+            "btree {}: unreadable node on the way to {}",
+            ids::btree_name(btree).unwrap_or("?"),
+            pos
+        ));
+    }
+    Ok(path)
+}
+
+/// The journal ring and where its next entry goes.
+struct Journal {
+    dev: usize,
+    buckets: Vec<u64>,
+    bucket_sectors: u32,
+    newest: Slot,
+    newest_sectors: u32,
+    seq: u64,
+}
+
+impl Journal {
+    fn new(fs: &Fs) -> Result<Journal, String> {
+        let newest = fs
+            .found_jsets
+            .iter()
+            .max_by_key(|j| j.seq)
+            .ok_or("no journal entries found")?;
+        let dev = newest.dev as usize;
+        let d = fs.devs[dev].as_ref().ok_or("journal device missing")?;
+        let s = Sb { b: &d.sb };
+        let buckets: Vec<u64> = s
+            .journal_buckets()
+            .flat_map(|(start, nr)| start..start.saturating_add(nr))
+            .collect();
+        let m = s.member(dev).ok_or("no member")?;
+        Ok(Journal {
+            dev,
+            buckets,
+            bucket_sectors: m.bucket_size() as u32,
+            newest: Slot {
+                bucket_idx: newest.bucket,
+                offset: newest.offset,
+            },
+            newest_sectors: newest.sectors,
+            seq: newest.seq.max(fs.journal_seq),
+        })
+    }
+
+    /// Writes a flush entry made by `fill`; returns its seq.
+    fn write(
+        &mut self,
+        fs: &Fs,
+        sink: &mut dyn Sink,
+        last_seq: Option<u64>,
+        fill: &mut dyn FnMut(&mut JsetBuilder) -> Result<(), String>,
+    ) -> Result<(u64, Slot, u32), String> {
+        let s = fs.sb();
+        let seq = self.seq + 1;
+        let mut buf = vec![0u8; (self.bucket_sectors as usize) << 9];
+        let mut b = JsetBuilder::new(&mut buf);
+        fill(&mut b)?;
+        let h = JsetHeader {
+            magic: s.jset_magic(),
+            seq,
+            last_seq: last_seq.unwrap_or(seq),
+            version: u32::from(s.version()),
+            flags: jset_flags(meta_csum_type(&s)),
+        };
+        let out = b
+            .seal(&h, s.block_sectors(), &Hashes)
+            .map_err(|e| format!("journal entry {}: {:?}", seq, e))?;
+        let sectors = (out.len() >> 9) as u32;
+        let slot = next_slot(
+            self.newest,
+            self.newest_sectors,
+            sectors,
+            self.bucket_sectors,
+            self.buckets.len() as u64,
+        )
+        .ok_or("journal entry does not fit a journal bucket")?;
+        let bucket = self.buckets[slot.bucket_idx as usize];
+        let off = (bucket * u64::from(self.bucket_sectors) + u64::from(slot.offset)) << 9;
+        sink.write(self.dev, off, out)?;
+        sink.flush()?;
+        self.newest = slot;
+        self.newest_sectors = sectors;
+        self.seq = seq;
+        Ok((seq, slot, sectors))
+    }
+}
+
+/// `bch2_meta_checksum_type` for an unencrypted filesystem: the metadata checksum
+/// option as a checksum type.
+fn meta_csum_type(s: &Sb<'_>) -> u8 {
+    use bcachefs_core::csum::ty;
+    match s.meta_csum_opt() {
+        0 => ty::NONE,
+        1 => ty::CRC32C_NONZERO,
+        2 => ty::CRC64_NONZERO,
+        _ => ty::XXHASH,
+    }
+}
+
+fn add_roots(b: &mut JsetBuilder, roots: &[Option<Root>]) -> Result<(), String> {
+    for (id, r) in roots.iter().enumerate() {
+        if let Some(r) = r {
+            if BtreePtr::decode(r.k.typ, &r.v).is_some_and(|bp| bp.ptrs().next().is_some()) {
+                b.btree_root(id as u32, r.level, &r.k, &r.v)
+                    .map_err(|e| format!("journal entry: {:?}", e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `updates` (level 0 keys) into the image, as the module comment says.
+/// Returns the number of nodes that got a bset.
+pub fn commit(fs: &Fs, updates: &[Update], sink: &mut dyn Sink) -> Result<usize, String> {
+    if updates.is_empty() {
+        return Ok(0);
+    }
+    if !fs.clean {
+        return Err(
+            "the filesystem was not shut down cleanly: repairs that write keys \
+                    need its journal replayed first, which is not supported yet"
+                .into(),
+        );
+    }
+    let mut roots = fs.roots.clone();
+    // Collect every node on the way to each update.
+    let mut touched: BTreeMap<NodeId, Touched> = BTreeMap::new();
+    let mut pending: BTreeMap<NodeId, Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
+    let mut max_level = 0u8;
+    for u in updates {
+        let path = path_to(fs, u.btree, u.k.p)?;
+        let mut parent: Option<(Bpos, u64)> = None;
+        for (level, k, v) in &path {
+            let id = node_id(u.btree, *level, k, v);
+            touched.entry(id).or_insert_with(|| Touched {
+                btree: u.btree,
+                level: *level,
+                k: *k,
+                v: v.clone(),
+                parent,
+                keys: BTreeMap::new(),
+            });
+            parent = Some((k.p, id.3));
+            max_level = max_level.max(*level);
+        }
+        let (level, k, v) = path.last().ok_or("empty path")?;
+        pending
+            .entry(node_id(u.btree, *level, k, v))
+            .or_default()
+            .push((u.k, u.v.clone()));
+    }
+    let mut journal = Journal::new(fs)?;
+    let first_seq = journal.seq + 1;
+    let mut nodes = 0usize;
+    for level in 0..=max_level {
+        // This level's keys, grouped by btree, go to the journal first.
+        let mut by_btree: BTreeMap<u32, Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
+        for (id, keys) in pending.iter().filter(|(id, _)| id.1 == level) {
+            by_btree
+                .entry(id.0)
+                .or_default()
+                .extend(keys.iter().cloned());
+        }
+        if by_btree.is_empty() {
+            continue;
+        }
+        let (seq, _, _) = journal.write(fs, sink, Some(first_seq), &mut |b| {
+            for (btree, keys) in &by_btree {
+                let mut it = keys.iter().map(|(k, v)| (*k, v.as_slice()));
+                b.btree_keys(*btree, level, &mut it)
+                    .map_err(|e| format!("journal entry: {:?}", e))?;
+            }
+            add_roots(b, &roots)?;
+            Ok(())
+        })?;
+        // Then the bsets.
+        let ids_here: Vec<NodeId> = pending.keys().filter(|id| id.1 == level).cloned().collect();
+        for id in ids_here {
+            let keys = pending.remove(&id).unwrap_or_default();
+            let t = touched.get_mut(&id).ok_or("node vanished")?;
+            for (k, v) in keys {
+                t.keys.insert(k.p, (k, v));
+            }
+            let new_v = append(fs, t, seq, sink)?;
+            nodes += 1;
+            let new_k = t.k;
+            match t.parent {
+                None => {
+                    if let Some(Some(r)) = roots.get_mut(t.btree as usize) {
+                        r.v = new_v;
+                    }
+                }
+                Some((ppos, poff)) => {
+                    let pid = (t.btree, t.level + 1, ppos, poff);
+                    pending.entry(pid).or_default().push((new_k, new_v));
+                }
+            }
+        }
+    }
+    // The last entry: nothing left to replay, every root.
+    let (end_seq, end_slot, end_sectors) =
+        journal.write(fs, sink, None, &mut |b| add_roots(b, &roots))?;
+    write_clean_sb(
+        fs,
+        sink,
+        &roots,
+        end_seq,
+        journal.dev,
+        end_slot,
+        end_sectors,
+    )?;
+    Ok(nodes)
+}
+
+/// Appends the touched node's keys as a new bset on every replica; returns the
+/// pointer value with `sectors_written` advanced.
+fn append(fs: &Fs, t: &Touched, seq: u64, sink: &mut dyn Sink) -> Result<Vec<u8>, String> {
+    let s = fs.sb();
+    let what = || {
+        format!(
+            "btree {} level {} node {}",
+            ids::btree_name(t.btree).unwrap_or("?"),
+            t.level,
+            t.k.p
+        )
+    };
+    let bp = BtreePtr::decode(t.k.typ, &t.v).ok_or_else(|| format!("{}: not a pointer", what()))?;
+    if bp.written == 0 {
+        return Err(format!(
+            "{}: pointer without sectors_written: needs a rewrite (not done yet)",
+            what()
+        ));
+    }
+    let nr = fs
+        .read_node(t.btree, t.level, &t.k, &t.v)
+        .map_err(|_| format!("{}: unreadable", what()))?;
+    if !nr.errs.is_empty() {
+        return Err(format!(
+            "{}: a replica is damaged: needs a rewrite (not done yet)",
+            what()
+        ));
+    }
+    let node_sectors = s.btree_node_sectors();
+    let mut new_v = t.v.clone();
+    let mut result = None;
+    for p in bp.ptrs() {
+        let mut buf = fs.read_raw(&p)?;
+        buf.resize((node_sectors as usize) << 9, 0);
+        let ctx = NodeCtx {
+            magic: s.bset_magic(),
+            block_sectors: s.block_sectors(),
+            node_sectors,
+            written: u32::from(bp.written),
+            btree_id: Some(t.btree),
+            level: Some(t.level),
+            min_key: bp.min_key,
+            max_key: Some(t.k.p),
+            seq: Some(bp.seq),
+            csum: &Hashes,
+            blacklisted: &|_| false,
+            accept_bad_csum: false,
+        };
+        let mut bsets =
+            vec![BsetRef::default(); (node_sectors / s.block_sectors().max(1)) as usize + 1];
+        let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| {})
+            .map_err(|e| format!("{}: {}", what(), e))?;
+        let at = written(&bsets[..n]);
+        if at != u32::from(bp.written) {
+            return Err(format!(
+                "{}: bsets end at {} but the pointer says {}",
+                what(),
+                at,
+                bp.written
+            ));
+        }
+        let wctx = WriteCtx {
+            magic: s.bset_magic(),
+            block_sectors: s.block_sectors(),
+            node_sectors,
+            csum_type: bset_csum_type(bsets[n - 1].flags),
+            version: s.version(),
+            csum: &Hashes,
+        };
+        let mut it = t.keys.values().map(|(k, v)| {
+            let mut k = *k;
+            k.needs_whiteout = false;
+            (k, v.as_slice())
+        });
+        let r = write_bset(&mut buf, &wctx, &h, at, seq, &mut it).map_err(|e| match e {
+            bcachefs_core::btree::write::WriteError::NoRoom => {
+                format!(
+                    "{}: no room left in the node: needs a rewrite (not done yet)",
+                    what()
+                )
+            }
+            e => format!("{}: {}", what(), e),
+        })?;
+        let range = (r.offset as usize) << 9..((r.offset + r.sectors) as usize) << 9;
+        sink.write(
+            p.dev as usize,
+            (p.offset << 9) + range.start as u64,
+            &buf[range],
+        )?;
+        result = Some(r.offset + r.sectors);
+    }
+    sink.flush()?;
+    let w = result.ok_or_else(|| format!("{}: no replicas", what()))?;
+    set_sectors_written(&mut new_v, w as u16).ok_or("short pointer")?;
+    Ok(new_v)
+}
+
+/// The superblock, on every device, marked clean with `roots` and journal seq
+/// `seq` (the entry at `slot` of the ring on `jdev`).
+fn write_clean_sb(
+    fs: &Fs,
+    sink: &mut dyn Sink,
+    roots: &[Option<Root>],
+    seq: u64,
+    jdev: usize,
+    slot: Slot,
+    sectors: u32,
+) -> Result<(), String> {
+    // Clean section: the old section's usage and clocks, then every root.
+    let old = fs
+        .sb()
+        .clean_field()
+        .map(|(_, e)| e.to_vec())
+        .unwrap_or_default();
+    let mut entries = vec![0u8; 16 << 10];
+    let mut b = JsetBuilder::new(&mut entries);
+    for e in JsetEntries::new(&old) {
+        if e.typ != entry::BTREE_ROOT && !(e.typ == entry::BTREE_KEYS && e.data.is_empty()) {
+            b.raw(e.typ, e.btree_id, e.level, e.data)
+                .map_err(|e| format!("clean section: {:?}", e))?;
+        }
+    }
+    add_roots(&mut b, roots)?;
+    let n = b.len() - bcachefs_core::journal::read::JSET_BYTES;
+    let body = entries[bcachefs_core::journal::read::JSET_BYTES..][..n].to_vec();
+    let new_seq = fs.sb().seq() + 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // Every device's superblock, then each copy in layout order.
+    let mut sbs = Vec::new();
+    for (idx, d) in fs.devs.iter().enumerate() {
+        let Some(d) = d else { continue };
+        let mut buf = d.sb.clone();
+        buf.resize(buf.len() + body.len() + 64, 0);
+        let mut e = SbEdit::new(&mut buf, &Hashes).map_err(|e| format!("superblock: {:?}", e))?;
+        e.set_seq(new_seq);
+        e.set_write_time(now);
+        e.set_clean(true);
+        e.set_clean_section(seq, &body)
+            .map_err(|e| format!("superblock clean section: {:?}", e))?;
+        for m in 0..fs.devs.len() {
+            if fs.devs[m].is_some() {
+                let _ = e.set_member_u64(m, member::SEQ, new_seq);
+            }
+        }
+        let ring = (u64::from(slot.offset + sectors) << 32) | slot.bucket_idx;
+        let _ = e.set_member_u64(jdev, member::LAST_JOURNAL_BUCKET, ring);
+        // Sealed for copy 0 now so that each copy below starts from a valid one.
+        let off0 = e.sb().layout().sb_offset(0).unwrap_or(sbf::SB_SECTOR);
+        e.seal(off0, &Hashes)
+            .map_err(|e| format!("superblock: {:?}", e))?;
+        sbs.push((idx, buf));
+    }
+    let copies = fs.sb().layout().nr_superblocks() as usize;
+    for i in 0..copies {
+        for (idx, buf) in sbs.iter_mut() {
+            let off = Sb {
+                b: &fs.devs[*idx].as_ref().unwrap().sb,
+            }
+            .layout()
+            .sb_offset(i)
+            .unwrap_or(sbf::SB_SECTOR);
+            let mut e = SbEdit::new(buf, &Hashes).map_err(|e| format!("superblock: {:?}", e))?;
+            let bytes = e
+                .seal(off, &Hashes)
+                .map_err(|e| format!("superblock: {:?}", e))?;
+            let mut padded = bytes.to_vec();
+            let blk = (fs.sb().block_sectors().max(1) as usize) << 9;
+            padded.resize(padded.len().div_ceil(blk) * blk, 0);
+            sink.write(*idx, off << 9, &padded)?;
+        }
+        sink.flush()?;
+    }
+    Ok(())
+}
