@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bounded fuzzing of the format core (cargo fuzz, libFuzzer): superblock, jset and
-# btree node parsing plus merge and key printing. Overflow checks are on; any
+# btree node parsing plus merge and key printing, and the bset writer against the
+# reader (random updates appended to a node read back as the model's keys). Overflow checks are on; any
 # panic, overflow or out-of-bounds access fails.
 #   scripts/fuzz.sh [TOTAL_SECONDS]   (default 60, split across the targets)
 # Corpora are seeded with real nodes and superblocks from ../shared/fixtures when
@@ -24,11 +25,14 @@ else
 fi
 export RUSTC_BOOTSTRAP=1   # cargo fuzz passes -Z flags; the stable toolchain allows them so
 cargo fuzz build -O -a --sanitizer none >/dev/null 2>&1 || cargo fuzz build -O -a --sanitizer none
-per=$(( secs / 3 )); [ $per -ge 1 ] || per=1
+targets="sb jset node write"
+per=$(( secs / 4 )); [ $per -ge 1 ] || per=1
 rc=0
-for t in sb jset node; do
-    mkdir -p build/fuzz/corpus/$t "$seeds/$t"
-    if cargo fuzz run -O -a --sanitizer none "$t" build/fuzz/corpus/$t "$seeds/$t" -- \
+for t in $targets; do
+    sd=$seeds/$t
+    [ "$t" = write ] && sd=$seeds/node    # the writer starts from real nodes
+    mkdir -p build/fuzz/corpus/$t "$sd"
+    if cargo fuzz run -O -a --sanitizer none "$t" build/fuzz/corpus/$t "$sd" -- \
         -max_total_time=$per -rss_limit_mb=2048 -print_final_stats=1 > build/fuzz/$t.log 2>&1; then
         echo "fuzz $t: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' build/fuzz/$t.log | awk '{print $2}') runs in ${per}s)"
     else
