@@ -28,16 +28,7 @@ const ALL: [&str; 13] = [
     "zstd",
 ];
 
-fn files(fx: &str) -> Option<Vec<String>> {
-    Some(if fx == "replicas2" {
-        vec![
-            common::image(fx, "dev0")?.display().to_string(),
-            common::image(fx, "dev1")?.display().to_string(),
-        ]
-    } else {
-        vec![common::image(fx, "img")?.display().to_string()]
-    })
-}
+use common::files;
 
 /// What the reference's fsck reports that a gc pass covers, as text our finding
 /// lines must contain (device `img.fsck` is `img` here).

@@ -10,34 +10,13 @@ use std::ops::ControlFlow;
 
 use bcachefs_core::fs::str_hash::{dirent_hash, HashInfo};
 use bcachefs_core::fs::tree::{Tree, ROOT_SUBVOL};
-use bcachefs_rs::fs::Fs;
 use bcachefs_rs::hash::Hashes;
 use bcachefs_rs::tree::{manifest, ImageKeys};
 
-fn open(fx: &str) -> Option<Fs> {
-    let files: Vec<String> = if fx == "replicas2" {
-        vec![
-            common::image(fx, "dev0")?.display().to_string(),
-            common::image(fx, "dev1")?.display().to_string(),
-        ]
-    } else {
-        vec![common::image(fx, "img")?.display().to_string()]
-    };
-    Some(Fs::open(&files).expect("open"))
-}
+/// Every undamaged fixture has a manifest.
+const WITH_MANIFEST: [&str; 10] = common::UNDAMAGED;
 
-const WITH_MANIFEST: [&str; 10] = [
-    "basic",
-    "churn",
-    "csum-crc64",
-    "csum-none",
-    "csum-xxhash",
-    "lz4",
-    "old-version",
-    "unclean",
-    "zstd",
-    "replicas2",
-];
+use common::open;
 
 #[test]
 fn tree_equals_every_manifest() {

@@ -17,30 +17,7 @@ use bcachefs_rs::fs::Fs;
 use bcachefs_rs::hash::Hashes;
 use bcachefs_rs::list::Walk;
 
-const UNDAMAGED: [&str; 10] = [
-    "basic",
-    "churn",
-    "csum-crc64",
-    "csum-none",
-    "csum-xxhash",
-    "lz4",
-    "old-version",
-    "replicas2",
-    "unclean",
-    "zstd",
-];
-
-fn open(fx: &str) -> Option<Fs> {
-    let files = if fx == "replicas2" {
-        vec![
-            common::image(fx, "dev0")?.display().to_string(),
-            common::image(fx, "dev1")?.display().to_string(),
-        ]
-    } else {
-        vec![common::image(fx, "img")?.display().to_string()]
-    };
-    Some(Fs::open(&files).unwrap())
-}
+use common::{open, UNDAMAGED};
 
 /// Every node of every btree: (btree, level, raw node bytes).
 fn nodes(fs: &Fs) -> Vec<(u32, u8, Vec<u8>, u16)> {

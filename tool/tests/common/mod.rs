@@ -12,6 +12,37 @@ use bcachefs_core::ids::{self, KeyType};
 use bcachefs_rs::fs::Fs;
 use bcachefs_rs::hash::Hashes;
 
+/// The fixtures upstream's tools read without errors (each has a manifest).
+pub const UNDAMAGED: [&str; 10] = [
+    "basic",
+    "churn",
+    "csum-crc64",
+    "csum-none",
+    "csum-xxhash",
+    "lz4",
+    "old-version",
+    "replicas2",
+    "unclean",
+    "zstd",
+];
+
+/// The unpacked device images of fixture `fx`, in device order.
+pub fn files(fx: &str) -> Option<Vec<String>> {
+    Some(if fx == "replicas2" {
+        vec![
+            image(fx, "dev0")?.display().to_string(),
+            image(fx, "dev1")?.display().to_string(),
+        ]
+    } else {
+        vec![image(fx, "img")?.display().to_string()]
+    })
+}
+
+/// Fixture `fx` opened.
+pub fn open(fx: &str) -> Option<Fs> {
+    Some(Fs::open(&files(fx)?).expect("open"))
+}
+
 pub fn fixtures() -> Option<PathBuf> {
     let p = std::env::var_os("FIXTURES")
         .map(PathBuf::from)
