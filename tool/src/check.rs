@@ -50,11 +50,17 @@ impl Source for ImageSource<'_> {
     }
 }
 
+/// A member's btree-allocated bitmap: `(dev, shift, bitmap, what a bitmap gc
+/// pass would leave)`.
+pub type Bitmap = (u32, u8, u64, Option<u64>);
+
 /// Findings as text lines, and the pass's counters.
 pub struct Report {
     pub lines: Vec<String>,
     pub findings: Vec<Finding>,
     pub stats: Stats,
+    /// Every member's bitmap, and what `btree_bitmap_gc` would make of it.
+    pub bitmaps: Vec<Bitmap>,
 }
 
 /// Runs one gc pass over `fs`.
@@ -90,6 +96,11 @@ pub fn check(fs: &Fs) -> Report {
         let _ = gc.run(&ImageSource { fs });
         gc.stats
     };
+    let bitmaps = devs
+        .iter()
+        .flatten()
+        .map(|d| (d.dev, d.bitmap_shift, d.bitmap, d.bitmap_after_gc()))
+        .collect();
     let ctx = TextCtx { devs: fs };
     let lines = findings
         .iter()
@@ -104,5 +115,6 @@ pub fn check(fs: &Fs) -> Report {
         lines,
         findings,
         stats,
+        bitmaps,
     }
 }

@@ -14,7 +14,8 @@ use bcachefs_core::ids::{self, KeyType};
 use crate::check::check;
 use crate::fs::Fs;
 use crate::list::Walk;
-use crate::repair::{commit, FileSink, Sink, Update};
+use crate::repair::{commit, FileSink, SbChanges, Sink, Update};
+use bcachefs_core::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
 
 /// Exit code bits.
 pub const FIXED: u8 = 1;
@@ -25,6 +26,8 @@ pub const OPERATIONAL: u8 = 8;
 enum Plan {
     /// An alloc key field set to the recount's value.
     AllocField { dev: u32, bucket: u64 },
+    /// The members' btree bitmaps rebuilt (`btree_bitmap_gc`).
+    Bitmap,
     /// Not repaired, and why.
     No(&'static str),
 }
@@ -33,8 +36,30 @@ fn plan(f: &Finding) -> Plan {
     match (f.kind, f.bucket, f.field) {
         (Kind::AllocKeyWrong, Some((dev, bucket)), Some(_)) => Plan::AllocField { dev, bucket },
         (Kind::AllocKeyWrong, _, _) => Plan::No("alloc finding without a bucket"),
+        (Kind::BtreeBitmapGc | Kind::BtreeBitmapNotMarked, _, _) => Plan::Bitmap,
         _ => Plan::No("repair not implemented yet"),
     }
+}
+
+/// The superblock side of a `btree_bitmap_gc` pass: each member's bitmap as the
+/// nodes found need it, and the pass's request cleared. `Err` says why nothing
+/// can be done.
+fn bitmap_changes(fs: &Fs, r: &crate::check::Report) -> Result<SbChanges, &'static str> {
+    let mut c = SbChanges::default();
+    for &(dev, _, bitmap, after) in &r.bitmaps {
+        match after {
+            Some(a) if a != bitmap => c.bitmaps.push((dev, a)),
+            Some(_) => {}
+            None => return Err("a node lies past what the bitmap's shift can mark: growing the shift is not done yet"),
+        }
+    }
+    if sb_wants_bitmap_gc(&fs.sb()) {
+        c.passes_done |= 1u64 << PASS_BTREE_BITMAP_GC;
+    }
+    if c.is_empty() {
+        return Err("the bitmap marks only what the btree uses: its granularity cannot shrink");
+    }
+    Ok(c)
 }
 
 /// Sets the field `f` names to its recounted value.
@@ -70,7 +95,12 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
         for l in &r.lines {
             let _ = writeln!(out, "{}", l);
         }
-        return LEFT;
+        // Lines that are messages upstream (an oversized bitmap that cannot
+        // shrink) leave nothing to repair.
+        let only_info = r.findings.iter().all(|f| {
+            f.kind == Kind::BtreeBitmapGc && f.got >= 0 && bitmap_changes(&fs, &r).is_err()
+        });
+        return if only_info { 0 } else { LEFT };
     }
     // The alloc keys the repairs start from: the current ones, by bucket.
     let mut alloc: BTreeMap<(u32, u64), (bcachefs_core::bkey::Bkey, Vec<u8>)> = BTreeMap::new();
@@ -87,8 +117,23 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
     let mut changed: BTreeMap<(u32, u64), (bcachefs_core::bkey::Bkey, AllocV4)> = BTreeMap::new();
     let mut fixing = vec![false; r.findings.len()];
     let mut why: Vec<&'static str> = vec![""; r.findings.len()];
+    // Lines that report without asking for a repair (upstream logs them and
+    // exits 0).
+    let mut info = vec![false; r.findings.len()];
+    let mut changes = SbChanges::default();
     for (i, f) in r.findings.iter().enumerate() {
         match plan(f) {
+            Plan::Bitmap => match bitmap_changes(&fs, &r) {
+                Ok(c) => {
+                    changes = c;
+                    fixing[i] = true;
+                }
+                Err(w) => {
+                    why[i] = w;
+                    // An oversized bitmap nobody asked to shrink is a message.
+                    info[i] = f.kind == Kind::BtreeBitmapGc && f.got >= 0;
+                }
+            },
             Plan::AllocField { dev, bucket } => match alloc.get(&(dev, bucket)) {
                 Some((k, v)) if k.typ == KeyType::AllocV4 as u8 => {
                     let e = changed
@@ -120,12 +165,12 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
         })
         .collect();
     let mut code = 0u8;
-    let written = if updates.is_empty() {
+    let written = if updates.is_empty() && changes.is_empty() {
         Ok(0)
     } else {
         match FileSink::open(&fs, paths) {
             Ok(mut sink) => {
-                let r = commit(&fs, &updates, &mut sink);
+                let r = commit(&fs, &updates, &changes, &mut sink);
                 let _ = sink.flush();
                 r
             }
@@ -137,6 +182,8 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
         if fixing[i] && err.is_none() {
             let _ = writeln!(out, "{}, fixing", l);
             code |= FIXED;
+        } else if info[i] {
+            let _ = writeln!(out, "{} (nothing to do: {})", l, why[i]);
         } else {
             let reason = if fixing[i] { "write failed" } else { why[i] };
             let _ = writeln!(out, "{} (not repaired: {})", l, reason);

@@ -279,10 +279,52 @@ fn add_roots(b: &mut JsetBuilder, roots: &[Option<Root>]) -> Result<(), String> 
     Ok(())
 }
 
-/// Writes `updates` (level 0 keys) into the image, as the module comment says.
-/// Returns the number of nodes that got a bset.
-pub fn commit(fs: &Fs, updates: &[Update], sink: &mut dyn Sink) -> Result<usize, String> {
+/// Superblock changes a repair makes, on every device's superblock.
+#[derive(Clone, Debug, Default)]
+pub struct SbChanges {
+    /// A new btree-allocated bitmap, by device.
+    pub bitmaps: Vec<(u32, u64)>,
+    /// Recovery passes (bits of `recovery_passes_required[0]`) that ran.
+    pub passes_done: u64,
+}
+
+impl SbChanges {
+    pub fn is_empty(&self) -> bool {
+        self.bitmaps.is_empty() && self.passes_done == 0
+    }
+
+    fn apply(&self, e: &mut SbEdit) -> Result<(), String> {
+        for &(dev, bitmap) in &self.bitmaps {
+            let shift = e
+                .sb()
+                .member(dev as usize)
+                .ok_or("no member")?
+                .btree_bitmap_shift();
+            e.set_member_bitmap(dev as usize, shift, bitmap)
+                .map_err(|e| format!("superblock: {:?}", e))?;
+        }
+        if self.passes_done != 0 {
+            let p = e.sb().recovery_passes_required() & !self.passes_done;
+            e.set_recovery_passes_required(p)
+                .map_err(|e| format!("superblock: {:?}", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `updates` (level 0 keys) and the superblock `changes` into the image,
+/// as the module comment says. Returns the number of nodes that got a bset.
+pub fn commit(
+    fs: &Fs,
+    updates: &[Update],
+    changes: &SbChanges,
+    sink: &mut dyn Sink,
+) -> Result<usize, String> {
     if updates.is_empty() {
+        // Only the superblock changes: one write per copy, nothing else moves.
+        if !changes.is_empty() {
+            write_sb(fs, sink, None, changes)?;
+        }
         return Ok(0);
     }
     if !fs.clean {
@@ -370,15 +412,14 @@ pub fn commit(fs: &Fs, updates: &[Update], sink: &mut dyn Sink) -> Result<usize,
     // The last entry: nothing left to replay, every root.
     let (end_seq, end_slot, end_sectors) =
         journal.write(fs, sink, None, &mut |b| add_roots(b, &roots))?;
-    write_clean_sb(
-        fs,
-        sink,
-        &roots,
-        end_seq,
-        journal.dev,
-        end_slot,
-        end_sectors,
-    )?;
+    let clean = CleanState {
+        roots: &roots,
+        seq: end_seq,
+        jdev: journal.dev,
+        slot: end_slot,
+        sectors: end_sectors,
+    };
+    write_sb(fs, sink, Some(&clean), changes)?;
     Ok(nodes)
 }
 
@@ -479,16 +520,23 @@ fn append(fs: &Fs, t: &Touched, seq: u64, sink: &mut dyn Sink) -> Result<Vec<u8>
     Ok(new_v)
 }
 
-/// The superblock, on every device, marked clean with `roots` and journal seq
-/// `seq` (the entry at `slot` of the ring on `jdev`).
-fn write_clean_sb(
-    fs: &Fs,
-    sink: &mut dyn Sink,
-    roots: &[Option<Root>],
+/// What a clean superblock records: the roots and the last journal entry (at `slot`
+/// of the ring on `jdev`, `sectors` long).
+struct CleanState<'a> {
+    roots: &'a [Option<Root>],
     seq: u64,
     jdev: usize,
     slot: Slot,
     sectors: u32,
+}
+
+/// The superblock, on every device, with `changes` and (given `clean`) marked
+/// clean with its roots; seq and members' seq advanced; copy by copy.
+fn write_sb(
+    fs: &Fs,
+    sink: &mut dyn Sink,
+    clean: Option<&CleanState>,
+    changes: &SbChanges,
 ) -> Result<(), String> {
     // Clean section: the old section's usage and clocks, then every root.
     let old = fs
@@ -504,7 +552,9 @@ fn write_clean_sb(
                 .map_err(|e| format!("clean section: {:?}", e))?;
         }
     }
-    add_roots(&mut b, roots)?;
+    if let Some(c) = clean {
+        add_roots(&mut b, c.roots)?;
+    }
     let n = b.len() - bcachefs_core::journal::read::JSET_BYTES;
     let body = entries[bcachefs_core::journal::read::JSET_BYTES..][..n].to_vec();
     let new_seq = fs.sb().seq() + 1;
@@ -521,16 +571,19 @@ fn write_clean_sb(
         let mut e = SbEdit::new(&mut buf, &Hashes).map_err(|e| format!("superblock: {:?}", e))?;
         e.set_seq(new_seq);
         e.set_write_time(now);
-        e.set_clean(true);
-        e.set_clean_section(seq, &body)
-            .map_err(|e| format!("superblock clean section: {:?}", e))?;
+        changes.apply(&mut e)?;
+        if let Some(c) = clean {
+            e.set_clean(true);
+            e.set_clean_section(c.seq, &body)
+                .map_err(|e| format!("superblock clean section: {:?}", e))?;
+            let ring = (u64::from(c.slot.offset + c.sectors) << 32) | c.slot.bucket_idx;
+            let _ = e.set_member_u64(c.jdev, member::LAST_JOURNAL_BUCKET, ring);
+        }
         for m in 0..fs.devs.len() {
             if fs.devs[m].is_some() {
                 let _ = e.set_member_u64(m, member::SEQ, new_seq);
             }
         }
-        let ring = (u64::from(slot.offset + sectors) << 32) | slot.bucket_idx;
-        let _ = e.set_member_u64(jdev, member::LAST_JOURNAL_BUCKET, ring);
         // Sealed for copy 0 now so that each copy below starts from a valid one.
         let off0 = e.sb().layout().sb_offset(0).unwrap_or(sbf::SB_SECTOR);
         e.seal(off0, &Hashes)

@@ -162,7 +162,7 @@ fn edited_basic(name: &str, edit: fn(&mut AllocV4)) -> Option<(u64, bcachefs_rs:
     let (bucket, dst) = common::edited_basic(&format!("check-{}", name), edit)?;
     let fs = Fs::open(&[dst.display().to_string()]).unwrap();
     let r = check(&fs);
-    std::fs::remove_file(&dst).unwrap();
+    std::fs::remove_dir_all(dst.parent().unwrap()).unwrap();
     Some((bucket, r))
 }
 

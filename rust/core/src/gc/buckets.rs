@@ -72,6 +72,8 @@ pub struct DevBuckets<'a> {
     pub bitmap: u64,
     /// Bitmap regions the btree nodes found occupy.
     pub bitmap_used: u64,
+    /// A node lies past what the bitmap can mark at its shift.
+    pub bitmap_beyond: bool,
 }
 
 /// What a pointer is, for marking.
@@ -126,6 +128,7 @@ impl<'a> DevBuckets<'a> {
             bitmap_shift: m.btree_bitmap_shift(),
             bitmap: m.btree_allocated_bitmap(),
             bitmap_used: 0,
+            bitmap_beyond: false,
         };
         if let Some(s) = dev_sb {
             d.mark_metadata(s);
@@ -285,6 +288,7 @@ impl<'a> DevBuckets<'a> {
         let shift = u32::from(self.bitmap_shift).min(63);
         let end = offset.saturating_add(u64::from(sectors));
         let mut ok = end <= (64u64 << shift);
+        self.bitmap_beyond |= !ok;
         let mut bit = offset >> shift;
         while bit < 64 && (bit << shift) < end {
             if self.bitmap & (1u64 << bit) == 0 {
@@ -294,6 +298,14 @@ impl<'a> DevBuckets<'a> {
             bit += 1;
         }
         ok
+    }
+
+    /// The bitmap a `btree_bitmap_gc` pass leaves after this gc pass marked every
+    /// node (`bch2_btree_bitmap_gc`): just the regions the nodes occupy, at the
+    /// member's shift, which is never reduced. `None` when a node lies past what the
+    /// shift can mark: the shift would have to grow first.
+    pub fn bitmap_after_gc(&self) -> Option<u64> {
+        (!self.bitmap_beyond).then_some(self.bitmap_used)
     }
 
     /// Sectors the member's bitmap marks (`hweight64(bitmap) << shift`).
@@ -404,6 +416,7 @@ mod tests {
             bitmap_shift: 11,
             bitmap: 1,
             bitmap_used: 0,
+            bitmap_beyond: false,
         }
     }
 

@@ -112,11 +112,11 @@ pub fn ptr_disk_sectors(sectors: u32, crc: &super::data::extents_format::Crc) ->
 
 /// Whether the superblock asks for the `btree_bitmap_gc` recovery pass.
 pub fn sb_wants_bitmap_gc(sb: &super::sb::Sb<'_>) -> bool {
-    use super::sb::format::{EXT_RECOVERY_PASSES_REQUIRED, FIELD_EXT};
-    sb.field(FIELD_EXT)
-        .map(|f| super::bytes::le64z(f, EXT_RECOVERY_PASSES_REQUIRED) & (1u64 << 46) != 0)
-        .unwrap_or(false)
+    sb.recovery_passes_required() & (1u64 << PASS_BTREE_BITMAP_GC) != 0
 }
+
+/// Stable id of the `btree_bitmap_gc` recovery pass.
+pub const PASS_BTREE_BITMAP_GC: u32 = 46;
 
 /// A pass over one filesystem.
 pub struct Gc<'a, 'b> {

@@ -298,6 +298,14 @@ impl<'a> Sb<'a> {
         Some((seq, f.get(24..)?))
     }
 
+    /// `ext.recovery_passes_required[0]`: the recovery passes (by stable id) the
+    /// filesystem asks to be run.
+    pub fn recovery_passes_required(&self) -> u64 {
+        self.field(FIELD_EXT)
+            .map(|f| super::bytes::le64z(f, EXT_RECOVERY_PASSES_REQUIRED))
+            .unwrap_or(0)
+    }
+
     /// The clean section a mount uses: only when the superblock is marked clean
     /// (`BCH_SB_CLEAN`); a dirty superblock keeps a stale section that recovery
     /// ignores.
