@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use bcachefs_core::alloc::format::AllocV4;
+use bcachefs_core::alloc::format::{accounting_nr_counters, write_accounting, AllocV4};
+use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::gc::finding::{AllocField, Finding, Kind};
 use bcachefs_core::ids::{self, KeyType};
@@ -14,7 +15,7 @@ use bcachefs_core::ids::{self, KeyType};
 use crate::check::check;
 use crate::fs::Fs;
 use crate::list::Walk;
-use crate::repair::{commit, FileSink, SbChanges, Sink, Update};
+use crate::repair::{commit, next_journal_seq, FileSink, SbChanges, Sink, Update};
 use bcachefs_core::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
 
 /// Exit code bits.
@@ -28,6 +29,8 @@ enum Plan {
     AllocField { dev: u32, bucket: u64 },
     /// The members' btree bitmaps rebuilt (`btree_bitmap_gc`).
     Bitmap,
+    /// An accounting key set to the recount.
+    Accounting,
     /// Not repaired, and why.
     No(&'static str),
 }
@@ -37,6 +40,7 @@ fn plan(f: &Finding) -> Plan {
         (Kind::AllocKeyWrong, Some((dev, bucket)), Some(_)) => Plan::AllocField { dev, bucket },
         (Kind::AllocKeyWrong, _, _) => Plan::No("alloc finding without a bucket"),
         (Kind::BtreeBitmapGc | Kind::BtreeBitmapNotMarked, _, _) => Plan::Bitmap,
+        (Kind::AccountingMismatch, _, _) if f.acct.is_some() => Plan::Accounting,
         _ => Plan::No("repair not implemented yet"),
     }
 }
@@ -60,6 +64,48 @@ fn bitmap_changes(fs: &Fs, r: &crate::check::Report) -> Result<SbChanges, &'stat
         return Err("the bitmap marks only what the btree uses: its granularity cannot shrink");
     }
     Ok(c)
+}
+
+/// The accounting key `f` (a mismatch) should be: the recount, with a bversion
+/// newer than the key's (`version`, from the journal seq the repair writes), and
+/// its journal copy the delta from what is there.
+fn accounting_update(
+    f: &Finding,
+    keys: &BTreeMap<Bpos, (Bkey, Vec<u8>)>,
+    version: u64,
+) -> Result<Update, &'static str> {
+    let (p, n) = f.acct.ok_or("no accounting key")?;
+    let n = usize::from(n);
+    let at = p.to_bpos();
+    let k = match keys.get(&at) {
+        Some((k, v)) if accounting_nr_counters(v) == n => *k,
+        Some(_) => return Err("accounting key with more counters than gc recounts"),
+        None => Bkey {
+            typ: KeyType::Accounting as u8,
+            p: at,
+            ..Default::default()
+        },
+    };
+    if version == 0 {
+        return Err("no journal to version the key from");
+    }
+    let k = Bkey {
+        version_hi: 0,
+        version_lo: version.max(k.version_lo),
+        ..k
+    };
+    let mut v = vec![0u8; n * 8];
+    write_accounting(&mut v, &f.acct_want[..n]).ok_or("accounting value")?;
+    let delta: Vec<i64> = (0..n).map(|i| f.acct_want[i] - f.acct_got[i]).collect();
+    let mut jv = vec![0u8; n * 8];
+    write_accounting(&mut jv, &delta).ok_or("accounting value")?;
+    Ok(Update {
+        btree: ids::btree::ACCOUNTING,
+        level: 0,
+        k,
+        v,
+        journal_v: Some(jv),
+    })
 }
 
 /// Sets the field `f` names to its recounted value.
@@ -121,8 +167,31 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
     // exits 0).
     let mut info = vec![false; r.findings.len()];
     let mut changes = SbChanges::default();
+    let mut updates: Vec<Update> = Vec::new();
+    // Accounting: the keys as they are, by position.
+    let mut acct: BTreeMap<Bpos, (Bkey, Vec<u8>)> = BTreeMap::new();
+    if r.findings
+        .iter()
+        .any(|f| matches!(plan(f), Plan::Accounting))
+    {
+        let mut w = Walk { fs: &fs, errors: 0 };
+        w.leaf_keys(ids::btree::ACCOUNTING, &mut |k| {
+            acct.insert(k.k.p, (k.k, k.v.clone()));
+        });
+    }
+    let acct_version = match next_journal_seq(&fs) {
+        Ok(seq) => (seq << 32) | 0xffff_ffff,
+        Err(_) => 0,
+    };
     for (i, f) in r.findings.iter().enumerate() {
         match plan(f) {
+            Plan::Accounting => match accounting_update(f, &acct, acct_version) {
+                Ok(u) => {
+                    updates.push(u);
+                    fixing[i] = true;
+                }
+                Err(w) => why[i] = w,
+            },
             Plan::Bitmap => match bitmap_changes(&fs, &r) {
                 Ok(c) => {
                     changes = c;
@@ -148,22 +217,20 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
             Plan::No(w) => why[i] = w,
         }
     }
-    let updates: Vec<Update> = changed
-        .into_iter()
-        .map(|((dev, bucket), (k, a))| {
-            let mut v = alloc[&(dev, bucket)].1.clone();
-            a.write(&mut v);
-            Update {
-                btree: ids::btree::ALLOC,
-                level: 0,
-                k: bcachefs_core::bkey::Bkey {
-                    p: Bpos::new(u64::from(dev), bucket, 0),
-                    ..k
-                },
-                v,
-            }
-        })
-        .collect();
+    updates.extend(changed.into_iter().map(|((dev, bucket), (k, a))| {
+        let mut v = alloc[&(dev, bucket)].1.clone();
+        a.write(&mut v);
+        Update {
+            btree: ids::btree::ALLOC,
+            level: 0,
+            k: bcachefs_core::bkey::Bkey {
+                p: Bpos::new(u64::from(dev), bucket, 0),
+                ..k
+            },
+            v,
+            journal_v: None,
+        }
+    }));
     let mut code = 0u8;
     let written = if updates.is_empty() && changes.is_empty() {
         Ok(0)

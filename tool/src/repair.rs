@@ -120,6 +120,15 @@ pub struct Update {
     pub level: u8,
     pub k: Bkey,
     pub v: Vec<u8>,
+    /// What the journal gets instead of `v`, where the two differ: an accounting
+    /// key's journal copy is a delta (with the node key's bversion, so a replay
+    /// over the new node skips it and one over the old node adds it).
+    pub journal_v: Option<Vec<u8>>,
+}
+
+/// The seq of the first journal entry [`commit`] writes.
+pub fn next_journal_seq(fs: &Fs) -> Result<u64, String> {
+    Ok(Journal::new(fs)?.seq + 1)
 }
 
 /// A node that gets a bset: its pointer and the keys for it, by position.
@@ -367,11 +376,18 @@ pub fn commit(
     for level in 0..=max_level {
         // This level's keys, grouped by btree, go to the journal first.
         let mut by_btree: BTreeMap<u32, Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
-        for (id, keys) in pending.iter().filter(|(id, _)| id.1 == level) {
-            by_btree
-                .entry(id.0)
-                .or_default()
-                .extend(keys.iter().cloned());
+        if level == 0 {
+            for u in updates {
+                let v = u.journal_v.as_ref().unwrap_or(&u.v);
+                by_btree.entry(u.btree).or_default().push((u.k, v.clone()));
+            }
+        } else {
+            for (id, keys) in pending.iter().filter(|(id, _)| id.1 == level) {
+                by_btree
+                    .entry(id.0)
+                    .or_default()
+                    .extend(keys.iter().cloned());
+            }
         }
         if by_btree.is_empty() {
             continue;

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 
 use bcachefs_core::alloc::format::{AllocV4, DATA_USER};
+use bcachefs_core::bkey::Bkey;
+use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::read::{seal_bset, BsetRef, KeyIter};
 use bcachefs_core::ids::{self, KeyType};
 use bcachefs_rs::fs::Fs;
@@ -86,10 +88,17 @@ pub fn image(fx: &str, file: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Copies `basic` under the test's scratch directory, changes one user bucket's
-/// alloc key with `edit` through the core's encoder and reseals the bset
-/// checksum; returns the bucket and the copy's path.
-pub fn edited_basic(name: &str, edit: fn(&mut AllocV4)) -> Option<(u64, PathBuf)> {
+/// Copies `basic` under the test's scratch directory and changes the value of one
+/// key of the single-leaf btree `btree` in place, through the core's encoders: the
+/// first key `pick` accepts, in the newest bset holding its position (so the edit
+/// is the key's value), changed by `edit`, its bset's checksum resealed. Returns the
+/// key's position and the copy's path.
+pub fn edited_basic_key(
+    name: &str,
+    btree: u32,
+    pick: &dyn Fn(&Bkey, &[u8]) -> bool,
+    edit: &dyn Fn(&mut [u8]),
+) -> Option<(Bpos, PathBuf)> {
     let src = image("basic", "img")?;
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{}", name, std::process::id()));
@@ -99,34 +108,27 @@ pub fn edited_basic(name: &str, edit: fn(&mut AllocV4)) -> Option<(u64, PathBuf)
     std::fs::copy(&src, &dst).unwrap();
     let path = dst.display().to_string();
     let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
-    let root = fs.roots[ids::btree::ALLOC as usize].clone().unwrap();
-    assert_eq!(root.level, 0, "basic's alloc btree is one leaf");
-    let nr = fs
-        .read_node(ids::btree::ALLOC, 0, &root.k, &root.v)
-        .unwrap();
-    // Every alloc_v4 key of every bset: (position, bset, value offset, value length).
+    let root = fs.roots[btree as usize].clone().unwrap();
+    assert_eq!(root.level, 0, "basic's btree {} is one leaf", btree);
+    let nr = fs.read_node(btree, 0, &root.k, &root.v).unwrap();
+    // Every key of every bset: (key, bset, value offset, value length).
     let mut keys = Vec::new();
     for (i, b) in nr.bsets.iter().enumerate() {
         for (k, v, at) in KeyIter::new(b.keys(&nr.buf), nr.h.format).flatten() {
-            if k.typ == KeyType::AllocV4 as u8 {
-                let kb = usize::from(k.u64s) * 8;
-                let off = b.start as usize + at + kb - v.len();
-                keys.push((k.p, i, off, v.len()));
-            }
+            let kb = usize::from(k.u64s) * 8;
+            let off = b.start as usize + at + kb - v.len();
+            keys.push((k, i, off, v.len()));
         }
     }
-    // A user bucket whose key is in one bset only, so the edit is the key's value.
-    let &(p, bi, off, len) = keys
+    // The copy the merge uses is the newest bset's.
+    let &(k, bi, off, len) = keys
         .iter()
-        .find(|(p, _, off, len)| {
-            keys.iter().filter(|x| x.0 == *p).count() == 1
-                && AllocV4::read(&nr.buf[*off..off + len]).data_type == DATA_USER
+        .find(|(k, bi, off, len)| {
+            !keys.iter().any(|x| x.0.p == k.p && x.1 > *bi) && pick(k, &nr.buf[*off..off + len])
         })
-        .expect("a user bucket");
+        .expect("a key to edit");
     let mut buf = nr.buf.clone();
-    let mut a = AllocV4::read(&buf[off..off + len]);
-    edit(&mut a);
-    a.write(&mut buf[off..off + len]);
+    edit(&mut buf[off..off + len]);
     let bset: &BsetRef = &nr.bsets[bi];
     seal_bset(&mut buf, bset, &Hashes).unwrap();
     let ptr = bcachefs_core::btree::ptr::BtreePtr::decode(root.k.typ, &root.v)
@@ -141,10 +143,23 @@ pub fn edited_basic(name: &str, edit: fn(&mut AllocV4)) -> Option<(u64, PathBuf)
     drop(f);
     let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
     // The resealed node reads cleanly: nothing but the edit is wrong.
-    let nr2 = fs
-        .read_node(ids::btree::ALLOC, 0, &root.k, &root.v)
-        .unwrap();
+    let nr2 = fs.read_node(btree, 0, &root.k, &root.v).unwrap();
     assert!(nr2.errs.is_empty(), "{:?}", nr2.errs);
     drop(fs);
+    Some((k.p, dst))
+}
+
+/// [`edited_basic_key`] on the alloc key of a user bucket; returns the bucket.
+pub fn edited_basic(name: &str, edit: fn(&mut AllocV4)) -> Option<(u64, PathBuf)> {
+    let (p, dst) = edited_basic_key(
+        name,
+        ids::btree::ALLOC,
+        &|k, v| k.typ == KeyType::AllocV4 as u8 && AllocV4::read(v).data_type == DATA_USER,
+        &|v| {
+            let mut a = AllocV4::read(v);
+            edit(&mut a);
+            a.write(v);
+        },
+    )?;
     Some((p.offset, dst))
 }

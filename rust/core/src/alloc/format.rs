@@ -557,6 +557,23 @@ impl AccountingPos {
         AccountingPos(a)
     }
 
+    /// The key position of this accounting key (the write side of
+    /// [`AccountingPos::from_bpos`]).
+    pub fn to_bpos(&self) -> Bpos {
+        let a = &self.0;
+        let mut inode = [0u8; 8];
+        let mut offset = [0u8; 8];
+        let mut snap = [0u8; 4];
+        inode.copy_from_slice(&a[..8]);
+        offset.copy_from_slice(&a[8..16]);
+        snap.copy_from_slice(&a[16..]);
+        Bpos::new(
+            u64::from_be_bytes(inode),
+            u64::from_be_bytes(offset),
+            u32::from_be_bytes(snap),
+        )
+    }
+
     /// `type`.
     pub fn typ(&self) -> u8 {
         self.0[0]
@@ -608,9 +625,34 @@ pub fn accounting_counter(v: &[u8], i: usize) -> i64 {
     le64z(v, i.saturating_mul(8)) as i64
 }
 
+/// Writes counters `c` as an accounting value into `v` (`c.len() * 8` bytes; the
+/// write side of [`accounting_counter`]). Returns the bytes written.
+pub fn write_accounting(v: &mut [u8], c: &[i64]) -> Option<usize> {
+    for (i, x) in c.iter().enumerate() {
+        super::super::bytes::put_le64(v, i * 8, *x as u64)?;
+    }
+    Some(c.len() * 8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounting_pos_and_value_round_trip() {
+        let p = Bpos::new(0x0102_0304_0506_0708, 0x1112_1314_1516_1718, 0x2122_2324);
+        let a = AccountingPos::from_bpos(p);
+        assert_eq!(a.typ(), 1);
+        assert_eq!(a.to_bpos(), p);
+        let mut v = [0u8; 24];
+        assert_eq!(write_accounting(&mut v, &[5, -2, 1 << 40]), Some(24));
+        assert_eq!(accounting_nr_counters(&v), 3);
+        assert_eq!(
+            (0..3).map(|i| accounting_counter(&v, i)).collect::<std::vec::Vec<_>>(),
+            [5, -2, 1 << 40]
+        );
+        assert_eq!(write_accounting(&mut v[..8], &[1, 2]), None);
+    }
 
     #[test]
     fn alloc_v4_write_reads_back() {
