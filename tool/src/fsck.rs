@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use bcachefs_core::alloc::format::{accounting_nr_counters, write_accounting, AllocV4};
+use bcachefs_core::alloc::format::{
+    accounting_nr_counters, write_accounting, AllocV4, Backpointer, BUCKET_GENS_NR,
+};
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::gc::finding::{AllocField, Finding, Kind};
@@ -15,7 +17,8 @@ use bcachefs_core::ids::{self, KeyType};
 use crate::check::check;
 use crate::fs::Fs;
 use crate::list::Walk;
-use crate::repair::{commit, next_journal_seq, FileSink, SbChanges, Sink, Update};
+use crate::repair::{commit, leaf_key, next_journal_seq, FileSink, SbChanges, Sink, Update};
+use bcachefs_core::data::extents_format::set_ptr_gens;
 use bcachefs_core::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
 
 /// Exit code bits.
@@ -27,10 +30,18 @@ pub const OPERATIONAL: u8 = 8;
 enum Plan {
     /// An alloc key field set to the recount's value.
     AllocField { dev: u32, bucket: u64 },
+    /// An alloc key's `oldest_gen` lowered to its oldest pointer's gen (what a
+    /// gens pass would leave).
+    OldestGen { dev: u32, bucket: u64 },
     /// The members' btree bitmaps rebuilt (`btree_bitmap_gc`).
     Bitmap,
     /// An accounting key set to the recount.
     Accounting,
+    /// A dirty pointer's gen set to its bucket's (`bch2_check_fix_ptrs`: the data
+    /// is trusted over a stale or future gen).
+    PtrGen,
+    /// A bucket's gen in its `bucket_gens` key set to the alloc key's.
+    BucketGen { dev: u32, bucket: u64 },
     /// Not repaired, and why.
     No(&'static str),
 }
@@ -39,8 +50,15 @@ fn plan(f: &Finding) -> Plan {
     match (f.kind, f.bucket, f.field) {
         (Kind::AllocKeyWrong, Some((dev, bucket)), Some(_)) => Plan::AllocField { dev, bucket },
         (Kind::AllocKeyWrong, _, _) => Plan::No("alloc finding without a bucket"),
+        (Kind::OldestGenTooNew, Some((dev, bucket)), _) => Plan::OldestGen { dev, bucket },
         (Kind::BtreeBitmapGc | Kind::BtreeBitmapNotMarked, _, _) => Plan::Bitmap,
         (Kind::AccountingMismatch, _, _) if f.acct.is_some() => Plan::Accounting,
+        (Kind::BucketGensKeyWrong, Some((dev, bucket)), _) => Plan::BucketGen { dev, bucket },
+        (Kind::StaleDirtyPtr | Kind::PtrGenNewerThanBucketGen, Some(_), _)
+            if f.level == 0 && f.pos.is_some() =>
+        {
+            Plan::PtrGen
+        }
         _ => Plan::No("repair not implemented yet"),
     }
 }
@@ -108,6 +126,68 @@ fn accounting_update(
     })
 }
 
+/// Adds to `keys` the fix of the pointer finding `f`: in the key at `f.pos`, the
+/// dirty pointers into `f.bucket` with gen `f.ptr_gen` get the bucket's gen.
+fn ptr_gen_fix(
+    fs: &Fs,
+    f: &Finding,
+    keys: &mut BTreeMap<(u32, Bpos), (Bkey, Vec<u8>)>,
+) -> Result<(), &'static str> {
+    let (btree, pos, (dev, bucket)) = match (f.btree, f.pos, f.bucket) {
+        (Some(b), Some(p), Some(d)) => (b, p, d),
+        _ => return Err("pointer finding without its key"),
+    };
+    let bucket_size = u64::from(
+        fs.sb()
+            .member(dev as usize)
+            .ok_or("no member")?
+            .bucket_size(),
+    );
+    if let std::collections::btree_map::Entry::Vacant(e) = keys.entry((btree, pos)) {
+        e.insert(leaf_key(fs, btree, pos).ok_or("the key is not readable")?);
+    }
+    let (k, v) = keys.get_mut(&(btree, pos)).ok_or("the key")?;
+    let n = set_ptr_gens(k.typ, v, &mut |p| {
+        (p.dev as u32 == dev
+            && !p.cached
+            && p.offset / bucket_size.max(1) == bucket
+            && p.gen == f.ptr_gen)
+            .then_some(f.gen)
+    });
+    if n == 0 {
+        return Err("no such pointer in the key");
+    }
+    // The backpointers of those pointers name the bucket's gen too (upstream's
+    // check_extents_to_backpointers fixes them after the pointers).
+    let shift = fs.sb().extent_bp_shift();
+    let lo = (bucket * bucket_size) << shift;
+    let hi = ((bucket + 1) * bucket_size) << shift;
+    let mut w = Walk { fs, errors: 0 };
+    let mut bps = Vec::new();
+    w.leaf_keys(ids::btree::BACKPOINTERS, &mut |k| {
+        if k.k.p.inode == u64::from(dev) && (lo..hi).contains(&k.k.p.offset) {
+            let bp = Backpointer::read(&k.v);
+            if bp.btree_id as u32 == btree
+                && bp.level == f.level
+                && bp.pos == pos
+                && bp.bucket_gen == f.ptr_gen
+            {
+                bps.push((k.k, k.v.clone(), bp));
+            }
+        }
+    });
+    for (bk, mut bv, bp) in bps {
+        Backpointer {
+            bucket_gen: f.gen,
+            ..bp
+        }
+        .write(&mut bv)
+        .ok_or("short backpointer")?;
+        keys.insert((ids::btree::BACKPOINTERS, bk.p), (bk, bv));
+    }
+    Ok(())
+}
+
 /// Sets the field `f` names to its recounted value.
 fn apply_field(a: &mut AllocV4, f: &Finding) {
     let w = f.want;
@@ -122,15 +202,20 @@ fn apply_field(a: &mut AllocV4, f: &Finding) {
 }
 
 /// Runs fsck on `paths`; `fix` writes the repairs. Returns the exit code.
+///
+/// Repairs go in rounds, as upstream's gc fixes pointers while it marks: when a
+/// pass finds pointers to fix, that round fixes them (and what does not depend on
+/// the counts) and a new pass recounts before alloc keys and accounting are
+/// repaired, so they are set from the fixed pointers.
 pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u8 {
-    let fs = match Fs::open(paths) {
+    let mut fs = match Fs::open(paths) {
         Ok(f) => f,
         Err(e) => {
             let _ = writeln!(out, "bcachefs-rs fsck: {}", e);
             return OPERATIONAL;
         }
     };
-    let r = check(&fs);
+    let mut r = check(&fs);
     if r.findings.is_empty() {
         if verbose {
             let _ = writeln!(out, "no errors found");
@@ -148,14 +233,54 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
         });
         return if only_info { 0 } else { LEFT };
     }
+    let mut code = 0u8;
+    let mut printed: std::collections::BTreeSet<String> = Default::default();
+    for round in 0..ROUNDS {
+        let again = repair_round(&fs, &r, paths, verbose, &mut printed, out, &mut code);
+        if !again || code & OPERATIONAL != 0 || round + 1 == ROUNDS {
+            break;
+        }
+        fs = match Fs::open(paths) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = writeln!(out, "bcachefs-rs fsck: {}", e);
+                return code | OPERATIONAL;
+            }
+        };
+        r = check(&fs);
+        if r.findings.is_empty() {
+            break;
+        }
+    }
+    code
+}
+
+/// Most repair rounds: pointers, then counts; a third would mean a repair that
+/// did not hold.
+const ROUNDS: usize = 3;
+
+/// One round: plans a repair for each finding, writes them, prints each line
+/// (`printed` keeps a line from being printed twice). Returns whether counts were
+/// left for a next round.
+fn repair_round(
+    fs: &Fs,
+    r: &crate::check::Report,
+    paths: &[String],
+    verbose: bool,
+    printed: &mut std::collections::BTreeSet<String>,
+    out: &mut dyn Write,
+    code: &mut u8,
+) -> bool {
+    // Pointers first: counts wait for a recount over the fixed pointers.
+    let defer = r.findings.iter().any(|f| matches!(plan(f), Plan::PtrGen));
     // The alloc keys the repairs start from: the current ones, by bucket.
     let mut alloc: BTreeMap<(u32, u64), (bcachefs_core::bkey::Bkey, Vec<u8>)> = BTreeMap::new();
     let wants_alloc = r
         .findings
         .iter()
-        .any(|f| matches!(plan(f), Plan::AllocField { .. }));
+        .any(|f| matches!(plan(f), Plan::AllocField { .. } | Plan::OldestGen { .. }));
     if wants_alloc {
-        let mut w = Walk { fs: &fs, errors: 0 };
+        let mut w = Walk { fs, errors: 0 };
         w.leaf_keys(ids::btree::ALLOC, &mut |k| {
             alloc.insert((k.k.p.inode as u32, k.k.p.offset), (k.k, k.v.clone()));
         });
@@ -174,17 +299,51 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
         .iter()
         .any(|f| matches!(plan(f), Plan::Accounting))
     {
-        let mut w = Walk { fs: &fs, errors: 0 };
+        let mut w = Walk { fs, errors: 0 };
         w.leaf_keys(ids::btree::ACCOUNTING, &mut |k| {
             acct.insert(k.k.p, (k.k, k.v.clone()));
         });
     }
-    let acct_version = match next_journal_seq(&fs) {
+    let acct_version = match next_journal_seq(fs) {
         Ok(seq) => (seq << 32) | 0xffff_ffff,
         Err(_) => 0,
     };
+    // Pointer fixes, by key: the key as it is, then each pointer's new gen.
+    let mut ptr_keys: BTreeMap<(u32, Bpos), (Bkey, Vec<u8>)> = BTreeMap::new();
+    let mut deferred = vec![false; r.findings.len()];
+    let mut gens_keys: BTreeMap<Bpos, (Bkey, Vec<u8>)> = BTreeMap::new();
     for (i, f) in r.findings.iter().enumerate() {
         match plan(f) {
+            Plan::AllocField { .. } | Plan::OldestGen { .. } | Plan::Accounting if defer => {
+                deferred[i] = true
+            }
+            Plan::PtrGen => match ptr_gen_fix(fs, f, &mut ptr_keys) {
+                Ok(()) => fixing[i] = true,
+                Err(w) => why[i] = w,
+            },
+            Plan::BucketGen { dev, bucket } => {
+                let at = Bpos::new(u64::from(dev), bucket / BUCKET_GENS_NR as u64, 0);
+                let e = gens_keys.entry(at).or_insert_with(|| {
+                    match leaf_key(fs, ids::btree::BUCKET_GENS, at) {
+                        Some(kv) => kv,
+                        None => (
+                            Bkey {
+                                typ: KeyType::BucketGens as u8,
+                                p: at,
+                                ..Default::default()
+                            },
+                            vec![0u8; BUCKET_GENS_NR],
+                        ),
+                    }
+                });
+                match e.1.get_mut((bucket % BUCKET_GENS_NR as u64) as usize) {
+                    Some(g) => {
+                        *g = f.want as u8;
+                        fixing[i] = true;
+                    }
+                    None => why[i] = "bucket_gens key too short",
+                }
+            }
             Plan::Accounting => match accounting_update(f, &acct, acct_version) {
                 Ok(u) => {
                     updates.push(u);
@@ -192,7 +351,7 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
                 }
                 Err(w) => why[i] = w,
             },
-            Plan::Bitmap => match bitmap_changes(&fs, &r) {
+            Plan::Bitmap => match bitmap_changes(fs, r) {
                 Ok(c) => {
                     changes = c;
                     fixing[i] = true;
@@ -203,17 +362,23 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
                     info[i] = f.kind == Kind::BtreeBitmapGc && f.got >= 0;
                 }
             },
-            Plan::AllocField { dev, bucket } => match alloc.get(&(dev, bucket)) {
-                Some((k, v)) if k.typ == KeyType::AllocV4 as u8 => {
-                    let e = changed
-                        .entry((dev, bucket))
-                        .or_insert_with(|| (*k, AllocV4::read(v)));
-                    apply_field(&mut e.1, f);
-                    fixing[i] = true;
+            Plan::AllocField { dev, bucket } | Plan::OldestGen { dev, bucket } => {
+                match alloc.get(&(dev, bucket)) {
+                    Some((k, v)) if k.typ == KeyType::AllocV4 as u8 => {
+                        let e = changed
+                            .entry((dev, bucket))
+                            .or_insert_with(|| (*k, AllocV4::read(v)));
+                        if f.kind == Kind::OldestGenTooNew {
+                            e.1.oldest_gen = f.ptr_gen;
+                        } else {
+                            apply_field(&mut e.1, f);
+                        }
+                        fixing[i] = true;
+                    }
+                    Some(_) => why[i] = "alloc key older than alloc_v4: not rewritten yet",
+                    None => why[i] = "no alloc key for the bucket",
                 }
-                Some(_) => why[i] = "alloc key older than alloc_v4: not rewritten yet",
-                None => why[i] = "no alloc key for the bucket",
-            },
+            }
             Plan::No(w) => why[i] = w,
         }
     }
@@ -231,13 +396,26 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
             journal_v: None,
         }
     }));
-    let mut code = 0u8;
+    updates.extend(gens_keys.into_values().map(|(k, v)| Update {
+        btree: ids::btree::BUCKET_GENS,
+        level: 0,
+        k,
+        v,
+        journal_v: None,
+    }));
+    updates.extend(ptr_keys.into_iter().map(|((btree, _), (k, v))| Update {
+        btree,
+        level: 0,
+        k,
+        v,
+        journal_v: None,
+    }));
     let written = if updates.is_empty() && changes.is_empty() {
         Ok(0)
     } else {
-        match FileSink::open(&fs, paths) {
+        match FileSink::open(fs, paths) {
             Ok(mut sink) => {
-                let r = commit(&fs, &updates, &changes, &mut sink);
+                let r = commit(fs, &updates, &changes, &mut sink);
                 let _ = sink.flush();
                 r
             }
@@ -246,15 +424,19 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
     };
     let err = written.as_ref().err().cloned();
     for (i, l) in r.lines.iter().enumerate() {
+        // Counts wait for the next round's recount; a line is printed once.
+        if deferred[i] || !printed.insert(l.clone()) {
+            continue;
+        }
         if fixing[i] && err.is_none() {
             let _ = writeln!(out, "{}, fixing", l);
-            code |= FIXED;
+            *code |= FIXED;
         } else if info[i] {
             let _ = writeln!(out, "{} (nothing to do: {})", l, why[i]);
         } else {
             let reason = if fixing[i] { "write failed" } else { why[i] };
             let _ = writeln!(out, "{} (not repaired: {})", l, reason);
-            code |= LEFT;
+            *code |= LEFT;
         }
     }
     match written {
@@ -262,14 +444,10 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
             let _ = writeln!(out, "{} btree nodes updated", n);
         }
         Err(e) => {
-            let _ = writeln!(
-                out,
-                "bcachefs-rs fsck: {}; stopped, the image is as it was before the repair",
-                e
-            );
-            code |= OPERATIONAL;
+            let _ = writeln!(out, "bcachefs-rs fsck: {}", e);
+            *code |= OPERATIONAL;
         }
         _ => {}
     }
-    code
+    defer && err.is_none()
 }

@@ -183,6 +183,17 @@ fn path_to(fs: &Fs, btree: u32, pos: Bpos) -> Result<Vec<(u8, Bkey, Vec<u8>)>, S
     Ok(path)
 }
 
+/// The key at `pos` of `btree`'s leaves, as the node holds it (merged).
+pub fn leaf_key(fs: &Fs, btree: u32, pos: Bpos) -> Option<(Bkey, Vec<u8>)> {
+    let path = path_to(fs, btree, pos).ok()?;
+    let (level, k, v) = path.last()?;
+    let mut w = Walk { fs, errors: 0 };
+    w.node_keys(btree, *level, k, v)
+        .into_iter()
+        .find(|x| x.k.p == pos)
+        .map(|x| (x.k, x.v))
+}
+
 /// The journal ring and where its next entry goes.
 struct Journal {
     dev: usize,

@@ -147,6 +147,7 @@ pub mod btree {
     pub const SNAPSHOTS: u32 = 9;
     pub const FREESPACE: u32 = 11;
     pub const BACKPOINTERS: u32 = 13;
+    pub const BUCKET_GENS: u32 = 14;
     pub const ACCOUNTING: u32 = 20;
 }
 

@@ -474,6 +474,20 @@ impl Backpointer {
         }
     }
 
+    /// Writes the fields into a backpointer value `v` (the write side of
+    /// [`Backpointer::read`]); `None` when `v` is too short.
+    pub fn write(&self, v: &mut [u8]) -> Option<()> {
+        use super::super::bytes::{put, put_le32};
+        put(
+            v,
+            0,
+            &[self.btree_id, self.level, self.data_type, self.bucket_gen],
+        )?;
+        put_le32(v, 4, self.flags)?;
+        put_le32(v, 8, self.bucket_len)?;
+        self.pos.write(v, 12)
+    }
+
     /// `BACKPOINTER_RECONCILE_PHYS`.
     pub fn reconcile_phys(&self) -> u64 {
         bits(self.flags as u64, 0, 2)
@@ -648,7 +662,9 @@ mod tests {
         assert_eq!(write_accounting(&mut v, &[5, -2, 1 << 40]), Some(24));
         assert_eq!(accounting_nr_counters(&v), 3);
         assert_eq!(
-            (0..3).map(|i| accounting_counter(&v, i)).collect::<std::vec::Vec<_>>(),
+            (0..3)
+                .map(|i| accounting_counter(&v, i))
+                .collect::<std::vec::Vec<_>>(),
             [5, -2, 1 << 40]
         );
         assert_eq!(write_accounting(&mut v[..8], &[1, 2]), None);

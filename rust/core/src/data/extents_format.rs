@@ -517,6 +517,48 @@ pub fn entries_of(typ: u8, v: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// Byte offset of the entry list in a value of key type `typ` (the write side of
+/// [`entries_of`]).
+pub fn entries_offset(typ: u8) -> Option<usize> {
+    let t = |x: KeyType| typ == x as u8;
+    if t(KeyType::Extent) || t(KeyType::BtreePtr) {
+        Some(0)
+    } else if t(KeyType::BtreePtrV2) {
+        Some(BTREE_PTR_V2_PTRS)
+    } else if t(KeyType::ReflinkV) {
+        Some(REFLINK_V_ENTRIES)
+    } else {
+        None
+    }
+}
+
+/// Sets pointer gens in the value `v` of a key of type `typ`: each pointer `f`
+/// gives a gen for gets it (`bch2_check_fix_ptrs`'s `ptr->gen = g->gen`). Entries
+/// are stepped as [`Entries`] steps them; an unknown entry ends the list. Returns
+/// how many pointers changed.
+pub fn set_ptr_gens(typ: u8, v: &mut [u8], f: &mut dyn FnMut(&Ptr) -> Option<u8>) -> usize {
+    let Some(start) = entries_offset(typ) else {
+        return 0;
+    };
+    let mut p = start;
+    let mut n = 0;
+    while p + 8 <= v.len() {
+        let w0 = le64z(v, p);
+        let Some(t) = entry_type_of(w0) else { break };
+        let Some(u64s) = entry_u64s(t) else { break };
+        if t == entry_type::PTR {
+            if let Some(g) = f(&Ptr::from_u64(w0)) {
+                let w = super::super::bytes::set_bits(w0, 56, 64, u64::from(g));
+                if super::super::bytes::put_le64(v, p, w).is_some() {
+                    n += 1;
+                }
+            }
+        }
+        p += u64s * 8;
+    }
+    n
+}
+
 /// `struct bch_btree_ptr_v2`'s header.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct BtreePtrV2 {

@@ -54,6 +54,9 @@ pub struct Bucket {
     pub has_ptr: bool,
     /// Oldest gen among the pointers into the bucket.
     pub oldest_ptr_gen: u8,
+    /// The bucket's gen in the `bucket_gens` btree (0 without a key, as upstream
+    /// reads a missing one).
+    pub bucket_gens_gen: u8,
 }
 
 /// One member device's buckets, with what gc needs to know of the member.

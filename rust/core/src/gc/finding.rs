@@ -73,10 +73,13 @@ pub enum Kind {
     /// The recount could not be compared: nodes holding pointers were unreadable
     /// (upstream's `check_allocations(): error`).
     CheckAllocationsIncomplete,
+    /// A bucket's gen in the `bucket_gens` btree is not its alloc key's
+    /// (`bucket_gens_key_wrong`, from upstream's `check_alloc_info`).
+    BucketGensKeyWrong,
 }
 
 /// Number of kinds.
-pub const KIND_NR: usize = Kind::CheckAllocationsIncomplete as usize + 1;
+pub const KIND_NR: usize = Kind::BucketGensKeyWrong as usize + 1;
 
 /// Every kind, in order.
 pub const KINDS: [Kind; KIND_NR] = [
@@ -101,6 +104,7 @@ pub const KINDS: [Kind; KIND_NR] = [
     Kind::BtreeBitmapNotMarked,
     Kind::BtreeBitmapGc,
     Kind::CheckAllocationsIncomplete,
+    Kind::BucketGensKeyWrong,
 ];
 
 impl Kind {
@@ -128,6 +132,7 @@ impl Kind {
             Kind::BtreeBitmapNotMarked => "btree_bitmap_not_marked",
             Kind::BtreeBitmapGc => "btree_bitmap_gc",
             Kind::CheckAllocationsIncomplete => "check_allocations_incomplete",
+            Kind::BucketGensKeyWrong => "bucket_gens_key_wrong",
         }
     }
 }
@@ -457,6 +462,15 @@ impl Finding {
                 );
                 "repair the btrees, then run check_allocations again"
             }
+            Kind::BucketGensKeyWrong => {
+                let (dev, b) = self.bucket.unwrap_or((0, 0));
+                let _ = write!(
+                    pb,
+                    "bucket {}:{} incorrect gen in bucket_gens btree (got {} should be {})",
+                    dev, b, self.got, self.want
+                );
+                "set the gen in the bucket_gens key"
+            }
         };
         let _ = write!(pb, " ({}; repair: {})", self.kind.name(), repair);
     }
@@ -490,7 +504,7 @@ impl Finding {
                     " ptr gen in the future: {} > {}",
                     self.ptr_gen, self.gen
                 );
-                "set the bucket's gen to the pointer's"
+                "set the pointer's gen to the bucket's"
             }
             Kind::PtrTooStale => {
                 let _ = write!(pb, "bucket {}:{} gen {} data type ", dev, b, self.gen);
@@ -502,7 +516,7 @@ impl Finding {
                 let _ = write!(pb, "bucket {}:{} data type ", dev, b);
                 prt_data_type(pb, self.data_type);
                 let _ = write!(pb, " stale dirty ptr: {} < {}", self.ptr_gen, self.gen);
-                "drop the pointer"
+                "set the pointer's gen to the bucket's"
             }
             _ => {
                 let _ = write!(

@@ -129,6 +129,8 @@ pub struct Gc<'a, 'b> {
     node_sectors: u32,
     wants_bitmap_gc: bool,
     gens_known: bool,
+    /// The `bucket_gens` btree could be read and has keys: gens are compared.
+    bucket_gens: bool,
     out: &'a mut dyn FnMut(&Finding),
 }
 
@@ -150,6 +152,7 @@ impl<'a, 'b> Gc<'a, 'b> {
             node_sectors,
             wants_bitmap_gc,
             gens_known: false,
+            bucket_gens: false,
             out,
         }
     }
@@ -162,6 +165,7 @@ impl<'a, 'b> Gc<'a, 'b> {
     pub fn run(&mut self, src: &dyn Source) -> Result<(), Stopped> {
         self.tally.clear();
         self.gens_known = self.load_gens(src)?;
+        self.bucket_gens = self.load_bucket_gens(src)?;
         for id in 0..ids::BTREE_ID_NR as u32 {
             self.walk_btree(src, id)?;
         }
@@ -189,6 +193,30 @@ impl<'a, 'b> Gc<'a, 'b> {
                 }
             }
         })
+    }
+
+    /// Each bucket's gen in the `bucket_gens` btree; whether it could be read and
+    /// has keys (filesystems from before it have none).
+    fn load_bucket_gens(&mut self, src: &dyn Source) -> Result<bool, Stopped> {
+        use super::alloc::format::{bucket_gen, BUCKET_GENS_NR};
+        let devs = &mut *self.devs;
+        let mut any = false;
+        let ok = leaf_keys(src, ids::btree::BUCKET_GENS, &mut |k, v| {
+            if k.typ != KeyType::BucketGens as u8 {
+                return;
+            }
+            any = true;
+            let Some(Some(d)) = devs.get_mut(k.p.inode as usize) else {
+                return;
+            };
+            let base = k.p.offset.saturating_mul(BUCKET_GENS_NR as u64);
+            for i in 0..BUCKET_GENS_NR {
+                if let Some(b) = d.buckets.get_mut((base + i as u64) as usize) {
+                    b.bucket_gens_gen = bucket_gen(v, i);
+                }
+            }
+        })?;
+        Ok(ok && any)
     }
 
     fn walk_btree(&mut self, src: &dyn Source, btree: u32) -> Result<(), Stopped> {
@@ -484,6 +512,7 @@ impl<'a, 'b> Gc<'a, 'b> {
         let tally = &mut self.tally;
         let stats = &mut self.stats;
         let out = &mut *self.out;
+        let bucket_gens = self.bucket_gens;
         leaf_keys(src, ids::btree::ALLOC, &mut |k, v| {
             let Some(a) = AllocV4::from_key(k.typ, v) else {
                 return;
@@ -500,6 +529,14 @@ impl<'a, 'b> Gc<'a, 'b> {
             }
             stats.buckets += 1;
             let want = compare_alloc(d.dev, b, &a, &g, &mut counted(stats, out));
+            if bucket_gens && g.bucket_gens_gen != a.gen {
+                let mut f = Finding::new(Kind::BucketGensKeyWrong);
+                f.btree = Some(ids::btree::BUCKET_GENS);
+                f.bucket = Some((d.dev, b));
+                f.got = i64::from(g.bucket_gens_gen);
+                f.want = i64::from(a.gen);
+                counted(stats, out)(&f);
+            }
             let target = if g.has_ptr { g.oldest_ptr_gen } else { a.gen };
             if a.oldest_gen != target {
                 stats.oldest_gen_advance += 1;
