@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         min_key: None,
         max_key: None,
         seq: None,
+        range_updated: false,
         csum: &common::FakeHash,
         blacklisted: &bl,
         accept_bad_csum: true,

@@ -90,6 +90,7 @@ fn main() {
                 min_key: Some(min),
                 max_key: Some(max),
                 seq: Some(seq),
+                range_updated: false,
                 csum: &Hashes,
                 blacklisted: &bl,
                 accept_bad_csum: false,

@@ -394,6 +394,7 @@ impl Fs {
                     min_key: bp.min_key,
                     max_key: Some(k.p),
                     seq: if bp.seq != 0 { Some(bp.seq) } else { None },
+                    range_updated: bp.range_updated,
                     csum: &Hashes,
                     blacklisted: &bl,
                     accept_bad_csum,

@@ -17,7 +17,11 @@ use bcachefs_core::ids::{self, KeyType};
 use crate::check::check;
 use crate::fs::Fs;
 use crate::list::Walk;
-use crate::repair::{commit, leaf_key, next_journal_seq, FileSink, SbChanges, Sink, Update};
+use crate::repair::{
+    commit, leaf_key, next_journal_seq, node_key, FileSink, SbChanges, Sink, Update,
+};
+use bcachefs_core::alloc::trigger::derived_changes;
+use bcachefs_core::btree::ptr::{set_min_key, set_range_updated};
 use bcachefs_core::data::extents_format::set_ptr_gens;
 use bcachefs_core::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
 
@@ -42,6 +46,13 @@ enum Plan {
     PtrGen,
     /// A bucket's gen in its `bucket_gens` key set to the alloc key's.
     BucketGen { dev: u32, bucket: u64 },
+    /// Counts that could not be compared: recounted in the next round, once this
+    /// round's repairs make every node readable.
+    Recount,
+    /// Topology (upstream's `bch2_btree_repair_topology_recurse`): an unreadable
+    /// node dropped from its parent, a node's range moved through its pointer
+    /// (`set_node_min`, `set_node_max`: `BTREE_PTR_RANGE_UPDATED`).
+    Topology,
     /// Not repaired, and why.
     No(&'static str),
 }
@@ -54,6 +65,15 @@ fn plan(f: &Finding) -> Plan {
         (Kind::BtreeBitmapGc | Kind::BtreeBitmapNotMarked, _, _) => Plan::Bitmap,
         (Kind::AccountingMismatch, _, _) if f.acct.is_some() => Plan::Accounting,
         (Kind::BucketGensKeyWrong, Some((dev, bucket)), _) => Plan::BucketGen { dev, bucket },
+        (Kind::CheckAllocationsIncomplete, _, _) => Plan::Recount,
+        (
+            Kind::NodeReadError
+            | Kind::GapBetweenNodes
+            | Kind::OverlapBetweenNodes
+            | Kind::BadMaxKey,
+            _,
+            _,
+        ) if f.btree.is_some() => Plan::Topology,
         (Kind::StaleDirtyPtr | Kind::PtrGenNewerThanBucketGen, Some(_), _)
             if f.level == 0 && f.pos.is_some() =>
         {
@@ -188,6 +208,120 @@ fn ptr_gen_fix(
     Ok(())
 }
 
+/// A whiteout for the key at `p` (`bch2_journal_key_delete`).
+fn deleted(p: Bpos) -> (Bkey, Vec<u8>) {
+    (
+        Bkey {
+            typ: KeyType::Deleted as u8,
+            p,
+            ..Default::default()
+        },
+        Vec::new(),
+    )
+}
+
+/// Adds to `keys` (by btree, level of the node holding the key, position) the
+/// pointer updates that repair the topology finding `f`, as upstream's topology
+/// repair makes them: an unreadable child is dropped from its parent; a gap is
+/// closed by moving the next node's start back to where it should begin
+/// (`set_node_min`), or at the end of the parent by moving the last child's end
+/// to the parent's (`set_node_max`); a node overlapped by its predecessor starts
+/// after it (`set_node_min`), or is dropped when wholly covered. The nodes are not
+/// rewritten: their pointers say `BTREE_PTR_RANGE_UPDATED`.
+fn topology_fix(
+    fs: &Fs,
+    f: &Finding,
+    keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>,
+    bps: &mut Option<Vec<(Bkey, Backpointer)>>,
+) -> Result<(), &'static str> {
+    let btree = f.btree.ok_or("no btree")?;
+    if f.level >= f.root_level {
+        return Err("the root itself: needs a new root (not done yet)");
+    }
+    let parent = f.level + 1;
+    let get = |keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>, p: Bpos| {
+        if let Some(kv) = keys.get(&(btree, parent, p)) {
+            return Some(kv.clone());
+        }
+        node_key(fs, btree, parent, p)
+    };
+    let set_min = |keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>,
+                   (k, mut v): (Bkey, Vec<u8>),
+                   min: Bpos|
+     -> Result<(), &'static str> {
+        if k.typ != KeyType::BtreePtrV2 as u8 {
+            return Err("a btree_ptr (v1) pointer: needs a rewrite (not done yet)");
+        }
+        set_min_key(&mut v, min).ok_or("short pointer")?;
+        keys.insert((btree, parent, k.p), (k, v));
+        Ok(())
+    };
+    match f.kind {
+        Kind::NodeReadError => {
+            let n = f.node.ok_or("no node")?;
+            keys.insert((btree, parent, n.max), deleted(n.max));
+            // What the pointer trigger would undo: the node's backpointer, and
+            // those of the keys it held (upstream's backpointer checks drop them
+            // after the node goes).
+            let all = bps.get_or_insert_with(|| {
+                let mut v = Vec::new();
+                let mut w = Walk { fs, errors: 0 };
+                w.leaf_keys(ids::btree::BACKPOINTERS, &mut |k| {
+                    if k.k.typ == KeyType::Backpointer as u8 {
+                        v.push((k.k, Backpointer::read(&k.v)));
+                    }
+                });
+                v
+            });
+            for (k, bp) in all.iter() {
+                let own = bp.level == parent && bp.pos == n.max;
+                let held = bp.level <= f.level && (n.min..=n.max).contains(&bp.pos);
+                if u32::from(bp.btree_id) == btree && (own || held) {
+                    keys.insert((ids::btree::BACKPOINTERS, 0, k.p), deleted(k.p));
+                }
+            }
+            Ok(())
+        }
+        Kind::GapBetweenNodes | Kind::OverlapBetweenNodes if f.node.is_some() => {
+            let n = f.node.ok_or("no node")?;
+            let (_, end) = f.range.ok_or("no range")?;
+            let want = if f.kind == Kind::GapBetweenNodes {
+                f.range.ok_or("no range")?.0
+            } else {
+                end.successor()
+            };
+            if want > n.max {
+                keys.insert((btree, parent, n.max), deleted(n.max));
+                return Ok(());
+            }
+            let kv = get(keys, n.max).ok_or("the node's pointer is not readable")?;
+            set_min(keys, kv, want)
+        }
+        // The end of the parent: the last child's end moves to the parent's.
+        Kind::GapBetweenNodes | Kind::BadMaxKey if f.node.is_none() => {
+            let (a, b) = f.range.ok_or("no range")?;
+            let (last, parent_max) = if f.kind == Kind::GapBetweenNodes {
+                (a.predecessor(), b)
+            } else {
+                (b, a)
+            };
+            if last > parent_max {
+                return Err("children past their parent's end: not repaired yet");
+            }
+            let (k, mut v) = get(keys, last).ok_or("the last child's pointer is not readable")?;
+            if k.typ != KeyType::BtreePtrV2 as u8 {
+                return Err("a btree_ptr (v1) pointer: needs a rewrite (not done yet)");
+            }
+            set_range_updated(&mut v).ok_or("short pointer")?;
+            keys.insert((btree, parent, last), deleted(last));
+            let k = Bkey { p: parent_max, ..k };
+            keys.insert((btree, parent, parent_max), (k, v));
+            Ok(())
+        }
+        _ => Err("topology repair not implemented for this case"),
+    }
+}
+
 /// Sets the field `f` names to its recounted value.
 fn apply_field(a: &mut AllocV4, f: &Finding) {
     let w = f.want;
@@ -272,7 +406,10 @@ fn repair_round(
     code: &mut u8,
 ) -> bool {
     // Pointers first: counts wait for a recount over the fixed pointers.
-    let defer = r.findings.iter().any(|f| matches!(plan(f), Plan::PtrGen));
+    let defer = r
+        .findings
+        .iter()
+        .any(|f| matches!(plan(f), Plan::PtrGen | Plan::Topology));
     // The alloc keys the repairs start from: the current ones, by bucket.
     let mut alloc: BTreeMap<(u32, u64), (bcachefs_core::bkey::Bkey, Vec<u8>)> = BTreeMap::new();
     let wants_alloc = r
@@ -312,11 +449,20 @@ fn repair_round(
     let mut ptr_keys: BTreeMap<(u32, Bpos), (Bkey, Vec<u8>)> = BTreeMap::new();
     let mut deferred = vec![false; r.findings.len()];
     let mut gens_keys: BTreeMap<Bpos, (Bkey, Vec<u8>)> = BTreeMap::new();
+    let mut topo: BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)> = BTreeMap::new();
+    // Every backpointer, read once when a dropped node needs its own removed.
+    let mut bps: Option<Vec<(Bkey, Backpointer)>> = None;
     for (i, f) in r.findings.iter().enumerate() {
         match plan(f) {
             Plan::AllocField { .. } | Plan::OldestGen { .. } | Plan::Accounting if defer => {
                 deferred[i] = true
             }
+            Plan::Recount if defer => fixing[i] = true,
+            Plan::Recount => why[i] = "unreadable nodes that no repair here drops",
+            Plan::Topology => match topology_fix(fs, f, &mut topo, &mut bps) {
+                Ok(()) => fixing[i] = true,
+                Err(w) => why[i] = w,
+            },
             Plan::PtrGen => match ptr_gen_fix(fs, f, &mut ptr_keys) {
                 Ok(()) => fixing[i] = true,
                 Err(w) => why[i] = w,
@@ -382,6 +528,34 @@ fn repair_round(
             Plan::No(w) => why[i] = w,
         }
     }
+    // The keys derived from each changed alloc key follow it, as the alloc
+    // trigger would move them.
+    for (&(dev, bucket), (_, a)) in &changed {
+        let old = AllocV4::read(&alloc[&(dev, bucket)].1);
+        let bucket_size = fs
+            .sb()
+            .member(dev as usize)
+            .map(|m| m.bucket_size())
+            .unwrap_or(0);
+        derived_changes(dev, bucket, bucket_size, &old, a, &mut |d| {
+            updates.push(Update {
+                btree: d.btree,
+                level: 0,
+                k: Bkey {
+                    typ: if d.set {
+                        KeyType::Set as u8
+                    } else {
+                        KeyType::Deleted as u8
+                    },
+                    p: d.pos,
+                    size: d.size,
+                    ..Default::default()
+                },
+                v: Vec::new(),
+                journal_v: None,
+            })
+        });
+    }
     updates.extend(changed.into_iter().map(|((dev, bucket), (k, a))| {
         let mut v = alloc[&(dev, bucket)].1.clone();
         a.write(&mut v);
@@ -395,6 +569,13 @@ fn repair_round(
             v,
             journal_v: None,
         }
+    }));
+    updates.extend(topo.into_iter().map(|((btree, level, _), (k, v))| Update {
+        btree,
+        level,
+        k,
+        v,
+        journal_v: None,
     }));
     updates.extend(gens_keys.into_values().map(|(k, v)| Update {
         btree: ids::btree::BUCKET_GENS,

@@ -154,7 +154,9 @@ fn node_id(btree: u32, level: u8, k: &Bkey, v: &[u8]) -> NodeId {
 }
 
 /// The nodes from the root of `btree` down to the leaf holding `pos`.
-fn path_to(fs: &Fs, btree: u32, pos: Bpos) -> Result<Vec<(u8, Bkey, Vec<u8>)>, String> {
+/// The nodes from the root of `btree` down to the node at `level` whose range
+/// holds `pos`.
+fn path_to(fs: &Fs, btree: u32, pos: Bpos, level: u8) -> Result<Vec<(u8, Bkey, Vec<u8>)>, String> {
     let root = fs
         .roots
         .get(btree as usize)
@@ -162,16 +164,23 @@ fn path_to(fs: &Fs, btree: u32, pos: Bpos) -> Result<Vec<(u8, Bkey, Vec<u8>)>, S
         .ok_or("no root")?;
     let mut path = vec![(root.level, root.k, root.v)];
     let mut w = Walk { fs, errors: 0 };
-    while let Some((level, k, v)) = path.last().cloned() {
-        if level == 0 {
+    if root.level < level {
+        return Err(format!(
+            "btree {} has no level {}",
+            ids::btree_name(btree).unwrap_or("?"),
+            level
+        ));
+    }
+    while let Some((l, k, v)) = path.last().cloned() {
+        if l == level {
             break;
         }
-        let children = w.node_keys(btree, level, &k, &v);
+        let children = w.node_keys(btree, l, &k, &v);
         let c = children
             .into_iter()
             .find(|c| c.k.p >= pos && BtreePtr::decode(c.k.typ, &c.v).is_some())
-            .ok_or_else(|| format!("no child for {} at level {}", pos, level))?;
-        path.push((level - 1, c.k, c.v));
+            .ok_or_else(|| format!("no child for {} at level {}", pos, l))?;
+        path.push((l - 1, c.k, c.v));
     }
     if w.errors > 0 {
         return Err(format!(
@@ -185,7 +194,12 @@ fn path_to(fs: &Fs, btree: u32, pos: Bpos) -> Result<Vec<(u8, Bkey, Vec<u8>)>, S
 
 /// The key at `pos` of `btree`'s leaves, as the node holds it (merged).
 pub fn leaf_key(fs: &Fs, btree: u32, pos: Bpos) -> Option<(Bkey, Vec<u8>)> {
-    let path = path_to(fs, btree, pos).ok()?;
+    node_key(fs, btree, 0, pos)
+}
+
+/// The key at `pos` held by `btree`'s nodes at `level` (merged).
+pub fn node_key(fs: &Fs, btree: u32, level: u8, pos: Bpos) -> Option<(Bkey, Vec<u8>)> {
+    let path = path_to(fs, btree, pos, level).ok()?;
     let (level, k, v) = path.last()?;
     let mut w = Walk { fs, errors: 0 };
     w.node_keys(btree, *level, k, v)
@@ -360,7 +374,7 @@ pub fn commit(
     let mut pending: BTreeMap<NodeId, Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
     let mut max_level = 0u8;
     for u in updates {
-        let path = path_to(fs, u.btree, u.k.p)?;
+        let path = path_to(fs, u.btree, u.k.p, u.level)?;
         let mut parent: Option<(Bpos, u64)> = None;
         for (level, k, v) in &path {
             let id = node_id(u.btree, *level, k, v);
@@ -381,24 +395,23 @@ pub fn commit(
             .or_default()
             .push((u.k, u.v.clone()));
     }
+    let journal_form: BTreeMap<(u32, u8, Bpos), Vec<u8>> = updates
+        .iter()
+        .filter_map(|u| Some(((u.btree, u.level, u.k.p), u.journal_v.clone()?)))
+        .collect();
     let mut journal = Journal::new(fs)?;
     let first_seq = journal.seq + 1;
     let mut nodes = 0usize;
     for level in 0..=max_level {
         // This level's keys, grouped by btree, go to the journal first.
         let mut by_btree: BTreeMap<u32, Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
-        if level == 0 {
-            for u in updates {
-                let v = u.journal_v.as_ref().unwrap_or(&u.v);
-                by_btree.entry(u.btree).or_default().push((u.k, v.clone()));
-            }
-        } else {
-            for (id, keys) in pending.iter().filter(|(id, _)| id.1 == level) {
-                by_btree
-                    .entry(id.0)
-                    .or_default()
-                    .extend(keys.iter().cloned());
-            }
+        for (id, keys) in pending.iter().filter(|(id, _)| id.1 == level) {
+            // The caller's updates in their journal form (accounting deltas).
+            let jkeys = keys.iter().map(|(k, v)| {
+                let j = journal_form.get(&(id.0, level, k.p)).cloned();
+                (*k, j.unwrap_or_else(|| v.clone()))
+            });
+            by_btree.entry(id.0).or_default().extend(jkeys);
         }
         if by_btree.is_empty() {
             continue;
@@ -494,6 +507,7 @@ fn append(fs: &Fs, t: &Touched, seq: u64, sink: &mut dyn Sink) -> Result<Vec<u8>
             min_key: bp.min_key,
             max_key: Some(t.k.p),
             seq: Some(bp.seq),
+            range_updated: bp.range_updated,
             csum: &Hashes,
             blacklisted: &|_| false,
             accept_bad_csum: false,

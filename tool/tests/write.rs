@@ -57,6 +57,7 @@ fn rewrite_every_bset_byte_for_byte() {
                 min_key: None,
                 max_key: None,
                 seq: None,
+                range_updated: false,
                 csum: &Hashes,
                 blacklisted: &|_| false,
                 accept_bad_csum: false,

@@ -348,6 +348,7 @@ fn decode(
         min_key: bp.min_key,
         max_key: Some(op.ptr.k.p),
         seq: (bp.seq != 0).then_some(bp.seq),
+        range_updated: bp.range_updated,
         csum: &KernelHashes,
         blacklisted: &bl,
         accept_bad_csum,

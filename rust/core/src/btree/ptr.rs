@@ -10,6 +10,26 @@ use super::super::ids::KeyType;
 pub const BTREE_PTR_V2_HDR: usize = 40;
 /// Offset of `sectors_written` in a `btree_ptr_v2` value.
 pub const BTREE_PTR_V2_WRITTEN: usize = 16;
+/// Offset of `flags` (bit 0: `BTREE_PTR_RANGE_UPDATED`).
+pub const BTREE_PTR_V2_FLAGS: usize = 18;
+/// Offset of `min_key`.
+pub const BTREE_PTR_V2_MIN_KEY: usize = 20;
+
+/// Moves the start of the node a `btree_ptr_v2` value `v` points to: `min_key`
+/// set and `BTREE_PTR_RANGE_UPDATED` raised, as upstream's topology repair
+/// (`set_node_min`) does; the node itself is not rewritten. `None` when `v` is too
+/// short.
+pub fn set_min_key(v: &mut [u8], min: Bpos) -> Option<()> {
+    min.write(v, BTREE_PTR_V2_MIN_KEY)?;
+    set_range_updated(v)
+}
+
+/// Raises `BTREE_PTR_RANGE_UPDATED` in a `btree_ptr_v2` value (for a pointer whose
+/// key position, the node's max, moved: `set_node_max`).
+pub fn set_range_updated(v: &mut [u8]) -> Option<()> {
+    let f = super::super::bytes::le16(v, BTREE_PTR_V2_FLAGS)?;
+    super::super::bytes::put_le16(v, BTREE_PTR_V2_FLAGS, f | 1)
+}
 
 /// Sets `sectors_written` of the `btree_ptr_v2` value `v` (the write side of
 /// [`BtreePtr::decode`]'s `written`): after a bset is appended to the node, its
@@ -30,6 +50,10 @@ pub struct BtreePtr<'a> {
     pub written: u16,
     /// Node min_key (v2; `None` for v1).
     pub min_key: Option<Bpos>,
+    /// `BTREE_PTR_RANGE_UPDATED` (v2): the node's range is the pointer's
+    /// (`min_key`..the key's position), not its header's, since topology repair
+    /// moved it.
+    pub range_updated: bool,
     ptrs: &'a [u8],
 }
 
@@ -41,7 +65,8 @@ impl<'a> BtreePtr<'a> {
             Some(BtreePtr {
                 seq: le64(v, 8)?,
                 written: le16(v, BTREE_PTR_V2_WRITTEN)?,
-                min_key: Some(Bpos::read(v, 20)?),
+                min_key: Some(Bpos::read(v, BTREE_PTR_V2_MIN_KEY)?),
+                range_updated: le16(v, BTREE_PTR_V2_FLAGS)? & 1 != 0,
                 ptrs: v.get(BTREE_PTR_V2_HDR..)?,
             })
         } else if typ == KeyType::BtreePtr as u8 {
@@ -49,6 +74,7 @@ impl<'a> BtreePtr<'a> {
                 seq: 0,
                 written: 0,
                 min_key: None,
+                range_updated: false,
                 ptrs: v,
             })
         } else {

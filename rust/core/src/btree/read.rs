@@ -180,6 +180,11 @@ pub struct NodeCtx<'a> {
     pub max_key: Option<Bpos>,
     /// Expected node seq.
     pub seq: Option<u64>,
+    /// The pointer has `BTREE_PTR_RANGE_UPDATED`: its `min_key`/`max_key` above
+    /// replace the header's (not checked against it), and keys outside them are
+    /// dropped by the merge, as upstream reads a node whose range topology repair
+    /// moved.
+    pub range_updated: bool,
     /// Hash functions.
     pub csum: &'a dyn Checksummer,
     /// Whether a journal seq is blacklisted.
@@ -214,14 +219,16 @@ pub fn check_header(ctx: &NodeCtx<'_>, h: &NodeHeader) -> Result<(), NodeError> 
             return Err(NodeError::WrongLevel(h.level()));
         }
     }
-    if let Some(k) = ctx.min_key {
-        if h.min_key != k {
-            return Err(NodeError::WrongMinKey);
+    if !ctx.range_updated {
+        if let Some(k) = ctx.min_key {
+            if h.min_key != k {
+                return Err(NodeError::WrongMinKey);
+            }
         }
-    }
-    if let Some(k) = ctx.max_key {
-        if h.max_key != k {
-            return Err(NodeError::WrongMaxKey);
+        if let Some(k) = ctx.max_key {
+            if h.max_key != k {
+                return Err(NodeError::WrongMaxKey);
+            }
         }
     }
     h.format.validate().map_err(NodeError::BadFormat)
@@ -303,8 +310,12 @@ pub fn read_bsets(
     out: &mut [BsetRef],
     warn: &mut dyn FnMut(NodeError),
 ) -> Result<(NodeHeader, usize), NodeError> {
-    let h = NodeHeader::parse(buf).ok_or(NodeError::Short)?;
+    let mut h = NodeHeader::parse(buf).ok_or(NodeError::Short)?;
     check_header(ctx, &h)?;
+    if ctx.range_updated {
+        h.min_key = ctx.min_key.unwrap_or(h.min_key);
+        h.max_key = ctx.max_key.unwrap_or(h.max_key);
+    }
     let limit = if ctx.written != 0 {
         ctx.written
     } else {

@@ -173,7 +173,8 @@ pub fn write_bset(
 }
 
 /// `validate_bset_for_write`: the bset at `offset` of `buf` read back exactly as the
-/// reader reads it (header against `h`, checksum, size, then every key).
+/// reader reads it (header against `h`, checksum, size, then every key within
+/// `h`'s range, which may be the pointer's rather than the header's).
 pub fn validate_for_write(
     buf: &[u8],
     ctx: &WriteCtx<'_>,
@@ -190,6 +191,9 @@ pub fn validate_for_write(
         min_key: Some(h.min_key),
         max_key: Some(h.max_key),
         seq: Some(h.seq),
+        // `h`'s range is the one the keys must fit: a node whose pointer moved its
+        // range keeps its old header range on disk.
+        range_updated: true,
         csum: ctx.csum,
         blacklisted: &|_| false,
         accept_bad_csum: false,

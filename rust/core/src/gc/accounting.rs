@@ -13,12 +13,13 @@ use super::finding::{Finding, Kind};
 pub const TALLY_MAX: usize = 256;
 
 /// Accounting types gc recounts and compares.
-pub const RECOUNTED: [u8; 6] = [
+pub const RECOUNTED: [u8; 7] = [
     acct::NR_INODES,
     acct::PERSISTENT_RESERVED,
     acct::REPLICAS,
     acct::DEV_DATA_TYPE,
     acct::COMPRESSION,
+    acct::SNAPSHOT,
     acct::BTREE,
 ];
 

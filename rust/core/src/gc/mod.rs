@@ -20,7 +20,7 @@ pub mod finding;
 pub mod topology;
 
 use super::alloc::format::{acct, AllocV4, DATA_BTREE, DATA_CACHED, DATA_STRIPE, DATA_USER};
-use super::bkey::Bkey;
+use super::bkey::{Bkey, BKEY_U64S};
 use super::bpos::Bpos;
 use super::btree::ptr::BtreePtr;
 use super::btree::read::NodeError;
@@ -409,15 +409,19 @@ impl<'a, 'b> Gc<'a, 'b> {
 
     fn mark_leaf_key(&mut self, btree: u32, k: &Bkey, v: &[u8]) {
         let t = k.typ;
+        // Per-(snapshot, btree) accounting: [keys, key bytes, sectors]; extents
+        // count their dirty sectors, reservations their reserved ones.
+        let mut snapshot_sectors = 0i64;
         if t == KeyType::Extent as u8 || t == KeyType::ReflinkV as u8 {
             if let Some(e) = entries_of(t, v) {
-                self.mark_extent(btree, k, e);
+                snapshot_sectors = self.mark_extent(btree, k, e);
             }
         } else if t == KeyType::Reservation as u8 {
             let r = Reservation::read(v);
+            snapshot_sectors = i64::from(k.size) * i64::from(r.nr_replicas);
             self.tally.add(
                 pos(acct::PERSISTENT_RESERVED, &[r.nr_replicas]),
-                [i64::from(k.size) * i64::from(r.nr_replicas), 0, 0],
+                [snapshot_sectors, 0, 0],
             );
         } else if btree == ids::btree::INODES
             && (t == KeyType::Inode as u8
@@ -428,12 +432,23 @@ impl<'a, 'b> Gc<'a, 'b> {
         } else if t == KeyType::Stripe as u8 {
             self.stats.stripes_skipped += 1;
         }
+        if snapshot_counted(btree, k) {
+            let mut u = [0u8; 8];
+            u[..4].copy_from_slice(&k.p.snapshot.to_le_bytes());
+            u[4..].copy_from_slice(&btree.to_le_bytes());
+            let bytes = (BKEY_U64S + v.len().div_ceil(8)) as i64 * 8;
+            self.tally
+                .add(pos(acct::SNAPSHOT, &u), [1, bytes, snapshot_sectors]);
+        }
     }
 
-    fn mark_extent(&mut self, btree: u32, k: &Bkey, entries: &[u8]) {
+    /// Marks an extent's pointers; returns its dirty sectors (pointers neither
+    /// cached nor erasure coded), as the snapshot accounting counts them.
+    fn mark_extent(&mut self, btree: u32, k: &Bkey, entries: &[u8]) -> i64 {
         let mut devs = [0u8; 16];
         let mut n = 0usize;
         let mut dirty = 0i64;
+        let mut snapshot_dirty = 0i64;
         // Runs of pointers with one compression type: (type, uncompressed, compressed).
         let mut run: Option<(u8, i64, i64)> = None;
         for dp in DecodedPtrs::new(entries, k.size) {
@@ -467,6 +482,9 @@ impl<'a, 'b> Gc<'a, 'b> {
                     n += 1;
                 }
                 dirty += i64::from(sectors);
+                if dp.ec.is_none() {
+                    snapshot_dirty += i64::from(sectors);
+                }
             } else if counted {
                 self.tally.add(
                     replicas_pos(DATA_CACHED, 1, &[p.dev]),
@@ -496,6 +514,7 @@ impl<'a, 'b> Gc<'a, 'b> {
             self.tally
                 .add(replicas_pos(DATA_USER, 1, &devs[..n]), [dirty, 0, 0]);
         }
+        snapshot_dirty
     }
 
     fn flush_compression(&mut self, run: Option<(u8, i64, i64)>) {
@@ -604,6 +623,20 @@ fn dev_usage(tally: &mut Tally<'_>, dev: u32, a: &AllocV4, bucket_size: u16) {
         pos(acct::DEV_DATA_TYPE, &[dev as u8, a.data_type]),
         [1, a.sectors(), a.sectors_fragmented(bucket_size)],
     );
+}
+
+/// Whether a leaf key counts in the per-snapshot accounting (upstream's
+/// `snapshot_key_counted` over the snapshot btrees): in a snapshot, and not a
+/// whiteout.
+fn snapshot_counted(btree: u32, k: &Bkey) -> bool {
+    let snapshot_btree = matches!(
+        btree,
+        ids::btree::EXTENTS | ids::btree::INODES | ids::btree::DIRENTS | ids::btree::XATTRS | 28
+    );
+    let whiteout = k.typ == KeyType::Deleted as u8
+        || k.typ == KeyType::Whiteout as u8
+        || k.typ == KeyType::ExtentWhiteout as u8;
+    snapshot_btree && k.p.snapshot != 0 && !whiteout
 }
 
 /// Whether losing a leaf of `btree` loses pointers to data.

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What an alloc key change does to the keys derived from it (upstream's
+//! `bch2_trigger_alloc`): the `need_discard`, `freespace` and fragmentation LRU
+//! keys. The read twins are the checks upstream's `check_alloc_info` and
+//! `check_alloc_to_lru_refs` make: a need_discard key at
+//! `POS(journal_seq_empty, bucket_u64)` iff the bucket is need_discard, a
+//! freespace extent over `bucket | genbits` iff it is free, a fragmentation LRU
+//! key at `POS((8192 + dev) << 48 | idx, bucket_u64)` iff its idx is nonzero.
+//! (`bucket_gens` and the per-device accounting are kept by their own repairs.)
+
+use super::super::bpos::Bpos;
+use super::format::{AllocV4, DATA_FREE, DATA_NEED_DISCARD};
+
+/// The btrees derived keys live in.
+pub mod btree {
+    /// `BTREE_ID_lru`.
+    pub const LRU: u32 = 10;
+    /// `BTREE_ID_freespace` (an extents btree).
+    pub const FREESPACE: u32 = 11;
+    /// `BTREE_ID_need_discard`.
+    pub const NEED_DISCARD: u32 = 12;
+}
+
+/// First LRU id of the per-device fragmentation LRUs (`BCH_LRU_BUCKET_FRAGMENTATION`
+/// base in 1.39 `per_dev_fragmentation_lru`).
+pub const LRU_FRAGMENTATION_BASE: u64 = 8192;
+
+/// One derived key to set (`KEY_TYPE_set`) or delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Derived {
+    /// Btree of the key.
+    pub btree: u32,
+    /// Its position (for freespace, the end of its one-bucket extent).
+    pub pos: Bpos,
+    /// Its size (1 for a freespace extent, else 0).
+    pub size: u32,
+    /// Set it (or delete it).
+    pub set: bool,
+}
+
+/// `bucket_to_u64`.
+pub fn bucket_u64(dev: u32, bucket: u64) -> u64 {
+    (u64::from(dev) << 48) | (bucket & ((1u64 << 48) - 1))
+}
+
+/// `alloc_freespace_genbits`: the high bits a free bucket's freespace key carries.
+pub fn freespace_genbits(a: &AllocV4) -> u64 {
+    u64::from(a.gen.wrapping_sub(a.oldest_gen) >> 4) << 56
+}
+
+/// Where the need_discard key of a bucket with alloc key `a` is.
+pub fn need_discard_pos(dev: u32, bucket: u64, a: &AllocV4) -> Bpos {
+    Bpos::new(a.journal_seq_empty, bucket_u64(dev, bucket), 0)
+}
+
+/// The freespace extent of a free bucket: it ends one past `bucket | genbits`.
+pub fn freespace_pos(dev: u32, bucket: u64, a: &AllocV4) -> Bpos {
+    Bpos::new(u64::from(dev), (bucket | freespace_genbits(a)) + 1, 0)
+}
+
+/// The fragmentation LRU key of a bucket whose LRU idx is `idx`.
+pub fn fragmentation_lru_pos(dev: u32, bucket: u64, idx: u64) -> Bpos {
+    let id = LRU_FRAGMENTATION_BASE + u64::from(dev);
+    Bpos::new(
+        (id << 48) | (idx & ((1u64 << 48) - 1)),
+        bucket_u64(dev, bucket),
+        0,
+    )
+}
+
+/// The derived keys that change when bucket `bucket` of device `dev` (buckets of
+/// `bucket_size` sectors) goes from alloc key `old` to `new`: each handed to `out`.
+pub fn derived_changes(
+    dev: u32,
+    bucket: u64,
+    bucket_size: u16,
+    old: &AllocV4,
+    new: &AllocV4,
+    out: &mut dyn FnMut(Derived),
+) {
+    let nd = |a: &AllocV4| a.data_type == DATA_NEED_DISCARD;
+    if nd(old) != nd(new) || (nd(new) && old.journal_seq_empty != new.journal_seq_empty) {
+        if nd(old) {
+            out(Derived {
+                btree: btree::NEED_DISCARD,
+                pos: need_discard_pos(dev, bucket, old),
+                size: 0,
+                set: false,
+            });
+        }
+        if nd(new) {
+            out(Derived {
+                btree: btree::NEED_DISCARD,
+                pos: need_discard_pos(dev, bucket, new),
+                size: 0,
+                set: true,
+            });
+        }
+    }
+    let free = |a: &AllocV4| a.data_type == DATA_FREE;
+    if free(old) != free(new) || (free(new) && freespace_genbits(old) != freespace_genbits(new)) {
+        if free(old) {
+            out(Derived {
+                btree: btree::FREESPACE,
+                pos: freespace_pos(dev, bucket, old),
+                size: 1,
+                set: false,
+            });
+        }
+        if free(new) {
+            out(Derived {
+                btree: btree::FREESPACE,
+                pos: freespace_pos(dev, bucket, new),
+                size: 1,
+                set: true,
+            });
+        }
+    }
+    let (oi, ni) = (
+        old.lru_idx_fragmentation(bucket_size),
+        new.lru_idx_fragmentation(bucket_size),
+    );
+    if oi != ni {
+        if oi != 0 {
+            out(Derived {
+                btree: btree::LRU,
+                pos: fragmentation_lru_pos(dev, bucket, oi),
+                size: 0,
+                set: false,
+            });
+        }
+        if ni != 0 {
+            out(Derived {
+                btree: btree::LRU,
+                pos: fragmentation_lru_pos(dev, bucket, ni),
+                size: 0,
+                set: true,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::format::DATA_USER;
+    use super::*;
+    use std::vec::Vec;
+
+    fn changes(old: &AllocV4, new: &AllocV4) -> Vec<Derived> {
+        let mut v = Vec::new();
+        derived_changes(0, 391, 256, old, new, &mut |d| v.push(d));
+        v
+    }
+
+    #[test]
+    fn emptied_user_bucket_goes_to_need_discard() {
+        let old = AllocV4 {
+            data_type: DATA_USER,
+            dirty_sectors: 113,
+            ..Default::default()
+        };
+        let new = AllocV4 {
+            data_type: DATA_NEED_DISCARD,
+            dirty_sectors: 0,
+            ..old
+        };
+        let v = changes(&old, &new);
+        assert_eq!(v.len(), 2, "{:?}", v);
+        assert_eq!(
+            v[0],
+            Derived {
+                btree: btree::NEED_DISCARD,
+                pos: Bpos::new(0, 391, 0),
+                size: 0,
+                set: true
+            }
+        );
+        // The user bucket's fragmentation entry goes: 113 of 256 sectors.
+        assert_eq!(v[1].btree, btree::LRU);
+        assert!(!v[1].set);
+        assert_eq!(v[1].pos.inode >> 48, LRU_FRAGMENTATION_BASE);
+        assert_eq!(v[1].pos.inode & ((1 << 48) - 1), (113u64 << 31) / 256);
+        assert_eq!(v[1].pos.offset, 391);
+    }
+
+    #[test]
+    fn freed_bucket_gets_freespace_and_nothing_for_no_change() {
+        let old = AllocV4 {
+            data_type: DATA_NEED_DISCARD,
+            gen: 40,
+            ..Default::default()
+        };
+        let new = AllocV4 {
+            data_type: DATA_FREE,
+            ..old
+        };
+        let v = changes(&old, &new);
+        assert_eq!(v.len(), 2);
+        assert!(!v[0].set && v[0].btree == btree::NEED_DISCARD);
+        assert_eq!(
+            v[1],
+            Derived {
+                btree: btree::FREESPACE,
+                pos: Bpos::new(0, (391 | (2u64 << 56)) + 1, 0),
+                size: 1,
+                set: true
+            }
+        );
+        assert!(changes(&new, &new).is_empty());
+    }
+}
