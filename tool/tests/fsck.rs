@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bcachefs_core::alloc::format::AllocV4;
+use bcachefs_core::bkey::Bkey;
+use bcachefs_core::bpos::Bpos;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_bcachefs-rs")
@@ -459,4 +461,154 @@ fn damaged_topology_repaired() {
         }
     }
     std::fs::remove_dir_all(devs[0].parent().unwrap()).unwrap();
+}
+
+/// A moved node boundary between two neighbouring children.
+enum Move {
+    /// The first child's end moves here.
+    End(Bpos),
+    /// The second child's start moves here.
+    Start(Bpos),
+}
+
+/// Moves a boundary between two children of `btree`'s root in a copy of `fx`
+/// (written through the tool's own commit path, as a topology repair would move
+/// it, with `BTREE_PTR_RANGE_UPDATED`): `to(last key of the first child, its end,
+/// first key of the second)` says how, or `None` to try the next pair. Returns the
+/// copy.
+fn moved_node_end(
+    fx: &str,
+    tag: &str,
+    btree: u32,
+    to: &dyn Fn(Bpos, Bpos, Bpos) -> Option<Move>,
+) -> Option<Vec<PathBuf>> {
+    use bcachefs_core::btree::ptr::{set_min_key, set_range_updated};
+    use bcachefs_rs::list::Walk;
+    use bcachefs_rs::repair::{commit, FileSink, SbChanges, Update};
+    let devs = copy_fixture(fx, tag)?;
+    let paths: Vec<String> = devs.iter().map(|d| d.display().to_string()).collect();
+    let fs = bcachefs_rs::fs::Fs::open(&paths).unwrap();
+    let root = fs.roots[btree as usize].clone().unwrap();
+    assert!(root.level >= 1, "{} {} has one node", fx, btree);
+    let mut w = Walk { fs: &fs, errors: 0 };
+    let children = w.node_keys(btree, root.level, &root.k, &root.v);
+    for pair in children.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let ka = w.node_keys(btree, root.level - 1, &a.k, &a.v);
+        let kb = w.node_keys(btree, root.level - 1, &b.k, &b.v);
+        let (Some(last), Some(first)) = (ka.last(), kb.first()) else {
+            continue;
+        };
+        let Some(m) = to(last.k.p, a.k.p, first.k.p) else {
+            continue;
+        };
+        let updates = match m {
+            Move::End(end) => {
+                let mut v = a.v.clone();
+                set_range_updated(&mut v).unwrap();
+                let del = Bkey {
+                    typ: 0,
+                    p: a.k.p,
+                    ..Default::default()
+                };
+                vec![
+                    Update {
+                        btree,
+                        level: root.level,
+                        k: del,
+                        v: vec![],
+                        journal_v: None,
+                    },
+                    Update {
+                        btree,
+                        level: root.level,
+                        k: Bkey { p: end, ..a.k },
+                        v,
+                        journal_v: None,
+                    },
+                ]
+            }
+            Move::Start(start) => {
+                let mut v = b.v.clone();
+                set_min_key(&mut v, start).unwrap();
+                vec![Update {
+                    btree,
+                    level: root.level,
+                    k: b.k,
+                    v,
+                    journal_v: None,
+                }]
+            }
+        };
+        let mut sink = FileSink::open(&fs, &paths).unwrap();
+        commit(&fs, &updates, &SbChanges::default(), &mut sink).unwrap();
+        return Some(devs);
+    }
+    panic!("{}: no two children to move between", fx);
+}
+
+/// The repair of a moved node end, verified against upstream's fsck and its own
+/// repair of the same copy.
+fn verify_topology_repair(devs: &[PathBuf], what: &str) {
+    let (code, out) = ours_on(&["fsck", "-n"], devs);
+    assert_eq!(code, Some(4), "{}", out);
+    assert!(out.contains(what), "{}", out);
+    let r = reference();
+    if let Some(r) = &r {
+        let (code, lines) = upstream_fsck(r, &devs[0]);
+        assert_ne!(
+            (code, lines.is_empty()),
+            (Some(0), true),
+            "upstream sees no damage"
+        );
+    }
+    let (code, out) = ours_on(&["fsck", "-y"], devs);
+    assert_eq!(code, Some(1), "{}", out);
+    assert!(out.lines().all(|l| l.ends_with(", fixing")), "{}", out);
+    assert_eq!(ours_on(&["check"], devs), (Some(0), String::new()));
+    let after = shas(devs);
+    assert_eq!(ours_on(&["fsck", "-y"], devs), (Some(0), String::new()));
+    assert_eq!(shas(devs), after);
+    if let Some(r) = &r {
+        let (code, lines) = upstream_fsck(r, &devs[0]);
+        assert_eq!(
+            (code, lines),
+            (Some(0), vec![]),
+            "upstream after our repair"
+        );
+    }
+    std::fs::remove_dir_all(devs[0].parent().unwrap()).unwrap();
+}
+
+/// A leaf whose start is moved on to its first key leaves a gap after its
+/// neighbour's end (no key lost); upstream's repair moves the start back.
+#[test]
+fn node_max_short_of_neighbour_repaired() {
+    let Some(devs) = moved_node_end(
+        "basic",
+        "fsck-gap",
+        bcachefs_core::ids::btree::INODES,
+        &|_, end, first| (end.successor() < first).then_some(Move::Start(first)),
+    ) else {
+        return;
+    };
+    verify_topology_repair(&devs, "gap between btree nodes");
+}
+
+/// A leaf whose end is moved past its neighbour's start, short of the neighbour's
+/// first key: the two overlap (no key lost); the neighbour's start moves on.
+#[test]
+fn node_overlapping_neighbour_repaired() {
+    let Some(devs) = moved_node_end(
+        "basic",
+        "fsck-overlap",
+        bcachefs_core::ids::btree::INODES,
+        &|_, end, first| {
+            let next_start = end.successor();
+            (next_start < first).then(|| Move::End(first.predecessor()))
+        },
+    ) else {
+        return;
+    };
+    verify_topology_repair(&devs, "btree_node_topology_overwritten_by_prev_node");
 }
