@@ -326,6 +326,41 @@ impl Fs {
         Ok(())
     }
 
+    /// Overlays keys not on disk yet, as if a journal entry newer than all held
+    /// them: every read after this sees them (a repair's next pass plans on top of
+    /// the last one's). `keys` are `(btree, level, key, value)`; accounting values
+    /// are deltas, as in the journal.
+    pub fn stage(&mut self, keys: &[(u32, u8, Bkey, Vec<u8>)]) {
+        let seq = self
+            .jset_seqs
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(self.journal_seq)
+            + 1;
+        let buf = self.jsets.len() as u32;
+        let mut bytes = Vec::new();
+        let first = self.journal_keys.iter().map(|k| k.order).max().unwrap_or(0) + 1;
+        for (order, (btree, level, k, v)) in (first..).zip(keys) {
+            self.journal_keys.push(JournalKey {
+                btree: *btree,
+                level: *level,
+                k: *k,
+                seq,
+                order,
+                buf,
+                off: bytes.len() as u32,
+                len: v.len() as u32,
+            });
+            bytes.extend_from_slice(v);
+        }
+        self.jsets.push(bytes);
+        self.jset_seqs.push(seq);
+        jkeys::sort(&mut self.journal_keys);
+        let n = jkeys::dedup_newest(&mut self.journal_keys);
+        self.journal_keys.truncate(n);
+    }
+
     pub fn is_blacklisted(&self, seq: u64) -> bool {
         self.blacklist.iter().any(|&(s, e)| seq >= s && seq < e)
     }

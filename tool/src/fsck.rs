@@ -367,44 +367,122 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
         });
         return if only_info { 0 } else { LEFT };
     }
-    let mut code = 0u8;
+    // Plan round by round, each on top of the last (staged in memory), then
+    // write everything in one commit.
+    let mut lines: Vec<(String, Outcome)> = Vec::new();
     let mut printed: std::collections::BTreeSet<String> = Default::default();
+    let mut all: BTreeMap<(u32, u8, Bpos), Update> = BTreeMap::new();
+    let mut changes = SbChanges::default();
     for round in 0..ROUNDS {
-        let again = repair_round(&fs, &r, paths, verbose, &mut printed, out, &mut code);
-        if !again || code & OPERATIONAL != 0 || round + 1 == ROUNDS {
+        let p = plan_round(&fs, &r);
+        for (l, o) in p.lines {
+            // Counts wait for the next round's recount; a line is printed once.
+            if !matches!(o, Outcome::Deferred) && printed.insert(l.clone()) {
+                lines.push((l, o));
+            }
+        }
+        let staged: Vec<(u32, u8, Bkey, Vec<u8>)> = p
+            .updates
+            .iter()
+            .map(|u| {
+                (
+                    u.btree,
+                    u.level,
+                    u.k,
+                    u.journal_v.clone().unwrap_or_else(|| u.v.clone()),
+                )
+            })
+            .collect();
+        for u in p.updates {
+            all.insert((u.btree, u.level, u.k.p), u);
+        }
+        changes.bitmaps = if p.changes.bitmaps.is_empty() {
+            changes.bitmaps
+        } else {
+            p.changes.bitmaps
+        };
+        changes.passes_done |= p.changes.passes_done;
+        if !p.again || round + 1 == ROUNDS {
             break;
         }
-        fs = match Fs::open(paths) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = writeln!(out, "bcachefs-rs fsck: {}", e);
-                return code | OPERATIONAL;
-            }
-        };
+        fs.stage(&staged);
         r = check(&fs);
         if r.findings.is_empty() {
             break;
         }
     }
+    let updates: Vec<Update> = all.into_values().collect();
+    let written = if updates.is_empty() && changes.is_empty() {
+        Ok((0, 0))
+    } else {
+        // The image as it is on disk, not as staged.
+        Fs::open(paths).and_then(|fs| {
+            let mut sink = FileSink::open(&fs, paths)?;
+            let r = commit(&fs, &updates, &changes, &mut sink);
+            let _ = sink.flush();
+            r.map(|n| (n, sink.writes))
+        })
+    };
+    let mut code = 0u8;
+    for (l, o) in &lines {
+        match o {
+            Outcome::Fixing if written.is_ok() => {
+                let _ = writeln!(out, "{}, fixing", l);
+                code |= FIXED;
+            }
+            Outcome::Info(why) => {
+                let _ = writeln!(out, "{} (nothing to do: {})", l, why);
+            }
+            Outcome::Left(why) => {
+                let _ = writeln!(out, "{} (not repaired: {})", l, why);
+                code |= LEFT;
+            }
+            _ => {
+                let _ = writeln!(out, "{} (not repaired: write failed)", l);
+                code |= LEFT;
+            }
+        }
+    }
+    match written {
+        Ok((n, w)) if verbose => {
+            let _ = writeln!(out, "{} btree nodes updated, {} writes", n, w);
+        }
+        Err(e) => {
+            let _ = writeln!(out, "bcachefs-rs fsck: {}", e);
+            code |= OPERATIONAL;
+        }
+        _ => {}
+    }
     code
+}
+
+/// What became of a finding.
+enum Outcome {
+    /// Repaired by the commit.
+    Fixing,
+    /// Waits for the next round's recount.
+    Deferred,
+    /// A message, nothing to repair.
+    Info(&'static str),
+    /// Not repaired, and why.
+    Left(&'static str),
+}
+
+/// One round's plan.
+struct RoundPlan {
+    lines: Vec<(String, Outcome)>,
+    updates: Vec<Update>,
+    changes: SbChanges,
+    /// Counts were deferred: plan again over this round's repairs.
+    again: bool,
 }
 
 /// Most repair rounds: pointers, then counts; a third would mean a repair that
 /// did not hold.
 const ROUNDS: usize = 3;
 
-/// One round: plans a repair for each finding, writes them, prints each line
-/// (`printed` keeps a line from being printed twice). Returns whether counts were
-/// left for a next round.
-fn repair_round(
-    fs: &Fs,
-    r: &crate::check::Report,
-    paths: &[String],
-    verbose: bool,
-    printed: &mut std::collections::BTreeSet<String>,
-    out: &mut dyn Write,
-    code: &mut u8,
-) -> bool {
+/// One round: a repair planned for each finding of `r` (nothing written).
+fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
     // Pointers first: counts wait for a recount over the fixed pointers.
     let defer = r
         .findings
@@ -591,44 +669,27 @@ fn repair_round(
         v,
         journal_v: None,
     }));
-    let written = if updates.is_empty() && changes.is_empty() {
-        Ok(0)
-    } else {
-        match FileSink::open(fs, paths) {
-            Ok(mut sink) => {
-                let r = commit(fs, &updates, &changes, &mut sink);
-                let _ = sink.flush();
-                r
-            }
-            Err(e) => Err(e),
-        }
-    };
-    let err = written.as_ref().err().cloned();
-    for (i, l) in r.lines.iter().enumerate() {
-        // Counts wait for the next round's recount; a line is printed once.
-        if deferred[i] || !printed.insert(l.clone()) {
-            continue;
-        }
-        if fixing[i] && err.is_none() {
-            let _ = writeln!(out, "{}, fixing", l);
-            *code |= FIXED;
-        } else if info[i] {
-            let _ = writeln!(out, "{} (nothing to do: {})", l, why[i]);
-        } else {
-            let reason = if fixing[i] { "write failed" } else { why[i] };
-            let _ = writeln!(out, "{} (not repaired: {})", l, reason);
-            *code |= LEFT;
-        }
+    let lines = r
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let o = if deferred[i] {
+                Outcome::Deferred
+            } else if fixing[i] {
+                Outcome::Fixing
+            } else if info[i] {
+                Outcome::Info(why[i])
+            } else {
+                Outcome::Left(why[i])
+            };
+            (l.clone(), o)
+        })
+        .collect();
+    RoundPlan {
+        lines,
+        updates,
+        changes,
+        again: defer,
     }
-    match written {
-        Ok(n) if verbose => {
-            let _ = writeln!(out, "{} btree nodes updated", n);
-        }
-        Err(e) => {
-            let _ = writeln!(out, "bcachefs-rs fsck: {}", e);
-            *code |= OPERATIONAL;
-        }
-        _ => {}
-    }
-    defer && err.is_none()
 }

@@ -395,6 +395,13 @@ pub fn commit(
             .or_default()
             .push((u.k, u.v.clone()));
     }
+    // The caller's own changes to node pointers, which a written node's new
+    // `sectors_written` goes on top of.
+    let user_ptrs: BTreeMap<(u32, u8, Bpos), Vec<u8>> = updates
+        .iter()
+        .filter(|u| u.level > 0 && BtreePtr::decode(u.k.typ, &u.v).is_some())
+        .map(|u| ((u.btree, u.level, u.k.p), u.v.clone()))
+        .collect();
     let journal_form: BTreeMap<(u32, u8, Bpos), Vec<u8>> = updates
         .iter()
         .filter_map(|u| Some(((u.btree, u.level, u.k.p), u.journal_v.clone()?)))
@@ -433,8 +440,15 @@ pub fn commit(
             for (k, v) in keys {
                 t.keys.insert(k.p, (k, v));
             }
-            let new_v = append(fs, t, seq, sink)?;
+            let written = append(fs, t, seq, sink)?;
             nodes += 1;
+            // The node's pointer with its new end of data: on top of the caller's
+            // own change to that pointer (a topology repair's range), if any.
+            let mut new_v = user_ptrs
+                .get(&(t.btree, t.level + 1, t.k.p))
+                .cloned()
+                .unwrap_or_else(|| t.v.clone());
+            set_sectors_written(&mut new_v, written).ok_or("short pointer")?;
             let new_k = t.k;
             match t.parent {
                 None => {
@@ -464,8 +478,8 @@ pub fn commit(
 }
 
 /// Appends the touched node's keys as a new bset on every replica; returns the
-/// pointer value with `sectors_written` advanced.
-fn append(fs: &Fs, t: &Touched, seq: u64, sink: &mut dyn Sink) -> Result<Vec<u8>, String> {
+/// sectors written in the node now (its pointer's new `sectors_written`).
+fn append(fs: &Fs, t: &Touched, seq: u64, sink: &mut dyn Sink) -> Result<u16, String> {
     let s = fs.sb();
     let what = || {
         format!(
@@ -492,7 +506,6 @@ fn append(fs: &Fs, t: &Touched, seq: u64, sink: &mut dyn Sink) -> Result<Vec<u8>
         ));
     }
     let node_sectors = s.btree_node_sectors();
-    let mut new_v = t.v.clone();
     let mut result = None;
     for p in bp.ptrs() {
         let mut buf = fs.read_raw(&p)?;
@@ -557,8 +570,7 @@ fn append(fs: &Fs, t: &Touched, seq: u64, sink: &mut dyn Sink) -> Result<Vec<u8>
     }
     sink.flush()?;
     let w = result.ok_or_else(|| format!("{}: no replicas", what()))?;
-    set_sectors_written(&mut new_v, w as u16).ok_or("short pointer")?;
-    Ok(new_v)
+    u16::try_from(w).map_err(|_| format!("{}: node larger than a pointer can say", what()))
 }
 
 /// What a clean superblock records: the roots and the last journal entry (at `slot`
