@@ -662,3 +662,80 @@ fn node_overlapping_neighbour_repaired() {
     };
     verify_topology_repair(&devs, "btree_node_topology_overwritten_by_prev_node");
 }
+
+/// A repair of one alloc key appends to the node in place: upstream's on-disk
+/// listing of the alloc node shows every bset it had, unchanged, then one more at
+/// the next block holding the repaired key; its key listing shows the key merged.
+#[test]
+fn repair_appends_one_bset_in_place() {
+    let Some(r) = reference() else { return };
+    let Some((bucket, img)) = common::edited_basic("fsck-append", |a| a.dirty_sectors += 8) else {
+        return;
+    };
+    let list = |mode: &str| {
+        let o = Command::new(&r)
+            .args(["list", "-b", "alloc", "-m", mode])
+            .arg(&img)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = list("nodes-ondisk");
+    let (code, out) = ours(&["fsck", "-y"], &img);
+    assert_eq!(code, Some(1), "{}", out);
+    let after = list("nodes-ondisk");
+    // basic's alloc btree is one node: the old listing is a prefix of the new.
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("CONFIG_RUST") && !l.trim().is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let (b, a) = (strip(&before), strip(&after));
+    if let Some(i) = (0..b.len()).find(|&i| a.get(i) != b.get(i)) {
+        panic!(
+            "line {} of the on-disk listing changed: {:?} -> {:?}",
+            i,
+            b[i],
+            a.get(i)
+        );
+    }
+    let new = &a[b.len()..];
+    let last_offset = |v: &[String]| {
+        v.iter()
+            .rev()
+            .filter_map(|l| l.trim().strip_prefix("offset "))
+            .find_map(|l| l.split_whitespace().next()?.parse::<u32>().ok())
+    };
+    assert!(new[0].trim().starts_with("offset "), "{:#?}", new);
+    assert_eq!(
+        last_offset(new),
+        last_offset(&b).map(|o| o + 1),
+        "{:#?}",
+        new
+    );
+    assert_eq!(
+        new.iter()
+            .filter(|l| l.trim().starts_with("offset "))
+            .count(),
+        1
+    );
+    assert!(
+        new[1].contains(&format!("type alloc_v4 0:{}:0", bucket)),
+        "{:#?}",
+        new
+    );
+    // The merged key carries the recount's dirty sectors.
+    let (code, check) = ours(&["check"], &img);
+    assert_eq!((code, check.as_str()), (Some(0), ""));
+    let keys = list("keys");
+    let at = keys.find(&format!("type alloc_v4 0:{}:0", bucket)).unwrap();
+    let dirty_new = keys[at..]
+        .lines()
+        .find(|l| l.contains("dirty_sectors"))
+        .unwrap()
+        .to_string();
+    let new_dirty = new.iter().find(|l| l.contains("dirty_sectors")).unwrap();
+    assert_eq!(dirty_new.trim(), new_dirty.trim());
+    std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
+}
