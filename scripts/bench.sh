@@ -6,6 +6,9 @@
 #                                of every fixture with a manifest
 #   scripts/bench.sh gc          a full gc pass over churn: offline (bcachefs-rs
 #                                check) and in the VM (the gc thread's passes)
+#   scripts/bench.sh fsck        bcachefs-rs fsck -n and fsck -y (nothing to repair,
+#                                on a copy) on ../shared/perf/big.img beside the
+#                                reference's fsck -n: wall and peak RSS, median of 3
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 case ${1:-} in
@@ -37,8 +40,46 @@ gc)
     "$top/scripts/vm/run-one.sh" "$top/benches/vm/gc-pass.sh" >/dev/null || true
     grep -a '^BENCH\|^FAIL' "$top/build/vm/gc-pass.log"
     ;;
+fsck)
+    (cd "$top" && cargo build --release -q -p bcachefs-rs)
+    zst=$top/../shared/perf/big.img.zst
+    ref=$top/../shared/reference/bcachefs
+    [ -f "$zst" ] || { echo "SKIP: $zst absent"; exit 0; }
+    mkdir -p "$top/build/bench"
+    big=$top/build/bench/big.img
+    [ -s "$big" ] || zstd -q -d "$zst" -o "$big"
+    copy=$top/build/bench/fsck-y/big.img
+    mkdir -p "$(dirname "$copy")"
+    cp --sparse=always "$big" "$copy"; chmod u+w "$copy"
+    # One child per measurement: its wall time and peak RSS (ru_maxrss).
+    measure() { # label command...
+        python3 - "$@" <<'PY'
+import resource, statistics, subprocess, sys, time
+label, cmd = sys.argv[1], sys.argv[2:]
+walls, rss = [], []
+for _ in range(3):
+    t = time.monotonic()
+    p = subprocess.run(["python3", "-c",
+        "import resource,subprocess,sys;"
+        "subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"] + cmd,
+        capture_output=True, text=True)
+    walls.append(time.monotonic() - t)
+    rss.append(int(p.stdout.strip() or 0) / 1024)
+print("BENCH fsck %-28s wall %.3f s  peak %.1f MiB" % (label, statistics.median(walls), statistics.median(rss)))
+PY
+    }
+    measure "bcachefs-rs fsck -n" "$top/target/release/bcachefs-rs" fsck -n "$big"
+    measure "bcachefs-rs fsck -y" "$top/target/release/bcachefs-rs" fsck -y "$copy"
+    if [ -x "$ref" ]; then
+        measure "reference fsck -n" "$ref" fsck -n "$big"
+    else
+        echo "SKIP reference: $ref absent"
+    fi
+    cmp -s "$big" "$copy" && echo "BENCH fsck -y left big.img byte-identical" || echo "BENCH fsck -y CHANGED big.img"
+    ;;
 *)
-    echo "usage: scripts/bench.sh tree-walk|offline|gc" >&2
+    echo "usage: scripts/bench.sh tree-walk|offline|gc|fsck" >&2
     exit 2
     ;;
 esac
