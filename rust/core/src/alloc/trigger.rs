@@ -78,66 +78,38 @@ pub fn derived_changes(
     new: &AllocV4,
     out: &mut dyn FnMut(Derived),
 ) {
-    let nd = |a: &AllocV4| a.data_type == DATA_NEED_DISCARD;
-    if nd(old) != nd(new) || (nd(new) && old.journal_seq_empty != new.journal_seq_empty) {
-        if nd(old) {
+    // Where each derived key of a bucket in state `a` is, if it has one.
+    let need_discard =
+        |a: &AllocV4| (a.data_type == DATA_NEED_DISCARD).then(|| need_discard_pos(dev, bucket, a));
+    let freespace = |a: &AllocV4| (a.data_type == DATA_FREE).then(|| freespace_pos(dev, bucket, a));
+    let lru = |a: &AllocV4| match a.lru_idx_fragmentation(bucket_size) {
+        0 => None,
+        idx => Some(fragmentation_lru_pos(dev, bucket, idx)),
+    };
+    let mut moved = |btree: u32, size: u32, from: Option<Bpos>, to: Option<Bpos>| {
+        if from == to {
+            return;
+        }
+        if let Some(pos) = from {
             out(Derived {
-                btree: btree::NEED_DISCARD,
-                pos: need_discard_pos(dev, bucket, old),
-                size: 0,
+                btree,
+                pos,
+                size,
                 set: false,
             });
         }
-        if nd(new) {
+        if let Some(pos) = to {
             out(Derived {
-                btree: btree::NEED_DISCARD,
-                pos: need_discard_pos(dev, bucket, new),
-                size: 0,
+                btree,
+                pos,
+                size,
                 set: true,
             });
         }
-    }
-    let free = |a: &AllocV4| a.data_type == DATA_FREE;
-    if free(old) != free(new) || (free(new) && freespace_genbits(old) != freespace_genbits(new)) {
-        if free(old) {
-            out(Derived {
-                btree: btree::FREESPACE,
-                pos: freespace_pos(dev, bucket, old),
-                size: 1,
-                set: false,
-            });
-        }
-        if free(new) {
-            out(Derived {
-                btree: btree::FREESPACE,
-                pos: freespace_pos(dev, bucket, new),
-                size: 1,
-                set: true,
-            });
-        }
-    }
-    let (oi, ni) = (
-        old.lru_idx_fragmentation(bucket_size),
-        new.lru_idx_fragmentation(bucket_size),
-    );
-    if oi != ni {
-        if oi != 0 {
-            out(Derived {
-                btree: btree::LRU,
-                pos: fragmentation_lru_pos(dev, bucket, oi),
-                size: 0,
-                set: false,
-            });
-        }
-        if ni != 0 {
-            out(Derived {
-                btree: btree::LRU,
-                pos: fragmentation_lru_pos(dev, bucket, ni),
-                size: 0,
-                set: true,
-            });
-        }
-    }
+    };
+    moved(btree::NEED_DISCARD, 0, need_discard(old), need_discard(new));
+    moved(btree::FREESPACE, 1, freespace(old), freespace(new));
+    moved(btree::LRU, 0, lru(old), lru(new));
 }
 
 #[cfg(test)]
