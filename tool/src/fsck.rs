@@ -63,9 +63,9 @@ enum Plan {
 fn plan(fs: &Fs, f: &Finding) -> Plan {
     match plan_for(f) {
         p @ (Plan::Bitmap | Plan::No(_)) => p,
-        _ if !fs.clean => Plan::No(
-            "the image needs its journal replayed first, and that is not supported yet",
-        ),
+        _ if !fs.clean => {
+            Plan::No("the image needs its journal replayed first, and that is not supported yet")
+        }
         p => p,
     }
 }
@@ -506,10 +506,12 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
         .any(|f| matches!(plan(fs, f), Plan::PtrGen | Plan::Topology));
     // The alloc keys the repairs start from: the current ones, by bucket.
     let mut alloc: BTreeMap<(u32, u64), (bcachefs_core::bkey::Bkey, Vec<u8>)> = BTreeMap::new();
-    let wants_alloc = r
-        .findings
-        .iter()
-        .any(|f| matches!(plan(fs, f), Plan::AllocField { .. } | Plan::OldestGen { .. }));
+    let wants_alloc = r.findings.iter().any(|f| {
+        matches!(
+            plan(fs, f),
+            Plan::AllocField { .. } | Plan::OldestGen { .. }
+        )
+    });
     if wants_alloc {
         let mut w = Walk { fs, errors: 0 };
         w.leaf_keys(ids::btree::ALLOC, &mut |k| {

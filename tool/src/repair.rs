@@ -23,11 +23,12 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 
-use bcachefs_core::bkey::Bkey;
+use bcachefs_core::bkey::{Bkey, BKEY_BYTES};
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::format::bset_csum_type;
 use bcachefs_core::btree::ptr::{set_sectors_written, BtreePtr};
 use bcachefs_core::btree::read::{read_bsets, BsetRef, NodeCtx};
+use bcachefs_core::btree::update::Unwritten;
 use bcachefs_core::btree::write::{write_bset, written, WriteCtx};
 use bcachefs_core::ids;
 use bcachefs_core::journal::read::entry;
@@ -139,7 +140,6 @@ struct Touched {
     v: Vec<u8>,
     /// The parent's pointer key position, or `None` for the root.
     parent: Option<(Bpos, u64)>,
-    keys: BTreeMap<Bpos, (Bkey, Vec<u8>)>,
 }
 
 /// Node identity: btree, level, pointer position and first replica's sector.
@@ -384,7 +384,6 @@ pub fn commit(
                 k: *k,
                 v: v.clone(),
                 parent,
-                keys: BTreeMap::new(),
             });
             parent = Some((k.p, id.3));
             max_level = max_level.max(*level);
@@ -436,11 +435,20 @@ pub fn commit(
         let ids_here: Vec<NodeId> = pending.keys().filter(|id| id.1 == level).cloned().collect();
         for id in ids_here {
             let keys = pending.remove(&id).unwrap_or_default();
-            let t = touched.get_mut(&id).ok_or("node vanished")?;
-            for (k, v) in keys {
-                t.keys.insert(k.p, (k, v));
+            let t = touched.get(&id).ok_or("node vanished")?;
+            // The node's unwritten keys, sorted, the last update per position.
+            let bytes: usize = keys
+                .iter()
+                .map(|(_, v)| BKEY_BYTES + v.len().div_ceil(8) * 8)
+                .sum();
+            let mut store = vec![0u8; bytes];
+            let mut unwritten = Unwritten::new(&mut store);
+            for (k, v) in &keys {
+                unwritten
+                    .insert(k, v)
+                    .map_err(|_| "a key too big for a bset")?;
             }
-            let written = append(fs, t, seq, sink)?;
+            let written = append(fs, t, &unwritten, seq, sink)?;
             nodes += 1;
             // The node's pointer with its new end of data: on top of the caller's
             // own change to that pointer (a topology repair's range), if any.
@@ -479,7 +487,13 @@ pub fn commit(
 
 /// Appends the touched node's keys as a new bset on every replica; returns the
 /// sectors written in the node now (its pointer's new `sectors_written`).
-fn append(fs: &Fs, t: &Touched, seq: u64, sink: &mut dyn Sink) -> Result<u16, String> {
+fn append(
+    fs: &Fs,
+    t: &Touched,
+    keys: &Unwritten,
+    seq: u64,
+    sink: &mut dyn Sink,
+) -> Result<u16, String> {
     let s = fs.sb();
     let what = || {
         format!(
@@ -546,11 +560,7 @@ fn append(fs: &Fs, t: &Touched, seq: u64, sink: &mut dyn Sink) -> Result<u16, St
             version: s.version(),
             csum: &Hashes,
         };
-        let mut it = t.keys.values().map(|(k, v)| {
-            let mut k = *k;
-            k.needs_whiteout = false;
-            (k, v.as_slice())
-        });
+        let mut it = keys.iter();
         let r = write_bset(&mut buf, &wctx, &h, at, seq, &mut it).map_err(|e| match e {
             bcachefs_core::btree::write::WriteError::NoRoom => {
                 format!(

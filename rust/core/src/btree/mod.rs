@@ -7,5 +7,6 @@ pub mod ptr;
 pub mod read;
 pub mod sort;
 pub mod text;
+pub mod update;
 pub mod validate;
 pub mod write;
