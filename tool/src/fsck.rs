@@ -83,6 +83,7 @@ fn plan_for(f: &Finding) -> Plan {
             Kind::NodeReadError
             | Kind::GapBetweenNodes
             | Kind::OverlapBetweenNodes
+            | Kind::BadMinKey
             | Kind::BadMaxKey,
             _,
             _,
@@ -297,6 +298,14 @@ fn topology_fix(
                 }
             }
             Ok(())
+        }
+        // A first child that starts after its parent: it starts where the
+        // parent does.
+        Kind::BadMinKey if f.node.is_some() && f.err.is_none() => {
+            let n = f.node.ok_or("no node")?;
+            let (want, _) = f.range.ok_or("no range")?;
+            let kv = get(keys, n.max).ok_or("the node's pointer is not readable")?;
+            set_min(keys, kv, want)
         }
         Kind::GapBetweenNodes | Kind::OverlapBetweenNodes if f.node.is_some() => {
             let n = f.node.ok_or("no node")?;

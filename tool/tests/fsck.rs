@@ -509,6 +509,10 @@ fn damaged_topology_repaired() {
         "{}",
         out
     );
+    let after = shas(&devs);
+    let (code, _) = ours_on(&["fsck", "-y"], &devs);
+    assert_eq!(code, Some(0));
+    assert_eq!(shas(&devs), after, "a second fsck -y changed the image");
     if let Some(r) = reference() {
         let (code, lines) = upstream_fsck(&r, &devs[0]);
         assert_eq!(code, Some(0), "{:#?}", lines);
@@ -526,6 +530,9 @@ fn damaged_topology_repaired() {
 
 /// A moved node boundary between two neighbouring children.
 enum Move {
+    /// The first child's start moves here (only offered for the root's first
+    /// child, whose predecessor is the parent's start).
+    FirstStart(Bpos),
     /// The first child's end moves here.
     End(Bpos),
     /// The second child's start moves here.
@@ -553,6 +560,27 @@ fn moved_node_end(
     assert!(root.level >= 1, "{} {} has one node", fx, btree);
     let mut w = Walk { fs: &fs, errors: 0 };
     let children = w.node_keys(btree, root.level, &root.k, &root.v);
+    if let Some(first) = children.first() {
+        let keys = w.node_keys(btree, root.level - 1, &first.k, &first.v);
+        if let Some(Move::FirstStart(start)) = keys
+            .first()
+            .and_then(|k| to(Bpos::MIN, Bpos::MIN, k.k.p))
+            .filter(|m| matches!(m, Move::FirstStart(_)))
+        {
+            let mut v = first.v.clone();
+            set_min_key(&mut v, start).unwrap();
+            let updates = vec![Update {
+                btree,
+                level: root.level,
+                k: first.k,
+                v,
+                journal_v: None,
+            }];
+            let mut sink = FileSink::open(&fs, &paths).unwrap();
+            commit(&fs, &updates, &SbChanges::default(), &mut sink).unwrap();
+            return Some(devs);
+        }
+    }
     for pair in children.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         let ka = w.node_keys(btree, root.level - 1, &a.k, &a.v);
@@ -589,6 +617,7 @@ fn moved_node_end(
                     },
                 ]
             }
+            Move::FirstStart(_) => continue,
             Move::Start(start) => {
                 let mut v = b.v.clone();
                 set_min_key(&mut v, start).unwrap();
@@ -750,4 +779,21 @@ fn repair_appends_one_bset_in_place() {
     let new_dirty = new.iter().find(|l| l.contains("dirty_sectors")).unwrap();
     assert_eq!(dirty_new.trim(), new_dirty.trim());
     std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
+}
+
+/// The first child of a node starting after its parent (moved on to its first
+/// key): upstream's repair moves its start back to the parent's.
+#[test]
+fn first_child_bad_min_key_repaired() {
+    let Some(devs) = moved_node_end(
+        "basic",
+        "fsck-first",
+        bcachefs_core::ids::btree::INODES,
+        &|last, _, first| {
+            (last == Bpos::MIN && first > Bpos::MIN).then_some(Move::FirstStart(first))
+        },
+    ) else {
+        return;
+    };
+    verify_topology_repair(&devs, "btree_node_topology_bad_min_key");
 }
