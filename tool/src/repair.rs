@@ -16,8 +16,9 @@
 //! superblock: marked clean with the new roots in its clean section, seq and
 //! members' seq advanced, every copy on every device. On a clean filesystem the
 //! journal is not read at mount and the roots come from the clean section, so until
-//! that last superblock write lands nothing of the new state is visible: a stop
-//! after any single write leaves the image as it was.
+//! the first superblock copy lands nothing of the new state is visible: a stop
+//! after any earlier write leaves the image as it was, a stop after it the repair
+//! done (the other copies catch up at the next superblock write).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -153,7 +154,6 @@ fn node_id(btree: u32, level: u8, k: &Bkey, v: &[u8]) -> NodeId {
     (btree, level, k.p, off)
 }
 
-/// The nodes from the root of `btree` down to the leaf holding `pos`.
 /// The nodes from the root of `btree` down to the node at `level` whose range
 /// holds `pos`.
 fn path_to(fs: &Fs, btree: u32, pos: Bpos, level: u8) -> Result<Vec<(u8, Bkey, Vec<u8>)>, String> {
