@@ -87,6 +87,9 @@ pub struct Fs {
     pub blacklist: Vec<(u64, u64)>,
     pub clean: bool,
     pub journal_seq: u64,
+    /// The first seq the journal replays (its newest flush entry's `last_seq`);
+    /// `journal_seq` on a clean filesystem.
+    pub journal_start: u64,
     /// Bucket generations per device, from the alloc btree (loaded on first use).
     pub gens: std::cell::OnceCell<Vec<Vec<u8>>>,
 }
@@ -189,6 +192,7 @@ impl Fs {
             blacklist: Vec::new(),
             clean: false,
             journal_seq: 0,
+            journal_start: 0,
             gens: Default::default(),
         };
         fs.blacklist = fs.sb().blacklist().collect();
@@ -291,6 +295,7 @@ impl Fs {
             Some(jread::Replay::Clean { seq }) => {
                 self.clean = true;
                 self.journal_seq = seq;
+                self.journal_start = seq;
                 if let Some((_, centries)) = &clean {
                     self.set_roots(centries);
                 }
@@ -301,6 +306,7 @@ impl Fs {
         };
         self.clean = false;
         self.journal_seq = r.end;
+        self.journal_start = r.start;
         let mut keys: Vec<JournalKey> = Vec::new();
         let mut order = 0u32;
         let mut roots = None;

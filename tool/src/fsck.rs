@@ -58,19 +58,8 @@ enum Plan {
     No(&'static str),
 }
 
-/// The repair of `f` on `fs`: key repairs need a filesystem shut down cleanly
-/// (nothing of the journal left to replay); the superblock's bitmap does not.
-fn plan(fs: &Fs, f: &Finding) -> Plan {
-    match plan_for(f) {
-        p @ (Plan::Bitmap | Plan::No(_)) => p,
-        _ if !fs.clean => {
-            Plan::No("the image needs its journal replayed first, and that is not supported yet")
-        }
-        p => p,
-    }
-}
-
-fn plan_for(f: &Finding) -> Plan {
+/// The repair of `f`.
+fn plan(f: &Finding) -> Plan {
     match (f.kind, f.bucket, f.field) {
         (Kind::AllocKeyWrong, Some((dev, bucket)), Some(_)) => Plan::AllocField { dev, bucket },
         (Kind::AllocKeyWrong, _, _) => Plan::No("alloc finding without a bucket"),
@@ -512,15 +501,13 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
     let defer = r
         .findings
         .iter()
-        .any(|f| matches!(plan(fs, f), Plan::PtrGen | Plan::Topology));
+        .any(|f| matches!(plan(f), Plan::PtrGen | Plan::Topology));
     // The alloc keys the repairs start from: the current ones, by bucket.
     let mut alloc: BTreeMap<(u32, u64), (bcachefs_core::bkey::Bkey, Vec<u8>)> = BTreeMap::new();
-    let wants_alloc = r.findings.iter().any(|f| {
-        matches!(
-            plan(fs, f),
-            Plan::AllocField { .. } | Plan::OldestGen { .. }
-        )
-    });
+    let wants_alloc = r
+        .findings
+        .iter()
+        .any(|f| matches!(plan(f), Plan::AllocField { .. } | Plan::OldestGen { .. }));
     if wants_alloc {
         let mut w = Walk { fs, errors: 0 };
         w.leaf_keys(ids::btree::ALLOC, &mut |k| {
@@ -539,7 +526,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
     let mut acct: BTreeMap<Bpos, (Bkey, Vec<u8>)> = BTreeMap::new();
     if r.findings
         .iter()
-        .any(|f| matches!(plan(fs, f), Plan::Accounting))
+        .any(|f| matches!(plan(f), Plan::Accounting))
     {
         let mut w = Walk { fs, errors: 0 };
         w.leaf_keys(ids::btree::ACCOUNTING, &mut |k| {
@@ -558,7 +545,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
     // Every backpointer, read once when a dropped node needs its own removed.
     let mut bps: Option<Vec<(Bkey, Backpointer)>> = None;
     for (i, f) in r.findings.iter().enumerate() {
-        match plan(fs, f) {
+        match plan(f) {
             Plan::AllocField { .. } | Plan::OldestGen { .. } | Plan::Accounting if defer => {
                 deferred[i] = true
             }

@@ -128,6 +128,10 @@ pub struct Update {
     pub journal_v: Option<Vec<u8>>,
 }
 
+/// How far past the newest journal entry found a repair of a dirty filesystem
+/// starts its own (upstream's recovery skips as far: `cur_seq += 4096`).
+const DIRTY_SKIP: u64 = 4096;
+
 /// The seq of the first journal entry [`commit`] writes.
 pub fn next_journal_seq(fs: &Fs) -> Result<u64, String> {
     Ok(Journal::new(fs)?.seq + 1)
@@ -242,8 +246,16 @@ impl Journal {
                 offset: newest.offset,
             },
             newest_sectors: newest.sectors,
-            seq: newest.seq.max(fs.journal_seq),
+            seq: newest.seq.max(fs.journal_seq) + if fs.clean { 0 } else { DIRTY_SKIP },
         })
+    }
+
+    /// The seqs a repair of a filesystem that was not shut down cleanly skips:
+    /// `[newest flush entry + 1, first new seq)`, blacklisted first, as upstream's
+    /// recovery does, so that no bset a crashed kernel wrote past the journal's end
+    /// is taken for one of ours.
+    fn skipped(&self, fs: &Fs) -> Option<(u64, u64)> {
+        (!fs.clean).then_some((fs.journal_seq + 1, self.seq + 1))
     }
 
     /// Writes a flush entry made by `fill`; returns its seq.
@@ -357,16 +369,9 @@ pub fn commit(
     if updates.is_empty() {
         // Only the superblock changes: one write per copy, nothing else moves.
         if !changes.is_empty() {
-            write_sb(fs, sink, None, changes)?;
+            write_sb(fs, sink, None, changes, None)?;
         }
         return Ok(0);
-    }
-    if !fs.clean {
-        return Err(
-            "the filesystem was not shut down cleanly: repairs that write keys \
-                    need its journal replayed first, which is not supported yet"
-                .into(),
-        );
     }
     let mut roots = fs.roots.clone();
     // Collect every node on the way to each update.
@@ -407,6 +412,20 @@ pub fn commit(
         .collect();
     let mut journal = Journal::new(fs)?;
     let first_seq = journal.seq + 1;
+    // A dirty filesystem keeps its journal: every entry of ours replays on top of
+    // it (last_seq stays its replay start), after the skipped seqs are
+    // blacklisted. A clean one needs nothing older than our first entry.
+    let blacklist = journal.skipped(fs);
+    let last_seq = if fs.clean {
+        first_seq
+    } else {
+        fs.journal_start
+    };
+    if blacklist.is_some() {
+        // The superblock's own changes go with the blacklist: the journal entries
+        // after it are what commits the keys.
+        write_sb(fs, sink, None, changes, blacklist)?;
+    }
     let mut nodes = 0usize;
     for level in 0..=max_level {
         // This level's keys, grouped by btree, go to the journal first.
@@ -422,7 +441,7 @@ pub fn commit(
         if by_btree.is_empty() {
             continue;
         }
-        let (seq, _, _) = journal.write(fs, sink, Some(first_seq), &mut |b| {
+        let (seq, _, _) = journal.write(fs, sink, Some(last_seq), &mut |b| {
             for (btree, keys) in &by_btree {
                 let mut it = keys.iter().map(|(k, v)| (*k, v.as_slice()));
                 b.btree_keys(*btree, level, &mut it)
@@ -472,6 +491,12 @@ pub fn commit(
         }
     }
     // The last entry: nothing left to replay, every root.
+    if !fs.clean {
+        // Every root in an entry of its own, the journal's keys left to replay:
+        // the filesystem stays dirty.
+        journal.write(fs, sink, Some(last_seq), &mut |b| add_roots(b, &roots))?;
+        return Ok(nodes);
+    }
     let (end_seq, end_slot, end_sectors) =
         journal.write(fs, sink, None, &mut |b| add_roots(b, &roots))?;
     let clean = CleanState {
@@ -481,7 +506,7 @@ pub fn commit(
         slot: end_slot,
         sectors: end_sectors,
     };
-    write_sb(fs, sink, Some(&clean), changes)?;
+    write_sb(fs, sink, Some(&clean), changes, None)?;
     Ok(nodes)
 }
 
@@ -593,13 +618,15 @@ struct CleanState<'a> {
     sectors: u32,
 }
 
-/// The superblock, on every device, with `changes` and (given `clean`) marked
-/// clean with its roots; seq and members' seq advanced; copy by copy.
+/// The superblock, on every device, with `changes`, the `blacklist` range added
+/// and (given `clean`) marked clean with its roots; seq and members' seq
+/// advanced; copy by copy.
 fn write_sb(
     fs: &Fs,
     sink: &mut dyn Sink,
     clean: Option<&CleanState>,
     changes: &SbChanges,
+    blacklist: Option<(u64, u64)>,
 ) -> Result<(), String> {
     // Clean section: the old section's usage and clocks, then every root.
     let old = fs
@@ -630,11 +657,16 @@ fn write_sb(
     for (idx, d) in fs.devs.iter().enumerate() {
         let Some(d) = d else { continue };
         let mut buf = d.sb.clone();
-        buf.resize(buf.len() + body.len() + 64, 0);
+        // Room for a clean section or a blacklist to grow into.
+        buf.resize(buf.len() + body.len() + 1024, 0);
         let mut e = SbEdit::new(&mut buf, &Hashes).map_err(|e| format!("superblock: {:?}", e))?;
         e.set_seq(new_seq);
         e.set_write_time(now);
         changes.apply(&mut e)?;
+        if let Some((start, end)) = blacklist {
+            e.add_blacklist(start, end)
+                .map_err(|e| format!("superblock blacklist: {:?}", e))?;
+        }
         if let Some(c) = clean {
             e.set_clean(true);
             e.set_clean_section(c.seq, &body)

@@ -171,6 +171,54 @@ impl<'a> SbEdit<'a> {
         Ok(())
     }
 
+    /// Adds the journal seqs `[start, end)` to the blacklist (the
+    /// `journal_seq_blacklist` field, rebuilt at the end of the superblock with its
+    /// ranges sorted and merged) and sets the feature bit
+    /// `journal_seq_blacklist_v3`, as upstream's `bch2_journal_seq_blacklist_add`.
+    pub fn add_blacklist(&mut self, start: u64, end: u64) -> Result<(), SbWriteError> {
+        let mut ranges = [(0u64, 0u64); 64];
+        let mut n = 0usize;
+        for r in self.sb().blacklist() {
+            *ranges.get_mut(n).ok_or(SbWriteError::NoRoom)? = r;
+            n += 1;
+        }
+        *ranges.get_mut(n).ok_or(SbWriteError::NoRoom)? = (start, end);
+        n += 1;
+        // Sorted, overlapping and touching ranges merged (the reader refuses
+        // ranges out of order).
+        ranges[..n].sort_unstable();
+        let mut m = 0usize;
+        for i in 0..n {
+            let (s, e) = ranges[i];
+            if m > 0 && s <= ranges[m - 1].1 {
+                ranges[m - 1].1 = ranges[m - 1].1.max(e);
+            } else {
+                ranges[m] = (s, e);
+                m += 1;
+            }
+        }
+        let n = m;
+        self.remove_field(FIELD_JOURNAL_SEQ_BLACKLIST);
+        let r = self.append_field(FIELD_JOURNAL_SEQ_BLACKLIST, 1 + 2 * n)?;
+        for (i, (s, e)) in ranges[..n].iter().enumerate() {
+            put_le64(self.b, r.start + 8 + 16 * i, *s).ok_or(SbWriteError::NoRoom)?;
+            put_le64(self.b, r.start + 16 + 16 * i, *e).ok_or(SbWriteError::NoRoom)?;
+        }
+        let f = le64z(self.b, SB_FEATURES);
+        put_le64(self.b, SB_FEATURES, f | (1 << 5)).ok_or(SbWriteError::NoRoom)
+    }
+
+    /// Removes every field of type `t`, closing up the fields after it.
+    fn remove_field(&mut self, t: u32) {
+        while let Some(r) = field_range(self.b, self.len, t) {
+            let n = r.len();
+            self.b.copy_within(r.end..self.len, r.start);
+            self.len -= n;
+            let total = ((self.len - SB_FIELDS) / 8) as u32;
+            let _ = put_le32(self.b, SB_U64S, total);
+        }
+    }
+
     /// Appends an empty field of `u64s` (header included) and returns its range.
     fn append_field(&mut self, t: u32, u64s: usize) -> Result<Range<usize>, SbWriteError> {
         let start = self.len;
