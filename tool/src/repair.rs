@@ -19,6 +19,11 @@
 //! the first superblock copy lands nothing of the new state is visible: a stop
 //! after any earlier write leaves the image as it was, a stop after it the repair
 //! done (the other copies catch up at the next superblock write).
+//!
+//! A filesystem that was not shut down cleanly keeps its journal: the seqs past
+//! its newest flush entry are blacklisted first (with the superblock's changes),
+//! our entries replay on top of it, and it stays dirty; there the first of our
+//! journal entries commits the keys.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
