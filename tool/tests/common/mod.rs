@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use bcachefs_core::alloc::format::{AllocV4, DATA_USER};
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
-use bcachefs_core::btree::read::{seal_bset, BsetRef, KeyIter};
+use bcachefs_core::btree::read::{seal_bset, KeyIter};
 use bcachefs_core::ids::{self, KeyType};
 use bcachefs_rs::fs::Fs;
 use bcachefs_rs::hash::Hashes;
@@ -88,65 +88,14 @@ pub fn image(fx: &str, file: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Copies `basic` under the test's scratch directory and changes the value of one
-/// key of the single-leaf btree `btree` in place, through the core's encoders: the
-/// first key `pick` accepts, in the newest bset holding its position (so the edit
-/// is the key's value), changed by `edit`, its bset's checksum resealed. Returns the
-/// key's position and the copy's path.
+/// [`edited_key`] on `basic`.
 pub fn edited_basic_key(
     name: &str,
     btree: u32,
     pick: &dyn Fn(&Bkey, &[u8]) -> bool,
     edit: &dyn Fn(&mut [u8]),
 ) -> Option<(Bpos, PathBuf)> {
-    let src = image("basic", "img")?;
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{}", name, std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    // Named as the fixtures name their device, so listings compare as text.
-    let dst = dir.join("img");
-    std::fs::copy(&src, &dst).unwrap();
-    let path = dst.display().to_string();
-    let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
-    let root = fs.roots[btree as usize].clone().unwrap();
-    assert_eq!(root.level, 0, "basic's btree {} is one leaf", btree);
-    let nr = fs.read_node(btree, 0, &root.k, &root.v).unwrap();
-    // Every key of every bset: (key, bset, value offset, value length).
-    let mut keys = Vec::new();
-    for (i, b) in nr.bsets.iter().enumerate() {
-        for (k, v, at) in KeyIter::new(b.keys(&nr.buf), nr.h.format).flatten() {
-            let kb = usize::from(k.u64s) * 8;
-            let off = b.start as usize + at + kb - v.len();
-            keys.push((k, i, off, v.len()));
-        }
-    }
-    // The copy the merge uses is the newest bset's.
-    let &(k, bi, off, len) = keys
-        .iter()
-        .find(|(k, bi, off, len)| {
-            !keys.iter().any(|x| x.0.p == k.p && x.1 > *bi) && pick(k, &nr.buf[*off..off + len])
-        })
-        .expect("a key to edit");
-    let mut buf = nr.buf.clone();
-    edit(&mut buf[off..off + len]);
-    let bset: &BsetRef = &nr.bsets[bi];
-    seal_bset(&mut buf, bset, &Hashes).unwrap();
-    let ptr = bcachefs_core::btree::ptr::BtreePtr::decode(root.k.typ, &root.v)
-        .unwrap()
-        .ptrs()
-        .next()
-        .unwrap();
-    drop(fs);
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(&dst).unwrap();
-    f.write_all_at(&buf, ptr.offset * 512).unwrap();
-    drop(f);
-    let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
-    // The resealed node reads cleanly: nothing but the edit is wrong.
-    let nr2 = fs.read_node(btree, 0, &root.k, &root.v).unwrap();
-    assert!(nr2.errs.is_empty(), "{:?}", nr2.errs);
-    drop(fs);
-    Some((k.p, dst))
+    edited_key("basic", name, btree, pick, edit)
 }
 
 /// Copies fixture `fx` (one device) and changes, in place in its leaf, the value
@@ -205,15 +154,20 @@ pub fn edited_key(
                 .ptrs()
                 .next()
                 .unwrap();
-            found = Some((kk.p, ptr.offset, buf));
+            found = Some((kk.p, ptr.offset, buf, *k, v.to_vec()));
         }
     };
     w.nodes(btree, root.level, &root.k, &root.v, 0, &mut visit);
-    let (p, offset, buf) = found.expect("a key to edit");
+    let (p, offset, buf, nk, nv) = found.expect("a key to edit");
     drop(fs);
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new().write(true).open(&dst).unwrap();
     f.write_all_at(&buf, offset * 512).unwrap();
+    drop(f);
+    // The resealed node reads cleanly: nothing but the edit is wrong.
+    let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
+    let nr = fs.read_node(btree, 0, &nk, &nv).unwrap();
+    assert!(nr.errs.is_empty(), "{:?}", nr.errs);
     Some((p, dst))
 }
 
