@@ -225,6 +225,9 @@ struct Journal {
     newest: Slot,
     newest_sectors: u32,
     seq: u64,
+    /// Ring index of each bucket holding an entry that must stay readable: on a
+    /// dirty filesystem the ones its replay needs, and the repair's own.
+    in_use: Vec<u64>,
 }
 
 impl Journal {
@@ -252,6 +255,16 @@ impl Journal {
             },
             newest_sectors: newest.sectors,
             seq: newest.seq.max(fs.journal_seq) + if fs.clean { 0 } else { DIRTY_SKIP },
+            in_use: fs
+                .found_jsets
+                .iter()
+                .filter(|j| {
+                    j.dev as usize == dev
+                        && !fs.clean
+                        && (fs.journal_start..=fs.journal_seq).contains(&j.seq)
+                })
+                .map(|j| j.bucket)
+                .collect(),
         })
     }
 
@@ -295,6 +308,13 @@ impl Journal {
             self.buckets.len() as u64,
         )
         .ok_or("journal entry does not fit a journal bucket")?;
+        // A new bucket must hold nothing that is still needed: the old journal's
+        // entries that replay, or this repair's own.
+        if slot.bucket_idx != self.newest.bucket_idx && self.in_use.contains(&slot.bucket_idx) {
+            return Err(
+                "the journal is full: its next bucket still holds entries that replay".into(),
+            );
+        }
         let bucket = self.buckets[slot.bucket_idx as usize];
         let off = (bucket * u64::from(self.bucket_sectors) + u64::from(slot.offset)) << 9;
         sink.write(self.dev, off, out)?;
@@ -302,6 +322,7 @@ impl Journal {
         self.newest = slot;
         self.newest_sectors = sectors;
         self.seq = seq;
+        self.in_use.push(slot.bucket_idx);
         Ok((seq, slot, sectors))
     }
 }
