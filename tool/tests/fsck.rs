@@ -112,9 +112,13 @@ fn repair_and_verify(name: &str, edit: fn(&mut AllocV4)) {
 /// repairs every finding; then `check` and upstream's `fsck -n` find nothing and
 /// a second `fsck -y` changes nothing.
 fn verify_repair(img: &Path, what: &str) {
+    let before = sha(img);
     let (code, out) = ours(&["fsck", "-n"], img);
     assert_eq!(code, Some(4), "{}", out);
     assert!(out.contains(what), "{}", out);
+    let (code, _) = ours(&["check"], img);
+    assert_eq!(code, Some(1));
+    assert_eq!(sha(img), before, "fsck -n or check wrote to the image");
     // Upstream's own repair of the same copy: the yardstick, shown when ours
     // falls short.
     let theirs = img.parent().unwrap().join("theirs");
@@ -125,7 +129,6 @@ fn verify_repair(img: &Path, what: &str) {
         let y = run(Command::new(&r).args(["fsck", "-y"]).arg(&theirs)).1;
         (y, upstream_fsck(&r, &theirs))
     });
-    let before = sha(img);
     let (code, out) = ours(&["fsck", "-y"], img);
     assert_eq!(
         code,
