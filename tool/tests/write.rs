@@ -188,3 +188,68 @@ fn reseal_every_superblock_copy() {
         }
     }
 }
+
+/// The core's format computation (`bch2_bkey_format`) against the formats
+/// upstream gave its nodes: every node with a single bset (its keys as the node
+/// was made) has exactly the format computed from its range and keys, and for
+/// every node the computed format packs every key.
+#[test]
+fn computed_formats_match_upstream() {
+    use bcachefs_core::bkey::FormatState;
+    let (mut single, mut same, mut packs) = (0, 0, 0);
+    for fx in UNDAMAGED {
+        let Some(fs) = open(fx) else { return };
+        let sb = fs.sb();
+        for (btree, level, buf, written) in nodes(&fs) {
+            let ctx = NodeCtx {
+                magic: sb.bset_magic(),
+                block_sectors: sb.block_sectors(),
+                node_sectors: sb.btree_node_sectors(),
+                written: written as u32,
+                btree_id: Some(btree),
+                level: Some(level),
+                min_key: None,
+                max_key: None,
+                seq: None,
+                range_updated: false,
+                csum: &Hashes,
+                blacklisted: &|_| false,
+                accept_bad_csum: false,
+            };
+            let mut bsets = vec![BsetRef::default(); 1024];
+            let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| {}).unwrap();
+            let mut st = FormatState::new();
+            st.add_pos(h.min_key);
+            st.add_pos(h.max_key);
+            let mut keys = Vec::new();
+            for r in &bsets[..n] {
+                for (k, _, _) in KeyIter::new(r.keys(&buf), h.format).map(|x| x.unwrap()) {
+                    if k.typ != 0 {
+                        st.add_key(&k);
+                    }
+                    keys.push(k);
+                }
+            }
+            let f = st.done();
+            assert_eq!(f.validate(), Ok(()));
+            assert!(keys
+                .iter()
+                .filter(|k| k.typ != 0)
+                .all(|k| f.packed_fields(k).is_some()));
+            packs += 1;
+            if n == 1 {
+                single += 1;
+                same += usize::from(f == h.format);
+            }
+        }
+    }
+    eprintln!(
+        "{} nodes: formats pack every key; {} of {} single-bset nodes have upstream's format",
+        packs, same, single
+    );
+    assert!(packs > 0 && single > 0);
+    assert_eq!(
+        same, single,
+        "single-bset nodes whose format differs from upstream's"
+    );
+}

@@ -156,6 +156,99 @@ impl BkeyFormat {
     }
 }
 
+/// What a format must cover (`struct bkey_format_state`): each field's smallest
+/// and largest value over the keys and positions added.
+#[derive(Clone, Copy, Debug)]
+pub struct FormatState {
+    min: [u64; BKEY_NR_FIELDS],
+    max: [u64; BKEY_NR_FIELDS],
+}
+
+impl Default for FormatState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FormatState {
+    /// Nothing added yet (`bch2_bkey_format_init`): a size of 0 always fits.
+    pub fn new() -> Self {
+        let mut min = [u64::MAX; BKEY_NR_FIELDS];
+        min[field::SIZE] = 0;
+        FormatState {
+            min,
+            max: [0; BKEY_NR_FIELDS],
+        }
+    }
+
+    fn add(&mut self, f: usize, v: u64) {
+        self.min[f] = self.min[f].min(v);
+        self.max[f] = self.max[f].max(v);
+    }
+
+    /// `bch2_bkey_format_add_pos`: a node's min or max key.
+    pub fn add_pos(&mut self, p: Bpos) {
+        self.add(field::INODE, p.inode);
+        self.add(field::OFFSET, p.offset);
+        self.add(field::SNAPSHOT, u64::from(p.snapshot));
+    }
+
+    /// `bch2_bkey_format_add_key`: every field of `k`.
+    pub fn add_key(&mut self, k: &Bkey) {
+        self.add_pos(k.p);
+        self.add(field::SIZE, u64::from(k.size));
+        self.add(field::VERSION_HI, u64::from(k.version_hi));
+        self.add(field::VERSION_LO, k.version_lo);
+    }
+
+    /// `bch2_bkey_format_done`: the smallest format that packs everything added,
+    /// each field then widened to a whole byte while the key's last u64 has room.
+    pub fn done(&self) -> BkeyFormat {
+        let mut f = BkeyFormat {
+            nr_fields: BKEY_NR_FIELDS as u8,
+            ..Default::default()
+        };
+        let mut bits = KEY_PACKED_BITS_START;
+        for i in 0..BKEY_NR_FIELDS {
+            let min = self.min[i].min(self.max[i]);
+            let span = self.max[i] - min;
+            set_format_field(&mut f, i, 64 - span.leading_zeros(), min);
+            bits += u32::from(f.bits_per_field[i]);
+        }
+        f.key_u64s = bits.div_ceil(64) as u8;
+        let mut spare = u32::from(f.key_u64s) * 64 - bits;
+        for i in 0..BKEY_NR_FIELDS {
+            let b = u32::from(f.bits_per_field[i]);
+            let r = b.div_ceil(8) * 8 - b;
+            if r <= spare {
+                let off = f.field_offset[i];
+                set_format_field(&mut f, i, b + r, off);
+                spare -= r;
+            }
+        }
+        f
+    }
+}
+
+/// `set_format_field`: `bits` (at most the unpacked field's) from `offset`, the
+/// offset lowered so that no packed value exceeds the unpacked field.
+fn set_format_field(f: &mut BkeyFormat, i: usize, bits: u32, offset: u64) {
+    let unpacked = FIELD_BITS_MAX[i];
+    let unpacked_max = if unpacked == 64 {
+        u64::MAX
+    } else {
+        (1u64 << unpacked) - 1
+    };
+    let bits = bits.min(unpacked);
+    let offset = if bits == unpacked {
+        0
+    } else {
+        offset.min(unpacked_max - ((1u64 << bits) - 1))
+    };
+    f.bits_per_field[i] = bits as u8;
+    f.field_offset[i] = offset;
+}
+
 /// An unpacked key header (`struct bkey`), in host form.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Bkey {
@@ -480,6 +573,36 @@ mod tests {
                 assert!(out[hdr + 13..n].iter().all(|&x| x == 0));
             }
         }
+    }
+
+    #[test]
+    fn computed_format_packs_what_was_added() {
+        let mut st = FormatState::new();
+        st.add_pos(Bpos::new(4096, 0, u32::MAX));
+        st.add_pos(Bpos::new(4100, 1 << 20, u32::MAX));
+        let f = st.done();
+        assert_eq!(f.validate(), Ok(()));
+        // inode 4096..4100 (3 bits, widened to a byte), offset 21 bits (to 24),
+        // snapshot constant (0 bits), size 0: one u64.
+        assert_eq!(f.key_u64s, 1);
+        assert_eq!(f.field_offset[field::INODE], 4096);
+        assert_eq!(f.bits_per_field[field::INODE], 8);
+        assert_eq!(f.bits_per_field[field::OFFSET], 24);
+        assert_eq!(f.bits_per_field[field::SNAPSHOT], 0);
+        assert_eq!(f.field_offset[field::SNAPSHOT], u64::from(u32::MAX));
+        let k = Bkey {
+            p: Bpos::new(4099, 77, u32::MAX),
+            ..Default::default()
+        };
+        assert!(f.packed_fields(&k).is_some());
+        // Fields that take every bit have offset 0.
+        let mut st = FormatState::new();
+        st.add_pos(Bpos::MIN);
+        st.add_pos(Bpos::MAX);
+        let f = st.done();
+        assert_eq!(f.bits_per_field[field::INODE], 64);
+        assert_eq!(f.field_offset[field::INODE], 0);
+        assert_eq!(f.validate(), Ok(()));
     }
 
     #[test]
