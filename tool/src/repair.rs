@@ -561,19 +561,17 @@ fn append(
             what()
         ));
     }
-    let nr = fs
-        .read_node(t.btree, t.level, &t.k, &t.v)
-        .map_err(|_| format!("{}: unreadable", what()))?;
-    if !nr.errs.is_empty() {
-        return Err(format!(
+    let damaged = || {
+        format!(
             "{}: a replica is damaged: needs a rewrite (not done yet)",
             what()
-        ));
-    }
+        )
+    };
     let node_sectors = s.btree_node_sectors();
-    let mut result = None;
+    // Every replica read and checked before any is written.
+    let mut replicas = Vec::new();
     for p in bp.ptrs() {
-        let mut buf = fs.read_raw(&p)?;
+        let mut buf = fs.read_raw(&p).map_err(|_| damaged())?;
         buf.resize((node_sectors as usize) << 9, 0);
         let ctx = NodeCtx {
             magic: s.bset_magic(),
@@ -587,13 +585,17 @@ fn append(
             seq: Some(bp.seq),
             range_updated: bp.range_updated,
             csum: &Hashes,
-            blacklisted: &|_| false,
+            blacklisted: &|seq| fs.is_blacklisted(seq),
             accept_bad_csum: false,
         };
         let mut bsets =
             vec![BsetRef::default(); (node_sectors / s.block_sectors().max(1)) as usize + 1];
-        let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| {})
-            .map_err(|e| format!("{}: {}", what(), e))?;
+        let mut warned = false;
+        let (h, n) =
+            read_bsets(&buf, &ctx, &mut bsets, &mut |_| warned = true).map_err(|_| damaged())?;
+        if warned {
+            return Err(damaged());
+        }
         let at = written(&bsets[..n]);
         if at != u32::from(bp.written) {
             return Err(format!(
@@ -603,11 +605,15 @@ fn append(
                 bp.written
             ));
         }
+        replicas.push((p, buf, h, at, bset_csum_type(bsets[n - 1].flags)));
+    }
+    let mut result = None;
+    for (p, mut buf, h, at, csum_type) in replicas {
         let wctx = WriteCtx {
             magic: s.bset_magic(),
             block_sectors: s.block_sectors(),
             node_sectors,
-            csum_type: bset_csum_type(bsets[n - 1].flags),
+            csum_type,
             version: s.version(),
             csum: &Hashes,
         };

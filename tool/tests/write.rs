@@ -10,7 +10,7 @@ mod common;
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::btree::format::bset_csum_type;
 use bcachefs_core::btree::ptr::BtreePtr;
-use bcachefs_core::btree::read::{read_bsets, BsetRef, KeyIter, NodeCtx};
+use bcachefs_core::btree::read::{read_bsets, BsetRef, KeyIter, NodeCtx, NodeHeader};
 use bcachefs_core::btree::write::{write_bset, WriteCtx};
 use bcachefs_core::ids;
 use bcachefs_rs::fs::Fs;
@@ -19,8 +19,16 @@ use bcachefs_rs::list::Walk;
 
 use common::{open, UNDAMAGED};
 
-/// Every node of every btree: (btree, level, raw node bytes).
-fn nodes(fs: &Fs) -> Vec<(u32, u8, Vec<u8>, u16)> {
+/// One node as it is on disk: its bytes, header and bsets.
+struct RawNode {
+    buf: Vec<u8>,
+    h: NodeHeader,
+    bsets: Vec<BsetRef>,
+}
+
+/// Every node of every btree, its bsets read as the reader reads them.
+fn nodes(fs: &Fs) -> Vec<RawNode> {
+    let sb = fs.sb();
     let mut out = Vec::new();
     for btree in 0..ids::BTREE_ID_NR as u32 {
         let Some(Some(root)) = fs.roots.get(btree as usize).cloned() else {
@@ -32,7 +40,26 @@ fn nodes(fs: &Fs) -> Vec<(u32, u8, Vec<u8>, u16)> {
                 return;
             };
             let Some(p) = bp.ptrs().next() else { return };
-            out.push((btree, level, w.fs.read_raw(&p).unwrap(), bp.written));
+            let buf = w.fs.read_raw(&p).unwrap();
+            let ctx = NodeCtx {
+                magic: sb.bset_magic(),
+                block_sectors: sb.block_sectors(),
+                node_sectors: sb.btree_node_sectors(),
+                written: u32::from(bp.written),
+                btree_id: Some(btree),
+                level: Some(level),
+                min_key: None,
+                max_key: None,
+                seq: None,
+                range_updated: false,
+                csum: &Hashes,
+                blacklisted: &|_| false,
+                accept_bad_csum: false,
+            };
+            let mut bsets = vec![BsetRef::default(); 1024];
+            let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| {}).unwrap();
+            bsets.truncate(n);
+            out.push(RawNode { buf, h, bsets });
         };
         w.nodes(btree, root.level, &root.k, &root.v, 0, &mut cb);
     }
@@ -46,25 +73,8 @@ fn rewrite_every_bset_byte_for_byte() {
         let sb = fs.sb();
         let (mut bsets_n, mut same, mut keys_n) = (0usize, 0usize, 0usize);
         let mut first_diff = None;
-        for (btree, level, buf, written) in nodes(&fs) {
-            let ctx = NodeCtx {
-                magic: sb.bset_magic(),
-                block_sectors: sb.block_sectors(),
-                node_sectors: sb.btree_node_sectors(),
-                written: written as u32,
-                btree_id: Some(btree),
-                level: Some(level),
-                min_key: None,
-                max_key: None,
-                seq: None,
-                range_updated: false,
-                csum: &Hashes,
-                blacklisted: &|_| false,
-                accept_bad_csum: false,
-            };
-            let mut bsets = vec![BsetRef::default(); 1024];
-            let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| {}).unwrap();
-            for r in &bsets[..n] {
+        for RawNode { buf, h, bsets } in nodes(&fs) {
+            for r in &bsets {
                 let keys: Vec<(Bkey, Vec<u8>)> = KeyIter::new(r.keys(&buf), h.format)
                     .map(|x| x.unwrap())
                     .map(|(k, v, _)| (k, v.to_vec()))
@@ -84,7 +94,7 @@ fn rewrite_every_bset_byte_for_byte() {
                 let mut it = keys.iter().map(|(k, v)| (*k, v.as_slice()));
                 let w = write_bset(&mut copy, &wctx, &h, r.offset, r.journal_seq, &mut it)
                     .unwrap_or_else(|e| {
-                        panic!("{} btree {} bset at {}: {}", fx, btree, r.offset, e)
+                        panic!("{} btree {} bset at {}: {}", fx, h.btree_id(), r.offset, e)
                     });
                 assert_eq!((w.offset, w.sectors, w.len), (r.offset, r.sectors, r.len));
                 bsets_n += 1;
@@ -92,7 +102,7 @@ fn rewrite_every_bset_byte_for_byte() {
                     same += 1;
                 } else if first_diff.is_none() {
                     let at = range.clone().find(|&i| copy[i] != buf[i]).unwrap();
-                    first_diff = Some((btree, level, r.offset, at - range.start));
+                    first_diff = Some((h.btree_id(), h.level(), r.offset, at - range.start));
                 }
             }
         }
@@ -199,30 +209,12 @@ fn computed_formats_match_upstream() {
     let (mut single, mut same, mut packs) = (0, 0, 0);
     for fx in UNDAMAGED {
         let Some(fs) = open(fx) else { return };
-        let sb = fs.sb();
-        for (btree, level, buf, written) in nodes(&fs) {
-            let ctx = NodeCtx {
-                magic: sb.bset_magic(),
-                block_sectors: sb.block_sectors(),
-                node_sectors: sb.btree_node_sectors(),
-                written: written as u32,
-                btree_id: Some(btree),
-                level: Some(level),
-                min_key: None,
-                max_key: None,
-                seq: None,
-                range_updated: false,
-                csum: &Hashes,
-                blacklisted: &|_| false,
-                accept_bad_csum: false,
-            };
-            let mut bsets = vec![BsetRef::default(); 1024];
-            let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| {}).unwrap();
+        for RawNode { buf, h, bsets } in nodes(&fs) {
             let mut st = FormatState::new();
             st.add_pos(h.min_key);
             st.add_pos(h.max_key);
             let mut keys = Vec::new();
-            for r in &bsets[..n] {
+            for r in &bsets {
                 for (k, _, _) in KeyIter::new(r.keys(&buf), h.format).map(|x| x.unwrap()) {
                     if k.typ != 0 {
                         st.add_key(&k);
@@ -237,7 +229,7 @@ fn computed_formats_match_upstream() {
                 .filter(|k| k.typ != 0)
                 .all(|k| f.packed_fields(k).is_some()));
             packs += 1;
-            if n == 1 {
+            if bsets.len() == 1 {
                 single += 1;
                 same += usize::from(f == h.format);
             }
