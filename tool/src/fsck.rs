@@ -158,6 +158,7 @@ fn ptr_gen_fix(
     fs: &Fs,
     f: &Finding,
     keys: &mut BTreeMap<(u32, Bpos), (Bkey, Vec<u8>)>,
+    bps: &mut Option<Vec<(Bkey, Vec<u8>)>>,
 ) -> Result<(), &'static str> {
     let (btree, pos, (dev, bucket)) = match (f.btree, f.pos, f.bucket) {
         (Some(b), Some(p), Some(d)) => (b, p, d),
@@ -188,30 +189,42 @@ fn ptr_gen_fix(
     let shift = fs.sb().extent_bp_shift();
     let lo = (bucket * bucket_size) << shift;
     let hi = ((bucket + 1) * bucket_size) << shift;
-    let mut w = Walk { fs, errors: 0 };
-    let mut bps = Vec::new();
-    w.leaf_keys(ids::btree::BACKPOINTERS, &mut |k| {
-        if k.k.p.inode == u64::from(dev) && (lo..hi).contains(&k.k.p.offset) {
-            let bp = Backpointer::read(&k.v);
-            if bp.btree_id as u32 == btree
-                && bp.level == f.level
-                && bp.pos == pos
-                && bp.bucket_gen == f.ptr_gen
-            {
-                bps.push((k.k, k.v.clone(), bp));
+    for (bk, bv) in backpointers(fs, bps) {
+        if bk.p.inode != u64::from(dev) || !(lo..hi).contains(&bk.p.offset) {
+            continue;
+        }
+        let bp = Backpointer::read(bv);
+        if bp.btree_id as u32 == btree
+            && bp.level == f.level
+            && bp.pos == pos
+            && bp.bucket_gen == f.ptr_gen
+        {
+            let mut bv = bv.clone();
+            Backpointer {
+                bucket_gen: f.gen,
+                ..bp
             }
+            .write(&mut bv)
+            .ok_or("short backpointer")?;
+            keys.insert((ids::btree::BACKPOINTERS, bk.p), (*bk, bv));
         }
-    });
-    for (bk, mut bv, bp) in bps {
-        Backpointer {
-            bucket_gen: f.gen,
-            ..bp
-        }
-        .write(&mut bv)
-        .ok_or("short backpointer")?;
-        keys.insert((ids::btree::BACKPOINTERS, bk.p), (bk, bv));
     }
     Ok(())
+}
+
+/// Every backpointer key, read once per round (`cache`) for the repairs that
+/// need theirs.
+fn backpointers<'c>(fs: &Fs, cache: &'c mut Option<Vec<(Bkey, Vec<u8>)>>) -> &'c [(Bkey, Vec<u8>)] {
+    cache.get_or_insert_with(|| {
+        let mut v = Vec::new();
+        let mut w = Walk { fs, errors: 0 };
+        w.leaf_keys(ids::btree::BACKPOINTERS, &mut |k| {
+            if k.k.typ == KeyType::Backpointer as u8 {
+                v.push((k.k, k.v.clone()));
+            }
+        });
+        v
+    })
 }
 
 /// A whiteout for the key at `p` (`bch2_journal_key_delete`).
@@ -238,7 +251,7 @@ fn topology_fix(
     fs: &Fs,
     f: &Finding,
     keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>,
-    bps: &mut Option<Vec<(Bkey, Backpointer)>>,
+    bps: &mut Option<Vec<(Bkey, Vec<u8>)>>,
 ) -> Result<(), &'static str> {
     let btree = f.btree.ok_or("no btree")?;
     if f.level >= f.root_level {
@@ -269,17 +282,8 @@ fn topology_fix(
             // What the pointer trigger would undo: the node's backpointer, and
             // those of the keys it held (upstream's backpointer checks drop them
             // after the node goes).
-            let all = bps.get_or_insert_with(|| {
-                let mut v = Vec::new();
-                let mut w = Walk { fs, errors: 0 };
-                w.leaf_keys(ids::btree::BACKPOINTERS, &mut |k| {
-                    if k.k.typ == KeyType::Backpointer as u8 {
-                        v.push((k.k, Backpointer::read(&k.v)));
-                    }
-                });
-                v
-            });
-            for (k, bp) in all.iter() {
+            for (k, v) in backpointers(fs, bps) {
+                let bp = Backpointer::read(v);
                 let own = bp.level == parent && bp.pos == n.max;
                 let held = bp.level <= f.level && (n.min..=n.max).contains(&bp.pos);
                 if u32::from(bp.btree_id) == btree && (own || held) {
@@ -542,8 +546,8 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
     let mut deferred = vec![false; r.findings.len()];
     let mut gens_keys: BTreeMap<Bpos, (Bkey, Vec<u8>)> = BTreeMap::new();
     let mut topo: BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)> = BTreeMap::new();
-    // Every backpointer, read once when a dropped node needs its own removed.
-    let mut bps: Option<Vec<(Bkey, Backpointer)>> = None;
+    // Every backpointer, read once when a repair needs some of them.
+    let mut bps: Option<Vec<(Bkey, Vec<u8>)>> = None;
     for (i, f) in r.findings.iter().enumerate() {
         match plan(f) {
             Plan::AllocField { .. } | Plan::OldestGen { .. } | Plan::Accounting if defer => {
@@ -555,7 +559,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
                 Ok(()) => fixing[i] = true,
                 Err(w) => why[i] = w,
             },
-            Plan::PtrGen => match ptr_gen_fix(fs, f, &mut ptr_keys) {
+            Plan::PtrGen => match ptr_gen_fix(fs, f, &mut ptr_keys, &mut bps) {
                 Ok(()) => fixing[i] = true,
                 Err(w) => why[i] = w,
             },
