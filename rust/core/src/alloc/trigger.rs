@@ -9,7 +9,106 @@
 //! (`bucket_gens` and the per-device accounting are kept by their own repairs.)
 
 use super::super::bpos::Bpos;
-use super::format::{AllocV4, DATA_FREE, DATA_NEED_DISCARD};
+use super::format::{
+    data_type_is_empty, AllocV4, DATA_CACHED, DATA_FREE, DATA_JOURNAL, DATA_MULTIPLE,
+    DATA_NEED_DISCARD, DATA_NEED_GC_GENS, DATA_SB, DATA_STRIPE,
+};
+use crate::gc::buckets::{bucket_data_type, BUCKET_GC_GEN_MAX};
+
+/// `BCH_ALLOC_V4_NEED_DISCARD` and `BCH_ALLOC_V4_NEED_INC_GEN` in `flags`.
+const NEED_DISCARD: u32 = 1 << 0;
+const NEED_INC_GEN: u32 = 1 << 1;
+
+/// `alloc_data_type` as the alloc trigger uses it: the type a bucket with these
+/// counts has, `hint` being the type of what is in it (need_discard stays once
+/// set; an empty bucket is otherwise free or waiting for gc gens).
+pub fn alloc_data_type(a: &AllocV4, hint: u8) -> u8 {
+    const PARITY: u8 = 6;
+    if a.data_type == DATA_MULTIPLE {
+        DATA_MULTIPLE
+    } else if a.stripe_refcount != 0 {
+        if hint == PARITY {
+            PARITY
+        } else {
+            DATA_STRIPE
+        }
+    } else if a.sectors_dirty() != 0 {
+        bucket_data_type(hint)
+    } else if a.cached_sectors != 0 {
+        DATA_CACHED
+    } else if hint == DATA_NEED_DISCARD {
+        DATA_NEED_DISCARD
+    } else if a.gen.wrapping_sub(a.oldest_gen) >= BUCKET_GC_GEN_MAX {
+        DATA_NEED_GC_GENS
+    } else {
+        DATA_FREE
+    }
+}
+
+/// The alloc key's own trigger (`bch2_trigger_alloc`, both phases) on the change
+/// `old` -> `new`, committed in journal entry `seq` with the io clocks at
+/// `io_now` (read, write), the bucket not open: `new` normalized as upstream
+/// leaves it. A bucket that fills gets its io times and `NEED_INC_GEN`; one that
+/// empties goes to need_discard with its gen bumped and the seq it emptied at
+/// (0, as upstream's fast-discard path leaves it, when it filled in the same
+/// entry).
+pub fn alloc_trigger(old: &AllocV4, new: &mut AllocV4, io_now: [u64; 2], seq: u64) {
+    const LRU_TIME_MAX: u64 = (1 << 48) - 1;
+    new.data_type = alloc_data_type(new, new.data_type);
+    let was_empty = data_type_is_empty(old.data_type);
+    if !was_empty
+        && data_type_is_empty(new.data_type)
+        && old.data_type != DATA_SB
+        && old.data_type != DATA_JOURNAL
+    {
+        new.data_type = DATA_NEED_DISCARD;
+    }
+    let filled = was_empty && !data_type_is_empty(new.data_type);
+    if filled {
+        new.io_time = [
+            (io_now[0] & LRU_TIME_MAX).max(1),
+            (io_now[1] & LRU_TIME_MAX).max(1),
+        ];
+        new.flags |= NEED_INC_GEN | NEED_DISCARD;
+    }
+    if new.data_type == DATA_FREE
+        && (new.flags & NEED_DISCARD != 0
+            || new.journal_seq_nonempty != 0
+            || new.journal_seq_empty != 0)
+    {
+        if new.flags & NEED_DISCARD != 0 {
+            new.data_type = DATA_NEED_DISCARD;
+        } else {
+            new.journal_seq_nonempty = 0;
+            new.journal_seq_empty = 0;
+        }
+    }
+    if data_type_is_empty(new.data_type) && new.flags & NEED_INC_GEN != 0 {
+        if new.oldest_gen == new.gen && new.sectors_dirty() == 0 && new.cached_sectors == 0 {
+            new.oldest_gen = new.oldest_gen.wrapping_add(1);
+        }
+        new.gen = new.gen.wrapping_add(1);
+        new.flags &= !NEED_INC_GEN;
+        new.data_type = alloc_data_type(new, new.data_type);
+    }
+    if new.data_type == DATA_CACHED && new.io_time[0] == 0 {
+        new.io_time[0] = (io_now[0] & LRU_TIME_MAX).max(1);
+    }
+    // The atomic phase, at `seq`.
+    if new.journal_seq_nonempty > seq {
+        new.journal_seq_nonempty = seq;
+    }
+    if filled && new.journal_seq_nonempty == 0 {
+        new.journal_seq_nonempty = seq;
+    }
+    if old.data_type != DATA_NEED_DISCARD && new.data_type == DATA_NEED_DISCARD {
+        new.journal_seq_empty = seq;
+        if new.journal_seq_nonempty == new.journal_seq_empty {
+            new.journal_seq_nonempty = 0;
+            new.journal_seq_empty = 0;
+        }
+    }
+}
 
 /// The btrees derived keys live in.
 pub mod btree {

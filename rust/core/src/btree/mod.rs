@@ -3,6 +3,7 @@
 //! a node's bsets into one sorted view.
 
 pub mod format;
+pub mod interior;
 pub mod ptr;
 pub mod read;
 pub mod sort;

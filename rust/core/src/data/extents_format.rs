@@ -119,6 +119,18 @@ impl Ptr {
             gen: bits(w, 56, 64) as u8,
         }
     }
+
+    /// Encodes the pointer word (the inverse of [`Ptr::from_u64`]): entry type bit 0
+    /// set, `cached` bit 1, `unwritten` bit 3, offset, dev and gen.
+    pub fn to_u64(&self) -> u64 {
+        use super::super::bytes::set_bits;
+        let mut w = 1u64;
+        w = set_bits(w, 1, 2, u64::from(self.cached));
+        w = set_bits(w, 3, 4, u64::from(self.unwritten));
+        w = set_bits(w, 4, 48, self.offset);
+        w = set_bits(w, 48, 56, u64::from(self.dev));
+        set_bits(w, 56, 64, u64::from(self.gen))
+    }
 }
 
 /// A crc entry, unpacked (`struct bch_extent_crc_unpacked`). Sizes are in sectors.
@@ -596,6 +608,23 @@ impl BtreePtrV2 {
     pub fn range_updated(&self) -> bool {
         self.flags & 1 != 0
     }
+
+    /// Writes a `btree_ptr_v2` value (the inverse of [`BtreePtrV2::read`] plus the
+    /// pointers): `mem_ptr` 0, this header, then one word per replica. Returns its
+    /// length, or `None` when `out` is too short.
+    pub fn write(&self, ptrs: &[Ptr], out: &mut [u8]) -> Option<usize> {
+        use super::super::bytes::{put_le16, put_le64};
+        let n = 40 + ptrs.len() * 8;
+        out.get_mut(..n)?.fill(0);
+        put_le64(out, 8, self.seq)?;
+        put_le16(out, 16, self.sectors_written)?;
+        put_le16(out, 18, self.flags)?;
+        self.min_key.write(out, 20)?;
+        for (i, p) in ptrs.iter().enumerate() {
+            put_le64(out, 40 + i * 8, p.to_u64())?;
+        }
+        Some(n)
+    }
 }
 
 /// `struct bch_reservation`.
@@ -744,6 +773,29 @@ impl Stripe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn btree_ptr_v2_write_reads_back() {
+        let p = Ptr {
+            dev: 1,
+            offset: 503 * 128 + 32,
+            gen: 7,
+            ..Default::default()
+        };
+        assert_eq!(Ptr::from_u64(p.to_u64()), p);
+        let h = BtreePtrV2 {
+            seq: 0x2e5f_f6eb_8852_b3e0,
+            sectors_written: 23,
+            flags: 0,
+            min_key: super::super::super::bpos::Bpos::new(4096, 2, 0xffff_ffff),
+        };
+        let mut v = [0xaau8; 56];
+        assert_eq!(h.write(&[p, p], &mut v), Some(56));
+        assert_eq!(BtreePtrV2::read(&v), h);
+        let bp = crate::btree::ptr::BtreePtr::decode(KeyType::BtreePtrV2 as u8, &v).unwrap();
+        assert_eq!(bp.ptrs().collect::<std::vec::Vec<_>>(), [p, p]);
+        assert_eq!(h.write(&[p, p], &mut v[..55]), None);
+    }
 
     #[test]
     fn ptr_and_crc32() {

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Choosing space for a new btree node (upstream's `alloc/foreground.c` as an
+//! offline writer with no open buckets needs it): which free bucket, which piece
+//! of it, and what the member's btree-allocated bitmap must then mark. The caller
+//! walks the freespace btree and hands each candidate here; the read twins are
+//! `check_alloc_info`'s freespace checks and gc's bitmap check.
+//!
+//! - Free buckets are the freespace btree's extents over `genbits | bucket`
+//!   ([`super::trigger::freespace_genbits`]); the lowest genbits class first, the
+//!   lowest bucket within it ([`FreespaceCursor`] order), on each device first
+//!   among buckets whose whole range the bitmap already marks, then any.
+//! - A candidate is taken only when its alloc key agrees it is free, with the
+//!   same genbits, and nothing waits on an unflushed journal entry for it
+//!   ([`bucket_usable`]).
+//! - A bucket yields `bucket_size / node_sectors` nodes from its start; the rest
+//!   of a bucket a run leaves is not reused.
+
+use super::format::{AllocV4, DATA_FREE};
+use super::trigger::freespace_genbits;
+
+/// Bits of a freespace position that hold the bucket (the rest: genbits).
+pub const FREESPACE_BUCKET_MASK: u64 = (1 << 56) - 1;
+
+/// Why a candidate bucket is not taken.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Skip {
+    /// Outside `first_bucket..nbuckets`.
+    Invalid,
+    /// Its alloc key does not say free, or its genbits differ from the freespace
+    /// key's (a stale freespace key: upstream deletes it later).
+    NotFree,
+    /// It emptied in a journal entry not flushed yet.
+    JournalPending,
+}
+
+/// Whether bucket `bucket` (freespace position `pos`) with alloc key `a` can be
+/// allocated on a device of `first_bucket..nbuckets` whose journal is flushed to
+/// `flushed_seq` (`try_alloc_bucket_pos`'s checks).
+pub fn bucket_usable(
+    pos: u64,
+    a: &AllocV4,
+    first_bucket: u64,
+    nbuckets: u64,
+    flushed_seq: u64,
+) -> Result<(), Skip> {
+    let bucket = pos & FREESPACE_BUCKET_MASK;
+    if bucket < first_bucket || bucket >= nbuckets {
+        return Err(Skip::Invalid);
+    }
+    if a.data_type != DATA_FREE || (pos & !FREESPACE_BUCKET_MASK) != freespace_genbits(a) {
+        return Err(Skip::NotFree);
+    }
+    if a.journal_seq_empty > flushed_seq {
+        return Err(Skip::JournalPending);
+    }
+    Ok(())
+}
+
+/// `bch2_dev_btree_bitmap_marked_sectors`: whether a member bitmap at `shift`
+/// marks every granule of `start..start + sectors`.
+pub fn bitmap_marked(bitmap: u64, shift: u8, start: u64, sectors: u64) -> bool {
+    let shift = u32::from(shift).min(63);
+    let end = start.saturating_add(sectors);
+    if end > (64u64 << shift) {
+        return false;
+    }
+    let mut bit = start >> shift;
+    while bit < 64 && (bit << shift) < end {
+        if bitmap & (1 << bit) == 0 {
+            return false;
+        }
+        bit += 1;
+    }
+    true
+}
+
+/// `__bch2_dev_btree_bitmap_mark` without growing the shift: the bitmap with
+/// `start..start + sectors` marked, or `None` when that lies past what the shift
+/// covers (the shift would have to grow).
+pub fn bitmap_mark(bitmap: u64, shift: u8, start: u64, sectors: u64) -> Option<u64> {
+    let shift = u32::from(shift).min(63);
+    let end = start.saturating_add(sectors);
+    if end > (64u64 << shift) {
+        return None;
+    }
+    let mut b = bitmap;
+    let mut bit = start >> shift;
+    while bit < 64 && (bit << shift) < end {
+        b |= 1 << bit;
+        bit += 1;
+    }
+    Some(b)
+}
+
+/// Nodes a bucket of `bucket_size` sectors holds (the tail is never used).
+pub fn nodes_per_bucket(bucket_size: u32, node_sectors: u32) -> u32 {
+    bucket_size.checked_div(node_sectors).unwrap_or(0)
+}
+
+/// What is left of the freespace extent `[start, end)` once position `pos` inside
+/// it is taken (the transaction layer's extent overwrite): the front piece and the
+/// back piece, each as `(end, size)` when not empty. The key at `end` keeps its
+/// position when the back piece is left; otherwise it goes.
+pub fn freespace_punch(start: u64, end: u64, pos: u64) -> (Option<(u64, u64)>, Option<(u64, u64)>) {
+    let front = (pos > start).then_some((pos, pos - start));
+    let back = (end > pos + 1).then_some((end, end - pos - 1));
+    (front, back)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usable_and_bitmap() {
+        let free = AllocV4 {
+            gen: 17,
+            oldest_gen: 0,
+            ..Default::default()
+        };
+        let genbits = 1u64 << 56;
+        assert_eq!(bucket_usable(genbits | 40, &free, 16, 512, 9), Ok(()));
+        assert_eq!(bucket_usable(40, &free, 16, 512, 9), Err(Skip::NotFree));
+        assert_eq!(
+            bucket_usable(genbits | 8, &free, 16, 512, 9),
+            Err(Skip::Invalid)
+        );
+        let pending = AllocV4 {
+            journal_seq_empty: 10,
+            ..free
+        };
+        assert_eq!(
+            bucket_usable(genbits | 40, &pending, 16, 512, 9),
+            Err(Skip::JournalPending)
+        );
+        // Shift 13: 4 MiB granules; a 512-sector node at 40000 is in granule 4.
+        assert!(!bitmap_marked(0, 13, 40000, 512));
+        let b = bitmap_mark(0, 13, 40000, 512).unwrap();
+        assert_eq!(b, 1 << 4);
+        assert!(bitmap_marked(b, 13, 40000, 512));
+        assert_eq!(bitmap_mark(0, 13, 64 << 13, 1), None);
+        assert_eq!(bitmap_mark(0, 13, 8191, 2), Some(3));
+    }
+
+    #[test]
+    fn punch() {
+        assert_eq!(freespace_punch(10, 20, 10), (None, Some((20, 9))));
+        assert_eq!(freespace_punch(10, 20, 19), (Some((19, 9)), None));
+        assert_eq!(freespace_punch(10, 20, 14), (Some((14, 4)), Some((20, 5))));
+        assert_eq!(freespace_punch(10, 11, 10), (None, None));
+        assert_eq!(nodes_per_bucket(256, 32), 8);
+    }
+}
