@@ -54,6 +54,9 @@ enum Plan {
     /// node dropped from its parent, a node's range moved through its pointer
     /// (`set_node_min`, `set_node_max`: `BTREE_PTR_RANGE_UPDATED`).
     Topology,
+    /// A node read with a bad checksum or bad keys, rewritten whole to new space
+    /// from the keys that read well (upstream's "rewriting node").
+    Rewrite,
     /// Not repaired, and why.
     No(&'static str),
 }
@@ -82,8 +85,10 @@ fn plan(f: &Finding) -> Plan {
         {
             Plan::PtrGen
         }
-        (Kind::NodeBadChecksum | Kind::NodeBadKeys, _, _) => {
-            Plan::No("the node must be rewritten to new space: not done yet")
+        (Kind::NodeBadChecksum | Kind::NodeBadKeys, _, _)
+            if f.btree.is_some() && f.node.is_some() =>
+        {
+            Plan::Rewrite
         }
         _ => Plan::No("repair not implemented yet"),
     }
@@ -390,6 +395,7 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
     let mut lines: Vec<(String, Outcome)> = Vec::new();
     let mut printed: std::collections::BTreeSet<String> = Default::default();
     let mut all: BTreeMap<(u32, u8, Bpos), Update> = BTreeMap::new();
+    let mut rewrites: std::collections::BTreeSet<(u32, u8, Bpos)> = Default::default();
     let mut changes = SbChanges::default();
     for round in 0..ROUNDS {
         let p = plan_round(&fs, &r);
@@ -414,6 +420,7 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
         for u in p.updates {
             all.insert((u.btree, u.level, u.k.p), u);
         }
+        rewrites.extend(p.rewrites);
         changes.bitmaps = if p.changes.bitmaps.is_empty() {
             changes.bitmaps
         } else {
@@ -430,13 +437,14 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
         }
     }
     let updates: Vec<Update> = all.into_values().collect();
-    let written = if updates.is_empty() && changes.is_empty() {
-        Ok((0, 0))
+    let rewrites: Vec<(u32, u8, Bpos)> = rewrites.into_iter().collect();
+    let written = if updates.is_empty() && rewrites.is_empty() && changes.is_empty() {
+        Ok((Default::default(), 0))
     } else {
         // The image as it is on disk, not as staged.
         Fs::open(paths).and_then(|fs| {
             let mut sink = FileSink::open(&fs, paths)?;
-            let r = commit(&fs, &updates, &changes, &mut sink);
+            let r = commit(&fs, &updates, &rewrites, &changes, &mut sink);
             let _ = sink.flush();
             r.map(|n| (n, sink.writes))
         })
@@ -463,7 +471,11 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
     }
     match written {
         Ok((n, w)) if verbose => {
-            let _ = writeln!(out, "{} btree nodes updated, {} writes", n, w);
+            let _ = writeln!(
+                out,
+                "{} btree nodes appended to, {} rewritten, {} split, {} new roots; {} writes",
+                n.appended, n.rewritten, n.split, n.new_roots, w
+            );
         }
         Err(e) => {
             let _ = writeln!(out, "bcachefs-rs fsck: {}", e);
@@ -490,6 +502,8 @@ enum Outcome {
 struct RoundPlan {
     lines: Vec<(String, Outcome)>,
     updates: Vec<Update>,
+    /// Nodes to rewrite: (btree, level, max key).
+    rewrites: Vec<(u32, u8, Bpos)>,
     changes: SbChanges,
     /// Counts were deferred: plan again over this round's repairs.
     again: bool,
@@ -548,6 +562,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
     let mut topo: BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)> = BTreeMap::new();
     // Every backpointer, read once when a repair needs some of them.
     let mut bps: Option<Vec<(Bkey, Vec<u8>)>> = None;
+    let mut rewrites = Vec::new();
     for (i, f) in r.findings.iter().enumerate() {
         match plan(f) {
             Plan::AllocField { .. } | Plan::OldestGen { .. } | Plan::Accounting if defer => {
@@ -621,6 +636,13 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
                     None => why[i] = "no alloc key for the bucket",
                 }
             }
+            Plan::Rewrite => match (f.btree, f.node) {
+                (Some(b), Some(n)) => {
+                    rewrites.push((b, f.level, n.max));
+                    fixing[i] = true;
+                }
+                _ => why[i] = "no node to rewrite",
+            },
             Plan::No(w) => why[i] = w,
         }
     }
@@ -707,6 +729,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
     RoundPlan {
         lines,
         updates,
+        rewrites,
         changes,
         again: defer,
     }

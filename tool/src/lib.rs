@@ -10,3 +10,4 @@ pub mod hash;
 pub mod list;
 pub mod repair;
 pub mod tree;
+pub mod update;

@@ -29,13 +29,9 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 
-use bcachefs_core::bkey::{Bkey, BKEY_BYTES};
+use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
-use bcachefs_core::btree::format::bset_csum_type;
-use bcachefs_core::btree::ptr::{set_sectors_written, BtreePtr};
-use bcachefs_core::btree::read::{read_bsets, BsetRef, NodeCtx};
-use bcachefs_core::btree::update::Unwritten;
-use bcachefs_core::btree::write::{write_bset, written, WriteCtx};
+use bcachefs_core::btree::ptr::BtreePtr;
 use bcachefs_core::ids;
 use bcachefs_core::journal::read::entry;
 use bcachefs_core::journal::write::{jset_flags, next_slot, JsetBuilder, JsetHeader, Slot};
@@ -45,6 +41,7 @@ use bcachefs_core::sb::{format as sbf, JsetEntries, Sb};
 use crate::fs::{Fs, Root};
 use crate::hash::Hashes;
 use crate::list::Walk;
+use crate::update::{plan, Stats};
 
 /// Where writes go: the image files, or a test's sink that fails on cue.
 pub trait Sink {
@@ -142,20 +139,10 @@ pub fn next_journal_seq(fs: &Fs) -> Result<u64, String> {
     Ok(Journal::new(fs)?.seq + 1)
 }
 
-/// A node that gets a bset: its pointer and the keys for it, by position.
-struct Touched {
-    btree: u32,
-    level: u8,
-    k: Bkey,
-    v: Vec<u8>,
-    /// The parent's pointer key position, or `None` for the root.
-    parent: Option<(Bpos, u64)>,
-}
-
 /// Node identity: btree, level, pointer position and first replica's sector.
-type NodeId = (u32, u8, Bpos, u64);
+pub(crate) type NodeId = (u32, u8, Bpos, u64);
 
-fn node_id(btree: u32, level: u8, k: &Bkey, v: &[u8]) -> NodeId {
+pub(crate) fn node_id(btree: u32, level: u8, k: &Bkey, v: &[u8]) -> NodeId {
     let off = BtreePtr::decode(k.typ, v)
         .and_then(|bp| bp.ptrs().next())
         .map(|p| p.offset)
@@ -165,7 +152,12 @@ fn node_id(btree: u32, level: u8, k: &Bkey, v: &[u8]) -> NodeId {
 
 /// The nodes from the root of `btree` down to the node at `level` whose range
 /// holds `pos`.
-fn path_to(fs: &Fs, btree: u32, pos: Bpos, level: u8) -> Result<Vec<(u8, Bkey, Vec<u8>)>, String> {
+pub(crate) fn path_to(
+    fs: &Fs,
+    btree: u32,
+    pos: Bpos,
+    level: u8,
+) -> Result<Vec<(u8, Bkey, Vec<u8>)>, String> {
     let root = fs
         .roots
         .get(btree as usize)
@@ -329,7 +321,7 @@ impl Journal {
 
 /// `bch2_meta_checksum_type` for an unencrypted filesystem: the metadata checksum
 /// option as a checksum type.
-fn meta_csum_type(s: &Sb<'_>) -> u8 {
+pub(crate) fn meta_csum_type(s: &Sb<'_>) -> u8 {
     use bcachefs_core::csum::ty;
     match s.meta_csum_opt() {
         0 => ty::NONE,
@@ -384,260 +376,86 @@ impl SbChanges {
     }
 }
 
-/// Writes `updates` (level 0 keys) and the superblock `changes` into the image,
-/// as the module comment says. Returns the number of nodes that got a bset.
+/// Writes `updates` (level 0 keys, and node pointers for topology repairs), the
+/// node rewrites `rewrite` (btree, level, node max) and the superblock `changes`
+/// into the image, as the module comment says. Returns what the commit did to
+/// the btrees.
 pub fn commit(
     fs: &Fs,
     updates: &[Update],
+    rewrite: &[(u32, u8, Bpos)],
     changes: &SbChanges,
     sink: &mut dyn Sink,
-) -> Result<usize, String> {
-    if updates.is_empty() {
+) -> Result<Stats, String> {
+    if updates.is_empty() && rewrite.is_empty() {
         // Only the superblock changes: one write per copy, nothing else moves.
         if !changes.is_empty() {
             write_sb(fs, sink, None, changes, None)?;
         }
-        return Ok(0);
+        return Ok(Stats::default());
     }
-    let mut roots = fs.roots.clone();
-    // Collect every node on the way to each update.
-    let mut touched: BTreeMap<NodeId, Touched> = BTreeMap::new();
-    let mut pending: BTreeMap<NodeId, Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
-    let mut max_level = 0u8;
-    for u in updates {
-        let path = path_to(fs, u.btree, u.k.p, u.level)?;
-        let mut parent: Option<(Bpos, u64)> = None;
-        for (level, k, v) in &path {
-            let id = node_id(u.btree, *level, k, v);
-            touched.entry(id).or_insert_with(|| Touched {
-                btree: u.btree,
-                level: *level,
-                k: *k,
-                v: v.clone(),
-                parent,
-            });
-            parent = Some((k.p, id.3));
-            max_level = max_level.max(*level);
-        }
-        let (level, k, v) = path.last().ok_or("empty path")?;
-        pending
-            .entry(node_id(u.btree, *level, k, v))
-            .or_default()
-            .push((u.k, u.v.clone()));
-    }
-    // The caller's own changes to node pointers, which a written node's new
-    // `sectors_written` goes on top of.
-    let user_ptrs: BTreeMap<(u32, u8, Bpos), Vec<u8>> = updates
-        .iter()
-        .filter(|u| u.level > 0 && BtreePtr::decode(u.k.typ, &u.v).is_some())
-        .map(|u| ((u.btree, u.level, u.k.p), u.v.clone()))
-        .collect();
-    let journal_form: BTreeMap<(u32, u8, Bpos), Vec<u8>> = updates
-        .iter()
-        .filter_map(|u| Some(((u.btree, u.level, u.k.p), u.journal_v.clone()?)))
-        .collect();
     let mut journal = Journal::new(fs)?;
-    let first_seq = journal.seq + 1;
+    let seq = journal.seq + 1;
+    let p = plan(fs, updates, rewrite, seq)?;
+    let mut changes = changes.clone();
+    for &(dev, bitmap) in &p.bitmaps {
+        match changes.bitmaps.iter_mut().find(|(d, _)| *d == dev) {
+            Some(b) => b.1 |= bitmap,
+            None => changes.bitmaps.push((dev, bitmap)),
+        }
+    }
     // A dirty filesystem keeps its journal: every entry of ours replays on top of
     // it (last_seq stays its replay start), after the skipped seqs are
     // blacklisted. A clean one needs nothing older than our first entry.
     let blacklist = journal.skipped(fs);
-    let last_seq = if fs.clean {
-        first_seq
-    } else {
-        fs.journal_start
-    };
+    let last_seq = if fs.clean { seq } else { fs.journal_start };
     if blacklist.is_some() {
-        // The superblock's own changes go with the blacklist: the journal entries
-        // after it are what commits the keys.
-        write_sb(fs, sink, None, changes, blacklist)?;
+        // The superblock's own changes go with the blacklist: the journal entry
+        // after it is what commits the keys.
+        write_sb(fs, sink, None, &changes, blacklist)?;
     }
-    let mut nodes = 0usize;
-    for level in 0..=max_level {
-        // This level's keys, grouped by btree, go to the journal first.
-        let mut by_btree: BTreeMap<u32, Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
-        for (id, keys) in pending.iter().filter(|(id, _)| id.1 == level) {
-            // The caller's updates in their journal form (accounting deltas).
-            let jkeys = keys.iter().map(|(k, v)| {
-                let j = journal_form.get(&(id.0, level, k.p)).cloned();
-                (*k, j.unwrap_or_else(|| v.clone()))
-            });
-            by_btree.entry(id.0).or_default().extend(jkeys);
-        }
-        if by_btree.is_empty() {
-            continue;
-        }
-        let (seq, _, _) = journal.write(fs, sink, Some(last_seq), &mut |b| {
-            for (btree, keys) in &by_btree {
-                let mut it = keys.iter().map(|(k, v)| (*k, v.as_slice()));
-                b.btree_keys(*btree, level, &mut it)
-                    .map_err(|e| format!("journal entry: {:?}", e))?;
-            }
-            add_roots(b, &roots)?;
-            Ok(())
-        })?;
-        // Then the bsets.
-        let ids_here: Vec<NodeId> = pending.keys().filter(|id| id.1 == level).cloned().collect();
-        for id in ids_here {
-            let keys = pending.remove(&id).unwrap_or_default();
-            let t = touched.get(&id).ok_or("node vanished")?;
-            // The node's unwritten keys, sorted, the last update per position.
-            let bytes: usize = keys
-                .iter()
-                .map(|(_, v)| BKEY_BYTES + v.len().div_ceil(8) * 8)
-                .sum();
-            let mut store = vec![0u8; bytes];
-            let mut unwritten = Unwritten::new(&mut store);
-            for (k, v) in &keys {
-                unwritten
-                    .insert(k, v)
-                    .map_err(|_| "a key too big for a bset")?;
-            }
-            let written = append(fs, t, &unwritten, seq, sink)?;
-            nodes += 1;
-            // The node's pointer with its new end of data: on top of the caller's
-            // own change to that pointer (a topology repair's range), if any.
-            let mut new_v = user_ptrs
-                .get(&(t.btree, t.level + 1, t.k.p))
-                .cloned()
-                .unwrap_or_else(|| t.v.clone());
-            set_sectors_written(&mut new_v, written).ok_or("short pointer")?;
-            let new_k = t.k;
-            match t.parent {
-                None => {
-                    if let Some(Some(r)) = roots.get_mut(t.btree as usize) {
-                        r.v = new_v;
-                    }
-                }
-                Some((ppos, poff)) => {
-                    let pid = (t.btree, t.level + 1, ppos, poff);
-                    pending.entry(pid).or_default().push((new_k, new_v));
-                }
-            }
-        }
+    // Every node image first: appended bsets lie past their pointers'
+    // `sectors_written` and new nodes in free buckets, so none is read until the
+    // keys that point at them are committed.
+    for w in &p.writes {
+        sink.write(w.dev, w.off, &w.data)?;
     }
-    // The last entry: nothing left to replay, every root.
+    sink.flush()?;
+    // One journal entry with every key, at every level, and the new roots.
+    let mut groups: BTreeMap<(u32, u8), Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
+    for ((btree, level, _), (k, v)) in &p.keys {
+        groups.entry((*btree, *level)).or_default().push((*k, v.clone()));
+    }
+    let (s1, _, _) = journal.write(fs, sink, Some(last_seq), &mut |b| {
+        for ((btree, level), keys) in &groups {
+            let mut it = keys.iter().map(|(k, v)| (*k, v.as_slice()));
+            b.btree_keys(*btree, *level, &mut it)
+                .map_err(|e| format!("journal entry: {:?}", e))?;
+        }
+        add_roots(b, &p.roots)?;
+        Ok(())
+    })?;
+    if s1 != seq {
+        return Err(format!("journal entry {} written as {}", seq, s1));
+    }
     if !fs.clean {
         // Every root in an entry of its own, the journal's keys left to replay:
         // the filesystem stays dirty.
-        journal.write(fs, sink, Some(last_seq), &mut |b| add_roots(b, &roots))?;
-        return Ok(nodes);
+        journal.write(fs, sink, Some(last_seq), &mut |b| add_roots(b, &p.roots))?;
+        return Ok(p.stats);
     }
+    // The last entry: nothing left to replay, every root.
     let (end_seq, end_slot, end_sectors) =
-        journal.write(fs, sink, None, &mut |b| add_roots(b, &roots))?;
+        journal.write(fs, sink, None, &mut |b| add_roots(b, &p.roots))?;
     let clean = CleanState {
-        roots: &roots,
+        roots: &p.roots,
         seq: end_seq,
         jdev: journal.dev,
         slot: end_slot,
         sectors: end_sectors,
     };
-    write_sb(fs, sink, Some(&clean), changes, None)?;
-    Ok(nodes)
-}
-
-/// Appends the touched node's keys as a new bset on every replica; returns the
-/// sectors written in the node now (its pointer's new `sectors_written`).
-fn append(
-    fs: &Fs,
-    t: &Touched,
-    keys: &Unwritten,
-    seq: u64,
-    sink: &mut dyn Sink,
-) -> Result<u16, String> {
-    let s = fs.sb();
-    let what = || {
-        format!(
-            "btree {} level {} node {}",
-            ids::btree_name(t.btree).unwrap_or("?"),
-            t.level,
-            t.k.p
-        )
-    };
-    let bp = BtreePtr::decode(t.k.typ, &t.v).ok_or_else(|| format!("{}: not a pointer", what()))?;
-    if bp.written == 0 {
-        return Err(format!(
-            "{}: pointer without sectors_written: needs a rewrite (not done yet)",
-            what()
-        ));
-    }
-    let damaged = || {
-        format!(
-            "{}: a replica is damaged: needs a rewrite (not done yet)",
-            what()
-        )
-    };
-    let node_sectors = s.btree_node_sectors();
-    // Every replica read and checked before any is written.
-    let mut replicas = Vec::new();
-    for p in bp.ptrs() {
-        let mut buf = fs.read_raw(&p).map_err(|_| damaged())?;
-        buf.resize((node_sectors as usize) << 9, 0);
-        let ctx = NodeCtx {
-            magic: s.bset_magic(),
-            block_sectors: s.block_sectors(),
-            node_sectors,
-            written: u32::from(bp.written),
-            btree_id: Some(t.btree),
-            level: Some(t.level),
-            min_key: bp.min_key,
-            max_key: Some(t.k.p),
-            seq: Some(bp.seq),
-            range_updated: bp.range_updated,
-            csum: &Hashes,
-            blacklisted: &|seq| fs.is_blacklisted(seq),
-            accept_bad_csum: false,
-        };
-        let mut bsets =
-            vec![BsetRef::default(); (node_sectors / s.block_sectors().max(1)) as usize + 1];
-        let mut warned = false;
-        let (h, n) =
-            read_bsets(&buf, &ctx, &mut bsets, &mut |_| warned = true).map_err(|_| damaged())?;
-        if warned {
-            return Err(damaged());
-        }
-        let at = written(&bsets[..n]);
-        if at != u32::from(bp.written) {
-            return Err(format!(
-                "{}: bsets end at {} but the pointer says {}",
-                what(),
-                at,
-                bp.written
-            ));
-        }
-        replicas.push((p, buf, h, at, bset_csum_type(bsets[n - 1].flags)));
-    }
-    let mut result = None;
-    for (p, mut buf, h, at, csum_type) in replicas {
-        let wctx = WriteCtx {
-            magic: s.bset_magic(),
-            block_sectors: s.block_sectors(),
-            node_sectors,
-            csum_type,
-            version: s.version(),
-            csum: &Hashes,
-        };
-        let mut it = keys.iter();
-        let r = write_bset(&mut buf, &wctx, &h, at, seq, &mut it).map_err(|e| match e {
-            bcachefs_core::btree::write::WriteError::NoRoom => {
-                format!(
-                    "{}: no room left in the node: needs a rewrite (not done yet)",
-                    what()
-                )
-            }
-            e => format!("{}: {}", what(), e),
-        })?;
-        let range = (r.offset as usize) << 9..((r.offset + r.sectors) as usize) << 9;
-        sink.write(
-            p.dev as usize,
-            (p.offset << 9) + range.start as u64,
-            &buf[range],
-        )?;
-        result = Some(r.offset + r.sectors);
-    }
-    sink.flush()?;
-    let w = result.ok_or_else(|| format!("{}: no replicas", what()))?;
-    u16::try_from(w).map_err(|_| format!("{}: node larger than a pointer can say", what()))
+    write_sb(fs, sink, Some(&clean), &changes, None)?;
+    Ok(p.stats)
 }
 
 /// What a clean superblock records: the roots and the last journal entry (at `slot`

@@ -580,7 +580,7 @@ fn moved_node_end(
                 journal_v: None,
             }];
             let mut sink = FileSink::open(&fs, &paths).unwrap();
-            commit(&fs, &updates, &SbChanges::default(), &mut sink).unwrap();
+            commit(&fs, &updates, &[], &SbChanges::default(), &mut sink).unwrap();
             return Some(devs);
         }
     }
@@ -634,7 +634,7 @@ fn moved_node_end(
             }
         };
         let mut sink = FileSink::open(&fs, &paths).unwrap();
-        commit(&fs, &updates, &SbChanges::default(), &mut sink).unwrap();
+        commit(&fs, &updates, &[], &SbChanges::default(), &mut sink).unwrap();
         return Some(devs);
     }
     panic!("{}: no two children to move between", fx);

@@ -1,0 +1,1040 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Planning a commit (upstream's btree update and interior update paths, offline):
+//! which nodes get their keys as an appended bset, which are rewritten whole to
+//! new space (full, damaged, or asked for), which split, and when a new root goes
+//! on top; the space each new node takes, and what the pointer triggers write
+//! for every node pointer that comes or goes (alloc keys and their derived keys,
+//! backpointers, accounting, the members' btree bitmaps). Nothing is written
+//! here: [`plan`] returns the node images and the keys, and [`crate::repair`]
+//! orders the IO. The rules (formats, split points, trigger arithmetic, bucket
+//! choice) are the core's.
+//!
+//! The triggers' own keys (alloc, backpointers, accounting...) are updates too and
+//! may fill a leaf in turn, so planning repeats over the caller's updates plus the
+//! last round's trigger keys until those stop changing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use bcachefs_core::alloc::buckets::{
+    btree_backpointer, btree_ptr_accounting, dev_counter_deltas, mark_btree_bucket,
+};
+use bcachefs_core::alloc::foreground::{
+    bitmap_mark, bitmap_marked, bucket_usable, freespace_punch, nodes_per_bucket,
+    FREESPACE_BUCKET_MASK,
+};
+use bcachefs_core::alloc::format::{
+    accounting_counter, accounting_nr_counters, alloc_v4, write_accounting, AccountingPos,
+    AllocV4, BUCKET_GENS_NR,
+};
+use bcachefs_core::alloc::trigger::{alloc_trigger, derived_changes};
+use bcachefs_core::bkey::Bkey;
+use bcachefs_core::bpos::Bpos;
+use bcachefs_core::btree::format::bset_csum_type;
+use bcachefs_core::btree::interior::{
+    fits_one_node, key_u64s, must_split, node_format, root_format, split_at,
+};
+use bcachefs_core::btree::ptr::{set_sectors_written, BtreePtr, ExtentPtr};
+use bcachefs_core::btree::read::{read_bsets, BsetRef, NodeCtx};
+use bcachefs_core::btree::sort::{Cursor, Merge};
+use bcachefs_core::btree::update::Unwritten;
+use bcachefs_core::btree::write::{new_header, write_bset, written, WriteCtx, WriteError};
+use bcachefs_core::data::extents_format::BtreePtrV2;
+use bcachefs_core::ids::{self, KeyType};
+use bcachefs_core::journal::write::ty as jty;
+use bcachefs_core::sb::JsetEntries;
+
+use crate::fs::{Fs, Root};
+use crate::hash::Hashes;
+use crate::list::Walk;
+use crate::repair::{leaf_key, meta_csum_type, node_id, path_to, NodeId, Update};
+
+/// Bytes to write: `data` at byte `off` of device `dev`.
+#[derive(Clone, Debug)]
+pub struct NodeWrite {
+    pub dev: usize,
+    pub off: u64,
+    pub data: Vec<u8>,
+}
+
+/// What a plan does to the btrees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Nodes that got a bset appended.
+    pub appended: usize,
+    /// Nodes written whole to new space (one new node each).
+    pub rewritten: usize,
+    /// Nodes split in two.
+    pub split: usize,
+    /// New roots (a btree one level deeper).
+    pub new_roots: usize,
+}
+
+/// A commit, planned.
+pub struct Planned {
+    /// Node images, in the order to write them.
+    pub writes: Vec<NodeWrite>,
+    /// Every key the commit changes, at every level, in its journal form.
+    pub keys: BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>,
+    /// The roots after the commit.
+    pub roots: Vec<Option<Root>>,
+    /// Members' btree bitmaps that must grow for the new nodes: (dev, bitmap).
+    pub bitmaps: Vec<(u32, u64)>,
+    pub stats: Stats,
+}
+
+/// A node that gets keys: its pointer as it is on disk and its parent.
+#[derive(Clone)]
+struct Touched {
+    btree: u32,
+    level: u8,
+    k: Bkey,
+    v: Vec<u8>,
+    /// The parent's node id, or `None` for the root.
+    parent: Option<NodeId>,
+}
+
+/// A node pointer the commit inserts or removes, held at `holder` (the node's
+/// level + 1) of `btree`.
+struct PtrChange {
+    btree: u32,
+    holder: u8,
+    k: Bkey,
+    v: Vec<u8>,
+    insert: bool,
+}
+
+/// Plans writing `updates` and rewriting the nodes `rewrite` (btree, level, the
+/// node's max key) in journal entry `seq`.
+pub fn plan(
+    fs: &Fs,
+    updates: &[Update],
+    rewrite: &[(u32, u8, Bpos)],
+    seq: u64,
+) -> Result<Planned, String> {
+    let caller: BTreeMap<(u32, u8, Bpos), Update> = updates
+        .iter()
+        .map(|u| ((u.btree, u.level, u.k.p), u.clone()))
+        .collect();
+    let mut extra: BTreeMap<(u32, u8, Bpos), Update> = BTreeMap::new();
+    // New nodes' seqs are random once per commit, the same in every round.
+    let mut seqs = Seqs::default();
+    for _ in 0..8 {
+        let mut all = caller.clone();
+        all.extend(extra.iter().map(|(id, u)| (*id, u.clone())));
+        let all: Vec<Update> = all.into_values().collect();
+        let (p, trig) = plan_once(fs, &all, &caller, rewrite, seq, &mut seqs)?;
+        let same = trig.len() == extra.len()
+            && trig
+                .iter()
+                .zip(extra.iter())
+                .all(|((a, x), (b, y))| a == b && x.k == y.k && x.v == y.v && x.journal_v == y.journal_v);
+        if same {
+            return Ok(p);
+        }
+        extra = trig;
+    }
+    Err("planning the commit did not settle (its trigger keys kept changing)".into())
+}
+
+/// Random node seqs, handed out in order, the same ones every planning round.
+#[derive(Default)]
+struct Seqs {
+    made: Vec<u64>,
+    next: usize,
+}
+
+impl Seqs {
+    fn get(&mut self) -> u64 {
+        if self.next == self.made.len() {
+            let mut b = [0u8; 8];
+            let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+            let mut s = u64::from_le_bytes(b);
+            if s == 0 {
+                s = 0x5eed_0000_0000_0001 ^ self.made.len() as u64;
+            }
+            self.made.push(s);
+        }
+        self.next += 1;
+        self.made[self.next - 1]
+    }
+}
+
+/// Why a bset could not be appended.
+enum AppendErr {
+    /// The node must go to new space: why.
+    Rewrite(String),
+    Fatal(String),
+}
+
+/// One planning round: every node, level by level, then the triggers. Returns
+/// the plan and the trigger keys it needs.
+#[allow(clippy::type_complexity)]
+fn plan_once(
+    fs: &Fs,
+    updates: &[Update],
+    caller: &BTreeMap<(u32, u8, Bpos), Update>,
+    rewrite: &[(u32, u8, Bpos)],
+    seq: u64,
+    seqs: &mut Seqs,
+) -> Result<(Planned, BTreeMap<(u32, u8, Bpos), Update>), String> {
+    seqs.next = 0;
+    let mut alloc = Allocator::new(fs, caller)?;
+    let mut touched: BTreeMap<NodeId, Touched> = BTreeMap::new();
+    let mut pending: BTreeMap<NodeId, Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
+    let mut want_rewrite: BTreeSet<NodeId> = BTreeSet::new();
+    let mut register = |path: &[(u8, Bkey, Vec<u8>)], btree: u32| -> Option<NodeId> {
+        let mut parent = None;
+        let mut last = None;
+        for (level, k, v) in path {
+            let id = node_id(btree, *level, k, v);
+            touched.entry(id).or_insert_with(|| Touched {
+                btree,
+                level: *level,
+                k: *k,
+                v: v.clone(),
+                parent,
+            });
+            parent = Some(id);
+            last = Some(id);
+        }
+        last
+    };
+    for u in updates {
+        let path = path_to(fs, u.btree, u.k.p, u.level)?;
+        let id = register(&path, u.btree).ok_or("empty path")?;
+        pending.entry(id).or_default().push((u.k, u.v.clone()));
+    }
+    for &(btree, level, max) in rewrite {
+        let path = path_to(fs, btree, max, level)?;
+        match path.last() {
+            Some((_, k, _)) if k.p == max => {}
+            _ => return Err(format!("no node ending at {} to rewrite", max)),
+        }
+        let id = register(&path, btree).ok_or("empty path")?;
+        pending.entry(id).or_default();
+        want_rewrite.insert(id);
+    }
+    // The caller's own changes to node pointers (topology repairs), which a
+    // written node's new `sectors_written` goes on top of.
+    let user_ptrs: BTreeMap<(u32, u8, Bpos), Vec<u8>> = updates
+        .iter()
+        .filter(|u| u.level > 0 && BtreePtr::decode(u.k.typ, &u.v).is_some())
+        .map(|u| ((u.btree, u.level, u.k.p), u.v.clone()))
+        .collect();
+    let journal_form: BTreeMap<(u32, u8, Bpos), Vec<u8>> = updates
+        .iter()
+        .filter_map(|u| Some(((u.btree, u.level, u.k.p), u.journal_v.clone()?)))
+        .collect();
+    let mut out = Planned {
+        writes: Vec::new(),
+        keys: BTreeMap::new(),
+        roots: fs.roots.clone(),
+        bitmaps: Vec::new(),
+        stats: Stats::default(),
+    };
+    let mut ptr_changes: Vec<PtrChange> = Vec::new();
+    let mut level = 0u8;
+    while !pending.is_empty() {
+        let ids_here: Vec<NodeId> = pending.keys().filter(|id| id.1 == level).cloned().collect();
+        for id in ids_here {
+            let keys = pending.remove(&id).unwrap_or_default();
+            let t = touched.get(&id).ok_or("node vanished")?.clone();
+            for (k, v) in &keys {
+                let j = journal_form
+                    .get(&(t.btree, level, k.p))
+                    .cloned()
+                    .unwrap_or_else(|| v.clone());
+                out.keys.insert((t.btree, level, k.p), (*k, j));
+            }
+            let ptr_v = user_ptrs
+                .get(&(t.btree, level + 1, t.k.p))
+                .cloned()
+                .unwrap_or_else(|| t.v.clone());
+            let mut parent_keys: Vec<(Bkey, Vec<u8>)> = Vec::new();
+            let mut rewrite_why = want_rewrite.contains(&id).then(String::new);
+            if rewrite_why.is_none() {
+                match append(fs, &t, &keys, seq) {
+                    Ok((w, sectors)) => {
+                        out.writes.extend(w);
+                        out.stats.appended += 1;
+                        let mut new_v = ptr_v.clone();
+                        set_sectors_written(&mut new_v, sectors).ok_or("short pointer")?;
+                        parent_keys.push((t.k, new_v));
+                    }
+                    Err(AppendErr::Rewrite(why)) => rewrite_why = Some(why),
+                    Err(AppendErr::Fatal(e)) => return Err(e),
+                }
+            }
+            if rewrite_why.is_some() {
+                let nodes = rewrite_node(fs, &t, &ptr_v, &keys, seq, &mut alloc, seqs)?;
+                if nodes.len() > 1 {
+                    out.stats.split += 1;
+                } else {
+                    out.stats.rewritten += 1;
+                }
+                ptr_changes.push(PtrChange {
+                    btree: t.btree,
+                    holder: level + 1,
+                    k: t.k,
+                    v: t.v.clone(),
+                    insert: false,
+                });
+                for n in nodes {
+                    out.writes.extend(n.writes);
+                    ptr_changes.push(PtrChange {
+                        btree: t.btree,
+                        holder: level + 1,
+                        k: n.k,
+                        v: n.v.clone(),
+                        insert: true,
+                    });
+                    parent_keys.push((n.k, n.v));
+                }
+            }
+            match t.parent {
+                Some(pid) => pending.entry(pid).or_default().extend(parent_keys),
+                None if parent_keys.len() == 1 => {
+                    let (k, v) = parent_keys.pop().ok_or("no root key")?;
+                    out.roots[t.btree as usize] = Some(Root { level, k, v });
+                }
+                None => {
+                    // The root split: a new root over its halves.
+                    let root = new_root(fs, t.btree, level + 1, &parent_keys, seq, &mut alloc, seqs)?;
+                    out.writes.extend(root.writes);
+                    for (k, v) in &parent_keys {
+                        out.keys.insert((t.btree, level + 1, k.p), (*k, v.clone()));
+                    }
+                    ptr_changes.push(PtrChange {
+                        btree: t.btree,
+                        holder: level + 2,
+                        k: root.k,
+                        v: root.v.clone(),
+                        insert: true,
+                    });
+                    out.roots[t.btree as usize] = Some(Root {
+                        level: level + 1,
+                        k: root.k,
+                        v: root.v,
+                    });
+                    out.stats.new_roots += 1;
+                }
+            }
+        }
+        level = level.checked_add(1).ok_or("too many levels")?;
+        if level > 8 {
+            return Err("btree deeper than any bcachefs btree".into());
+        }
+    }
+    let trig = triggers(fs, &ptr_changes, caller, seq, &mut alloc, &mut out)?;
+    out.writes.sort_by_key(|w| (w.dev, w.off));
+    Ok((out, trig))
+}
+
+/// Appends `keys` to the touched node as a new bset on every replica (node
+/// images returned, nothing written); returns them and the node's new
+/// `sectors_written`.
+fn append(
+    fs: &Fs,
+    t: &Touched,
+    keys: &[(Bkey, Vec<u8>)],
+    seq: u64,
+) -> Result<(Vec<NodeWrite>, u16), AppendErr> {
+    let s = fs.sb();
+    let bp = BtreePtr::decode(t.k.typ, &t.v)
+        .ok_or_else(|| AppendErr::Fatal(format!("{}: not a pointer", what(t))))?;
+    if bp.written == 0 {
+        return Err(AppendErr::Rewrite("pointer without sectors_written".into()));
+    }
+    let rewrite = |why: &str| AppendErr::Rewrite(why.to_string());
+    let node_sectors = s.btree_node_sectors();
+    // The node's unwritten keys, sorted, the last update per position.
+    let bytes: usize = keys
+        .iter()
+        .map(|(_, v)| bcachefs_core::bkey::BKEY_BYTES + v.len().div_ceil(8) * 8)
+        .sum();
+    let mut store = vec![0u8; bytes];
+    let mut unwritten = Unwritten::new(&mut store);
+    for (k, v) in keys {
+        unwritten
+            .insert(k, v)
+            .map_err(|_| AppendErr::Fatal(format!("{}: a key too big for a bset", what(t))))?;
+    }
+    // Every replica read and checked before any is composed.
+    let mut out = Vec::new();
+    let mut end = None;
+    for p in bp.ptrs() {
+        let mut buf = fs.read_raw(&p).map_err(|_| rewrite("a replica is unreadable"))?;
+        buf.resize((node_sectors as usize) << 9, 0);
+        let ctx = NodeCtx {
+            magic: s.bset_magic(),
+            block_sectors: s.block_sectors(),
+            node_sectors,
+            written: u32::from(bp.written),
+            btree_id: Some(t.btree),
+            level: Some(t.level),
+            min_key: bp.min_key,
+            max_key: Some(t.k.p),
+            seq: Some(bp.seq),
+            range_updated: bp.range_updated,
+            csum: &Hashes,
+            blacklisted: &|seq| fs.is_blacklisted(seq),
+            accept_bad_csum: false,
+        };
+        let mut bsets =
+            vec![BsetRef::default(); (node_sectors / s.block_sectors().max(1)) as usize + 1];
+        let mut warned = false;
+        let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| warned = true)
+            .map_err(|_| rewrite("a replica is damaged"))?;
+        if warned {
+            return Err(rewrite("a replica is damaged"));
+        }
+        let at = written(&bsets[..n]);
+        if at != u32::from(bp.written) {
+            return Err(rewrite("its bsets end elsewhere than its pointer says"));
+        }
+        let wctx = WriteCtx {
+            magic: s.bset_magic(),
+            block_sectors: s.block_sectors(),
+            node_sectors,
+            csum_type: bset_csum_type(bsets[n - 1].flags),
+            version: s.version(),
+            csum: &Hashes,
+        };
+        let mut it = unwritten.iter();
+        let r = write_bset(&mut buf, &wctx, &h, at, seq, &mut it).map_err(|e| match e {
+            WriteError::NoRoom => rewrite("no room left in the node"),
+            e => AppendErr::Fatal(format!("{}: {}", what(t), e)),
+        })?;
+        let range = (r.offset as usize) << 9..((r.offset + r.sectors) as usize) << 9;
+        out.push(NodeWrite {
+            dev: p.dev as usize,
+            off: (p.offset << 9) + range.start as u64,
+            data: buf[range].to_vec(),
+        });
+        end = Some(r.offset + r.sectors);
+    }
+    let w = end.ok_or_else(|| AppendErr::Fatal(format!("{}: no replicas", what(t))))?;
+    let w = u16::try_from(w)
+        .map_err(|_| AppendErr::Fatal(format!("{}: node larger than a pointer can say", what(t))))?;
+    Ok((out, w))
+}
+
+fn what(t: &Touched) -> String {
+    format!(
+        "btree {} level {} node {}",
+        ids::btree_name(t.btree).unwrap_or("?"),
+        t.level,
+        t.k.p
+    )
+}
+
+/// A new node, composed: its pointer key and the images to write.
+struct NewNode {
+    k: Bkey,
+    v: Vec<u8>,
+    writes: Vec<NodeWrite>,
+}
+
+/// The live keys of a node as read (a bad checksum salvaged as upstream's read
+/// does; invalid keys dropped by the validating merge), no journal overlaid.
+fn node_live_keys(fs: &Fs, t: &Touched) -> Result<(u32, Vec<(Bkey, Vec<u8>)>, bcachefs_core::bkey::BkeyFormat), String> {
+    let nr = fs
+        .read_node(t.btree, t.level, &t.k, &t.v)
+        .map_err(|f| format!("{}: unreadable, cannot be rewritten: {:?}", what(t), f.errs))?;
+    let mut cursors = vec![Cursor::default(); nr.bsets.len()];
+    let m = Merge::new(
+        &nr.buf,
+        nr.h.format,
+        nr.h.min_key,
+        nr.h.max_key,
+        &nr.bsets,
+        &mut cursors,
+    )
+    .validating(t.btree, t.level);
+    let keys = m
+        .filter(|mk| mk.k.typ != KeyType::Deleted as u8)
+        .map(|mk| (mk.k, mk.v.to_vec()))
+        .collect();
+    Ok(((nr.h.flags >> 32) as u32, keys, nr.h.format))
+}
+
+/// The touched node with `pending` keys applied, written whole to new space: one
+/// node, or two when it must split. Its range is its pointer's (`ptr_v`).
+fn rewrite_node(
+    fs: &Fs,
+    t: &Touched,
+    ptr_v: &[u8],
+    pending: &[(Bkey, Vec<u8>)],
+    seq: u64,
+    alloc: &mut Allocator<'_>,
+    seqs: &mut Seqs,
+) -> Result<Vec<NewNode>, String> {
+    let (node_seq, keys, old_format) = node_live_keys(fs, t)?;
+    let bp = BtreePtr::decode(t.k.typ, ptr_v).ok_or("not a pointer")?;
+    let min = bp.min_key.unwrap_or(Bpos::MIN);
+    let max = t.k.p;
+    let mut by_pos: BTreeMap<Bpos, (Bkey, Vec<u8>)> =
+        keys.into_iter().map(|(k, v)| (k.p, (k, v))).collect();
+    for (k, v) in pending {
+        by_pos.insert(k.p, (*k, v.clone()));
+    }
+    let keys: Vec<(Bkey, Vec<u8>)> = by_pos
+        .into_values()
+        .filter(|(k, _)| k.typ != KeyType::Deleted as u8 && k.p >= min && k.p <= max)
+        .collect();
+    let s = fs.sb();
+    let ns = s.btree_node_sectors();
+    let sizes: Vec<usize> = keys
+        .iter()
+        .map(|(k, v)| key_u64s(k, v.len(), &old_format))
+        .collect();
+    let live: usize = sizes.iter().sum();
+    let groups: Vec<(Bpos, Bpos, &[(Bkey, Vec<u8>)])> = if must_split(live, ns) && keys.len() >= 2 {
+        let n1 = split_at(&mut sizes.iter().copied(), live);
+        let pivot = keys[n1 - 1].0.p;
+        vec![
+            (min, pivot, &keys[..n1]),
+            (pivot.successor(), max, &keys[n1..]),
+        ]
+    } else {
+        vec![(min, max, &keys[..])]
+    };
+    let mut nodes = Vec::new();
+    for (lo, hi, ks) in groups {
+        let mut f = node_format(lo, hi, &mut ks.iter().map(|(k, _)| k));
+        let u64s: usize = ks.iter().map(|(k, v)| key_u64s(k, v.len(), &f)).sum();
+        if !fits_one_node(u64s, ns) {
+            f = old_format;
+        }
+        let n = compose_node(
+            fs,
+            t.btree,
+            t.level,
+            lo,
+            hi,
+            f,
+            node_seq.wrapping_add(1),
+            ks,
+            seq,
+            alloc,
+            seqs,
+        )
+        .map_err(|e| format!("{}: rewrite: {}", what(t), e))?;
+        nodes.push(n);
+    }
+    Ok(nodes)
+}
+
+/// A new root at `level` over the keys `children`.
+fn new_root(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    children: &[(Bkey, Vec<u8>)],
+    seq: u64,
+    alloc: &mut Allocator<'_>,
+    seqs: &mut Seqs,
+) -> Result<NewNode, String> {
+    let mut keys = children.to_vec();
+    keys.sort_by_key(|(k, _)| k.p);
+    compose_node(
+        fs,
+        btree,
+        level,
+        Bpos::MIN,
+        Bpos::MAX,
+        root_format(),
+        0,
+        &keys,
+        seq,
+        alloc,
+        seqs,
+    )
+    .map_err(|e| format!("new root of {}: {}", ids::btree_name(btree).unwrap_or("?"), e))
+}
+
+/// One new node over `min..=max` holding `keys` (sorted), in format `f`, header
+/// seq `node_seq`: space allocated on every replica, the node composed, its
+/// pointer made.
+#[allow(clippy::too_many_arguments)]
+fn compose_node(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    min: Bpos,
+    max: Bpos,
+    f: bcachefs_core::bkey::BkeyFormat,
+    node_seq: u32,
+    keys: &[(Bkey, Vec<u8>)],
+    seq: u64,
+    alloc: &mut Allocator<'_>,
+    seqs: &mut Seqs,
+) -> Result<NewNode, String> {
+    let s = fs.sb();
+    let ns = s.btree_node_sectors();
+    let ptrs = alloc.node()?;
+    let bset_seq = seqs.get();
+    let h = new_header(s.bset_magic(), btree, level, min, max, f, bset_seq, node_seq);
+    let wctx = WriteCtx {
+        magic: s.bset_magic(),
+        block_sectors: s.block_sectors(),
+        node_sectors: ns,
+        csum_type: meta_csum_type(&s),
+        version: s.version(),
+        csum: &Hashes,
+    };
+    let mut buf = vec![0u8; (ns as usize) << 9];
+    let mut it = keys.iter().map(|(k, v)| (*k, v.as_slice()));
+    let r = write_bset(&mut buf, &wctx, &h, 0, seq, &mut it).map_err(|e| e.to_string())?;
+    let data = buf[..(r.sectors as usize) << 9].to_vec();
+    let written = u16::try_from(r.sectors).map_err(|_| "node too big")?;
+    let mut v = vec![0u8; 40 + ptrs.len() * 8];
+    BtreePtrV2 {
+        seq: bset_seq,
+        sectors_written: written,
+        flags: 0,
+        min_key: min,
+    }
+    .write(&ptrs, &mut v)
+    .ok_or("pointer value")?;
+    let k = Bkey {
+        typ: KeyType::BtreePtrV2 as u8,
+        p: max,
+        ..Default::default()
+    };
+    let writes = ptrs
+        .iter()
+        .map(|p| NodeWrite {
+            dev: p.dev as usize,
+            off: p.offset << 9,
+            data: data.clone(),
+        })
+        .collect();
+    Ok(NewNode { k, v, writes })
+}
+
+/// One device's free space as the allocator sees it.
+struct DevSpace {
+    dev: u32,
+    bucket_size: u64,
+    first_bucket: u64,
+    nbuckets: u64,
+    bitmap: u64,
+    shift: u8,
+    /// Freespace extents `[start, end)` over `genbits | bucket`.
+    extents: Vec<(u64, u64)>,
+    /// The bucket being filled: (bucket, gen, nodes handed out).
+    open: Option<(u64, u8, u32)>,
+}
+
+/// Hands out btree node space: buckets from the freespace btree, node-sized
+/// pieces of each (the core's rules), one piece per replica.
+struct Allocator<'a> {
+    fs: &'a Fs,
+    devs: Vec<DevSpace>,
+    replicas: usize,
+    node_sectors: u32,
+    /// Buckets the caller's updates change: never allocated.
+    busy: BTreeSet<(u32, u64)>,
+    /// Alloc keys read, by bucket.
+    keys: BTreeMap<(u32, u64), AllocV4>,
+    flushed_seq: u64,
+    /// Freespace keys the allocations rewrite: (dev, end) -> size (0: deleted).
+    punched: BTreeMap<(u32, u64), u64>,
+    /// Buckets handed out, with the nodes taken from each.
+    pub taken: Vec<(u32, u64, u8)>,
+}
+
+impl<'a> Allocator<'a> {
+    fn new(
+        fs: &'a Fs,
+        caller: &BTreeMap<(u32, u8, Bpos), Update>,
+    ) -> Result<Allocator<'a>, String> {
+        let s = fs.sb();
+        let mut devs = Vec::new();
+        let mut by_dev: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+        let mut w = Walk { fs, errors: 0 };
+        w.leaf_keys(ids::btree::FREESPACE, &mut |k| {
+            if k.k.typ == KeyType::Set as u8 && k.k.size > 0 {
+                let end = k.k.p.offset;
+                by_dev
+                    .entry(k.k.p.inode as u32)
+                    .or_default()
+                    .push((end.saturating_sub(u64::from(k.k.size)), end));
+            }
+        });
+        for (i, d) in fs.devs.iter().enumerate() {
+            if d.is_none() {
+                continue;
+            }
+            let m = s.member(i).ok_or("no member")?;
+            let mut extents = by_dev.remove(&(i as u32)).unwrap_or_default();
+            // Lowest genbits class first, lowest bucket within it.
+            extents.sort_unstable();
+            devs.push(DevSpace {
+                dev: i as u32,
+                bucket_size: u64::from(m.bucket_size()),
+                first_bucket: u64::from(m.first_bucket()),
+                nbuckets: m.nbuckets(),
+                bitmap: m.btree_allocated_bitmap(),
+                shift: m.btree_bitmap_shift(),
+                extents,
+                open: None,
+            });
+        }
+        let replicas = (((s.flags(0) >> 48) & 0xf) as usize).max(1);
+        let busy = caller
+            .keys()
+            .filter(|(b, _, _)| *b == ids::btree::ALLOC)
+            .map(|(_, _, p)| (p.inode as u32, p.offset))
+            .collect();
+        if devs.is_empty() {
+            return Err("no device".into());
+        }
+        Ok(Allocator {
+            fs,
+            devs,
+            replicas,
+            node_sectors: s.btree_node_sectors(),
+            busy,
+            keys: BTreeMap::new(),
+            flushed_seq: fs.journal_seq,
+            punched: BTreeMap::new(),
+            taken: Vec::new(),
+        })
+    }
+
+    /// Space for one node: a pointer on each of `replicas` devices (fewer when
+    /// fewer devices have space, as upstream accepts).
+    fn node(&mut self) -> Result<Vec<ExtentPtr>, String> {
+        let mut ptrs = Vec::new();
+        for i in 0..self.devs.len() {
+            if ptrs.len() == self.replicas {
+                break;
+            }
+            if let Some(p) = self.piece(i)? {
+                ptrs.push(p);
+            }
+        }
+        if ptrs.is_empty() {
+            return Err("no free bucket for a new btree node".into());
+        }
+        Ok(ptrs)
+    }
+
+    /// The next node-sized piece on device `i`.
+    fn piece(&mut self, i: usize) -> Result<Option<ExtentPtr>, String> {
+        let per = nodes_per_bucket(self.devs[i].bucket_size as u32, self.node_sectors);
+        if per == 0 {
+            return Ok(None);
+        }
+        let need_new = match self.devs[i].open {
+            Some((_, _, n)) => n >= per,
+            None => true,
+        };
+        if need_new {
+            let Some((bucket, gen)) = self.bucket(i)? else {
+                return Ok(None);
+            };
+            self.devs[i].open = Some((bucket, gen, 0));
+        }
+        let d = &mut self.devs[i];
+        let (bucket, gen, n) = d.open.ok_or("no open bucket")?;
+        d.open = Some((bucket, gen, n + 1));
+        if let Some(t) = self.taken.iter_mut().find(|t| t.0 == d.dev && t.1 == bucket) {
+            t.2 += 1;
+        } else {
+            self.taken.push((d.dev, bucket, 1));
+        }
+        Ok(Some(ExtentPtr {
+            dev: d.dev as u8,
+            offset: bucket * d.bucket_size + u64::from(n) * u64::from(self.node_sectors),
+            gen,
+            cached: false,
+            unwritten: false,
+        }))
+    }
+
+    /// A free bucket of device `i`: marked in the btree bitmap first, then any.
+    fn bucket(&mut self, i: usize) -> Result<Option<(u64, u8)>, String> {
+        for want_marked in [true, false] {
+            let mut e = 0;
+            while e < self.devs[i].extents.len() {
+                let (start, end) = self.devs[i].extents[e];
+                let mut pos = start;
+                while pos < end {
+                    let d = &self.devs[i];
+                    let bucket = pos & FREESPACE_BUCKET_MASK;
+                    if want_marked
+                        && !bitmap_marked(d.bitmap, d.shift, bucket * d.bucket_size, d.bucket_size)
+                    {
+                        pos += 1;
+                        continue;
+                    }
+                    if self.busy.contains(&(d.dev, bucket)) {
+                        pos += 1;
+                        continue;
+                    }
+                    let a = self.alloc_key(d.dev, bucket)?;
+                    let d = &self.devs[i];
+                    if bucket_usable(pos, &a, d.first_bucket, d.nbuckets, self.flushed_seq).is_ok() {
+                        self.take(i, e, pos);
+                        return Ok(Some((bucket, a.gen)));
+                    }
+                    pos += 1;
+                }
+                e += 1;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The alloc key of a bucket as it is on disk (a hole reads as a free bucket
+    /// of gen 0).
+    fn alloc_key(&mut self, dev: u32, bucket: u64) -> Result<AllocV4, String> {
+        if let Some(a) = self.keys.get(&(dev, bucket)) {
+            return Ok(*a);
+        }
+        let a = leaf_key(self.fs, ids::btree::ALLOC, Bpos::new(u64::from(dev), bucket, 0))
+            .and_then(|(k, v)| AllocV4::from_key(k.typ, &v))
+            .unwrap_or_default();
+        self.keys.insert((dev, bucket), a);
+        Ok(a)
+    }
+
+    /// Takes `pos` out of extent `e` of device `i`.
+    fn take(&mut self, i: usize, e: usize, pos: u64) {
+        let d = &mut self.devs[i];
+        let (start, end) = d.extents[e];
+        let (front, back) = freespace_punch(start, end, pos);
+        d.extents.remove(e);
+        let dev = d.dev;
+        match back {
+            Some((end, size)) => {
+                d.extents.insert(e, (end - size, end));
+                self.punched.insert((dev, end), size);
+            }
+            None => {
+                self.punched.insert((dev, end), 0);
+            }
+        }
+        if let Some((fend, size)) = front {
+            self.devs[i].extents.insert(e, (fend - size, fend));
+            self.punched.insert((dev, fend), size);
+        }
+    }
+}
+
+/// The io clocks (read, write) the superblock's clean section (or its last copy)
+/// recorded: what a bucket that fills stamps in its io times.
+fn io_clocks(fs: &Fs) -> [u64; 2] {
+    let mut t = [1u64, 1];
+    if let Some((_, e)) = fs.sb().clean_field() {
+        for e in JsetEntries::new(e) {
+            if e.typ == jty::CLOCK && e.data.len() >= 16 {
+                let rw = usize::from(e.data[0] & 1);
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&e.data[8..16]);
+                t[rw] = u64::from_le_bytes(b);
+            }
+        }
+    }
+    t
+}
+
+/// An update of a plain key: `typ` at `p`, value `v`.
+fn plain(btree: u32, typ: KeyType, p: Bpos, size: u32, v: Vec<u8>) -> Update {
+    Update {
+        btree,
+        level: 0,
+        k: Bkey {
+            typ: typ as u8,
+            p,
+            size,
+            ..Default::default()
+        },
+        v,
+        journal_v: None,
+    }
+}
+
+/// What the pointer triggers write for `changes`, on top of the caller's updates
+/// (each bucket's alloc key from the caller's version of it where there is one):
+/// alloc keys and their derived keys, bucket_gens, backpointers, accounting. The
+/// members' bitmaps the new nodes need go into `out`.
+fn triggers(
+    fs: &Fs,
+    changes: &[PtrChange],
+    caller: &BTreeMap<(u32, u8, Bpos), Update>,
+    seq: u64,
+    alloc: &mut Allocator<'_>,
+    out: &mut Planned,
+) -> Result<BTreeMap<(u32, u8, Bpos), Update>, String> {
+    let s = fs.sb();
+    let ns = s.btree_node_sectors();
+    let bp_shift = s.extent_bp_shift();
+    let mut upd: BTreeMap<(u32, u8, Bpos), Update> = BTreeMap::new();
+    let mut put = |u: Update| {
+        upd.insert((u.btree, u.level, u.k.p), u);
+    };
+    // Alloc keys: (the key's value before, its state before, after).
+    let mut buckets: BTreeMap<(u32, u64), (Vec<u8>, AllocV4, AllocV4)> = BTreeMap::new();
+    let mut acct: BTreeMap<[u8; 20], [i64; 3]> = BTreeMap::new();
+    let mut add_acct = |p: AccountingPos, d: [i64; 3]| {
+        let e = acct.entry(p.0).or_insert([0; 3]);
+        for i in 0..3 {
+            e[i] += d[i];
+        }
+    };
+    let mut bitmaps: BTreeMap<u32, u64> = BTreeMap::new();
+    for c in changes {
+        let bp = BtreePtr::decode(c.k.typ, &c.v).ok_or("not a pointer")?;
+        let ptrs: Vec<ExtentPtr> = bp.ptrs().collect();
+        let sign = if c.insert { 1 } else { -1 };
+        btree_ptr_accounting(c.btree, c.holder, &ptrs, ns, sign, &mut add_acct);
+        for p in &ptrs {
+            let m = s.member(p.dev as usize).ok_or("pointer to a missing device")?;
+            let bs = u64::from(m.bucket_size()).max(1);
+            let bucket = p.offset / bs;
+            let at = Bpos::new(u64::from(p.dev), bucket, 0);
+            let e = match buckets.entry((u32::from(p.dev), bucket)) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let (v, a) = match caller.get(&(ids::btree::ALLOC, 0, at)) {
+                        Some(u) => (u.v.clone(), AllocV4::from_key(u.k.typ, &u.v)),
+                        None => match leaf_key(fs, ids::btree::ALLOC, at) {
+                            Some((k, v)) => {
+                                let a = AllocV4::from_key(k.typ, &v);
+                                (if k.typ == KeyType::AllocV4 as u8 { v } else { Vec::new() }, a)
+                            }
+                            None => (Vec::new(), Some(AllocV4::default())),
+                        },
+                    };
+                    let a = a.ok_or("a bucket's alloc key is not an alloc key")?;
+                    e.insert((v, a, a))
+                }
+            };
+            mark_btree_bucket(&mut e.2, ns, c.insert);
+            let (bpos, b) = btree_backpointer(c.btree, c.holder, c.k.p, p, ns, bp_shift);
+            if c.insert {
+                let mut v = vec![0u8; 32];
+                b.write(&mut v).ok_or("backpointer value")?;
+                put(plain(ids::btree::BACKPOINTERS, KeyType::Backpointer, bpos, 0, v));
+                let cur = bitmaps
+                    .get(&u32::from(p.dev))
+                    .copied()
+                    .unwrap_or_else(|| m.btree_allocated_bitmap());
+                let shift = m.btree_bitmap_shift();
+                if !bitmap_marked(cur, shift, p.offset, u64::from(ns)) {
+                    let b = bitmap_mark(cur, shift, p.offset, u64::from(ns)).ok_or(
+                        "a new node past what the btree bitmap covers: growing its shift is not done yet",
+                    )?;
+                    bitmaps.insert(u32::from(p.dev), b);
+                }
+            } else {
+                put(plain(ids::btree::BACKPOINTERS, KeyType::Deleted, bpos, 0, Vec::new()));
+            }
+        }
+    }
+    let io_now = io_clocks(fs);
+    for ((dev, bucket), (v, base, mut new)) in buckets {
+        alloc_trigger(&base, &mut new, io_now, seq);
+        let bs = s.member(dev as usize).map(|m| m.bucket_size()).unwrap_or(0);
+        let mut v = v;
+        if v.len() < alloc_v4::BYTES {
+            v.resize(alloc_v4::BYTES, 0);
+            // BACKPOINTERS_START: the value's fixed part, in u64s.
+            new.flags = (new.flags & !(0x3f << 2)) | ((alloc_v4::U64S as u32) << 2);
+        }
+        new.write(&mut v);
+        let at = Bpos::new(u64::from(dev), bucket, 0);
+        put(plain(ids::btree::ALLOC, KeyType::AllocV4, at, 0, v));
+        derived_changes(dev, bucket, bs, &base, &new, &mut |d| {
+            // Freespace deletions are the allocator's punches.
+            if d.btree == ids::btree::FREESPACE && !d.set {
+                return;
+            }
+            let t = if d.set { KeyType::Set } else { KeyType::Deleted };
+            put(plain(d.btree, t, d.pos, d.size, Vec::new()));
+        });
+        if base.gen != new.gen {
+            let gp = Bpos::new(u64::from(dev), bucket / BUCKET_GENS_NR as u64, 0);
+            let mut gv = match caller.get(&(ids::btree::BUCKET_GENS, 0, gp)) {
+                Some(u) => u.v.clone(),
+                None => leaf_key(fs, ids::btree::BUCKET_GENS, gp)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default(),
+            };
+            gv.resize(BUCKET_GENS_NR, 0);
+            gv[(bucket % BUCKET_GENS_NR as u64) as usize] = new.gen;
+            put(plain(ids::btree::BUCKET_GENS, KeyType::BucketGens, gp, 0, gv));
+        }
+        dev_counter_deltas(dev, &base, &new, bs, &mut add_acct);
+    }
+    for (&(dev, end), &size) in &alloc.punched {
+        let p = Bpos::new(u64::from(dev), end, 0);
+        if size == 0 {
+            put(plain(ids::btree::FREESPACE, KeyType::Deleted, p, 0, Vec::new()));
+        } else {
+            let size = u32::try_from(size).map_err(|_| "freespace extent too long")?;
+            put(plain(ids::btree::FREESPACE, KeyType::Set, p, size, Vec::new()));
+        }
+    }
+    // Accounting: each delta on top of the key as the caller leaves it, or as it
+    // is; the node gets the total, the journal the delta, both with a bversion
+    // past every delta already in the journal.
+    let version = (seq << 32) | 0xffff_ffff;
+    for (pos, d) in acct {
+        if d == [0; 3] {
+            continue;
+        }
+        let at = AccountingPos(pos).to_bpos();
+        let (k, cur, jcur) = match caller.get(&(ids::btree::ACCOUNTING, 0, at)) {
+            Some(u) => (u.k, u.v.clone(), u.journal_v.clone()),
+            None => match leaf_key(fs, ids::btree::ACCOUNTING, at) {
+                Some((k, v)) => (k, v, None),
+                None => (
+                    Bkey {
+                        typ: KeyType::Accounting as u8,
+                        p: at,
+                        ..Default::default()
+                    },
+                    Vec::new(),
+                    None,
+                ),
+            },
+        };
+        let n = if cur.is_empty() {
+            bcachefs_core::gc::accounting::nr_counters(pos[0])
+        } else {
+            accounting_nr_counters(&cur)
+        };
+        let total: Vec<i64> = (0..n)
+            .map(|i| accounting_counter(&cur, i) + d.get(i).copied().unwrap_or(0))
+            .collect();
+        let delta: Vec<i64> = (0..n)
+            .map(|i| {
+                jcur.as_deref().map(|j| accounting_counter(j, i)).unwrap_or(0)
+                    + d.get(i).copied().unwrap_or(0)
+            })
+            .collect();
+        let mut v = vec![0u8; n * 8];
+        write_accounting(&mut v, &total).ok_or("accounting value")?;
+        let mut jv = vec![0u8; n * 8];
+        write_accounting(&mut jv, &delta).ok_or("accounting value")?;
+        put(Update {
+            btree: ids::btree::ACCOUNTING,
+            level: 0,
+            k: Bkey {
+                version_hi: 0,
+                version_lo: version.max(k.version_lo),
+                ..k
+            },
+            v,
+            journal_v: Some(jv),
+        });
+    }
+    out.bitmaps = bitmaps.into_iter().collect();
+    Ok(upd)
+}
