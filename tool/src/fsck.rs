@@ -20,6 +20,7 @@ use crate::list::Walk;
 use crate::repair::{
     commit, leaf_key, next_journal_seq, node_key, FileSink, SbChanges, Sink, Update,
 };
+use crate::update::Txn;
 use bcachefs_core::alloc::trigger::derived_changes;
 use bcachefs_core::btree::ptr::{set_min_key, set_range_updated};
 use bcachefs_core::data::extents_format::set_ptr_gens;
@@ -444,7 +445,12 @@ pub fn run(paths: &[String], fix: bool, verbose: bool, out: &mut dyn Write) -> u
         // The image as it is on disk, not as staged.
         Fs::open(paths).and_then(|fs| {
             let mut sink = FileSink::open(&fs, paths)?;
-            let r = commit(&fs, &updates, &rewrites, &changes, &mut sink);
+            let txn = Txn {
+                updates,
+                rewrite: rewrites,
+                acct: Vec::new(),
+            };
+            let r = commit(&fs, &txn, &changes, &mut sink);
             let _ = sink.flush();
             r.map(|n| (n, sink.writes))
         })

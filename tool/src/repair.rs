@@ -41,7 +41,7 @@ use bcachefs_core::sb::{format as sbf, JsetEntries, Sb};
 use crate::fs::{Fs, Root};
 use crate::hash::Hashes;
 use crate::list::Walk;
-use crate::update::{plan, Stats};
+use crate::update::{plan, Stats, Txn};
 
 /// Where writes go: the image files, or a test's sink that fails on cue.
 pub trait Sink {
@@ -84,6 +84,15 @@ impl FileSink {
             fail_after,
             writes: 0,
         })
+    }
+}
+
+impl FileSink {
+    /// Makes every write after the first `n` fail (tests: a device that dies
+    /// mid-commit), whatever the environment says.
+    pub fn failing_after(mut self, n: usize) -> FileSink {
+        self.fail_after = Some(n);
+        self
     }
 }
 
@@ -376,18 +385,17 @@ impl SbChanges {
     }
 }
 
-/// Writes `updates` (level 0 keys, and node pointers for topology repairs), the
-/// node rewrites `rewrite` (btree, level, node max) and the superblock `changes`
-/// into the image, as the module comment says. Returns what the commit did to
+/// Writes the transaction `txn` (key updates at level 0, node pointers for
+/// topology repairs, node rewrites, accounting deltas) and the superblock
+/// `changes` into the image, as the module comment says. Returns what the commit did to
 /// the btrees.
 pub fn commit(
     fs: &Fs,
-    updates: &[Update],
-    rewrite: &[(u32, u8, Bpos)],
+    txn: &Txn,
     changes: &SbChanges,
     sink: &mut dyn Sink,
 ) -> Result<Stats, String> {
-    if updates.is_empty() && rewrite.is_empty() {
+    if txn.is_empty() {
         // Only the superblock changes: one write per copy, nothing else moves.
         if !changes.is_empty() {
             write_sb(fs, sink, None, changes, None)?;
@@ -396,7 +404,7 @@ pub fn commit(
     }
     let mut journal = Journal::new(fs)?;
     let seq = journal.seq + 1;
-    let p = plan(fs, updates, rewrite, seq)?;
+    let p = plan(fs, txn, seq)?;
     let mut changes = changes.clone();
     for &(dev, bitmap) in &p.bitmaps {
         match changes.bitmaps.iter_mut().find(|(d, _)| *d == dev) {
@@ -424,7 +432,10 @@ pub fn commit(
     // One journal entry with every key, at every level, and the new roots.
     let mut groups: BTreeMap<(u32, u8), Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
     for ((btree, level, _), (k, v)) in &p.keys {
-        groups.entry((*btree, *level)).or_default().push((*k, v.clone()));
+        groups
+            .entry((*btree, *level))
+            .or_default()
+            .push((*k, v.clone()));
     }
     let (s1, _, _) = journal.write(fs, sink, Some(last_seq), &mut |b| {
         for ((btree, level), keys) in &groups {

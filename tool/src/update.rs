@@ -24,8 +24,8 @@ use bcachefs_core::alloc::foreground::{
     FREESPACE_BUCKET_MASK,
 };
 use bcachefs_core::alloc::format::{
-    accounting_counter, accounting_nr_counters, alloc_v4, write_accounting, AccountingPos,
-    AllocV4, BUCKET_GENS_NR,
+    accounting_counter, accounting_nr_counters, alloc_v4, write_accounting, AccountingPos, AllocV4,
+    BUCKET_GENS_NR,
 };
 use bcachefs_core::alloc::trigger::{alloc_trigger, derived_changes};
 use bcachefs_core::bkey::Bkey;
@@ -83,6 +83,25 @@ pub struct Planned {
     pub stats: Stats,
 }
 
+/// What one commit changes: key updates, nodes to rewrite, accounting deltas
+/// (upstream's transaction: `bch2_trans_update`, a node rewrite,
+/// `bch2_disk_accounting_mod`).
+#[derive(Clone, Debug, Default)]
+pub struct Txn {
+    /// Keys to insert or delete (level 0, or node pointers of topology repairs).
+    pub updates: Vec<Update>,
+    /// Nodes to rewrite to new space: (btree, level, the node's max key).
+    pub rewrite: Vec<(u32, u8, Bpos)>,
+    /// Accounting deltas, added to the keys as they are.
+    pub acct: Vec<(AccountingPos, [i64; 3])>,
+}
+
+impl Txn {
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty() && self.rewrite.is_empty() && self.acct.is_empty()
+    }
+}
+
 /// A node that gets keys: its pointer as it is on disk and its parent.
 #[derive(Clone)]
 struct Touched {
@@ -104,15 +123,10 @@ struct PtrChange {
     insert: bool,
 }
 
-/// Plans writing `updates` and rewriting the nodes `rewrite` (btree, level, the
-/// node's max key) in journal entry `seq`.
-pub fn plan(
-    fs: &Fs,
-    updates: &[Update],
-    rewrite: &[(u32, u8, Bpos)],
-    seq: u64,
-) -> Result<Planned, String> {
-    let caller: BTreeMap<(u32, u8, Bpos), Update> = updates
+/// Plans the transaction `txn` in journal entry `seq`.
+pub fn plan(fs: &Fs, txn: &Txn, seq: u64) -> Result<Planned, String> {
+    let caller: BTreeMap<(u32, u8, Bpos), Update> = txn
+        .updates
         .iter()
         .map(|u| ((u.btree, u.level, u.k.p), u.clone()))
         .collect();
@@ -123,12 +137,11 @@ pub fn plan(
         let mut all = caller.clone();
         all.extend(extra.iter().map(|(id, u)| (*id, u.clone())));
         let all: Vec<Update> = all.into_values().collect();
-        let (p, trig) = plan_once(fs, &all, &caller, rewrite, seq, &mut seqs)?;
+        let (p, trig) = plan_once(fs, &all, &caller, txn, seq, &mut seqs)?;
         let same = trig.len() == extra.len()
-            && trig
-                .iter()
-                .zip(extra.iter())
-                .all(|((a, x), (b, y))| a == b && x.k == y.k && x.v == y.v && x.journal_v == y.journal_v);
+            && trig.iter().zip(extra.iter()).all(|((a, x), (b, y))| {
+                a == b && x.k == y.k && x.v == y.v && x.journal_v == y.journal_v
+            });
         if same {
             return Ok(p);
         }
@@ -174,7 +187,7 @@ fn plan_once(
     fs: &Fs,
     updates: &[Update],
     caller: &BTreeMap<(u32, u8, Bpos), Update>,
-    rewrite: &[(u32, u8, Bpos)],
+    txn: &Txn,
     seq: u64,
     seqs: &mut Seqs,
 ) -> Result<(Planned, BTreeMap<(u32, u8, Bpos), Update>), String> {
@@ -205,7 +218,7 @@ fn plan_once(
         let id = register(&path, u.btree).ok_or("empty path")?;
         pending.entry(id).or_default().push((u.k, u.v.clone()));
     }
-    for &(btree, level, max) in rewrite {
+    for &(btree, level, max) in &txn.rewrite {
         let path = path_to(fs, btree, max, level)?;
         match path.last() {
             Some((_, k, _)) if k.p == max => {}
@@ -300,20 +313,35 @@ fn plan_once(
                 }
                 None => {
                     // The root split: a new root over its halves.
-                    let root = new_root(fs, t.btree, level + 1, &parent_keys, seq, &mut alloc, seqs)?;
-                    out.writes.extend(root.writes);
+                    let (rl, root, below) =
+                        new_root(fs, t.btree, level + 1, &parent_keys, seq, &mut alloc, seqs)?;
                     for (k, v) in &parent_keys {
                         out.keys.insert((t.btree, level + 1, k.p), (*k, v.clone()));
                     }
+                    // Interior nodes under the new root, if its keys needed more
+                    // than one: each is a key of the level above.
+                    for (l, n) in below {
+                        out.keys.insert((t.btree, l + 1, n.k.p), (n.k, n.v.clone()));
+                        ptr_changes.push(PtrChange {
+                            btree: t.btree,
+                            holder: l + 1,
+                            k: n.k,
+                            v: n.v.clone(),
+                            insert: true,
+                        });
+                        out.writes.extend(n.writes);
+                        out.stats.split += 1;
+                    }
+                    out.writes.extend(root.writes);
                     ptr_changes.push(PtrChange {
                         btree: t.btree,
-                        holder: level + 2,
+                        holder: rl + 1,
                         k: root.k,
                         v: root.v.clone(),
                         insert: true,
                     });
                     out.roots[t.btree as usize] = Some(Root {
-                        level: level + 1,
+                        level: rl,
                         k: root.k,
                         v: root.v,
                     });
@@ -326,7 +354,15 @@ fn plan_once(
             return Err("btree deeper than any bcachefs btree".into());
         }
     }
-    let trig = triggers(fs, &ptr_changes, caller, seq, &mut alloc, &mut out)?;
+    let trig = triggers(
+        fs,
+        &ptr_changes,
+        caller,
+        &txn.acct,
+        seq,
+        &mut alloc,
+        &mut out,
+    )?;
     out.writes.sort_by_key(|w| (w.dev, w.off));
     Ok((out, trig))
 }
@@ -364,7 +400,9 @@ fn append(
     let mut out = Vec::new();
     let mut end = None;
     for p in bp.ptrs() {
-        let mut buf = fs.read_raw(&p).map_err(|_| rewrite("a replica is unreadable"))?;
+        let mut buf = fs
+            .read_raw(&p)
+            .map_err(|_| rewrite("a replica is unreadable"))?;
         buf.resize((node_sectors as usize) << 9, 0);
         let ctx = NodeCtx {
             magic: s.bset_magic(),
@@ -415,8 +453,9 @@ fn append(
         end = Some(r.offset + r.sectors);
     }
     let w = end.ok_or_else(|| AppendErr::Fatal(format!("{}: no replicas", what(t))))?;
-    let w = u16::try_from(w)
-        .map_err(|_| AppendErr::Fatal(format!("{}: node larger than a pointer can say", what(t))))?;
+    let w = u16::try_from(w).map_err(|_| {
+        AppendErr::Fatal(format!("{}: node larger than a pointer can say", what(t)))
+    })?;
     Ok((out, w))
 }
 
@@ -438,7 +477,10 @@ struct NewNode {
 
 /// The live keys of a node as read (a bad checksum salvaged as upstream's read
 /// does; invalid keys dropped by the validating merge), no journal overlaid.
-fn node_live_keys(fs: &Fs, t: &Touched) -> Result<(u32, Vec<(Bkey, Vec<u8>)>, bcachefs_core::bkey::BkeyFormat), String> {
+fn node_live_keys(
+    fs: &Fs,
+    t: &Touched,
+) -> Result<(u32, Vec<(Bkey, Vec<u8>)>, bcachefs_core::bkey::BkeyFormat), String> {
     let nr = fs
         .read_node(t.btree, t.level, &t.k, &t.v)
         .map_err(|f| format!("{}: unreadable, cannot be rewritten: {:?}", what(t), f.errs))?;
@@ -483,50 +525,81 @@ fn rewrite_node(
         .into_values()
         .filter(|(k, _)| k.typ != KeyType::Deleted as u8 && k.p >= min && k.p <= max)
         .collect();
-    let s = fs.sb();
-    let ns = s.btree_node_sectors();
+    let nodes = compose_split(
+        fs,
+        t.btree,
+        t.level,
+        min,
+        max,
+        &keys,
+        &old_format,
+        node_seq.wrapping_add(1),
+        seq,
+        alloc,
+        seqs,
+    )
+    .map_err(|e| format!("{}: rewrite: {}", what(t), e))?;
+    Ok(nodes)
+}
+
+/// `keys` (sorted, over `min..=max`) in as many new nodes as upstream's split
+/// rule makes of them: a node that must split is cut at [`split_at`], each half
+/// again as needed. Sizes are measured in `old_format` (the node they come from),
+/// as upstream measures them.
+#[allow(clippy::too_many_arguments)]
+fn compose_split(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    min: Bpos,
+    max: Bpos,
+    keys: &[(Bkey, Vec<u8>)],
+    old_format: &bcachefs_core::bkey::BkeyFormat,
+    node_seq: u32,
+    seq: u64,
+    alloc: &mut Allocator<'_>,
+    seqs: &mut Seqs,
+) -> Result<Vec<NewNode>, String> {
+    let ns = fs.sb().btree_node_sectors();
     let sizes: Vec<usize> = keys
         .iter()
-        .map(|(k, v)| key_u64s(k, v.len(), &old_format))
+        .map(|(k, v)| key_u64s(k, v.len(), old_format))
         .collect();
-    let live: usize = sizes.iter().sum();
-    let groups: Vec<(Bpos, Bpos, &[(Bkey, Vec<u8>)])> = if must_split(live, ns) && keys.len() >= 2 {
-        let n1 = split_at(&mut sizes.iter().copied(), live);
-        let pivot = keys[n1 - 1].0.p;
-        vec![
-            (min, pivot, &keys[..n1]),
-            (pivot.successor(), max, &keys[n1..]),
-        ]
-    } else {
-        vec![(min, max, &keys[..])]
-    };
+    // The ranges, cut until each fits.
+    let mut groups: Vec<(Bpos, Bpos, usize, usize)> = Vec::new();
+    let mut todo = vec![(min, max, 0usize, keys.len())];
+    while let Some((lo, hi, a, b)) = todo.pop() {
+        let live: usize = sizes[a..b].iter().sum();
+        if must_split(live, ns) && b - a >= 2 {
+            let n1 = a + split_at(&mut sizes[a..b].iter().copied(), live);
+            let pivot = keys[n1 - 1].0.p;
+            // Second half last onto the stack: the first is composed first.
+            todo.push((pivot.successor(), hi, n1, b));
+            todo.push((lo, pivot, a, n1));
+        } else {
+            groups.push((lo, hi, a, b));
+        }
+    }
     let mut nodes = Vec::new();
-    for (lo, hi, ks) in groups {
+    for (lo, hi, a, b) in groups {
+        let ks = &keys[a..b];
         let mut f = node_format(lo, hi, &mut ks.iter().map(|(k, _)| k));
         let u64s: usize = ks.iter().map(|(k, v)| key_u64s(k, v.len(), &f)).sum();
         if !fits_one_node(u64s, ns) {
-            f = old_format;
+            f = *old_format;
         }
-        let n = compose_node(
-            fs,
-            t.btree,
-            t.level,
-            lo,
-            hi,
-            f,
-            node_seq.wrapping_add(1),
-            ks,
-            seq,
-            alloc,
-            seqs,
-        )
-        .map_err(|e| format!("{}: rewrite: {}", what(t), e))?;
-        nodes.push(n);
+        nodes.push(compose_node(
+            fs, btree, level, lo, hi, f, node_seq, ks, seq, alloc, seqs,
+        )?);
     }
     Ok(nodes)
 }
 
-/// A new root at `level` over the keys `children`.
+/// A new root over the keys `children` at `level` (the old root's halves):
+/// one node over `POS_MIN..SPOS_MAX` in the bounds' format, or, when they do not
+/// fit one, nodes split as any node is and another root above them. Returns the
+/// root's level and node, and the other new interior nodes (with their level).
+#[allow(clippy::type_complexity)]
 fn new_root(
     fs: &Fs,
     btree: u32,
@@ -535,23 +608,39 @@ fn new_root(
     seq: u64,
     alloc: &mut Allocator<'_>,
     seqs: &mut Seqs,
-) -> Result<NewNode, String> {
+) -> Result<(u8, NewNode, Vec<(u8, NewNode)>), String> {
+    let name = ids::btree_name(btree).unwrap_or("?");
     let mut keys = children.to_vec();
     keys.sort_by_key(|(k, _)| k.p);
-    compose_node(
-        fs,
-        btree,
-        level,
-        Bpos::MIN,
-        Bpos::MAX,
-        root_format(),
-        0,
-        &keys,
-        seq,
-        alloc,
-        seqs,
-    )
-    .map_err(|e| format!("new root of {}: {}", ids::btree_name(btree).unwrap_or("?"), e))
+    let mut level = level;
+    let mut below = Vec::new();
+    loop {
+        if level > 8 {
+            return Err(format!("new root of {}: too deep", name));
+        }
+        let f = root_format();
+        let mut nodes = compose_split(
+            fs,
+            btree,
+            level,
+            Bpos::MIN,
+            Bpos::MAX,
+            &keys,
+            &f,
+            0,
+            seq,
+            alloc,
+            seqs,
+        )
+        .map_err(|e| format!("new root of {}: {}", name, e))?;
+        if nodes.len() == 1 {
+            let n = nodes.pop().ok_or("no root")?;
+            return Ok((level, n, below));
+        }
+        keys = nodes.iter().map(|n| (n.k, n.v.clone())).collect();
+        below.extend(nodes.into_iter().map(|n| (level, n)));
+        level += 1;
+    }
 }
 
 /// One new node over `min..=max` holding `keys` (sorted), in format `f`, header
@@ -575,7 +664,16 @@ fn compose_node(
     let ns = s.btree_node_sectors();
     let ptrs = alloc.node()?;
     let bset_seq = seqs.get();
-    let h = new_header(s.bset_magic(), btree, level, min, max, f, bset_seq, node_seq);
+    let h = new_header(
+        s.bset_magic(),
+        btree,
+        level,
+        min,
+        max,
+        f,
+        bset_seq,
+        node_seq,
+    );
     let wctx = WriteCtx {
         magic: s.bset_magic(),
         block_sectors: s.block_sectors(),
@@ -742,7 +840,11 @@ impl<'a> Allocator<'a> {
         let d = &mut self.devs[i];
         let (bucket, gen, n) = d.open.ok_or("no open bucket")?;
         d.open = Some((bucket, gen, n + 1));
-        if let Some(t) = self.taken.iter_mut().find(|t| t.0 == d.dev && t.1 == bucket) {
+        if let Some(t) = self
+            .taken
+            .iter_mut()
+            .find(|t| t.0 == d.dev && t.1 == bucket)
+        {
             t.2 += 1;
         } else {
             self.taken.push((d.dev, bucket, 1));
@@ -778,7 +880,8 @@ impl<'a> Allocator<'a> {
                     }
                     let a = self.alloc_key(d.dev, bucket)?;
                     let d = &self.devs[i];
-                    if bucket_usable(pos, &a, d.first_bucket, d.nbuckets, self.flushed_seq).is_ok() {
+                    if bucket_usable(pos, &a, d.first_bucket, d.nbuckets, self.flushed_seq).is_ok()
+                    {
                         self.take(i, e, pos);
                         return Ok(Some((bucket, a.gen)));
                     }
@@ -796,9 +899,13 @@ impl<'a> Allocator<'a> {
         if let Some(a) = self.keys.get(&(dev, bucket)) {
             return Ok(*a);
         }
-        let a = leaf_key(self.fs, ids::btree::ALLOC, Bpos::new(u64::from(dev), bucket, 0))
-            .and_then(|(k, v)| AllocV4::from_key(k.typ, &v))
-            .unwrap_or_default();
+        let a = leaf_key(
+            self.fs,
+            ids::btree::ALLOC,
+            Bpos::new(u64::from(dev), bucket, 0),
+        )
+        .and_then(|(k, v)| AllocV4::from_key(k.typ, &v))
+        .unwrap_or_default();
         self.keys.insert((dev, bucket), a);
         Ok(a)
     }
@@ -867,6 +974,7 @@ fn triggers(
     fs: &Fs,
     changes: &[PtrChange],
     caller: &BTreeMap<(u32, u8, Bpos), Update>,
+    caller_acct: &[(AccountingPos, [i64; 3])],
     seq: u64,
     alloc: &mut Allocator<'_>,
     out: &mut Planned,
@@ -887,6 +995,9 @@ fn triggers(
             e[i] += d[i];
         }
     };
+    for &(p, d) in caller_acct {
+        add_acct(p, d);
+    }
     let mut bitmaps: BTreeMap<u32, u64> = BTreeMap::new();
     for c in changes {
         let bp = BtreePtr::decode(c.k.typ, &c.v).ok_or("not a pointer")?;
@@ -894,7 +1005,9 @@ fn triggers(
         let sign = if c.insert { 1 } else { -1 };
         btree_ptr_accounting(c.btree, c.holder, &ptrs, ns, sign, &mut add_acct);
         for p in &ptrs {
-            let m = s.member(p.dev as usize).ok_or("pointer to a missing device")?;
+            let m = s
+                .member(p.dev as usize)
+                .ok_or("pointer to a missing device")?;
             let bs = u64::from(m.bucket_size()).max(1);
             let bucket = p.offset / bs;
             let at = Bpos::new(u64::from(p.dev), bucket, 0);
@@ -906,7 +1019,14 @@ fn triggers(
                         None => match leaf_key(fs, ids::btree::ALLOC, at) {
                             Some((k, v)) => {
                                 let a = AllocV4::from_key(k.typ, &v);
-                                (if k.typ == KeyType::AllocV4 as u8 { v } else { Vec::new() }, a)
+                                (
+                                    if k.typ == KeyType::AllocV4 as u8 {
+                                        v
+                                    } else {
+                                        Vec::new()
+                                    },
+                                    a,
+                                )
                             }
                             None => (Vec::new(), Some(AllocV4::default())),
                         },
@@ -920,7 +1040,13 @@ fn triggers(
             if c.insert {
                 let mut v = vec![0u8; 32];
                 b.write(&mut v).ok_or("backpointer value")?;
-                put(plain(ids::btree::BACKPOINTERS, KeyType::Backpointer, bpos, 0, v));
+                put(plain(
+                    ids::btree::BACKPOINTERS,
+                    KeyType::Backpointer,
+                    bpos,
+                    0,
+                    v,
+                ));
                 let cur = bitmaps
                     .get(&u32::from(p.dev))
                     .copied()
@@ -933,7 +1059,13 @@ fn triggers(
                     bitmaps.insert(u32::from(p.dev), b);
                 }
             } else {
-                put(plain(ids::btree::BACKPOINTERS, KeyType::Deleted, bpos, 0, Vec::new()));
+                put(plain(
+                    ids::btree::BACKPOINTERS,
+                    KeyType::Deleted,
+                    bpos,
+                    0,
+                    Vec::new(),
+                ));
             }
         }
     }
@@ -955,7 +1087,11 @@ fn triggers(
             if d.btree == ids::btree::FREESPACE && !d.set {
                 return;
             }
-            let t = if d.set { KeyType::Set } else { KeyType::Deleted };
+            let t = if d.set {
+                KeyType::Set
+            } else {
+                KeyType::Deleted
+            };
             put(plain(d.btree, t, d.pos, d.size, Vec::new()));
         });
         if base.gen != new.gen {
@@ -968,17 +1104,35 @@ fn triggers(
             };
             gv.resize(BUCKET_GENS_NR, 0);
             gv[(bucket % BUCKET_GENS_NR as u64) as usize] = new.gen;
-            put(plain(ids::btree::BUCKET_GENS, KeyType::BucketGens, gp, 0, gv));
+            put(plain(
+                ids::btree::BUCKET_GENS,
+                KeyType::BucketGens,
+                gp,
+                0,
+                gv,
+            ));
         }
         dev_counter_deltas(dev, &base, &new, bs, &mut add_acct);
     }
     for (&(dev, end), &size) in &alloc.punched {
         let p = Bpos::new(u64::from(dev), end, 0);
         if size == 0 {
-            put(plain(ids::btree::FREESPACE, KeyType::Deleted, p, 0, Vec::new()));
+            put(plain(
+                ids::btree::FREESPACE,
+                KeyType::Deleted,
+                p,
+                0,
+                Vec::new(),
+            ));
         } else {
             let size = u32::try_from(size).map_err(|_| "freespace extent too long")?;
-            put(plain(ids::btree::FREESPACE, KeyType::Set, p, size, Vec::new()));
+            put(plain(
+                ids::btree::FREESPACE,
+                KeyType::Set,
+                p,
+                size,
+                Vec::new(),
+            ));
         }
     }
     // Accounting: each delta on top of the key as the caller leaves it, or as it
@@ -1015,7 +1169,9 @@ fn triggers(
             .collect();
         let delta: Vec<i64> = (0..n)
             .map(|i| {
-                jcur.as_deref().map(|j| accounting_counter(j, i)).unwrap_or(0)
+                jcur.as_deref()
+                    .map(|j| accounting_counter(j, i))
+                    .unwrap_or(0)
                     + d.get(i).copied().unwrap_or(0)
             })
             .collect();

@@ -556,6 +556,7 @@ fn moved_node_end(
     use bcachefs_core::btree::ptr::{set_min_key, set_range_updated};
     use bcachefs_rs::list::Walk;
     use bcachefs_rs::repair::{commit, FileSink, SbChanges, Update};
+    use bcachefs_rs::update::Txn;
     let devs = copy_fixture(fx, tag)?;
     let paths: Vec<String> = devs.iter().map(|d| d.display().to_string()).collect();
     let fs = bcachefs_rs::fs::Fs::open(&paths).unwrap();
@@ -580,7 +581,16 @@ fn moved_node_end(
                 journal_v: None,
             }];
             let mut sink = FileSink::open(&fs, &paths).unwrap();
-            commit(&fs, &updates, &[], &SbChanges::default(), &mut sink).unwrap();
+            commit(
+                &fs,
+                &Txn {
+                    updates,
+                    ..Default::default()
+                },
+                &SbChanges::default(),
+                &mut sink,
+            )
+            .unwrap();
             return Some(devs);
         }
     }
@@ -634,7 +644,16 @@ fn moved_node_end(
             }
         };
         let mut sink = FileSink::open(&fs, &paths).unwrap();
-        commit(&fs, &updates, &[], &SbChanges::default(), &mut sink).unwrap();
+        commit(
+            &fs,
+            &Txn {
+                updates,
+                ..Default::default()
+            },
+            &SbChanges::default(),
+            &mut sink,
+        )
+        .unwrap();
         return Some(devs);
     }
     panic!("{}: no two children to move between", fx);
