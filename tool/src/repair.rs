@@ -430,7 +430,8 @@ pub fn commit(
     }
     sink.flush()?;
     // One journal entry with every key, at every level, and the new roots.
-    let mut groups: BTreeMap<(u32, u8), Vec<(Bkey, Vec<u8>)>> = BTreeMap::new();
+    type Keys = Vec<(Bkey, Vec<u8>)>;
+    let mut groups: BTreeMap<(u32, u8), Keys> = BTreeMap::new();
     for ((btree, level, _), (k, v)) in &p.keys {
         groups
             .entry((*btree, *level))

@@ -431,6 +431,9 @@ fn append(
         if at != u32::from(bp.written) {
             return Err(rewrite("its bsets end elsewhere than its pointer says"));
         }
+        if at >= node_sectors {
+            return Err(rewrite("no room left in the node"));
+        }
         let wctx = WriteCtx {
             magic: s.bset_magic(),
             block_sectors: s.block_sectors(),
@@ -475,12 +478,12 @@ struct NewNode {
     writes: Vec<NodeWrite>,
 }
 
+/// A node's live keys: its header seq, the keys, its format.
+type LiveKeys = (u32, Vec<(Bkey, Vec<u8>)>, bcachefs_core::bkey::BkeyFormat);
+
 /// The live keys of a node as read (a bad checksum salvaged as upstream's read
 /// does; invalid keys dropped by the validating merge), no journal overlaid.
-fn node_live_keys(
-    fs: &Fs,
-    t: &Touched,
-) -> Result<(u32, Vec<(Bkey, Vec<u8>)>, bcachefs_core::bkey::BkeyFormat), String> {
+fn node_live_keys(fs: &Fs, t: &Touched) -> Result<LiveKeys, String> {
     let nr = fs
         .read_node(t.btree, t.level, &t.k, &t.v)
         .map_err(|f| format!("{}: unreadable, cannot be rewritten: {:?}", what(t), f.errs))?;
@@ -1070,6 +1073,7 @@ fn triggers(
         }
     }
     let io_now = io_clocks(fs);
+    let mut gens: BTreeMap<Bpos, Vec<u8>> = BTreeMap::new();
     for ((dev, bucket), (v, base, mut new)) in buckets {
         alloc_trigger(&base, &mut new, io_now, seq);
         let bs = s.member(dev as usize).map(|m| m.bucket_size()).unwrap_or(0);
@@ -1095,24 +1099,31 @@ fn triggers(
             put(plain(d.btree, t, d.pos, d.size, Vec::new()));
         });
         if base.gen != new.gen {
+            // One key holds the gens of 256 buckets: every change to it lands
+            // in the same copy.
             let gp = Bpos::new(u64::from(dev), bucket / BUCKET_GENS_NR as u64, 0);
-            let mut gv = match caller.get(&(ids::btree::BUCKET_GENS, 0, gp)) {
-                Some(u) => u.v.clone(),
-                None => leaf_key(fs, ids::btree::BUCKET_GENS, gp)
-                    .map(|(_, v)| v)
-                    .unwrap_or_default(),
-            };
-            gv.resize(BUCKET_GENS_NR, 0);
+            let gv = gens.entry(gp).or_insert_with(|| {
+                let mut v = match caller.get(&(ids::btree::BUCKET_GENS, 0, gp)) {
+                    Some(u) => u.v.clone(),
+                    None => leaf_key(fs, ids::btree::BUCKET_GENS, gp)
+                        .map(|(_, v)| v)
+                        .unwrap_or_default(),
+                };
+                v.resize(BUCKET_GENS_NR, 0);
+                v
+            });
             gv[(bucket % BUCKET_GENS_NR as u64) as usize] = new.gen;
-            put(plain(
-                ids::btree::BUCKET_GENS,
-                KeyType::BucketGens,
-                gp,
-                0,
-                gv,
-            ));
         }
         dev_counter_deltas(dev, &base, &new, bs, &mut add_acct);
+    }
+    for (gp, gv) in gens {
+        put(plain(
+            ids::btree::BUCKET_GENS,
+            KeyType::BucketGens,
+            gp,
+            0,
+            gv,
+        ));
     }
     for (&(dev, end), &size) in &alloc.punched {
         let p = Bpos::new(u64::from(dev), end, 0);

@@ -97,11 +97,14 @@ pub fn nodes_per_bucket(bucket_size: u32, node_sectors: u32) -> u32 {
     bucket_size.checked_div(node_sectors).unwrap_or(0)
 }
 
+/// A piece of a freespace extent left after a punch: `(end, size)`, if any.
+pub type Piece = Option<(u64, u64)>;
+
 /// What is left of the freespace extent `[start, end)` once position `pos` inside
 /// it is taken (the transaction layer's extent overwrite): the front piece and the
 /// back piece, each as `(end, size)` when not empty. The key at `end` keeps its
 /// position when the back piece is left; otherwise it goes.
-pub fn freespace_punch(start: u64, end: u64, pos: u64) -> (Option<(u64, u64)>, Option<(u64, u64)>) {
+pub fn freespace_punch(start: u64, end: u64, pos: u64) -> (Piece, Piece) {
     let front = (pos > start).then_some((pos, pos - start));
     let back = (end > pos + 1).then_some((end, end - pos - 1));
     (front, back)

@@ -32,11 +32,7 @@ pub fn key_u64s(k: &Bkey, val_bytes: usize, f: &BkeyFormat) -> usize {
 }
 
 /// `bch2_btree_calc_format`: the format of a node over `min..=max` holding `keys`.
-pub fn node_format<'k>(
-    min: Bpos,
-    max: Bpos,
-    keys: &mut dyn Iterator<Item = &'k Bkey>,
-) -> BkeyFormat {
+pub fn node_format(min: Bpos, max: Bpos, keys: &mut dyn Iterator<Item = &Bkey>) -> BkeyFormat {
     let mut s = FormatState::new();
     s.add_pos(min);
     s.add_pos(max);

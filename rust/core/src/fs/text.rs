@@ -262,7 +262,9 @@ mod tests {
 
     #[test]
     fn xattr_and_quota() {
-        let mut v = std::vec![1u8, 3, 2, 0];
+        // KEY_TYPE_XATTR_INDEX_USER is 0 (upstream's reference tool lists a
+        // type-0 xattr as `user.`; type 1 is an access ACL).
+        let mut v = std::vec![0u8, 3, 2, 0];
         v.extend_from_slice(b"foohi");
         v.resize(16, 0);
         let k = Bkey {
@@ -270,6 +272,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(text(xattr_to_text, &k, &v), "K  : user.foo:hi");
+        v[0] = 3;
+        assert_eq!(text(xattr_to_text, &k, &v), "K  : trusted.foo:hi");
         let k = Bkey {
             typ: KeyType::Quota as u8,
             ..Default::default()

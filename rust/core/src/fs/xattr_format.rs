@@ -18,15 +18,15 @@ pub mod layout {
 /// `KEY_TYPE_XATTR_INDEX_*`.
 pub mod index {
     /// `user.`
-    pub const USER: u8 = 1;
+    pub const USER: u8 = 0;
     /// `system.posix_acl_access`
-    pub const POSIX_ACL_ACCESS: u8 = 2;
+    pub const POSIX_ACL_ACCESS: u8 = 1;
     /// `system.posix_acl_default`
-    pub const POSIX_ACL_DEFAULT: u8 = 3;
+    pub const POSIX_ACL_DEFAULT: u8 = 2;
     /// `trusted.`
-    pub const TRUSTED: u8 = 4;
+    pub const TRUSTED: u8 = 3;
     /// `security.`
-    pub const SECURITY: u8 = 5;
+    pub const SECURITY: u8 = 4;
 }
 
 /// The handler of xattr type `t` as `bch2_xattr_type_to_handler` sees it: `None`

@@ -1,0 +1,467 @@
+// SPDX-License-Identifier: GPL-2.0
+//! New btree nodes: nodes rewritten to new space (fsck's repair of a node read
+//! with a bad checksum), leaves that split as keys go in, a root that splits and
+//! the tree one level deeper; each checked against upstream's `fsck -n` and
+//! `list`, and over a commit stopped after each of its writes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bcachefs_core::alloc::format::{acct, AccountingPos};
+use bcachefs_core::bkey::{Bkey, BKEY_U64S};
+use bcachefs_core::bpos::Bpos;
+use bcachefs_core::btree::ptr::BtreePtr;
+use bcachefs_core::fs::inode_format;
+use bcachefs_core::fs::str_hash::{str_hash, HashInfo};
+use bcachefs_core::gc::accounting::pos as acct_pos;
+use bcachefs_core::ids::{self, KeyType};
+use bcachefs_rs::fs::Fs;
+use bcachefs_rs::hash::Hashes;
+use bcachefs_rs::repair::{commit, leaf_key, FileSink, SbChanges, Update};
+use bcachefs_rs::update::{Stats, Txn};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_bcachefs-rs")
+}
+
+fn reference() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/bcachefs");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIP: {} not present", p.display());
+        None
+    }
+}
+
+fn run(cmd: &mut Command) -> (Option<i32>, String) {
+    let o = cmd.output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// A copy of fixture `fx`'s single device as `<scratch>/img`.
+fn copy_fixture(fx: &str, tag: &str) -> Option<PathBuf> {
+    let files = common::files(fx)?;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{}-{}-{}",
+        tag,
+        fx,
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dst = dir.join("img");
+    let st = Command::new("cp")
+        .args(["--sparse=always"])
+        .arg(&files[0])
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut perm = std::fs::metadata(&dst).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&dst, perm).unwrap();
+    Some(dst)
+}
+
+/// Lines of upstream's `fsck -n` that report anything: its exit code and those
+/// lines, leaving out progress chatter and the bitmap message every churn copy
+/// gets.
+fn upstream_fsck(r: &Path, img: &Path) -> (Option<i32>, Vec<String>) {
+    let (code, out) = run(Command::new("timeout")
+        .arg("300")
+        .arg(r)
+        .args(["fsck", "-n"])
+        .arg(img));
+    assert_ne!(code, Some(124), "upstream fsck -n timed out");
+    let lines = out
+        .lines()
+        .map(|l| match l.split_once("...") {
+            Some((pass, rest)) if pass.chars().all(|c| c.is_ascii_lowercase() || c == '_') => rest,
+            _ => l,
+        })
+        .filter(|l| !l.is_empty() && !l.contains("done ("))
+        .filter(|l| {
+            ![
+                "Running ",
+                "Using encoding",
+                "starting version",
+                "  with options",
+                "recovering from clean shutdown",
+                "Journal keys:",
+                "going read-write",
+                "clean shutdown complete",
+                "WARNING: kernel does not have CONFIG_RUST",
+                "         please alert",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .filter(|l| {
+            !(l.contains(" marked in bitmap")
+                || l.contains("scheduling recovery pass btree_bitmap_gc")
+                || l.starts_with("mi_btree_bitmap sectors")
+                || l.contains("requires following recovery passes to be run: btree_bitmap_gc"))
+        })
+        .map(String::from)
+        .collect();
+    (code, lines)
+}
+
+fn assert_upstream_clean(img: &Path, what: &str) {
+    if let Some(r) = reference() {
+        let (code, lines) = upstream_fsck(&r, img);
+        assert_eq!(code, Some(0), "{}: {:#?}", what, lines);
+        assert!(lines.is_empty(), "{}: upstream fsck -n: {:#?}", what, lines);
+    }
+}
+
+/// Upstream's `list -m keys -b btree -l 0` (its standard output), or ours where
+/// it is absent.
+fn listing(img: &Path, btree: &str) -> String {
+    let o = match reference() {
+        Some(r) => Command::new(r)
+            .args(["list", "-m", "keys", "-b", btree, "-l", "0"])
+            .arg(img)
+            .output(),
+        None => Command::new(bin())
+            .args(["list", "-b", btree])
+            .arg(img)
+            .output(),
+    }
+    .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The node of `btree` at `level` whose range holds `pos`: its pointer.
+fn node_at(fs: &Fs, btree: u32, level: u8, pos: Bpos) -> (Bkey, Vec<u8>) {
+    let root = fs.roots[btree as usize].clone().unwrap();
+    let (mut k, mut v) = (root.k, root.v);
+    let mut w = bcachefs_rs::list::Walk { fs, errors: 0 };
+    for l in (level + 1..=root.level).rev() {
+        let c = w
+            .node_keys(btree, l, &k, &v)
+            .into_iter()
+            .find(|c| c.k.p >= pos)
+            .unwrap();
+        k = c.k;
+        v = c.v;
+    }
+    (k, v)
+}
+
+/// damaged-csum (a dirents leaf) and damaged-keys (an inodes leaf): `fsck -y`
+/// rewrites the node to a new bucket from the keys that read, upstream's fsck
+/// then finds nothing and lists exactly what it listed for that btree before,
+/// and a second `fsck -y` has nothing to do.
+#[test]
+fn damaged_nodes_rewritten() {
+    for (fx, btree, name) in [
+        ("damaged-csum", ids::btree::DIRENTS, "dirents"),
+        ("damaged-keys", ids::btree::INODES, "inodes"),
+    ] {
+        let Some(img) = copy_fixture(fx, "rewrite") else {
+            return;
+        };
+        let fs = Fs::open(&[img.display().to_string()]).unwrap();
+        let r = bcachefs_rs::check::check(&fs);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.btree == Some(btree) && f.node.is_some())
+            .expect("the damaged node");
+        let max = f.node.unwrap().max;
+        let (_, old_v) = node_at(&fs, btree, 0, max);
+        let old = BtreePtr::decode(KeyType::BtreePtrV2 as u8, &old_v).unwrap();
+        let old_ptr = old.ptrs().next().unwrap();
+        drop(fs);
+        let (code, out) = run(Command::new(bin()).args(["fsck", "-y", "-v"]).arg(&img));
+        assert_eq!(code, Some(1), "{}", out);
+        let line = out
+            .lines()
+            .find(|l| l.contains("btree node read error"))
+            .unwrap();
+        assert!(line.ends_with(", fixing"), "{}", line);
+        assert!(
+            out.contains(" 1 rewritten, 0 split, 0 new roots"),
+            "{}",
+            out
+        );
+        // The node moved to a bucket of its own, with a new seq.
+        let fs = Fs::open(&[img.display().to_string()]).unwrap();
+        let (k, v) = node_at(&fs, btree, 0, max);
+        assert_eq!(k.p, max);
+        let new = BtreePtr::decode(k.typ, &v).unwrap();
+        let new_ptr = new.ptrs().next().unwrap();
+        let bs = u64::from(fs.sb().member(0).unwrap().bucket_size());
+        assert_ne!(new_ptr.offset / bs, old_ptr.offset / bs, "{}", fx);
+        assert_ne!(new.seq, old.seq);
+        assert!(!new.range_updated);
+        let r = bcachefs_rs::check::check(&fs);
+        assert!(
+            r.lines.iter().all(|l| l.contains(" marked in bitmap")),
+            "{}: {:#?}",
+            fx,
+            r.lines
+        );
+        drop(fs);
+        let (code, out) = run(Command::new(bin()).args(["fsck", "-y"]).arg(&img));
+        assert_eq!(code, Some(0), "{}", out);
+        assert_upstream_clean(&img, fx);
+        let want = common::fixtures().map(|f| {
+            std::fs::read_to_string(f.join(fx).join("list").join(format!("{}.txt", name))).unwrap()
+        });
+        if reference().is_some() {
+            assert!(
+                listing(&img, name) == want.unwrap(),
+                "{}: {} listing differs",
+                fx,
+                name
+            );
+        }
+        std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
+    }
+}
+
+/// Xattrs of the root directory put into a copy of churn through the commit
+/// path, with the accounting they count in: a model of the keys, and the batches
+/// written so far.
+struct Xattrs {
+    img: PathBuf,
+    info: HashInfo,
+    keys: BTreeMap<Bpos, Vec<u8>>,
+    next: usize,
+}
+
+const ROOT_INO: u64 = 4096;
+/// `KEY_TYPE_XATTR_INDEX_USER`.
+const XATTR_USER: u8 = 0;
+/// Value bytes of each xattr: a big key, so that few of them fill a leaf.
+const VAL_LEN: usize = 1500;
+
+impl Xattrs {
+    fn new(img: PathBuf) -> Xattrs {
+        let fs = Fs::open(&[img.display().to_string()]).unwrap();
+        let (k, v) = leaf_key(&fs, ids::btree::INODES, Bpos::new(0, ROOT_INO, u32::MAX)).unwrap();
+        let u = inode_format::unpack(&k, &v).unwrap();
+        Xattrs {
+            img,
+            info: HashInfo::of(&u),
+            keys: BTreeMap::new(),
+            next: 0,
+        }
+    }
+
+    /// The transaction that adds the next `n` xattrs (and the model with them).
+    fn batch(&mut self, n: usize) -> Txn {
+        let mut updates = Vec::new();
+        let mut bytes = 0i64;
+        for _ in 0..n {
+            let i = self.next;
+            self.next += 1;
+            let name = format!("k{:06}", i);
+            let mut search = vec![XATTR_USER];
+            search.extend_from_slice(name.as_bytes());
+            let mut off = str_hash(&Hashes, &self.info, &search).unwrap();
+            while self.keys.contains_key(&Bpos::new(ROOT_INO, off, u32::MAX)) {
+                off += 1;
+            }
+            let p = Bpos::new(ROOT_INO, off, u32::MAX);
+            let mut v = vec![0u8; (4 + name.len() + VAL_LEN).div_ceil(8) * 8];
+            v[0] = XATTR_USER;
+            v[1] = name.len() as u8;
+            v[2..4].copy_from_slice(&(VAL_LEN as u16).to_le_bytes());
+            v[4..4 + name.len()].copy_from_slice(name.as_bytes());
+            v[4 + name.len()..4 + name.len() + VAL_LEN].fill(b'a' + (i % 26) as u8);
+            bytes += ((BKEY_U64S + v.len() / 8) * 8) as i64;
+            self.keys.insert(p, v.clone());
+            updates.push(Update {
+                btree: ids::btree::XATTRS,
+                level: 0,
+                k: Bkey {
+                    typ: KeyType::Xattr as u8,
+                    p,
+                    ..Default::default()
+                },
+                v,
+                journal_v: None,
+            });
+        }
+        // Per-snapshot accounting: keys and their bytes in (U32_MAX, xattrs).
+        let mut u = [0u8; 8];
+        u[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        u[4..].copy_from_slice(&ids::btree::XATTRS.to_le_bytes());
+        let at: AccountingPos = acct_pos(acct::SNAPSHOT, &u);
+        Txn {
+            updates,
+            rewrite: Vec::new(),
+            acct: vec![(at, [n as i64, bytes, 0])],
+        }
+    }
+
+    fn commit(&self, txn: &Txn, fail_after: Option<usize>) -> Result<Stats, String> {
+        let paths = [self.img.display().to_string()];
+        let fs = Fs::open(&paths).unwrap();
+        let mut sink = FileSink::open(&fs, &paths).unwrap();
+        if let Some(n) = fail_after {
+            sink = sink.failing_after(n);
+        }
+        commit(&fs, txn, &SbChanges::default(), &mut sink)
+    }
+
+    fn depth(&self) -> u8 {
+        let fs = Fs::open(&[self.img.display().to_string()]).unwrap();
+        fs.roots[ids::btree::XATTRS as usize]
+            .as_ref()
+            .unwrap()
+            .level
+    }
+
+    /// The xattr positions we list equal the model's, and upstream lists them
+    /// exactly as we do (`user.` names: the index upstream numbers from 0).
+    fn verify(&self, what: &str) {
+        let positions = |out: &str| -> Vec<Bpos> {
+            out.lines()
+                .filter(|l| l.starts_with("u64s "))
+                .map(|l| {
+                    let p = l.split_whitespace().nth(4).unwrap();
+                    let f: Vec<&str> = p.split(':').collect();
+                    Bpos::new(
+                        f[0].parse().unwrap(),
+                        f[1].parse().unwrap(),
+                        if f[2] == "U32_MAX" {
+                            u32::MAX
+                        } else {
+                            f[2].parse().unwrap()
+                        },
+                    )
+                })
+                .collect()
+        };
+        let o = Command::new(bin())
+            .args(["list", "-b", "xattrs"])
+            .arg(&self.img)
+            .output()
+            .unwrap();
+        let ours = String::from_utf8_lossy(&o.stdout).into_owned();
+        let want: Vec<Bpos> = self.keys.keys().cloned().collect();
+        assert_eq!(positions(&ours), want, "{}", what);
+        if reference().is_some() {
+            assert!(
+                listing(&self.img, "xattrs") == ours,
+                "{}: listings differ",
+                what
+            );
+        }
+        // churn asks for a btree_bitmap_gc pass from the start.
+        let (_, out) = run(Command::new(bin()).arg("check").arg(&self.img));
+        assert!(
+            out.lines()
+                .all(|l| l.contains(" marked in bitmap") || l.contains("(btree_bitmap_gc;")),
+            "{}: {}",
+            what,
+            out
+        );
+        assert_upstream_clean(&self.img, what);
+    }
+}
+
+/// Xattrs go into churn's (empty) xattrs btree, a root at level 1 over five
+/// leaves, in batches: the root directory's leaf splits, leaves keep splitting
+/// as more arrive, and when the root has more children than it may hold it
+/// splits too: a new root one level up.
+#[test]
+fn leaves_and_root_split() {
+    let Some(img) = copy_fixture("churn", "split") else {
+        return;
+    };
+    let mut x = Xattrs::new(img);
+    assert_eq!(x.depth(), 1);
+    // Twelve keys of 1.5 KiB do not fit a 16 KiB leaf: it is rewritten, and
+    // split, since they are more than it takes before it splits.
+    let t = x.batch(12);
+    let s = x.commit(&t, None).unwrap();
+    assert_eq!((s.split, s.new_roots), (1, 0), "{:?}", s);
+    x.verify("first leaf split");
+    let mut splits = 1;
+    let mut batches = 1;
+    while x.depth() == 1 {
+        let t = x.batch(48);
+        let s = x.commit(&t, None).unwrap();
+        splits += s.split;
+        batches += 1;
+        assert!(batches < 60, "the root never split");
+    }
+    assert_eq!(x.depth(), 2);
+    eprintln!(
+        "{} xattrs in {} batches: {} splits before the root split",
+        x.keys.len(),
+        batches,
+        splits
+    );
+    x.verify("root split");
+    // More keys into the deeper tree.
+    let t = x.batch(48);
+    x.commit(&t, None).unwrap();
+    x.verify("after the root split");
+    std::fs::remove_dir_all(x.img.parent().unwrap()).unwrap();
+}
+
+/// A commit that splits a leaf, stopped after each of its writes: every image
+/// left behind is the old one for upstream's fsck (clean, the keys absent) or
+/// the new one (clean, the keys there), and the commit made again completes.
+#[test]
+fn split_stopped_after_each_write() {
+    let Some(img) = copy_fixture("churn", "split-crash") else {
+        return;
+    };
+    let x = Xattrs::new(img.clone());
+    let stopped = img.parent().unwrap().join("stopped");
+    std::fs::create_dir_all(&stopped).unwrap();
+    let copy = stopped.join("img");
+    let (mut before, mut after) = (0, 0);
+    for n in 0.. {
+        std::fs::copy(&img, &copy).unwrap();
+        let mut y = Xattrs::new(copy.clone());
+        let t = y.batch(12);
+        match y.commit(&t, Some(n)) {
+            Ok(s) => {
+                assert_eq!(s.split, 1);
+                assert!(n > 5, "a split commit takes more than {} writes", n);
+                break;
+            }
+            Err(e) => assert!(e.contains("BCACHEFS_RS_FAIL_AFTER_WRITES"), "{}", e),
+        }
+        let listed = run(Command::new(bin())
+            .args(["list", "-b", "xattrs"])
+            .arg(&copy))
+        .1;
+        let committed = listed.lines().any(|l| l.starts_with("u64s "));
+        assert_upstream_clean(&copy, &format!("stopped after {} writes", n));
+        if committed {
+            y.verify(&format!("stopped after {} writes", n));
+            after += 1;
+        } else {
+            // Made again from the start, it completes.
+            let s = y.commit(&t, None).unwrap();
+            assert_eq!(s.split, 1);
+            y.verify(&format!("redone after {} writes", n));
+            before += 1;
+        }
+    }
+    eprintln!("{} stops before the commit point, {} after", before, after);
+    assert!(
+        before >= 5 && after >= 1,
+        "{} before, {} after",
+        before,
+        after
+    );
+    drop(x);
+    std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
+}
