@@ -94,7 +94,7 @@ pub struct Fs {
     pub gens: std::cell::OnceCell<Vec<Vec<u8>>>,
 }
 
-fn read_at(f: &File, off: u64, len: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn read_at(f: &File, off: u64, len: usize) -> Result<Vec<u8>, String> {
     let mut b = vec![0u8; len];
     let mut done = 0;
     while done < len {

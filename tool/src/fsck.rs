@@ -21,9 +21,13 @@ use crate::repair::{
     commit, leaf_key, next_journal_seq, node_key, FileSink, SbChanges, Sink, Update,
 };
 use crate::update::Txn;
+use bcachefs_core::alloc::format::DATA_BTREE;
 use bcachefs_core::alloc::trigger::derived_changes;
+use bcachefs_core::btree::ptr::{BtreePtr, ExtentPtr};
 use bcachefs_core::btree::ptr::{set_min_key, set_range_updated};
+use bcachefs_core::btree::scan::{cover_gap, Found, Piece};
 use bcachefs_core::data::extents_format::set_ptr_gens;
+use bcachefs_core::data::extents_format::BtreePtrV2;
 use bcachefs_core::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
 
 /// Exit code bits.
@@ -258,6 +262,7 @@ fn topology_fix(
     f: &Finding,
     keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>,
     bps: &mut Option<Vec<(Bkey, Vec<u8>)>>,
+    scanned: &mut Option<Vec<Found>>,
 ) -> Result<(), &'static str> {
     let btree = f.btree.ok_or("no btree")?;
     if f.level >= f.root_level {
@@ -308,9 +313,15 @@ fn topology_fix(
         }
         Kind::GapBetweenNodes | Kind::OverlapBetweenNodes if f.node.is_some() => {
             let n = f.node.ok_or("no node")?;
-            let (_, end) = f.range.ok_or("no range")?;
+            let (start, end) = f.range.ok_or("no range")?;
             let want = if f.kind == Kind::GapBetweenNodes {
-                f.range.ok_or("no range")?.0
+                // Nodes the scan finds for the gap go back first; the next node
+                // then starts after the last of them.
+                match put_back_scanned(fs, btree, f.level, start, end, keys, bps, scanned)? {
+                    Some(last) if last == end => return Ok(()),
+                    Some(last) => last.successor(),
+                    None => start,
+                }
             } else {
                 end.successor()
             };
@@ -324,6 +335,21 @@ fn topology_fix(
         // The end of the parent: the last child's end moves to the parent's.
         Kind::GapBetweenNodes | Kind::BadMaxKey if f.node.is_none() => {
             let (a, b) = f.range.ok_or("no range")?;
+            if f.kind == Kind::GapBetweenNodes {
+                // Found nodes over the parent's missing end: the last of them
+                // reaches to the parent's end.
+                if let Some(last) = put_back_scanned(fs, btree, f.level, a, b, keys, bps, scanned)?
+                {
+                    if last != b {
+                        let (k, mut v) = keys
+                            .remove(&(btree, parent, last))
+                            .ok_or("scanned node's pointer")?;
+                        set_range_updated(&mut v).ok_or("short pointer")?;
+                        keys.insert((btree, parent, b), (Bkey { p: b, ..k }, v));
+                    }
+                    return Ok(());
+                }
+            }
             let (last, parent_max) = if f.kind == Kind::GapBetweenNodes {
                 (a.predecessor(), b)
             } else {
@@ -344,6 +370,125 @@ fn topology_fix(
         }
         _ => Err("topology repair not implemented for this case"),
     }
+}
+
+/// Puts back into the parent (at `level + 1` of `btree`) the nodes the device
+/// scan finds for the missing range `start..=end` of `level` (upstream's topology
+/// repair from scanned nodes): the newest first, each in one piece, laid end to
+/// end from `start` (the core's `cover_gap`). Only leaves are put back, as
+/// upstream does, and only a node the backpointers btree still names at that
+/// place, i.e. one the allocation info still counts as live: an older copy of a
+/// range, left behind by a rewrite in a bucket since reused, would bring back
+/// keys the filesystem has since changed or deleted. Returns where the last
+/// piece ends, or `None` when nothing was found.
+#[allow(clippy::too_many_arguments)]
+fn put_back_scanned(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    start: Bpos,
+    end: Bpos,
+    keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>,
+    bps: &mut Option<Vec<(Bkey, Vec<u8>)>>,
+    scanned: &mut Option<Vec<Found>>,
+) -> Result<Option<Bpos>, &'static str> {
+    if level != 0 {
+        return Ok(None);
+    }
+    let found = scanned.get_or_insert_with(|| crate::scan::scan(fs));
+    let shift = fs.sb().extent_bp_shift();
+    let live: BTreeMap<Bpos, Backpointer> = backpointers(fs, bps)
+        .iter()
+        .map(|(k, v)| (k.p, Backpointer::read(v)))
+        .collect();
+    let named = |c: &Found| {
+        live.get(&Bpos::new(u64::from(c.dev), c.offset << shift, 0))
+            .is_some_and(|bp| {
+                u32::from(bp.btree_id) == btree
+                    && bp.level == level + 1
+                    && bp.data_type == DATA_BTREE
+                    && bp.pos == c.max
+            })
+    };
+    // Nodes the tree still points to are not lost: their seqs, at this level,
+    // less the pointers this repair drops.
+    let mut reachable = std::collections::BTreeSet::new();
+    if let Some(root) = fs.roots.get(btree as usize).and_then(|r| r.clone()) {
+        let mut w = Walk { fs, errors: 0 };
+        let mut cb = |w: &mut Walk<'_>, l: u8, k: &Bkey, v: &[u8]| {
+            if l == level + 1 {
+                for c in w.node_keys(btree, l, k, v) {
+                    let dropped = keys
+                        .get(&(btree, l, c.k.p))
+                        .is_some_and(|(k, _)| k.typ == KeyType::Deleted as u8);
+                    if let (Some(bp), false) = (BtreePtr::decode(c.k.typ, &c.v), dropped) {
+                        reachable.insert(bp.seq);
+                    }
+                }
+            }
+        };
+        w.nodes(btree, root.level, &root.k, &root.v, level + 1, &mut cb);
+    }
+    // One candidate per node (its first replica found); the others join its
+    // pointer.
+    let mut cands: Vec<Found> = Vec::new();
+    for c in found.iter().filter(|c| {
+        c.btree == btree && c.level == level && named(c) && !reachable.contains(&c.seq)
+    }) {
+        if !cands.iter().any(|x| x.seq == c.seq) {
+            cands.push(*c);
+        }
+    }
+    let mut considered = vec![false; cands.len()];
+    let mut pieces = vec![Piece::default(); cands.len()];
+    let n = cover_gap(&cands, start, end, &mut considered, &mut pieces);
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut last = start;
+    for p in &pieces[..n] {
+        let c = &cands[p.node];
+        let mut ptrs = Vec::new();
+        for r in found.iter().filter(|r| r.seq == c.seq && named(r)) {
+            let bs = u64::from(
+                fs.sb()
+                    .member(r.dev as usize)
+                    .ok_or("no member")?
+                    .bucket_size(),
+            )
+            .max(1);
+            let at = Bpos::new(u64::from(r.dev), r.offset / bs, 0);
+            let gen = leaf_key(fs, ids::btree::ALLOC, at)
+                .and_then(|(k, v)| AllocV4::from_key(k.typ, &v))
+                .map(|a| a.gen)
+                .unwrap_or(0);
+            ptrs.push(ExtentPtr {
+                dev: r.dev,
+                offset: r.offset,
+                gen,
+                cached: false,
+                unwritten: false,
+            });
+        }
+        let moved = p.min != c.min || p.max != c.max;
+        let mut v = vec![0u8; 40 + ptrs.len() * 8];
+        BtreePtrV2 {
+            seq: c.seq,
+            sectors_written: u16::try_from(c.written).map_err(|_| "node too big")?,
+            flags: u16::from(moved),
+            min_key: p.min,
+        }
+        .write(&ptrs, &mut v)
+        .ok_or("pointer value")?;
+        let k = Bkey {
+            typ: KeyType::BtreePtrV2 as u8,
+            p: p.max,
+            ..Default::default()
+        };
+        keys.insert((btree, level + 1, p.max), (k, v));
+        last = p.max;
+    }
+    Ok(Some(last))
 }
 
 /// Sets the field `f` names to its recounted value.
@@ -568,6 +713,8 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
     let mut topo: BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)> = BTreeMap::new();
     // Every backpointer, read once when a repair needs some of them.
     let mut bps: Option<Vec<(Bkey, Vec<u8>)>> = None;
+    // The devices scanned for lost nodes, once, when a gap needs them.
+    let mut scanned: Option<Vec<Found>> = None;
     let mut rewrites = Vec::new();
     for (i, f) in r.findings.iter().enumerate() {
         match plan(f) {
@@ -576,7 +723,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
             }
             Plan::Recount if defer => fixing[i] = true,
             Plan::Recount => why[i] = "unreadable nodes that no repair here drops",
-            Plan::Topology => match topology_fix(fs, f, &mut topo, &mut bps) {
+            Plan::Topology => match topology_fix(fs, f, &mut topo, &mut bps, &mut scanned) {
                 Ok(()) => fixing[i] = true,
                 Err(w) => why[i] = w,
             },

@@ -9,5 +9,6 @@ pub mod fsck;
 pub mod hash;
 pub mod list;
 pub mod repair;
+pub mod scan;
 pub mod tree;
 pub mod update;

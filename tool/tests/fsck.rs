@@ -314,6 +314,20 @@ fn topology_repair_stopped_after_each_write() {
     std::fs::remove_dir_all(devs[0].parent().unwrap()).unwrap();
 }
 
+/// damaged-csum's repair (the dirents leaf rewritten to a new bucket: the node,
+/// its parent, alloc keys of both buckets with their derived keys, backpointers,
+/// accounting) stopped after each of its writes.
+#[test]
+fn rewrite_stopped_after_each_write() {
+    let Some(devs) = copy_fixture("damaged-csum", "fsck-rewrite-crash") else {
+        return;
+    };
+    stop_after_each_write(&devs, &|l| {
+        l.contains(" marked in bitmap") || l.contains("scheduling recovery pass btree_bitmap_gc")
+    });
+    std::fs::remove_dir_all(devs[0].parent().unwrap()).unwrap();
+}
+
 /// A copy of fixture `fx` in its own scratch directory, device files named as the
 /// fixture names them.
 fn copy_fixture(fx: &str, tag: &str) -> Option<Vec<PathBuf>> {

@@ -6,6 +6,7 @@ pub mod format;
 pub mod interior;
 pub mod ptr;
 pub mod read;
+pub mod scan;
 pub mod sort;
 pub mod text;
 pub mod update;

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Finding btree nodes by reading the devices (upstream's `scan_for_btree_nodes`)
+//! and deciding which of them fill a hole in the tree (its topology repair's use
+//! of the scan). The read twin is the node reader: a node is found when its
+//! header and bsets read as the reader reads them, checksums included.
+//!
+//! - [`examine`]: what is at one node-sized offset, if it is a node of this
+//!   filesystem: btree, level, range, its bset seq (the pointer's `seq`), header
+//!   seq, newest journal seq, sectors written.
+//! - [`cover_gap`]: the pieces of a missing range that found nodes cover, the
+//!   newest node first (by header seq, then journal seq, as upstream orders
+//!   overlapping nodes), each node in one contiguous piece; then laid end to end
+//!   from the start of the range, as the pointers put back will say
+//!   (`BTREE_PTR_RANGE_UPDATED` where a piece is not the node's own range).
+
+use super::super::bpos::Bpos;
+use super::super::csum::Checksummer;
+use super::read::{read_bsets, BsetRef, NodeCtx, NodeHeader};
+use super::write::written;
+
+/// A node found on a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub btree: u32,
+    pub level: u8,
+    pub min: Bpos,
+    pub max: Bpos,
+    /// The bset seq its pointer names (`btree_ptr_v2.seq`).
+    pub seq: u64,
+    /// The header's `BTREE_NODE_SEQ` (bumped by every rewrite).
+    pub node_seq: u32,
+    /// Newest journal seq of its bsets.
+    pub journal_seq: u64,
+    /// Sectors its bsets take.
+    pub written: u32,
+    /// Where: device and sector.
+    pub dev: u8,
+    pub offset: u64,
+}
+
+impl Found {
+    /// Whether `self` wins over `o` where they overlap: the newer by header seq,
+    /// then by journal seq.
+    pub fn newer_than(&self, o: &Found) -> bool {
+        (self.node_seq, self.journal_seq) > (o.node_seq, o.journal_seq)
+    }
+}
+
+/// What the node-sized buffer `buf` read at sector `offset` of device `dev`
+/// holds: a node of the filesystem whose bset magic is `magic`, or `None`.
+/// `bsets` is the caller's room for the bset list.
+#[allow(clippy::too_many_arguments)]
+pub fn examine(
+    buf: &[u8],
+    dev: u8,
+    offset: u64,
+    magic: u64,
+    block_sectors: u32,
+    node_sectors: u32,
+    csum: &dyn Checksummer,
+    blacklisted: &dyn Fn(u64) -> bool,
+    bsets: &mut [BsetRef],
+) -> Option<Found> {
+    let h = NodeHeader::parse(buf)?;
+    if h.magic != magic {
+        return None;
+    }
+    let ctx = NodeCtx {
+        magic,
+        block_sectors,
+        node_sectors,
+        written: 0,
+        btree_id: None,
+        level: None,
+        min_key: None,
+        max_key: None,
+        seq: None,
+        range_updated: false,
+        csum,
+        blacklisted,
+        accept_bad_csum: false,
+    };
+    let mut bad = false;
+    let (h, n) = read_bsets(buf, &ctx, bsets, &mut |_| bad = true).ok()?;
+    if n == 0 || bad || h.min_key > h.max_key {
+        return None;
+    }
+    let bsets = &bsets[..n];
+    Some(Found {
+        btree: h.btree_id(),
+        level: h.level(),
+        min: h.min_key,
+        max: h.max_key,
+        seq: h.seq,
+        node_seq: (h.flags >> 32) as u32,
+        journal_seq: bsets.iter().map(|b| b.journal_seq).max().unwrap_or(0),
+        written: written(bsets),
+        dev,
+        offset,
+    })
+}
+
+/// One piece of a gap: the found node (index into the candidates) and the range
+/// its pointer will say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Piece {
+    pub node: usize,
+    pub min: Bpos,
+    pub max: Bpos,
+}
+
+/// The pieces of `start..=end` that the candidates `cands` (found nodes of the
+/// gap's btree and level) cover, into `out`; `considered` (as long as `cands`)
+/// is the caller's scratch. Newest candidate first; a candidate whose part of the
+/// gap is not one contiguous range once newer pieces are taken is left out. The
+/// pieces come back in key order, laid end to end from `start` (each starts
+/// where the previous ends); the last ends where its node or the gap does.
+/// Returns how many.
+pub fn cover_gap(
+    cands: &[Found],
+    start: Bpos,
+    end: Bpos,
+    considered: &mut [bool],
+    out: &mut [Piece],
+) -> usize {
+    let mut n = 0usize;
+    for c in considered.iter_mut() {
+        *c = false;
+    }
+    loop {
+        // The newest candidate not considered yet.
+        let mut best: Option<usize> = None;
+        for (i, c) in cands.iter().enumerate() {
+            if considered.get(i).copied().unwrap_or(true) {
+                continue;
+            }
+            if best.is_none_or(|b| c.newer_than(&cands[b])) {
+                best = Some(i);
+            }
+        }
+        let Some(i) = best else { break };
+        considered[i] = true;
+        let c = &cands[i];
+        let mut lo = if c.min > start { c.min } else { start };
+        let mut hi = if c.max < end { c.max } else { end };
+        if lo > hi {
+            continue;
+        }
+        // Take out what newer pieces hold; keep the node only when one
+        // contiguous part is left.
+        let mut ok = true;
+        for p in &out[..n] {
+            if p.max < lo || p.min > hi {
+                continue;
+            }
+            if p.min <= lo && p.max >= hi {
+                ok = false;
+                break;
+            }
+            if p.min <= lo {
+                lo = p.max.successor();
+            } else if p.max >= hi {
+                hi = p.min.predecessor();
+            } else {
+                ok = false;
+                break;
+            }
+        }
+        if !ok || lo > hi || n == out.len() {
+            continue;
+        }
+        out[n] = Piece {
+            node: i,
+            min: lo,
+            max: hi,
+        };
+        n += 1;
+    }
+    // Key order, then end to end from the gap's start.
+    let pieces = &mut out[..n];
+    for i in 1..pieces.len() {
+        let mut j = i;
+        while j > 0 && pieces[j - 1].min > pieces[j].min {
+            pieces.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let mut next = start;
+    for p in pieces.iter_mut() {
+        p.min = next;
+        next = p.max.successor();
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(min: u64, max: u64, node_seq: u32) -> Found {
+        Found {
+            btree: 0,
+            level: 0,
+            min: Bpos::new(min, 0, 0),
+            max: Bpos::new(max, 0, 0),
+            seq: u64::from(node_seq) + 100,
+            node_seq,
+            journal_seq: 0,
+            written: 8,
+            dev: 0,
+            offset: 0,
+        }
+    }
+
+    #[test]
+    fn newest_cover_the_gap_end_to_end() {
+        let p = |i: u64| Bpos::new(i, 0, 0);
+        // Gap 10..=50. An old node over all of it, a newer one over 20..=30.
+        let cands = [f(10, 50, 1), f(20, 30, 2), f(60, 70, 9)];
+        let mut seen = [false; 3];
+        let mut out = [Piece::default(); 4];
+        let n = cover_gap(&cands, p(10), p(50), &mut seen, &mut out);
+        // The old node's part is split in two by the newer one: left out.
+        assert_eq!(n, 1);
+        assert_eq!(out[0].node, 1);
+        assert_eq!((out[0].min, out[0].max), (p(10), p(30)));
+        // Two that share it: the newer keeps its range, the older the rest.
+        let cands = [f(10, 35, 1), f(30, 50, 2)];
+        let n = cover_gap(&cands, p(10), p(50), &mut seen[..2], &mut out);
+        assert_eq!(n, 2);
+        assert_eq!(
+            (out[0].node, out[0].min, out[0].max),
+            (0, p(10), Bpos::new(30, 0, 0).predecessor())
+        );
+        assert_eq!((out[1].node, out[1].min, out[1].max), (1, p(30), p(50)));
+        // Nothing over the gap.
+        let n = cover_gap(&cands[..0], p(10), p(50), &mut seen[..0], &mut out);
+        assert_eq!(n, 0);
+    }
+}
