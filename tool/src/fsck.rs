@@ -23,8 +23,8 @@ use crate::repair::{
 use crate::update::Txn;
 use bcachefs_core::alloc::format::DATA_BTREE;
 use bcachefs_core::alloc::trigger::derived_changes;
-use bcachefs_core::btree::ptr::{BtreePtr, ExtentPtr};
 use bcachefs_core::btree::ptr::{set_min_key, set_range_updated};
+use bcachefs_core::btree::ptr::{BtreePtr, ExtentPtr};
 use bcachefs_core::btree::scan::{cover_gap, Found, Piece};
 use bcachefs_core::data::extents_format::set_ptr_gens;
 use bcachefs_core::data::extents_format::BtreePtrV2;
@@ -432,9 +432,10 @@ fn put_back_scanned(
     // One candidate per node (its first replica found); the others join its
     // pointer.
     let mut cands: Vec<Found> = Vec::new();
-    for c in found.iter().filter(|c| {
-        c.btree == btree && c.level == level && named(c) && !reachable.contains(&c.seq)
-    }) {
+    for c in found
+        .iter()
+        .filter(|c| c.btree == btree && c.level == level && named(c) && !reachable.contains(&c.seq))
+    {
         if !cands.iter().any(|x| x.seq == c.seq) {
             cands.push(*c);
         }
