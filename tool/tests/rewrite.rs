@@ -316,7 +316,7 @@ impl Xattrs {
         let mut updates: BTreeMap<Bpos, Update> = BTreeMap::new();
         let (mut keys, mut bytes) = (0i64, 0i64);
         for _ in 0..1 + rng.next() % 40 {
-            let del = !self.keys.is_empty() && rng.next() % 3 == 0;
+            let del = !self.keys.is_empty() && rng.next().is_multiple_of(3);
             if del {
                 let i = (rng.next() % self.keys.len() as u64) as usize;
                 let p = *self.keys.keys().nth(i).unwrap();
