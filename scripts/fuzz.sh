@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Bounded fuzzing of the format core (cargo fuzz, libFuzzer): superblock, jset and
-# btree node parsing plus merge and key printing, and the bset writer against the
-# reader (random updates appended to a node read back as the model's keys). Overflow checks are on; any
+# btree node parsing plus merge and key printing, the bset writer against the
+# reader (random updates appended to a node read back as the model's keys), and
+# the new-node rules (a btree grown in memory by random inserts and deletions:
+# rewrites, splits, new roots, read back as the model's keys). Overflow checks are on; any
 # panic, overflow or out-of-bounds access fails.
 #   scripts/fuzz.sh [TOTAL_SECONDS]   (default 60, split across the targets)
 # Corpora are seeded with real nodes and superblocks from ../shared/fixtures when
@@ -25,8 +27,8 @@ else
 fi
 export RUSTC_BOOTSTRAP=1   # cargo fuzz passes -Z flags; the stable toolchain allows them so
 cargo fuzz build -O -a --sanitizer none >/dev/null 2>&1 || cargo fuzz build -O -a --sanitizer none
-targets="sb jset node write"
-per=$(( secs / 4 )); [ $per -ge 1 ] || per=1
+targets="sb jset node write tree"
+per=$(( secs / 5 )); [ $per -ge 1 ] || per=1
 rc=0
 for t in $targets; do
     sd=$seeds/$t

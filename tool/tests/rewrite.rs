@@ -365,6 +365,68 @@ impl Xattrs {
         commit(&fs, txn, &SbChanges::default(), &mut sink)
     }
 
+    /// Every btree node replica (dev, sector), and each bucket's data type.
+    #[allow(clippy::type_complexity)]
+    fn space(&self) -> (BTreeMap<(u8, u64), u32>, BTreeMap<(u32, u64), u8>) {
+        let fs = Fs::open(&[self.img.display().to_string()]).unwrap();
+        let mut nodes = BTreeMap::new();
+        for (btree, root) in fs.roots.iter().enumerate() {
+            let Some(root) = root else { continue };
+            let mut w = bcachefs_rs::list::Walk { fs: &fs, errors: 0 };
+            let mut cb = |_: &mut bcachefs_rs::list::Walk<'_>, _: u8, k: &Bkey, v: &[u8]| {
+                if let Some(bp) = BtreePtr::decode(k.typ, v) {
+                    for p in bp.ptrs() {
+                        nodes.insert((p.dev, p.offset), btree as u32);
+                    }
+                }
+            };
+            w.nodes(btree as u32, root.level, &root.k, &root.v, 0, &mut cb);
+        }
+        let mut types = BTreeMap::new();
+        let mut w = bcachefs_rs::list::Walk { fs: &fs, errors: 0 };
+        w.leaf_keys(ids::btree::ALLOC, &mut |k| {
+            if let Some(a) = bcachefs_core::alloc::format::AllocV4::from_key(k.k.typ, &k.v) {
+                types.insert((k.k.p.inode as u32, k.k.p.offset), a.data_type);
+            }
+        });
+        (nodes, types)
+    }
+
+    /// Every node the last commit made lies in a bucket the alloc btree said
+    /// was free before it (`before` from [`Xattrs::space`]); after it, that bucket
+    /// says btree.
+    #[allow(clippy::type_complexity)]
+    fn new_nodes_in_free_buckets(
+        &self,
+        before: &(BTreeMap<(u8, u64), u32>, BTreeMap<(u32, u64), u8>),
+    ) {
+        use bcachefs_core::alloc::format::{DATA_BTREE, DATA_FREE};
+        let (after_nodes, after_types) = self.space();
+        let fs = Fs::open(&[self.img.display().to_string()]).unwrap();
+        let bs = u64::from(fs.sb().member(0).unwrap().bucket_size());
+        let mut new = 0;
+        for &(dev, off) in after_nodes.keys() {
+            if before.0.contains_key(&(dev, off)) {
+                continue;
+            }
+            new += 1;
+            let b = (u32::from(dev), off / bs);
+            let was = before.1.get(&b).copied().unwrap_or(DATA_FREE);
+            // A bucket this commit opened holds several of its new nodes.
+            let opened = before.0.keys().all(|&(d, o)| (u32::from(d), o / bs) != b);
+            assert!(
+                was == DATA_FREE && opened,
+                "new node at {}:{} in bucket {:?} that was type {}",
+                dev,
+                off,
+                b,
+                was
+            );
+            assert_eq!(after_types.get(&b), Some(&DATA_BTREE));
+        }
+        assert!(new > 0, "the commit made no node");
+    }
+
     fn depth(&self) -> u8 {
         let fs = Fs::open(&[self.img.display().to_string()]).unwrap();
         fs.roots[ids::btree::XATTRS as usize]
@@ -443,7 +505,9 @@ fn leaves_and_root_split() {
     let mut batches = 1;
     while x.depth() == 1 {
         let t = x.batch(48);
+        let before = x.space();
         let s = x.commit(&t, None).unwrap();
+        x.new_nodes_in_free_buckets(&before);
         splits += s.split;
         batches += 1;
         assert!(batches < 60, "the root never split");
