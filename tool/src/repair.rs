@@ -42,6 +42,7 @@ use crate::fs::{Fs, Root};
 use crate::hash::Hashes;
 use crate::list::Walk;
 use crate::update::{plan, Stats, Txn};
+use bcachefs_core::alloc::foreground::bitmap_mark;
 
 /// Where writes go: the image files, or a test's sink that fails on cue.
 pub trait Sink {
@@ -405,11 +406,26 @@ pub fn commit(
     let mut journal = Journal::new(fs)?;
     let seq = journal.seq + 1;
     let p = plan(fs, txn, seq)?;
+    // Each member's bitmap, as the caller leaves it, marks every new node
+    // (`bch2_dev_btree_bitmap_mark`).
     let mut changes = changes.clone();
-    for &(dev, bitmap) in &p.bitmaps {
-        match changes.bitmaps.iter_mut().find(|(d, _)| *d == dev) {
-            Some(b) => b.1 |= bitmap,
-            None => changes.bitmaps.push((dev, bitmap)),
+    let ns = u64::from(fs.sb().btree_node_sectors());
+    for &(dev, offset) in &p.new_nodes {
+        let m = fs.sb().member(dev as usize).ok_or("no member")?;
+        let shift = m.btree_bitmap_shift();
+        let cur = changes
+            .bitmaps
+            .iter()
+            .find(|(d, _)| *d == dev)
+            .map(|(_, b)| *b)
+            .unwrap_or_else(|| m.btree_allocated_bitmap());
+        let marked =
+            bitmap_mark(cur, shift, offset, ns).ok_or("a new node past the btree bitmap")?;
+        if marked != cur {
+            match changes.bitmaps.iter_mut().find(|(d, _)| *d == dev) {
+                Some(b) => b.1 = marked,
+                None => changes.bitmaps.push((dev, marked)),
+            }
         }
     }
     // A dirty filesystem keeps its journal: every entry of ours replays on top of

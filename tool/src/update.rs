@@ -78,8 +78,9 @@ pub struct Planned {
     pub keys: BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>,
     /// The roots after the commit.
     pub roots: Vec<Option<Root>>,
-    /// Members' btree bitmaps that must grow for the new nodes: (dev, bitmap).
-    pub bitmaps: Vec<(u32, u64)>,
+    /// Every replica of every new node: (dev, sector). The members' btree
+    /// bitmaps must mark them.
+    pub new_nodes: Vec<(u32, u64)>,
     pub stats: Stats,
 }
 
@@ -243,7 +244,7 @@ fn plan_once(
         writes: Vec::new(),
         keys: BTreeMap::new(),
         roots: fs.roots.clone(),
-        bitmaps: Vec::new(),
+        new_nodes: Vec::new(),
         stats: Stats::default(),
     };
     let mut ptr_changes: Vec<PtrChange> = Vec::new();
@@ -972,7 +973,7 @@ fn plain(btree: u32, typ: KeyType, p: Bpos, size: u32, v: Vec<u8>) -> Update {
 /// What the pointer triggers write for `changes`, on top of the caller's updates
 /// (each bucket's alloc key from the caller's version of it where there is one):
 /// alloc keys and their derived keys, bucket_gens, backpointers, accounting. The
-/// members' bitmaps the new nodes need go into `out`.
+/// new nodes' places go into `out`, for the members' bitmaps.
 fn triggers(
     fs: &Fs,
     changes: &[PtrChange],
@@ -1001,7 +1002,6 @@ fn triggers(
     for &(p, d) in caller_acct {
         add_acct(p, d);
     }
-    let mut bitmaps: BTreeMap<u32, u64> = BTreeMap::new();
     for c in changes {
         let bp = BtreePtr::decode(c.k.typ, &c.v).ok_or("not a pointer")?;
         let ptrs: Vec<ExtentPtr> = bp.ptrs().collect();
@@ -1050,17 +1050,14 @@ fn triggers(
                     0,
                     v,
                 ));
-                let cur = bitmaps
-                    .get(&u32::from(p.dev))
-                    .copied()
-                    .unwrap_or_else(|| m.btree_allocated_bitmap());
-                let shift = m.btree_bitmap_shift();
-                if !bitmap_marked(cur, shift, p.offset, u64::from(ns)) {
-                    let b = bitmap_mark(cur, shift, p.offset, u64::from(ns)).ok_or(
-                        "a new node past what the btree bitmap covers: growing its shift is not done yet",
-                    )?;
-                    bitmaps.insert(u32::from(p.dev), b);
+                // The bitmap must be able to mark it (its shift is not grown).
+                if bitmap_mark(0, m.btree_bitmap_shift(), p.offset, u64::from(ns)).is_none() {
+                    return Err(
+                        "a new node past what the btree bitmap covers: growing its shift is not done yet"
+                            .into(),
+                    );
                 }
+                out.new_nodes.push((u32::from(p.dev), p.offset));
             } else {
                 put(plain(
                     ids::btree::BACKPOINTERS,
@@ -1202,6 +1199,5 @@ fn triggers(
             journal_v: Some(jv),
         });
     }
-    out.bitmaps = bitmaps.into_iter().collect();
     Ok(upd)
 }

@@ -9,11 +9,11 @@
 //! (`bucket_gens` and the per-device accounting are kept by their own repairs.)
 
 use super::super::bpos::Bpos;
+use super::super::gc::buckets::{bucket_data_type, BUCKET_GC_GEN_MAX};
 use super::format::{
     data_type_is_empty, AllocV4, DATA_CACHED, DATA_FREE, DATA_JOURNAL, DATA_MULTIPLE,
     DATA_NEED_DISCARD, DATA_NEED_GC_GENS, DATA_SB, DATA_STRIPE,
 };
-use crate::gc::buckets::{bucket_data_type, BUCKET_GC_GEN_MAX};
 
 /// `BCH_ALLOC_V4_NEED_DISCARD` and `BCH_ALLOC_V4_NEED_INC_GEN` in `flags`.
 const NEED_DISCARD: u32 = 1 << 0;

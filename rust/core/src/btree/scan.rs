@@ -21,9 +21,13 @@ use super::write::written;
 /// A node found on a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Found {
+    /// Btree id from its header.
     pub btree: u32,
+    /// Level from its header.
     pub level: u8,
+    /// Its range, from its header.
     pub min: Bpos,
+    /// End of its range.
     pub max: Bpos,
     /// The bset seq its pointer names (`btree_ptr_v2.seq`).
     pub seq: u64,
@@ -33,8 +37,9 @@ pub struct Found {
     pub journal_seq: u64,
     /// Sectors its bsets take.
     pub written: u32,
-    /// Where: device and sector.
+    /// Device it was found on.
     pub dev: u8,
+    /// Sector it starts at.
     pub offset: u64,
 }
 
@@ -104,8 +109,11 @@ pub fn examine(
 /// its pointer will say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Piece {
+    /// Index of the found node in the candidates.
     pub node: usize,
+    /// Start of the range its pointer will say.
     pub min: Bpos,
+    /// End of that range (the pointer's key position).
     pub max: Bpos,
 }
 

@@ -5,6 +5,7 @@
 
 use super::super::bkey::{Bkey, BkeyFormat};
 use super::super::bpos::Bpos;
+use super::super::data::extents_format::{entries_of, Entries, Entry};
 use super::super::ids::{self, KeyType as T};
 use super::read::{BsetRef, KeyError, KeyIter};
 
@@ -24,6 +25,9 @@ pub enum KeyInvalid {
     },
     /// A non-extent btree key with a nonzero size.
     NonzeroSize(u32),
+    /// An extent's crc entry upstream's `bch2_bkey_ptrs_validate` refuses, and
+    /// why.
+    BadCrc(&'static str),
     /// Position before or equal to the previous key of the same bset.
     OutOfOrder {
         /// The previous key's position.
@@ -115,6 +119,46 @@ pub fn validate_key(btree: u32, level: u8, k: &Bkey, v: &[u8]) -> Result<(), Key
     if level == 0 && k.size != 0 && !ids::btree_is_extents(btree) {
         return Err(KeyInvalid::NonzeroSize(k.size));
     }
+    if let Some(e) = entries_of(t, v) {
+        check_crcs(e, k.size)?;
+    }
+    Ok(())
+}
+
+/// The crc entries of an extent's entry list `e` (key size `size`), as
+/// `bch2_bkey_ptrs_validate` checks them.
+fn check_crcs(e: &[u8], size: u32) -> Result<(), KeyInvalid> {
+    /// `BCH_CSUM_NR`, `BCH_COMPRESSION_TYPE_NR`.
+    const CSUM_NR: u8 = 8;
+    const COMPRESSION_NR: u8 = 6;
+    let mut crc_since_ptr = false;
+    for entry in Entries::new(e, size) {
+        match entry {
+            Entry::Ptr(_) => crc_since_ptr = false,
+            Entry::Crc { crc, .. } => {
+                let bad = |w| Err(KeyInvalid::BadCrc(w));
+                if crc.csum_type >= CSUM_NR {
+                    return bad("invalid checksum type");
+                }
+                if crc.compression_type >= COMPRESSION_NR {
+                    return bad("invalid compression type");
+                }
+                if u64::from(crc.offset) + u64::from(crc.live_size)
+                    > u64::from(crc.uncompressed_size)
+                {
+                    return bad("checksum offset + key size > uncompressed size");
+                }
+                if !crc.is_compressed() && crc.compressed_size != crc.uncompressed_size {
+                    return bad("not compressed but compressed != uncompressed size");
+                }
+                if crc_since_ptr {
+                    return bad("redundant crc entry");
+                }
+                crc_since_ptr = true;
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -163,6 +207,39 @@ mod tests {
             size,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn extent_crc_checks() {
+        // crc32 entry (compressed 95, uncompressed 79, none), then a pointer: the
+        // sizes must agree when not compressed.
+        let crc = |c: u64, u: u64, comp: u64| -> u64 {
+            0b10 | ((c - 1) << 2) | ((u - 1) << 9) | (5 << 24) | (comp << 28)
+        };
+        let ptr: u64 = 1 | (4096 << 4);
+        let v = |w0: u64| {
+            let mut v = [0u8; 16];
+            v[..8].copy_from_slice(&w0.to_le_bytes());
+            v[8..].copy_from_slice(&ptr.to_le_bytes());
+            v
+        };
+        let k = key(T::Extent, 79);
+        assert_eq!(validate_key(0, 0, &k, &v(crc(79, 79, 0))), Ok(()));
+        assert_eq!(
+            validate_key(0, 0, &k, &v(crc(95, 79, 0))),
+            Err(KeyInvalid::BadCrc(
+                "not compressed but compressed != uncompressed size"
+            ))
+        );
+        // zstd: sizes may differ.
+        assert_eq!(validate_key(0, 0, &k, &v(crc(40, 79, 4))), Ok(()));
+        assert_eq!(
+            validate_key(0, 0, &key(T::Extent, 80), &v(crc(79, 79, 0))),
+            Err(KeyInvalid::BadCrc(
+                "checksum offset + key size > uncompressed size"
+            ))
+        );
+        assert!(validate_key(0, 0, &k, &v(crc(79, 79, 9))).is_err());
     }
 
     #[test]

@@ -792,7 +792,8 @@ mod tests {
         let mut v = [0xaau8; 56];
         assert_eq!(h.write(&[p, p], &mut v), Some(56));
         assert_eq!(BtreePtrV2::read(&v), h);
-        let bp = crate::btree::ptr::BtreePtr::decode(KeyType::BtreePtrV2 as u8, &v).unwrap();
+        let bp = super::super::super::btree::ptr::BtreePtr::decode(KeyType::BtreePtrV2 as u8, &v)
+            .unwrap();
         assert_eq!(bp.ptrs().collect::<std::vec::Vec<_>>(), [p, p]);
         assert_eq!(h.write(&[p, p], &mut v[..55]), None);
     }
