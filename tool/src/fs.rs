@@ -445,6 +445,24 @@ impl Fs {
                 let mut warns = Vec::new();
                 let mut warn = |e: NodeError| warns.push(e);
                 match read_bsets(&buf, &ctx, &mut bsets, &mut warn) {
+                    // A later bset that fails its checksum: another replica may
+                    // hold it whole, and only the salvage pass uses its keys, as
+                    // upstream's read does (ending the node there loses them).
+                    Ok(_)
+                        if !accept_bad_csum
+                            && warns
+                                .iter()
+                                .any(|e| matches!(e, NodeError::BadChecksum { .. })) =>
+                    {
+                        let e = warns
+                            .iter()
+                            .copied()
+                            .find(|e| matches!(e, NodeError::BadChecksum { .. }));
+                        if let Some(e) = e {
+                            errs.push((p, e.to_string()));
+                            first.get_or_insert(Some(e));
+                        }
+                    }
                     Ok((h, n)) => {
                         bsets.truncate(n);
                         // Checksum failures of the salvage pass were reported by the

@@ -371,6 +371,14 @@ fn decode(
         Ok(x) => x,
         Err(e) => return Err((e, buf)),
     };
+    // A later bset that fails its checksum: another replica may hold it whole,
+    // and only the last resort (the salvage pass) uses its keys, as upstream's
+    // read does; ending the node there would lose them.
+    if let Some(e @ NodeError::BadChecksum { .. }) = warning {
+        if !accept_bad_csum {
+            return Err((e, buf));
+        }
+    }
     let Ok(mut cursors) = KVec::from_elem(Cursor::default(), n, GFP_KERNEL) else {
         return Err((nomem, buf));
     };
