@@ -20,7 +20,7 @@ use crate::list::Walk;
 use crate::repair::{
     commit, leaf_key, next_journal_seq, node_key, FileSink, SbChanges, Sink, Update,
 };
-use crate::update::Txn;
+use crate::update::{punch_freespace, Txn};
 use bcachefs_core::alloc::format::DATA_BTREE;
 use bcachefs_core::alloc::trigger::derived_changes;
 use bcachefs_core::btree::ptr::{set_min_key, set_range_updated};
@@ -802,6 +802,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
     }
     // The keys derived from each changed alloc key follow it, as the alloc
     // trigger would move them.
+    let mut holes: Vec<(u32, u64)> = Vec::new();
     for (&(dev, bucket), (_, a)) in &changed {
         let old = AllocV4::read(&alloc[&(dev, bucket)].1);
         let bucket_size = fs
@@ -810,6 +811,12 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
             .map(|m| m.bucket_size())
             .unwrap_or(0);
         derived_changes(dev, bucket, bucket_size, &old, a, &mut |d| {
+            // A bucket leaving the freespace btree is cut out of the extent that
+            // holds it.
+            if d.btree == ids::btree::FREESPACE && !d.set {
+                holes.push((dev, d.pos.offset.saturating_sub(1)));
+                return;
+            }
             updates.push(Update {
                 btree: d.btree,
                 level: 0,
@@ -828,6 +835,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
             })
         });
     }
+    updates.extend(punch_freespace(fs, &holes));
     updates.extend(changed.into_iter().map(|((dev, bucket), (k, a))| {
         let mut v = alloc[&(dev, bucket)].1.clone();
         a.write(&mut v);

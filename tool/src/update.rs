@@ -1201,3 +1201,60 @@ fn triggers(
     }
     Ok(upd)
 }
+
+/// The freespace keys that take the positions `holes` (dev, `genbits | bucket`) out
+/// of the freespace btree's extents, as the transaction layer's extent overwrite
+/// does (`bch2_btree_bit_mod_iter` deleting one bucket from a longer extent): the
+/// extent holding each is cut around it (the core's `freespace_punch`). Positions
+/// no extent holds need nothing.
+pub fn punch_freespace(fs: &Fs, holes: &[(u32, u64)]) -> Vec<Update> {
+    let mut extents: BTreeMap<(u32, u64), u64> = BTreeMap::new(); // (dev, end) -> start
+    let mut w = Walk { fs, errors: 0 };
+    w.leaf_keys(ids::btree::FREESPACE, &mut |k| {
+        if k.k.typ == KeyType::Set as u8 && k.k.size > 0 {
+            let end = k.k.p.offset;
+            extents.insert(
+                (k.k.p.inode as u32, end),
+                end.saturating_sub(u64::from(k.k.size)),
+            );
+        }
+    });
+    let mut out: BTreeMap<(u32, u64), u64> = BTreeMap::new(); // (dev, end) -> size, 0 = gone
+    for &(dev, pos) in holes {
+        let Some((&(_, end), &start)) = extents
+            .range((dev, pos.saturating_add(1))..=(dev, u64::MAX))
+            .next()
+        else {
+            continue;
+        };
+        if start > pos {
+            continue;
+        }
+        extents.remove(&(dev, end));
+        let (front, back) = freespace_punch(start, end, pos);
+        match back {
+            Some((e, size)) => {
+                extents.insert((dev, e), e - size);
+                out.insert((dev, e), size);
+            }
+            None => {
+                out.insert((dev, end), 0);
+            }
+        }
+        if let Some((e, size)) = front {
+            extents.insert((dev, e), e - size);
+            out.insert((dev, e), size);
+        }
+    }
+    out.into_iter()
+        .map(|((dev, end), size)| {
+            let p = Bpos::new(u64::from(dev), end, 0);
+            match u32::try_from(size) {
+                Ok(size) if size > 0 => {
+                    plain(ids::btree::FREESPACE, KeyType::Set, p, size, Vec::new())
+                }
+                _ => plain(ids::btree::FREESPACE, KeyType::Deleted, p, 0, Vec::new()),
+            }
+        })
+        .collect()
+}
