@@ -6,7 +6,8 @@
 #                     (+ CLIPPY=1), KUnit and VM tests (the README's test command)
 #   make demo         the main job: set up, build, boot a VM that loads the module and
 #                     mounts a bcachefs image (the basic fixture)
-#   make run [DISKS="a.img b.img"] [SCRIPT=guest.sh]   boot the test kernel with the module
+#   make run [DISKS="a.img b.img"] [SCRIPT=guest.sh] [RW=1]   boot the test kernel with the module
+#                                     (RW=1: the disks attach writable; give copies)
 #   make clean
 
 SHELL := /bin/bash
@@ -37,7 +38,7 @@ SAMPLE_CMD = $$(scripts/fixture-images.sh basic 2>/dev/null)
 
 run: module
 	@disks="$(DISKS)"; [ -n "$$disks" ] || disks=$(SAMPLE_CMD); \
-	scripts/vm/run.sh $(if $(SCRIPT),--script $(SCRIPT)) $$(for d in $$disks; do echo --disk $$d; done)
+	scripts/vm/run.sh $(if $(SCRIPT),--script $(SCRIPT)) $(if $(RW),--rw) $$(for d in $$disks; do echo --disk $$d; done)
 
 demo: module
 	@img=$(SAMPLE_CMD); [ -n "$$img" ] || { echo "demo: no sample image (../shared/fixtures absent)"; exit 1; }; \

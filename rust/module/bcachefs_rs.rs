@@ -62,7 +62,7 @@ module! {
     type: BcachefsModule,
     name: "bcachefs",
     authors: ["bcachefs-rs developers"],
-    description: "bcachefs in Rust: reads, checks and writes bcachefs filesystems",
+    description: "bcachefs in Rust: mounts bcachefs filesystems read-only and checks them (btree gc); writes nothing",
     license: "GPL",
 }
 

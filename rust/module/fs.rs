@@ -97,6 +97,26 @@ pub(crate) struct Fs {
     wq: AtomicPtr<shim::workqueue_struct>,
     /// Set at unmount: no new reads start.
     pub(crate) dying: AtomicBool,
+    /// The mount's options.
+    pub(crate) opts: MountOpts,
+}
+
+/// Mount options the filesystem keeps (the `BCH_RS_OPT_*` bits of `shim.h`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MountOpts {
+    /// `fsck`: a gc pass checks the filesystem as it is mounted, whatever the
+    /// `gc_at_mount` parameter says.
+    pub(crate) fsck: bool,
+}
+
+impl MountOpts {
+    /// From the option bits the C side collected. (`nochanges` needs nothing
+    /// kept: no mount writes anything yet.)
+    pub(crate) fn from_bits(b: u32) -> MountOpts {
+        MountOpts {
+            fsck: b & shim::BCH_RS_OPT_FSCK != 0,
+        }
+    }
 }
 
 // SAFETY: `gens` is written once during `open`, before the filesystem is shared
@@ -147,7 +167,7 @@ impl Fs {
     }
 
     /// Opens the filesystem on the devices of `source` (paths separated by `:`).
-    pub(crate) fn open(source: &CStr, read_only: bool) -> Result<Arc<Fs>> {
+    pub(crate) fn open(source: &CStr, read_only: bool, opts: MountOpts) -> Result<Arc<Fs>> {
         if !read_only {
             pr_err!("read-write mounts are not supported yet: mount with -o ro\n");
             return Err(EROFS);
@@ -263,6 +283,7 @@ impl Fs {
             root_inum: AtomicU64::new(0),
             wq: AtomicPtr::new(wq),
             dying: AtomicBool::new(false),
+            opts,
         };
         let r = fs.read_journal();
         if let Err(e) = r {

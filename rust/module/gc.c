@@ -28,7 +28,7 @@ MODULE_PARM_DESC(gc_period_secs,
 static bool gc_at_mount = true;
 module_param(gc_at_mount, bool, 0644);
 MODULE_PARM_DESC(gc_at_mount,
-		 "Run a gc pass when a filesystem is mounted (default 1; 0 leaves the node cache cold until a trigger or period)");
+		 "Run a gc pass when a filesystem is mounted (default 1; 0 leaves the node cache cold until a trigger or period; -o fsck runs one regardless)");
 
 /* /sys/fs/<fs_name>: the module's kset, one kobject per mounted filesystem. */
 static struct kset *bch_rs_kset;
@@ -41,6 +41,8 @@ struct bch_rs_gc {
 	struct task_struct *task;
 	wait_queue_head_t wait;
 	atomic_t kicks;
+	/* A pass runs as soon as the thread starts. */
+	bool first;
 	void *fs;
 };
 
@@ -91,8 +93,8 @@ static const struct kobj_type bch_rs_gc_ktype = {
 static int bch_rs_gc_thread(void *arg)
 {
 	struct bch_rs_gc *g = arg;
-	/* A first pass at start, unless gc_at_mount is off. */
-	int seen = atomic_read(&g->kicks) - (READ_ONCE(gc_at_mount) ? 1 : 0);
+	/* A first pass at start, when asked for (-o fsck, or gc_at_mount). */
+	int seen = atomic_read(&g->kicks) - (g->first ? 1 : 0);
 
 	set_freezable();
 	while (!kthread_should_stop()) {
@@ -122,7 +124,8 @@ void bch_rs_sysfs_exit(void)
 	kset_unregister(bch_rs_kset);
 }
 
-struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name, int *err)
+struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name,
+				  int pass_at_start, int *err)
 {
 	struct bch_rs_gc *g = kzalloc(sizeof(*g), GFP_KERNEL);
 	int ret;
@@ -132,6 +135,7 @@ struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name, 
 		return NULL;
 	init_waitqueue_head(&g->wait);
 	atomic_set(&g->kicks, 0);
+	g->first = pass_at_start || READ_ONCE(gc_at_mount);
 	g->fs = fs;
 	g->dir = kobject_create_and_add(uuid, &bch_rs_kset->kobj);
 	if (!g->dir) {

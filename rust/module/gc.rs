@@ -155,6 +155,7 @@ impl GcThread {
                 p.cast_mut().cast(),
                 uuid.as_ptr().cast(),
                 name.as_ptr().cast(),
+                c_int::from(fs.opts.fsck),
                 &mut err,
             )
         };

@@ -7,6 +7,8 @@
 #include <linux/module.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
+#include <linux/fs_parser.h>
+#include <linux/slab.h>
 #include <linux/blkdev.h>
 #include <linux/bio.h>
 #include <linux/highmem.h>
@@ -64,16 +66,52 @@ static int bch_rs_set_super(struct super_block *sb, struct fs_context *fc)
 	return ret;
 }
 
+/*
+ * Mount options. "ro" and the other superblock flags are the VFS's; an option not
+ * listed here is refused with the VFS's "Unknown parameter" message naming it.
+ */
+enum { Opt_fsck, Opt_fix_errors, Opt_nochanges };
+
+static const struct fs_parameter_spec bch_rs_params[] = {
+	fsparam_flag("fsck",		Opt_fsck),
+	fsparam_flag("fix_errors",	Opt_fix_errors),
+	fsparam_flag("nochanges",	Opt_nochanges),
+	{}
+};
+
+static int bch_rs_parse_param(struct fs_context *fc, struct fs_parameter *param)
+{
+	unsigned int *opts = fc->fs_private;
+	struct fs_parse_result result;
+	int opt = fs_parse(fc, bch_rs_params, param, &result);
+
+	if (opt < 0)
+		return opt;
+	switch (opt) {
+	case Opt_fsck:
+		*opts |= BCH_RS_OPT_FSCK;
+		return 0;
+	case Opt_nochanges:
+		*opts |= BCH_RS_OPT_NOCHANGES;
+		return 0;
+	case Opt_fix_errors:
+		errorfc(fc, "fix_errors: repairs at mount are not supported yet (repair offline: bcachefs-rs fsck -y)");
+		return -EOPNOTSUPP;
+	}
+	return -ENOPARAM;
+}
+
 static int bch_rs_get_tree(struct fs_context *fc)
 {
 	struct super_block *sb;
+	unsigned int *opts = fc->fs_private;
 	int ret;
 
 	if (!fc->source) {
 		errorfc(fc, "no device given");
 		return -EINVAL;
 	}
-	ret = bch_rs_fs_open(fc->source, !!(fc->sb_flags & SB_RDONLY), &fc->s_fs_info);
+	ret = bch_rs_fs_open(fc->source, !!(fc->sb_flags & SB_RDONLY), *opts, &fc->s_fs_info);
 	if (ret)
 		return ret;
 	sb = sget_fc(fc, bch_rs_test_super, bch_rs_set_super);
@@ -96,15 +134,20 @@ static void bch_rs_free_fc(struct fs_context *fc)
 {
 	if (fc->s_fs_info)
 		bch_rs_fs_close(fc->s_fs_info);
+	kfree(fc->fs_private);
 }
 
 static const struct fs_context_operations bch_rs_context_ops = {
+	.parse_param	= bch_rs_parse_param,
 	.get_tree	= bch_rs_get_tree,
 	.free		= bch_rs_free_fc,
 };
 
 static int bch_rs_init_fs_context(struct fs_context *fc)
 {
+	fc->fs_private = kzalloc(sizeof(unsigned int), GFP_KERNEL);
+	if (!fc->fs_private)
+		return -ENOMEM;
 	fc->ops = &bch_rs_context_ops;
 	return 0;
 }

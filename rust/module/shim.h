@@ -123,8 +123,10 @@ int bch_rs_decompress(u32 type, const void *src, size_t src_len, void *dst, size
 struct bch_rs_gc;
 int bch_rs_sysfs_init(void);
 void bch_rs_sysfs_exit(void);
-/* Starts the thread (a first pass runs at once); NULL with *err on failure. */
-struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name, int *err);
+/* Starts the thread (a first pass runs at once when pass_at_start, or when the
+ * gc_at_mount parameter says so); NULL with *err on failure. */
+struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name,
+				  int pass_at_start, int *err);
 /* Removes the files, then stops the thread (kthread_stop) and frees g. */
 void bch_rs_gc_stop(struct bch_rs_gc *g);
 /* In a pass: whether its thread is being stopped. */
@@ -134,7 +136,10 @@ u64 bch_rs_ktime_ns(void);
 /* --- implemented in Rust, called from C --- */
 
 /* Mount: open the filesystem on the devices in source (colon separated). */
-int bch_rs_fs_open(const char *source, int read_only, void **fs);
+/* Mount options (fs_context parameters), as bits of bch_rs_fs_open's opts. */
+#define BCH_RS_OPT_FSCK		1u	/* "fsck": a gc pass checks the filesystem at mount */
+#define BCH_RS_OPT_NOCHANGES	2u	/* "nochanges": nothing is ever written */
+int bch_rs_fs_open(const char *source, int read_only, unsigned int opts, void **fs);
 /* Whether two opened filesystems are the same one (same UUID). */
 int bch_rs_fs_same(void *a, void *b);
 /* A new super block for fs: create its debugfs files. */

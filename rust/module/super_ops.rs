@@ -10,7 +10,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::debugfs::{self, DebugfsTree};
-use crate::fs::Fs;
+use crate::fs::{Fs, MountOpts};
 use crate::gc::GcThread;
 
 /// What a mount holds: the filesystem, its debugfs files and its gc thread.
@@ -50,12 +50,13 @@ pub(crate) unsafe fn fs_of<'a>(m: *mut c_void) -> &'a Arc<Fs> {
 pub(crate) extern "C" fn bch_rs_fs_open(
     source: *const c_char,
     read_only: c_int,
+    opts: c_uint,
     out: *mut *mut c_void,
 ) -> c_int {
     // SAFETY: the VFS hands a NUL-terminated source string that outlives the call.
     let source = unsafe { CStr::from_char_ptr(source) };
     let r = (|| -> Result<KBox<Mounted>> {
-        let fs = Fs::open(source, read_only != 0)?;
+        let fs = Fs::open(source, read_only != 0, MountOpts::from_bits(opts))?;
         KBox::new(
             Mounted {
                 fs,

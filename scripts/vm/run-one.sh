@@ -12,6 +12,8 @@
 #                              for a fixture without one (the damaged images), what
 #                              the userspace tool reads there (bcachefs-rs manifest)
 #   # Files: PATH...           extra host files, in /data in the guest
+#   # Writable: unchanged      attach writable copies of the disks (--rw) and fail
+#                              unless every copy is byte-identical afterwards
 #   # Timeout: SECONDS
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,14 +36,19 @@ if [ -n "$disks" ]; then
         fx=${spec%%/*}; f=${spec#*/}; [ "$f" = "$spec" ] && f=img
         img=$("$top/scripts/fixture-images.sh" "$fx" | grep "/$f\$") ||
             { echo "run-one: no image $spec" >&2; exit 2; }
-        if [ -n "$size" ]; then
-            # A truncated copy (FIXTURE[/FILE]@SIZE), removed after the run.
+        if [ -n "$size" ] || [ -n "$(hdr Writable)" ]; then
+            # A copy (truncated for FIXTURE[/FILE]@SIZE), removed after the run.
             cp --sparse=always "$img" "$tdir/$fx-$f"
-            truncate -s "$size" "$tdir/$fx-$f"
+            chmod u+w "$tdir/$fx-$f"
+            [ -n "$size" ] && truncate -s "$size" "$tdir/$fx-$f"
             img=$tdir/$fx-$f
         fi
         args+=(--disk "$img")
     done
+    if [ -n "$(hdr Writable)" ]; then
+        args+=(--rw)
+        (cd "$tdir" && sha256sum -- * > "$tdir.sums")
+    fi
 fi
 files=$(hdr Files)
 refs=$(hdr Refs)
@@ -71,4 +78,16 @@ if [ -n "$mans" ]; then
     done
 fi
 [ -n "$files" ] && export VM_FILES="$files"
+if [ "$(hdr Writable)" = unchanged ] && [ -n "$disks" ]; then
+    rc=0
+    "$top/scripts/vm/run.sh" "${args[@]}" || rc=$?
+    if ! (cd "$tdir" && sha256sum --quiet -c "$tdir.sums"); then
+        echo "FAIL $(basename "$t"): the guest changed a disk that must stay byte-identical"
+        rc=1
+    else
+        echo "ok: $(grep -c . "$tdir.sums") disks byte-identical after the run"
+    fi
+    rm -f "$tdir.sums"
+    exit $rc
+fi
 "$top/scripts/vm/run.sh" "${args[@]}"

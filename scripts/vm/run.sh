@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Boot the test kernel under QEMU TCG with bcachefs.ko and run one guest script.
 #
-#   scripts/vm/run.sh [--script FILE] [--disk IMG]... [--no-module] [--timeout SEC]
+#   scripts/vm/run.sh [--script FILE] [--disk IMG]... [--rw] [--no-module] [--timeout SEC]
 #                     [--append ARGS] [--name NAME]
 #
 # Disks attach in order as /dev/vda, /dev/vdb, ... (raw, snapshot mode: the guest's
-# writes never reach the image files). The guest loads the module (unless
+# writes never reach the image files). With --rw they attach writable: what the
+# guest writes lands in the files (refused for ../shared and the fixture cache,
+# which other runs read: give copies). The guest loads the module (unless
 # --no-module), runs the script with /bin/sh, and powers off. Everything the
 # script prints is shown; the exit status is the script's, or non-zero when the
 # kernel printed a BUG/WARNING/Oops/KASAN/lockdep report, or the guest hung.
@@ -14,12 +16,13 @@
 # copied to /data in the guest.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-script="" ; disks=() ; module=1 ; timeout=${VM_TIMEOUT:-600} ; append="" ; name=""
+script="" ; disks=() ; module=1 ; timeout=${VM_TIMEOUT:-600} ; append="" ; name="" ; rw=0
 while [ $# -gt 0 ]; do
     case $1 in
         --script) script=$2; shift;;
         --disk) disks+=("$2"); shift;;
         --no-module) module=0;;
+        --rw) rw=1;;
         --timeout) timeout=$2; shift;;
         --append) append=$2; shift;;
         --name) name=$2; shift;;
@@ -76,7 +79,20 @@ INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
 drives=()
-for d in "${disks[@]}"; do drives+=(-drive "file=$d,format=raw,if=virtio,snapshot=on"); done
+snap=on
+if [ $rw = 1 ]; then
+    snap=off
+    cache=$(realpath -m "${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}")
+    shared=$(realpath -m "$top/../shared")
+    for d in "${disks[@]}"; do
+        case $(realpath -m "$d") in
+            "$cache"/*|"$shared"/*)
+                echo "run.sh: --rw would write to $d (a shared fixture or the fixture cache): give a copy" >&2
+                exit 2;;
+        esac
+    done
+fi
+for d in "${disks[@]}"; do drives+=(-drive "file=$d,format=raw,if=virtio,snapshot=$snap"); done
 qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2G -kernel "$bz" -initrd "$work/initrd.gz"
       -append "console=ttyS0 panic=-1 oops=panic loglevel=6 $append" -nographic -no-reboot "${drives[@]}")
 if [ -z "$script" ]; then

@@ -1,7 +1,10 @@
 # VM test: every public fixture with a manifest mounts, and the tree read through
 # the VFS (readdir, lookup, stat, read, readlink) equals its manifest.tsv exactly;
 # unclean's journal is replayed in memory. Every file also reads the same through
-# mmap and through odd-sized reads.
+# mmap and through odd-sized reads. The disks are writable copies, and a ro mount
+# must leave each byte-identical (checked on the host after the run; unclean's
+# journal is replayed in memory only).
+# Writable: unchanged
 # Disks: basic churn csum-crc64 csum-none csum-xxhash lz4 old-version unclean zstd replicas2/dev0 replicas2/dev1
 # Manifests: basic churn csum-crc64 csum-none csum-xxhash lz4 old-version unclean zstd replicas2
 # Timeout: 1800
