@@ -118,6 +118,49 @@ mod tests {
     }
 
     #[test]
+    fn write_lock_second_locker_waits() {
+        use core::sync::atomic::AtomicU32;
+        use kernel::sync::Arc;
+        // A bit of the node's word the test uses to learn the worker is done.
+        const DONE: u32 = 5;
+        let n = Node::new_reading().unwrap();
+        complete(&n);
+        n.lock_bit(WRITE_IN_FLIGHT);
+        assert!(n.test_bit(WRITE_IN_FLIGHT));
+        assert!(!n.test_and_set_bit(DONE));
+        // 1: trying, 2: holds the lock.
+        let state = Arc::new(AtomicU32::new(0), GFP_KERNEL).unwrap();
+        let (n2, s2) = (n.clone(), state.clone());
+        kernel::workqueue::system()
+            .try_spawn(GFP_KERNEL, move || {
+                s2.store(1, Ordering::Release);
+                n2.lock_bit(WRITE_IN_FLIGHT);
+                s2.store(2, Ordering::Release);
+                n2.clear_bit_wake(WRITE_IN_FLIGHT);
+                n2.clear_bit_wake(DONE);
+            })
+            .unwrap();
+        let mut ms = 0;
+        while state.load(Ordering::Acquire) == 0 {
+            // SAFETY: a plain sleep, in process context.
+            unsafe { crate::shim::bch_rs_msleep(1) };
+            ms += 1;
+            // The second locker never started.
+            assert!(ms < 10_000);
+        }
+        // It tries while we hold the bit: it must still be waiting a while later.
+        // SAFETY: as above.
+        unsafe { crate::shim::bch_rs_msleep(50) };
+        // The second locker did not wait.
+        assert_eq!(state.load(Ordering::Acquire), 1);
+        n.clear_bit_wake(WRITE_IN_FLIGHT);
+        // Unlocking woke it: it takes the bit, lets it go and says it is done.
+        n.wait_on_bit(DONE);
+        assert_eq!(state.load(Ordering::Acquire), 2);
+        assert!(!n.test_bit(WRITE_IN_FLIGHT));
+    }
+
+    #[test]
     fn cache_lookup_and_lru_eviction() {
         let c = NodeCache::new().unwrap();
         let limit = 2;

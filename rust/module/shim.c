@@ -9,6 +9,7 @@
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/slab.h>
+#include <linux/delay.h>
 #include <linux/blkdev.h>
 #include <linux/bio.h>
 #include <linux/highmem.h>
@@ -301,6 +302,16 @@ void bch_rs_read_done(void *buf, size_t len)
 void bch_rs_wait_on_bit_io(unsigned long *word, int bit)
 {
 	wait_on_bit_io(word, bit, TASK_UNINTERRUPTIBLE);
+}
+
+void bch_rs_wait_on_bit_lock_io(unsigned long *word, int bit)
+{
+	wait_on_bit_lock_io(word, bit, TASK_UNINTERRUPTIBLE);
+}
+
+void bch_rs_msleep(unsigned int ms)
+{
+	msleep(ms);
 }
 
 void bch_rs_clear_bit_unlock_wake(unsigned long *word, int bit)

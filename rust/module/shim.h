@@ -94,6 +94,9 @@ void bch_rs_read_done(void *buf, size_t len);
 
 /* IO lock bits, wait_on_bit style. */
 void bch_rs_wait_on_bit_io(unsigned long *word, int bit);
+/* Takes the bit, sleeping (in IO wait) while another holder has it. */
+void bch_rs_wait_on_bit_lock_io(unsigned long *word, int bit);
+void bch_rs_msleep(unsigned int ms);
 void bch_rs_clear_bit_unlock_wake(unsigned long *word, int bit);
 
 /* A workqueue of the filesystem's own, for read completions. */

@@ -141,6 +141,15 @@ impl Node {
         unsafe { shim::bch_rs_wait_on_bit_io(self.flags.as_ptr().cast(), bit as c_int) };
     }
 
+    /// Takes IO lock bit `bit` (`wait_on_bit_lock_io`): at once when it is clear,
+    /// else after sleeping until its holder clears it. The write path holds
+    /// `WRITE_IN_FLIGHT` this way; [`Node::clear_bit_wake`] lets the next one in.
+    pub(crate) fn lock_bit(&self, bit: u32) {
+        // SAFETY: as in `wait_on_bit`; the lock is an atomic test-and-set of the
+        // word, and the sleep waits on the word's bit waitqueue.
+        unsafe { shim::bch_rs_wait_on_bit_lock_io(self.flags.as_ptr().cast(), bit as c_int) };
+    }
+
     /// Clears IO lock bit `bit` (release) and wakes its waiters.
     pub(crate) fn clear_bit_wake(&self, bit: u32) {
         // SAFETY: as in `wait_on_bit`; clear_bit_unlock is an atomic RMW of the word.
