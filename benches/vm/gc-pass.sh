@@ -1,5 +1,5 @@
 # Benchmark (not a test): inside the VM, the time of full gc passes over churn:
-# the pass at mount (nodes read from disk), then 3 triggered passes (nodes cached),
+# the pass at mount (-o fsck; nodes read from disk), then 3 triggered passes (nodes cached),
 # then 3 with a 16-node cache (every node read again). Prints figures.
 # Run: scripts/bench.sh gc
 # Disks: churn
@@ -17,7 +17,7 @@ report() {
 }
 for cache in 4096 16; do
     insmod /bcachefs.ko btree_cache_max=$cache || fail insmod
-    mount -t bcachefs -o ro /dev/vda /mnt || fail mount
+    mount -t bcachefs -o ro,fsck /dev/vda /mnt || fail mount
     wait_passes 1
     report "cache $cache, pass at mount"
     for i in 2 3 4; do

@@ -5,7 +5,8 @@
 # Needs: nomodule
 # Timeout: 1500
 . /lib.sh
-# No gc pass at mount: it would read every node before the readers start.
+# No gc pass at mount (the default; said here too): it would read every node
+# before the readers start.
 insmod /bcachefs.ko gc_at_mount=0 || fail insmod
 mkdir -p /mnt
 mount -t bcachefs -o ro /dev/vda /mnt || fail mount

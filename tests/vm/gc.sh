@@ -1,4 +1,4 @@
-# VM test: the gc thread. It runs a pass at mount (counters equal what
+# VM test: the gc thread. It runs a pass at mount with -o fsck (counters equal what
 # `bcachefs-rs check -v` counts offline on the same image), runs another when
 # internal/trigger_gc is written while 4 readers walk the tree (their trees stay
 # equal to the manifest), runs periodically when gc_period_secs is set, reports the
@@ -30,8 +30,9 @@ wait_passes() {
     done
 }
 
-# 1. A pass at mount, by a thread named after the device.
-mount -t bcachefs -o ro /dev/vda /mnt || fail "mount churn"
+# 1. A pass at mount (-o fsck: a plain mount runs none), by a thread named after
+#    the device.
+mount -t bcachefs -o ro,fsck /dev/vda /mnt || fail "mount churn"
 threads() { cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^bch-gc/'; }
 cat /proc/[0-9]*/comm 2>/dev/null | grep -qx 'bch-gc/vda' || fail "no bch-gc/vda thread"
 wait_passes 1
@@ -105,7 +106,7 @@ while :; do
     echo "attempt $try: the pass finished before the unmount reached it"
     try=$((try + 1))
     [ $try -le 5 ] || fail "the pass was never stopped by the unmount (5 attempts)"
-    mount -t bcachefs -o ro /dev/vda /mnt || fail "remount churn"
+    mount -t bcachefs -o ro,fsck /dev/vda /mnt || fail "remount churn"
     wait_passes 1
 done
 dmesg | grep 'gc pass stopped (unmount)' | tail -n 1
@@ -121,7 +122,7 @@ ok "periodic: $(st passes) passes without a trigger, basic clean"
 umount /mnt || fail "umount basic"
 
 # 5. The damaged-topology hole.
-mount -t bcachefs -o ro /dev/vdc /mnt || fail "mount damaged-topology"
+mount -t bcachefs -o ro,fsck /dev/vdc /mnt || fail "mount damaged-topology"
 wait_passes 1
 cat "$(gcdir)/gc_status"
 dmesg | grep 'gc: ' | tail -n 6

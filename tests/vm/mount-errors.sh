@@ -1,8 +1,8 @@
 # VM test: bad mounts fail with a clear log line and an error code, and leave nothing
 # behind: a missing device, an unknown option, fix_errors (repairs at mount are not
 # there yet), a device given twice, a read-write mount, a device without a bcachefs
-# superblock. And the options that are there: -o fsck runs a gc pass at mount even
-# with gc_at_mount=0, nochanges is taken.
+# superblock. And the options that are there: a plain mount runs no gc pass,
+# -o fsck runs one, nochanges is taken.
 # Disks: basic
 . /lib.sh
 mkdir -p /mnt
@@ -17,11 +17,10 @@ try "missing device" "cannot open" -o ro /dev/nonexistent
 try "unknown option" "Unknown parameter" -o ro,no_such_option /dev/vda
 try "device given twice" "given twice" -o ro /dev/vda:/dev/vda
 try "fix_errors" "fix_errors: repairs at mount are not supported yet" -o ro,fsck,fix_errors /dev/vda
-echo 0 > /sys/module/bcachefs/parameters/gc_at_mount || fail "gc_at_mount not writable"
 mount -t bcachefs -o ro /dev/vda /mnt || fail "mount -o ro"
 sleep 2
-grep -q '^passes: 0$' /sys/fs/bcachefs/*/internal/gc_status || fail "a pass ran with gc_at_mount=0"
-grep -q '^running: 0$' /sys/fs/bcachefs/*/internal/gc_status || fail "a pass runs with gc_at_mount=0"
+grep -q '^passes: 0$' /sys/fs/bcachefs/*/internal/gc_status || fail "a plain mount ran a gc pass"
+grep -q '^running: 0$' /sys/fs/bcachefs/*/internal/gc_status || fail "a plain mount runs a gc pass"
 umount /mnt || fail umount
 dmesg -c > /dev/null
 mount -t bcachefs -o ro,fsck,nochanges /dev/vda /mnt || fail "mount -o ro,fsck,nochanges"
@@ -32,8 +31,7 @@ while ! grep -q '^passes: [1-9]' /sys/fs/bcachefs/*/internal/gc_status ||
     sleep 0.5
 done
 umount /mnt || fail umount
-echo 1 > /sys/module/bcachefs/parameters/gc_at_mount
-ok "gc_at_mount=0: no pass on a plain mount, one with -o ro,fsck,nochanges"
+ok "no gc pass on a plain mount, one with -o ro,fsck,nochanges"
 dmesg -c > /dev/null
 mount -t bcachefs /dev/vda /mnt 2>/dev/null && umount /mnt
 dmesg | grep -q "read-write mounts are not supported" || fail "read-write mount not refused"
