@@ -8,7 +8,10 @@
 #                                check) and in the VM (the gc thread's passes)
 #   scripts/bench.sh fsck        bcachefs-rs fsck -n and fsck -y (nothing to repair,
 #                                on a copy) on ../shared/perf/big.img beside the
-#                                reference's fsck -n: wall and peak RSS, median of 3
+#                                reference's fsck -n; and fsck -y of damaged-csum (a
+#                                node rewritten to new space), ours and the
+#                                reference's, each on a fresh copy: wall and peak
+#                                RSS, median of 3
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 case ${1:-} in
@@ -57,7 +60,10 @@ fsck)
 import resource, statistics, subprocess, sys, time
 label, cmd = sys.argv[1], sys.argv[2:]
 walls, rss = [], []
+import os
 for _ in range(3):
+    if os.environ.get("PREP"):
+        subprocess.run(["sh", "-c", os.environ["PREP"]], check=True)
     t = time.monotonic()
     p = subprocess.run(["python3", "-c",
         "import resource,subprocess,sys;"
@@ -77,6 +83,18 @@ PY
         echo "SKIP reference: $ref absent"
     fi
     cmp -s "$big" "$copy" && echo "BENCH fsck -y left big.img byte-identical" || echo "BENCH fsck -y CHANGED big.img"
+    # A repair that rewrites a node: damaged-csum, a fresh copy for every run.
+    if dc=$("$top/scripts/fixture-images.sh" damaged-csum 2>/dev/null | grep '/img$'); then
+        rw=$top/build/bench/rewrite/img
+        mkdir -p "$(dirname "$rw")"
+        export PREP="cp --sparse=always '$dc' '$rw' && chmod u+w '$rw'"
+        measure "bcachefs-rs fsck -y rewrite" "$top/target/release/bcachefs-rs" fsck -y "$rw"
+        [ -x "$ref" ] && measure "reference fsck -y rewrite" "$ref" fsck -y "$rw"
+        unset PREP
+        rm -f "$rw"
+    else
+        echo "SKIP rewrite: no damaged-csum fixture"
+    fi
     ;;
 *)
     echo "usage: scripts/bench.sh tree-walk|offline|gc|fsck" >&2
