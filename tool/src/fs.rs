@@ -443,27 +443,20 @@ impl Fs {
                 let nb = (node_sectors / s.block_sectors().max(1)) as usize + 1;
                 let mut bsets = vec![BsetRef::default(); nb];
                 let mut warns = Vec::new();
-                let mut warn = |e: NodeError| warns.push(e);
-                match read_bsets(&buf, &ctx, &mut bsets, &mut warn) {
-                    // A later bset that fails its checksum: another replica may
-                    // hold it whole, and only the salvage pass uses its keys, as
-                    // upstream's read does (ending the node there loses them).
-                    Ok(_)
-                        if !accept_bad_csum
-                            && warns
-                                .iter()
-                                .any(|e| matches!(e, NodeError::BadChecksum { .. })) =>
-                    {
-                        let e = warns
-                            .iter()
-                            .copied()
-                            .find(|e| matches!(e, NodeError::BadChecksum { .. }));
-                        if let Some(e) = e {
-                            errs.push((p, e.to_string()));
-                            first.get_or_insert(Some(e));
-                        }
+                let r = read_bsets(&buf, &ctx, &mut bsets, &mut |e| warns.push(e));
+                // A later bset that fails its checksum: another replica may hold
+                // it whole, and only the salvage pass uses its keys, as upstream's
+                // read does (ending the node there loses them).
+                let later_bad = warns
+                    .iter()
+                    .copied()
+                    .find(|e| matches!(e, NodeError::BadChecksum { .. }));
+                match (r, later_bad) {
+                    (Ok(_), Some(e)) if !accept_bad_csum => {
+                        errs.push((p, e.to_string()));
+                        first.get_or_insert(Some(e));
                     }
-                    Ok((h, n)) => {
+                    (Ok((h, n)), _) => {
                         bsets.truncate(n);
                         // Checksum failures of the salvage pass were reported by the
                         // first pass; other warnings (a torn later bset) are new.
@@ -481,7 +474,7 @@ impl Fs {
                             first: first.flatten(),
                         });
                     }
-                    Err(e) => {
+                    (Err(e), _) => {
                         if !accept_bad_csum {
                             errs.push((p, e.to_string()));
                             first.get_or_insert(Some(e));

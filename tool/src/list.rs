@@ -162,15 +162,13 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// The merged keys of a node that was read, the journal overlaid, and what the
-/// validating merge dropped. Accounting deltas in the journal show as `view` says.
-pub fn merged_keys(
-    fs: &Fs,
+/// The keys of a node that was read, its bsets merged (newest wins, invalid keys
+/// dropped; no journal overlaid), and what the validating merge dropped.
+pub fn node_merged(
+    nr: &crate::fs::NodeRead,
     btree: u32,
     level: u8,
-    nr: &crate::fs::NodeRead,
-    view: jkeys::AcctView,
-) -> (Vec<OwnedKey>, bcachefs_core::btree::sort::MergeStats) {
+) -> (Vec<(Bkey, &[u8])>, bcachefs_core::btree::sort::MergeStats) {
     let mut cursors = vec![Cursor::default(); nr.bsets.len()];
     let mut m = Merge::new(
         &nr.buf,
@@ -181,8 +179,20 @@ pub fn merged_keys(
         &mut cursors,
     )
     .validating(btree, level);
-    let merged: Vec<(Bkey, &[u8])> = m.by_ref().map(|mk| (mk.k, mk.v)).collect();
-    let stats = m.stats;
+    let merged = m.by_ref().map(|mk| (mk.k, mk.v)).collect();
+    (merged, m.stats)
+}
+
+/// The merged keys of a node that was read, the journal overlaid, and what the
+/// validating merge dropped. Accounting deltas in the journal show as `view` says.
+pub fn merged_keys(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    nr: &crate::fs::NodeRead,
+    view: jkeys::AcctView,
+) -> (Vec<OwnedKey>, bcachefs_core::btree::sort::MergeStats) {
+    let (merged, stats) = node_merged(nr, btree, level);
     let jk = jkeys::keys_in(&fs.journal_keys, btree, level, nr.h.min_key, nr.h.max_key);
     let mut acct = [0u8; 8 * 256];
     let keys = jkeys::Overlay::new(merged.into_iter(), jk)

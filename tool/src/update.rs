@@ -36,7 +36,6 @@ use bcachefs_core::btree::interior::{
 };
 use bcachefs_core::btree::ptr::{set_sectors_written, BtreePtr, ExtentPtr};
 use bcachefs_core::btree::read::{read_bsets, BsetRef, NodeCtx};
-use bcachefs_core::btree::sort::{Cursor, Merge};
 use bcachefs_core::btree::update::Unwritten;
 use bcachefs_core::btree::write::{new_header, write_bset, written, WriteCtx, WriteError};
 use bcachefs_core::data::extents_format::BtreePtrV2;
@@ -46,7 +45,7 @@ use bcachefs_core::sb::JsetEntries;
 
 use crate::fs::{Fs, Root};
 use crate::hash::Hashes;
-use crate::list::Walk;
+use crate::list::{node_merged, Walk};
 use crate::repair::{leaf_key, meta_csum_type, node_id, path_to, NodeId, Update};
 
 /// Bytes to write: `data` at byte `off` of device `dev`.
@@ -488,19 +487,11 @@ fn node_live_keys(fs: &Fs, t: &Touched) -> Result<LiveKeys, String> {
     let nr = fs
         .read_node(t.btree, t.level, &t.k, &t.v)
         .map_err(|f| format!("{}: unreadable, cannot be rewritten: {:?}", what(t), f.errs))?;
-    let mut cursors = vec![Cursor::default(); nr.bsets.len()];
-    let m = Merge::new(
-        &nr.buf,
-        nr.h.format,
-        nr.h.min_key,
-        nr.h.max_key,
-        &nr.bsets,
-        &mut cursors,
-    )
-    .validating(t.btree, t.level);
-    let keys = m
-        .filter(|mk| mk.k.typ != KeyType::Deleted as u8)
-        .map(|mk| (mk.k, mk.v.to_vec()))
+    let keys = node_merged(&nr, t.btree, t.level)
+        .0
+        .into_iter()
+        .filter(|(k, _)| k.typ != KeyType::Deleted as u8)
+        .map(|(k, v)| (k, v.to_vec()))
         .collect();
     Ok(((nr.h.flags >> 32) as u32, keys, nr.h.format))
 }
@@ -724,8 +715,6 @@ struct DevSpace {
     nbuckets: u64,
     bitmap: u64,
     shift: u8,
-    /// Freespace extents `[start, end)` over `genbits | bucket`.
-    extents: Vec<(u64, u64)>,
     /// The bucket being filled: (bucket, gen, nodes handed out).
     open: Option<(u64, u8, u32)>,
 }
@@ -742,10 +731,8 @@ struct Allocator<'a> {
     /// Alloc keys read, by bucket.
     keys: BTreeMap<(u32, u64), AllocV4>,
     flushed_seq: u64,
-    /// Freespace keys the allocations rewrite: (dev, end) -> size (0: deleted).
-    punched: BTreeMap<(u32, u64), u64>,
-    /// Buckets handed out, with the nodes taken from each.
-    pub taken: Vec<(u32, u64, u8)>,
+    /// The freespace btree, less the buckets handed out.
+    free: Freespace,
 }
 
 impl<'a> Allocator<'a> {
@@ -755,25 +742,11 @@ impl<'a> Allocator<'a> {
     ) -> Result<Allocator<'a>, String> {
         let s = fs.sb();
         let mut devs = Vec::new();
-        let mut by_dev: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
-        let mut w = Walk { fs, errors: 0 };
-        w.leaf_keys(ids::btree::FREESPACE, &mut |k| {
-            if k.k.typ == KeyType::Set as u8 && k.k.size > 0 {
-                let end = k.k.p.offset;
-                by_dev
-                    .entry(k.k.p.inode as u32)
-                    .or_default()
-                    .push((end.saturating_sub(u64::from(k.k.size)), end));
-            }
-        });
         for (i, d) in fs.devs.iter().enumerate() {
             if d.is_none() {
                 continue;
             }
             let m = s.member(i).ok_or("no member")?;
-            let mut extents = by_dev.remove(&(i as u32)).unwrap_or_default();
-            // Lowest genbits class first, lowest bucket within it.
-            extents.sort_unstable();
             devs.push(DevSpace {
                 dev: i as u32,
                 bucket_size: u64::from(m.bucket_size()),
@@ -781,7 +754,6 @@ impl<'a> Allocator<'a> {
                 nbuckets: m.nbuckets(),
                 bitmap: m.btree_allocated_bitmap(),
                 shift: m.btree_bitmap_shift(),
-                extents,
                 open: None,
             });
         }
@@ -802,8 +774,7 @@ impl<'a> Allocator<'a> {
             busy,
             keys: BTreeMap::new(),
             flushed_seq: fs.journal_seq,
-            punched: BTreeMap::new(),
-            taken: Vec::new(),
+            free: Freespace::read(fs),
         })
     }
 
@@ -844,15 +815,6 @@ impl<'a> Allocator<'a> {
         let d = &mut self.devs[i];
         let (bucket, gen, n) = d.open.ok_or("no open bucket")?;
         d.open = Some((bucket, gen, n + 1));
-        if let Some(t) = self
-            .taken
-            .iter_mut()
-            .find(|t| t.0 == d.dev && t.1 == bucket)
-        {
-            t.2 += 1;
-        } else {
-            self.taken.push((d.dev, bucket, 1));
-        }
         Ok(Some(ExtentPtr {
             dev: d.dev as u8,
             offset: bucket * d.bucket_size + u64::from(n) * u64::from(self.node_sectors),
@@ -864,34 +826,25 @@ impl<'a> Allocator<'a> {
 
     /// A free bucket of device `i`: marked in the btree bitmap first, then any.
     fn bucket(&mut self, i: usize) -> Result<Option<(u64, u8)>, String> {
+        let dev = self.devs[i].dev;
         for want_marked in [true, false] {
-            let mut e = 0;
-            while e < self.devs[i].extents.len() {
-                let (start, end) = self.devs[i].extents[e];
-                let mut pos = start;
-                while pos < end {
+            for (start, end) in self.free.of(dev) {
+                for pos in start..end {
                     let d = &self.devs[i];
                     let bucket = pos & FREESPACE_BUCKET_MASK;
-                    if want_marked
-                        && !bitmap_marked(d.bitmap, d.shift, bucket * d.bucket_size, d.bucket_size)
+                    if (want_marked
+                        && !bitmap_marked(d.bitmap, d.shift, bucket * d.bucket_size, d.bucket_size))
+                        || self.busy.contains(&(dev, bucket))
                     {
-                        pos += 1;
                         continue;
                     }
-                    if self.busy.contains(&(d.dev, bucket)) {
-                        pos += 1;
-                        continue;
-                    }
-                    let a = self.alloc_key(d.dev, bucket)?;
-                    let d = &self.devs[i];
-                    if bucket_usable(pos, &a, d.first_bucket, d.nbuckets, self.flushed_seq).is_ok()
-                    {
-                        self.take(i, e, pos);
+                    let (first, nbuckets) = (d.first_bucket, d.nbuckets);
+                    let a = self.alloc_key(dev, bucket);
+                    if bucket_usable(pos, &a, first, nbuckets, self.flushed_seq).is_ok() {
+                        self.free.take(dev, pos);
                         return Ok(Some((bucket, a.gen)));
                     }
-                    pos += 1;
                 }
-                e += 1;
             }
         }
         Ok(None)
@@ -899,41 +852,13 @@ impl<'a> Allocator<'a> {
 
     /// The alloc key of a bucket as it is on disk (a hole reads as a free bucket
     /// of gen 0).
-    fn alloc_key(&mut self, dev: u32, bucket: u64) -> Result<AllocV4, String> {
-        if let Some(a) = self.keys.get(&(dev, bucket)) {
-            return Ok(*a);
-        }
-        let a = leaf_key(
-            self.fs,
-            ids::btree::ALLOC,
-            Bpos::new(u64::from(dev), bucket, 0),
-        )
-        .and_then(|(k, v)| AllocV4::from_key(k.typ, &v))
-        .unwrap_or_default();
-        self.keys.insert((dev, bucket), a);
-        Ok(a)
-    }
-
-    /// Takes `pos` out of extent `e` of device `i`.
-    fn take(&mut self, i: usize, e: usize, pos: u64) {
-        let d = &mut self.devs[i];
-        let (start, end) = d.extents[e];
-        let (front, back) = freespace_punch(start, end, pos);
-        d.extents.remove(e);
-        let dev = d.dev;
-        match back {
-            Some((end, size)) => {
-                d.extents.insert(e, (end - size, end));
-                self.punched.insert((dev, end), size);
-            }
-            None => {
-                self.punched.insert((dev, end), 0);
-            }
-        }
-        if let Some((fend, size)) = front {
-            self.devs[i].extents.insert(e, (fend - size, fend));
-            self.punched.insert((dev, fend), size);
-        }
+    fn alloc_key(&mut self, dev: u32, bucket: u64) -> AllocV4 {
+        let fs = self.fs;
+        *self.keys.entry((dev, bucket)).or_insert_with(|| {
+            leaf_key(fs, ids::btree::ALLOC, Bpos::new(u64::from(dev), bucket, 0))
+                .and_then(|(k, v)| AllocV4::from_key(k.typ, &v))
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -1122,26 +1047,8 @@ fn triggers(
             gv,
         ));
     }
-    for (&(dev, end), &size) in &alloc.punched {
-        let p = Bpos::new(u64::from(dev), end, 0);
-        if size == 0 {
-            put(plain(
-                ids::btree::FREESPACE,
-                KeyType::Deleted,
-                p,
-                0,
-                Vec::new(),
-            ));
-        } else {
-            let size = u32::try_from(size).map_err(|_| "freespace extent too long")?;
-            put(plain(
-                ids::btree::FREESPACE,
-                KeyType::Set,
-                p,
-                size,
-                Vec::new(),
-            ));
-        }
+    for u in alloc.free.updates() {
+        put(u);
     }
     // Accounting: each delta on top of the key as the caller leaves it, or as it
     // is; the node gets the total, the journal the delta, both with a bversion
@@ -1202,59 +1109,100 @@ fn triggers(
     Ok(upd)
 }
 
-/// The freespace keys that take the positions `holes` (dev, `genbits | bucket`) out
-/// of the freespace btree's extents, as the transaction layer's extent overwrite
-/// does (`bch2_btree_bit_mod_iter` deleting one bucket from a longer extent): the
-/// extent holding each is cut around it (the core's `freespace_punch`). Positions
-/// no extent holds need nothing.
-pub fn punch_freespace(fs: &Fs, holes: &[(u32, u64)]) -> Vec<Update> {
-    let mut extents: BTreeMap<(u32, u64), u64> = BTreeMap::new(); // (dev, end) -> start
-    let mut w = Walk { fs, errors: 0 };
-    w.leaf_keys(ids::btree::FREESPACE, &mut |k| {
-        if k.k.typ == KeyType::Set as u8 && k.k.size > 0 {
-            let end = k.k.p.offset;
-            extents.insert(
-                (k.k.p.inode as u32, end),
-                end.saturating_sub(u64::from(k.k.size)),
-            );
+/// The freespace btree's extents, and the buckets a commit takes out of them as
+/// the transaction layer's extent overwrite does (`bch2_btree_bit_mod_iter`
+/// deleting one bucket from a longer extent): each taken position cuts the extent
+/// holding it (the core's `freespace_punch`), and the keys that change are kept.
+struct Freespace {
+    /// Extents `[start, end)` over `genbits | bucket`: (dev, end) -> start. By end
+    /// is by start too: extents do not overlap.
+    extents: BTreeMap<(u32, u64), u64>,
+    /// Keys the cuts rewrite: (dev, end) -> size, 0 when the key goes.
+    changed: BTreeMap<(u32, u64), u64>,
+}
+
+impl Freespace {
+    fn read(fs: &Fs) -> Freespace {
+        let mut extents = BTreeMap::new();
+        let mut w = Walk { fs, errors: 0 };
+        w.leaf_keys(ids::btree::FREESPACE, &mut |k| {
+            if k.k.typ == KeyType::Set as u8 && k.k.size > 0 {
+                let end = k.k.p.offset;
+                extents.insert(
+                    (k.k.p.inode as u32, end),
+                    end.saturating_sub(u64::from(k.k.size)),
+                );
+            }
+        });
+        Freespace {
+            extents,
+            changed: BTreeMap::new(),
         }
-    });
-    let mut out: BTreeMap<(u32, u64), u64> = BTreeMap::new(); // (dev, end) -> size, 0 = gone
-    for &(dev, pos) in holes {
-        let Some((&(_, end), &start)) = extents
+    }
+
+    /// Device `dev`'s extents `(start, end)`, lowest genbits class and bucket
+    /// first.
+    fn of(&self, dev: u32) -> Vec<(u64, u64)> {
+        self.extents
+            .range((dev, 0)..=(dev, u64::MAX))
+            .map(|(&(_, end), &start)| (start, end))
+            .collect()
+    }
+
+    /// Takes position `pos` of device `dev` out of the extent holding it, if any.
+    fn take(&mut self, dev: u32, pos: u64) {
+        let Some((&(_, end), &start)) = self
+            .extents
             .range((dev, pos.saturating_add(1))..=(dev, u64::MAX))
             .next()
         else {
-            continue;
+            return;
         };
         if start > pos {
-            continue;
+            return;
         }
-        extents.remove(&(dev, end));
+        self.extents.remove(&(dev, end));
         let (front, back) = freespace_punch(start, end, pos);
         match back {
             Some((e, size)) => {
-                extents.insert((dev, e), e - size);
-                out.insert((dev, e), size);
+                self.extents.insert((dev, e), e - size);
+                self.changed.insert((dev, e), size);
             }
             None => {
-                out.insert((dev, end), 0);
+                self.changed.insert((dev, end), 0);
             }
         }
         if let Some((e, size)) = front {
-            extents.insert((dev, e), e - size);
-            out.insert((dev, e), size);
+            self.extents.insert((dev, e), e - size);
+            self.changed.insert((dev, e), size);
         }
     }
-    out.into_iter()
-        .map(|((dev, end), size)| {
-            let p = Bpos::new(u64::from(dev), end, 0);
-            match u32::try_from(size) {
-                Ok(size) if size > 0 => {
-                    plain(ids::btree::FREESPACE, KeyType::Set, p, size, Vec::new())
+
+    /// The keys that say what was taken.
+    fn updates(&self) -> Vec<Update> {
+        self.changed
+            .iter()
+            .map(|(&(dev, end), &size)| {
+                let p = Bpos::new(u64::from(dev), end, 0);
+                // A piece of an extent whose size was a u32 has a u32 size.
+                match u32::try_from(size) {
+                    Ok(size) if size > 0 => {
+                        plain(ids::btree::FREESPACE, KeyType::Set, p, size, Vec::new())
+                    }
+                    _ => plain(ids::btree::FREESPACE, KeyType::Deleted, p, 0, Vec::new()),
                 }
-                _ => plain(ids::btree::FREESPACE, KeyType::Deleted, p, 0, Vec::new()),
-            }
-        })
-        .collect()
+            })
+            .collect()
+    }
+}
+
+/// The freespace keys that take the positions `holes` (dev, `genbits | bucket`) out
+/// of the freespace btree's extents ([`Freespace::take`]). Positions no extent
+/// holds need nothing.
+pub fn punch_freespace(fs: &Fs, holes: &[(u32, u64)]) -> Vec<Update> {
+    let mut f = Freespace::read(fs);
+    for &(dev, pos) in holes {
+        f.take(dev, pos);
+    }
+    f.updates()
 }

@@ -7,34 +7,14 @@
 
 mod common;
 
+use common::{bin, copy_fixture, reference, run};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bcachefs_core::alloc::format::AllocV4;
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_bcachefs-rs")
-}
-
-fn reference() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/bcachefs");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: {} not present", p.display());
-        None
-    }
-}
-
-fn run(cmd: &mut Command) -> (Option<i32>, String) {
-    let o = cmd.output().unwrap();
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
-    )
-}
 
 fn ours(args: &[&str], img: &Path) -> (Option<i32>, String) {
     run(Command::new(bin()).args(args).arg(img))
@@ -328,39 +308,6 @@ fn rewrite_stopped_after_each_write() {
     std::fs::remove_dir_all(devs[0].parent().unwrap()).unwrap();
 }
 
-/// A copy of fixture `fx` in its own scratch directory, device files named as the
-/// fixture names them.
-fn copy_fixture(fx: &str, tag: &str) -> Option<Vec<PathBuf>> {
-    let files = common::files(fx)?;
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{}-{}-{}",
-        tag,
-        fx,
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    Some(
-        files
-            .iter()
-            .map(|f| {
-                let dst = dir.join(Path::new(f).file_name().unwrap());
-                let st = Command::new("cp")
-                    .args(["--sparse=always"])
-                    .arg(f)
-                    .arg(&dst)
-                    .status()
-                    .unwrap();
-                assert!(st.success());
-                let mut perm = std::fs::metadata(&dst).unwrap().permissions();
-                #[allow(clippy::permissions_set_readonly_false)]
-                perm.set_readonly(false);
-                std::fs::set_permissions(&dst, perm).unwrap();
-                dst
-            })
-            .collect(),
-    )
-}
-
 fn ours_on(args: &[&str], devs: &[PathBuf]) -> (Option<i32>, String) {
     run(Command::new(bin()).args(args).args(devs))
 }
@@ -578,6 +525,15 @@ fn moved_node_end(
     assert!(root.level >= 1, "{} {} has one node", fx, btree);
     let mut w = Walk { fs: &fs, errors: 0 };
     let children = w.node_keys(btree, root.level, &root.k, &root.v);
+    // The moved pointers, through the tool's own commit path.
+    let write = |updates: Vec<Update>| {
+        let mut sink = FileSink::open(&fs, &paths).unwrap();
+        let txn = Txn {
+            updates,
+            ..Default::default()
+        };
+        commit(&fs, &txn, &SbChanges::default(), &mut sink).unwrap();
+    };
     if let Some(first) = children.first() {
         let keys = w.node_keys(btree, root.level - 1, &first.k, &first.v);
         if let Some(Move::FirstStart(start)) = keys
@@ -594,17 +550,7 @@ fn moved_node_end(
                 v,
                 journal_v: None,
             }];
-            let mut sink = FileSink::open(&fs, &paths).unwrap();
-            commit(
-                &fs,
-                &Txn {
-                    updates,
-                    ..Default::default()
-                },
-                &SbChanges::default(),
-                &mut sink,
-            )
-            .unwrap();
+            write(updates);
             return Some(devs);
         }
     }
@@ -657,17 +603,7 @@ fn moved_node_end(
                 }]
             }
         };
-        let mut sink = FileSink::open(&fs, &paths).unwrap();
-        commit(
-            &fs,
-            &Txn {
-                updates,
-                ..Default::default()
-            },
-            &SbChanges::default(),
-            &mut sink,
-        )
-        .unwrap();
+        write(updates);
         return Some(devs);
     }
     panic!("{}: no two children to move between", fx);

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{bin, reference, run};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,51 +25,9 @@ use bcachefs_rs::hash::Hashes;
 use bcachefs_rs::repair::{commit, leaf_key, FileSink, SbChanges, Update};
 use bcachefs_rs::update::{Stats, Txn};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_bcachefs-rs")
-}
-
-fn reference() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/bcachefs");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: {} not present", p.display());
-        None
-    }
-}
-
-fn run(cmd: &mut Command) -> (Option<i32>, String) {
-    let o = cmd.output().unwrap();
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
-    )
-}
-
-/// A copy of fixture `fx`'s single device as `<scratch>/img`.
+/// A copy of fixture `fx`'s single device, in its own scratch directory.
 fn copy_fixture(fx: &str, tag: &str) -> Option<PathBuf> {
-    let files = common::files(fx)?;
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{}-{}-{}",
-        tag,
-        fx,
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let dst = dir.join("img");
-    let st = Command::new("cp")
-        .args(["--sparse=always"])
-        .arg(&files[0])
-        .arg(&dst)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let mut perm = std::fs::metadata(&dst).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&dst, perm).unwrap();
-    Some(dst)
+    common::copy_fixture(fx, tag).map(|mut d| d.remove(0))
 }
 
 /// Lines of upstream's `fsck -n` that report anything: its exit code and those
@@ -798,26 +758,9 @@ fn rewrite_and_bitmap_gc_in_one_commit() {
 /// upstream's fsck finds nothing and lists the dirents the fixture had.
 #[test]
 fn replicated_node_rewritten_on_both_devices() {
-    let Some(files) = common::files("replicas2") else {
+    let Some(devs) = common::copy_fixture("replicas2", "rewrite") else {
         return;
     };
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("rewrite-replicas2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let devs: Vec<PathBuf> = ["dev0", "dev1"].iter().map(|n| dir.join(n)).collect();
-    for (f, d) in files.iter().zip(&devs) {
-        assert!(Command::new("cp")
-            .args(["--sparse=always"])
-            .arg(f)
-            .arg(d)
-            .status()
-            .unwrap()
-            .success());
-        let mut perm = std::fs::metadata(d).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perm.set_readonly(false);
-        std::fs::set_permissions(d, perm).unwrap();
-    }
     let paths: Vec<String> = devs.iter().map(|d| d.display().to_string()).collect();
     let fs = Fs::open(&paths).unwrap();
     let btree = ids::btree::DIRENTS;
@@ -826,9 +769,7 @@ fn replicated_node_rewritten_on_both_devices() {
     let old_ptrs: Vec<_> = old.ptrs().collect();
     assert_eq!(old_ptrs.len(), 2);
     // The second bset's header, past the checksum: a bit of its journal seq.
-    let mut nr = fs.read_node(btree, 0, &k, &v).unwrap();
-    nr.bsets.truncate(3);
-    let second = nr.bsets[1].offset;
+    let second = fs.read_node(btree, 0, &k, &v).unwrap().bsets[1].offset;
     drop(fs);
     let flip = |d: &Path, sector: u64| {
         use std::os::unix::fs::FileExt;
@@ -883,7 +824,7 @@ fn replicated_node_rewritten_on_both_devices() {
             "dirents listing differs"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(devs[0].parent().unwrap()).unwrap();
 }
 
 /// A user bucket of basic whose alloc key says free, and the freespace extent

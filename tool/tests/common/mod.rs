@@ -4,7 +4,8 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use bcachefs_core::alloc::format::{AllocV4, DATA_USER};
 use bcachefs_core::bkey::Bkey;
@@ -184,4 +185,62 @@ pub fn edited_basic(name: &str, edit: fn(&mut AllocV4)) -> Option<(u64, PathBuf)
         },
     )?;
     Some((p.offset, dst))
+}
+
+/// The tool under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_bcachefs-rs")
+}
+
+/// Upstream's tool, or `None` (with a SKIP message) where it is absent.
+pub fn reference() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/bcachefs");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIP: {} not present", p.display());
+        None
+    }
+}
+
+/// Runs `cmd`: its exit code, and its standard output then its standard error.
+pub fn run(cmd: &mut Command) -> (Option<i32>, String) {
+    let o = cmd.output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// A copy of fixture `fx` in its own scratch directory, device files named as the
+/// fixture names them.
+pub fn copy_fixture(fx: &str, tag: &str) -> Option<Vec<PathBuf>> {
+    let files = files(fx)?;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{}-{}-{}",
+        tag,
+        fx,
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(
+        files
+            .iter()
+            .map(|f| {
+                let dst = dir.join(Path::new(f).file_name().unwrap());
+                let st = Command::new("cp")
+                    .args(["--sparse=always"])
+                    .arg(f)
+                    .arg(&dst)
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                let mut perm = std::fs::metadata(&dst).unwrap().permissions();
+                #[allow(clippy::permissions_set_readonly_false)]
+                perm.set_readonly(false);
+                std::fs::set_permissions(&dst, perm).unwrap();
+                dst
+            })
+            .collect(),
+    )
 }
