@@ -29,6 +29,7 @@ use bcachefs_core::btree::scan::{cover_gap, Found, Piece};
 use bcachefs_core::data::extents_format::set_ptr_gens;
 use bcachefs_core::data::extents_format::BtreePtrV2;
 use bcachefs_core::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
+use bcachefs_core::journal::keys::AcctView;
 
 /// Exit code bits.
 pub const FIXED: u8 = 1;
@@ -492,6 +493,48 @@ fn put_back_scanned(
     Ok(Some(last))
 }
 
+/// The backpointers of keys a node held that its read dropped (keys that failed
+/// validation): deleted with the node's rewrite, which leaves those keys out, as
+/// upstream's backpointer check deletes a backpointer to a missing key. A
+/// backpointer names a key of `btree` held at `level` in `min..=max` that the node
+/// read no longer has.
+fn dropped_keys_backpointers(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    min: Bpos,
+    max: Bpos,
+    keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>,
+    bps: &mut Option<Vec<(Bkey, Vec<u8>)>>,
+) {
+    let Ok(path) = crate::repair::path_to(fs, btree, max, level) else {
+        return;
+    };
+    let Some((_, k, v)) = path.last() else {
+        return;
+    };
+    let Ok(nr) = fs.read_node(btree, level, k, v) else {
+        return;
+    };
+    let held: std::collections::BTreeSet<Bpos> =
+        crate::list::merged_keys(fs, btree, level, &nr, AcctView::Listing)
+            .0
+            .into_iter()
+            .filter(|x| x.k.typ != KeyType::Deleted as u8)
+            .map(|x| x.k.p)
+            .collect();
+    for (bk, bv) in backpointers(fs, bps) {
+        let bp = Backpointer::read(bv);
+        if u32::from(bp.btree_id) == btree
+            && bp.level == level
+            && (min..=max).contains(&bp.pos)
+            && !held.contains(&bp.pos)
+        {
+            keys.insert((ids::btree::BACKPOINTERS, 0, bk.p), deleted(bk.p));
+        }
+    }
+}
+
 /// Sets the field `f` names to its recounted value.
 fn apply_field(a: &mut AllocV4, f: &Finding) {
     let w = f.want;
@@ -793,6 +836,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
             Plan::Rewrite => match (f.btree, f.node) {
                 (Some(b), Some(n)) => {
                     rewrites.push((b, f.level, n.max));
+                    dropped_keys_backpointers(fs, b, f.level, n.min, n.max, &mut topo, &mut bps);
                     fixing[i] = true;
                 }
                 _ => why[i] = "no node to rewrite",
