@@ -6,12 +6,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use bcachefs_core::alloc::format::{
-    accounting_nr_counters, write_accounting, AllocV4, Backpointer, BUCKET_GENS_NR,
-};
+use bcachefs_core::alloc::format::{accounting_nr_counters, AllocV4, Backpointer, BUCKET_GENS_NR};
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
-use bcachefs_core::gc::finding::{AllocField, Finding, Kind};
+use bcachefs_core::gc::finding::{Finding, Kind};
 use bcachefs_core::ids::{self, KeyType};
 
 use crate::check::check;
@@ -28,6 +26,7 @@ use bcachefs_core::btree::ptr::{BtreePtr, ExtentPtr};
 use bcachefs_core::btree::scan::{cover_gap, Found, Piece};
 use bcachefs_core::data::extents_format::set_ptr_gens;
 use bcachefs_core::data::extents_format::BtreePtrV2;
+use bcachefs_core::gc::repair::{accounting_values, accounting_version, apply_field};
 use bcachefs_core::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
 use bcachefs_core::journal::keys::AcctView;
 
@@ -149,11 +148,8 @@ fn accounting_update(
         version_lo: version.max(k.version_lo),
         ..k
     };
-    let mut v = vec![0u8; n * 8];
-    write_accounting(&mut v, &f.acct_want[..n]).ok_or("accounting value")?;
-    let delta: Vec<i64> = (0..n).map(|i| f.acct_want[i] - f.acct_got[i]).collect();
-    let mut jv = vec![0u8; n * 8];
-    write_accounting(&mut jv, &delta).ok_or("accounting value")?;
+    let (mut v, mut jv) = (vec![0u8; n * 8], vec![0u8; n * 8]);
+    accounting_values(f, n, &mut v, &mut jv).ok_or("accounting value")?;
     Ok(Update {
         btree: ids::btree::ACCOUNTING,
         level: 0,
@@ -535,19 +531,6 @@ fn dropped_keys_backpointers(
     }
 }
 
-/// Sets the field `f` names to its recounted value.
-fn apply_field(a: &mut AllocV4, f: &Finding) {
-    let w = f.want;
-    match f.field {
-        Some(AllocField::Gen) => a.gen = w as u8,
-        Some(AllocField::DataType) => a.data_type = w as u8,
-        Some(AllocField::DirtySectors) => a.dirty_sectors = w as u32,
-        Some(AllocField::CachedSectors) => a.cached_sectors = w as u32,
-        Some(AllocField::StripeRefcount) => a.stripe_refcount = w as u32,
-        None => {}
-    }
-}
-
 /// Runs fsck on `paths`; `fix` writes the repairs. Returns the exit code.
 ///
 /// Repairs go in rounds, as upstream's gc fixes pointers while it marks: when a
@@ -747,7 +730,7 @@ fn plan_round(fs: &Fs, r: &crate::check::Report) -> RoundPlan {
         });
     }
     let acct_version = match next_journal_seq(fs) {
-        Ok(seq) => (seq << 32) | 0xffff_ffff,
+        Ok(seq) => accounting_version(seq),
         Err(_) => 0,
     };
     // Pointer fixes, by key: the key as it is, then each pointer's new gen.

@@ -17,6 +17,7 @@
 pub mod accounting;
 pub mod buckets;
 pub mod finding;
+pub mod repair;
 pub mod topology;
 
 use super::alloc::format::{acct, AllocV4, DATA_BTREE, DATA_CACHED, DATA_STRIPE, DATA_USER};
