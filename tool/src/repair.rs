@@ -296,7 +296,7 @@ impl Journal {
             seq,
             last_seq: last_seq.unwrap_or(seq),
             version: u32::from(s.version()),
-            flags: jset_flags(meta_csum_type(&s)),
+            flags: jset_flags(s.meta_csum_type()),
         };
         let out = b
             .seal(&h, s.block_sectors(), &Hashes)
@@ -326,18 +326,6 @@ impl Journal {
         self.seq = seq;
         self.in_use.push(slot.bucket_idx);
         Ok((seq, slot, sectors))
-    }
-}
-
-/// `bch2_meta_checksum_type` for an unencrypted filesystem: the metadata checksum
-/// option as a checksum type.
-pub(crate) fn meta_csum_type(s: &Sb<'_>) -> u8 {
-    use bcachefs_core::csum::ty;
-    match s.meta_csum_opt() {
-        0 => ty::NONE,
-        1 => ty::CRC32C_NONZERO,
-        2 => ty::CRC64_NONZERO,
-        _ => ty::XXHASH,
     }
 }
 
@@ -572,16 +560,23 @@ fn write_sb(
             .layout()
             .sb_offset(i)
             .unwrap_or(sbf::SB_SECTOR);
-            let mut e = SbEdit::new(buf, &Hashes).map_err(|e| format!("superblock: {:?}", e))?;
-            let bytes = e
-                .seal(off, &Hashes)
-                .map_err(|e| format!("superblock: {:?}", e))?;
-            let mut padded = bytes.to_vec();
-            let blk = (fs.sb().block_sectors().max(1) as usize) << 9;
-            padded.resize(padded.len().div_ceil(blk) * blk, 0);
+            let padded = sealed_copy(buf, off, fs.sb().block_sectors())?;
             sink.write(*idx, off << 9, &padded)?;
         }
         sink.flush()?;
     }
     Ok(())
+}
+
+/// The superblock in `buf` sealed for its copy at sector `off`, padded with zeroes
+/// to whole blocks of `block_sectors`: the bytes that go there.
+pub(crate) fn sealed_copy(buf: &mut [u8], off: u64, block_sectors: u32) -> Result<Vec<u8>, String> {
+    let mut e = SbEdit::new(buf, &Hashes).map_err(|e| format!("superblock: {:?}", e))?;
+    let bytes = e
+        .seal(off, &Hashes)
+        .map_err(|e| format!("superblock: {:?}", e))?;
+    let mut padded = bytes.to_vec();
+    let blk = (block_sectors.max(1) as usize) << 9;
+    padded.resize(padded.len().div_ceil(blk) * blk, 0);
+    Ok(padded)
 }

@@ -46,7 +46,7 @@ use bcachefs_core::sb::JsetEntries;
 use crate::fs::{Fs, Root};
 use crate::hash::Hashes;
 use crate::list::{node_merged, Walk};
-use crate::repair::{leaf_key, meta_csum_type, node_id, path_to, NodeId, Update};
+use crate::repair::{leaf_key, node_id, path_to, NodeId, Update};
 
 /// Bytes to write: `data` at byte `off` of device `dev`.
 #[derive(Clone, Debug)]
@@ -673,7 +673,7 @@ fn compose_node(
         magic: s.bset_magic(),
         block_sectors: s.block_sectors(),
         node_sectors: ns,
-        csum_type: meta_csum_type(&s),
+        csum_type: s.meta_csum_type(),
         version: s.version(),
         csum: &Hashes,
     };

@@ -191,6 +191,18 @@ impl<'a> Sb<'a> {
     pub fn meta_csum_opt(&self) -> u8 {
         bits(self.flags(0), 40, 44) as u8
     }
+
+    /// `bch2_meta_checksum_type` for an unencrypted filesystem: the metadata
+    /// checksum option as the checksum type new metadata is written with.
+    pub fn meta_csum_type(&self) -> u8 {
+        use super::csum::ty;
+        match self.meta_csum_opt() {
+            0 => ty::NONE,
+            1 => ty::CRC32C_NONZERO,
+            2 => ty::CRC64_NONZERO,
+            _ => ty::XXHASH,
+        }
+    }
     /// `BCH_SB_VERSION_UPGRADE_COMPLETE`.
     pub fn version_upgrade_complete(&self) -> u16 {
         bits(self.flags(5), 0, 16) as u16
