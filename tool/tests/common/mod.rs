@@ -10,10 +10,8 @@ use std::process::Command;
 use bcachefs_core::alloc::format::{AllocV4, DATA_USER};
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
-use bcachefs_core::btree::read::{seal_bset, KeyIter};
 use bcachefs_core::ids::{self, KeyType};
 use bcachefs_rs::fs::Fs;
-use bcachefs_rs::hash::Hashes;
 
 /// The fixtures upstream's tools read without errors (each has a manifest).
 pub const UNDAMAGED: [&str; 10] = [
@@ -101,8 +99,7 @@ pub fn edited_basic_key(
 
 /// Copies fixture `fx` (one device) and changes, in place in its leaf, the value
 /// of the first key of `btree` that `pick` accepts and that the journal does not
-/// overlay (so the edit is what a reader sees), in the newest bset holding its
-/// position, through the core's encoders, the bset resealed. Returns the key's
+/// overlay, as [`bcachefs_rs::edit::edit_leaf_key`] does. Returns the key's
 /// position and the copy's path.
 pub fn edited_key(
     fx: &str,
@@ -111,64 +108,14 @@ pub fn edited_key(
     pick: &dyn Fn(&Bkey, &[u8]) -> bool,
     edit: &dyn Fn(&mut [u8]),
 ) -> Option<(Bpos, PathBuf)> {
-    use bcachefs_rs::list::Walk;
     let src = image(fx, "img")?;
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{}", name, std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let dst = dir.join("img");
     std::fs::copy(&src, &dst).unwrap();
-    let path = dst.display().to_string();
-    let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
-    let root = fs.roots[btree as usize].clone().unwrap();
-    let overlaid = |p: Bpos| {
-        fs.journal_keys
-            .iter()
-            .any(|j| j.btree == btree && j.level == 0 && j.k.p == p)
-    };
-    let mut found = None;
-    let mut w = Walk { fs: &fs, errors: 0 };
-    let mut visit = |w: &mut Walk, level: u8, k: &Bkey, v: &[u8]| {
-        if level != 0 || found.is_some() {
-            return;
-        }
-        let nr = w.fs.read_node(btree, 0, k, v).unwrap();
-        let mut keys = Vec::new();
-        for (i, b) in nr.bsets.iter().enumerate() {
-            for (kk, vv, at) in KeyIter::new(b.keys(&nr.buf), nr.h.format).flatten() {
-                let kb = usize::from(kk.u64s) * 8;
-                let off = b.start as usize + at + kb - vv.len();
-                keys.push((kk, i, off, vv.len()));
-            }
-        }
-        let hit = keys.iter().find(|(kk, bi, off, len)| {
-            !keys.iter().any(|x| x.0.p == kk.p && x.1 > *bi)
-                && !overlaid(kk.p)
-                && pick(kk, &nr.buf[*off..off + len])
-        });
-        if let Some(&(kk, bi, off, len)) = hit {
-            let mut buf = nr.buf.clone();
-            edit(&mut buf[off..off + len]);
-            seal_bset(&mut buf, &nr.bsets[bi], &Hashes).unwrap();
-            let ptr = bcachefs_core::btree::ptr::BtreePtr::decode(k.typ, v)
-                .unwrap()
-                .ptrs()
-                .next()
-                .unwrap();
-            found = Some((kk.p, ptr.offset, buf, *k, v.to_vec()));
-        }
-    };
-    w.nodes(btree, root.level, &root.k, &root.v, 0, &mut visit);
-    let (p, offset, buf, nk, nv) = found.expect("a key to edit");
-    drop(fs);
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(&dst).unwrap();
-    f.write_all_at(&buf, offset * 512).unwrap();
-    drop(f);
-    // The resealed node reads cleanly: nothing but the edit is wrong.
-    let fs = Fs::open(std::slice::from_ref(&path)).unwrap();
-    let nr = fs.read_node(btree, 0, &nk, &nv).unwrap();
-    assert!(nr.errs.is_empty(), "{:?}", nr.errs);
+    let p = bcachefs_rs::edit::edit_leaf_key(&dst.display().to_string(), btree, pick, edit)
+        .unwrap_or_else(|e| panic!("editing {}: {}", fx, e));
     Some((p, dst))
 }
 

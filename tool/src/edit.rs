@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Damaging an image in place, for tests: a key's value changed in its leaf (the
+//! bset resealed, so the node still reads cleanly and only the change is wrong),
+//! or a member's btree-allocated bitmap cleared in every superblock copy. The
+//! `damage` subcommand and the tests use it; upstream has no such command.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+
+use bcachefs_core::bkey::Bkey;
+use bcachefs_core::bpos::Bpos;
+use bcachefs_core::btree::ptr::BtreePtr;
+use bcachefs_core::btree::read::{seal_bset, KeyIter};
+use bcachefs_core::ids;
+use bcachefs_core::sb::write::SbEdit;
+use bcachefs_core::sb::{format as sbf, Sb};
+
+use crate::fs::{read_sb, Fs};
+use crate::hash::Hashes;
+use crate::list::Walk;
+
+/// Changes, in place in its leaf, the value of the first key of `btree` (leaf by leaf, bset
+/// by bset) that `pick` accepts and that the journal does not overlay (so the edit is
+/// what a reader sees), in the newest bset holding its position: `edit` gets the
+/// value's bytes, the bset is resealed and the node written back over its first
+/// replica. The image at `path` is one device. Returns the key's position; fails
+/// when no key fits or the node does not read cleanly afterwards.
+pub fn edit_leaf_key(
+    path: &str,
+    btree: u32,
+    pick: &dyn Fn(&Bkey, &[u8]) -> bool,
+    edit: &dyn Fn(&mut [u8]),
+) -> Result<Bpos, String> {
+    let name = || ids::btree_name(btree).unwrap_or("?");
+    let fs = Fs::open(&[path.to_string()])?;
+    let root = fs
+        .roots
+        .get(btree as usize)
+        .and_then(|r| r.clone())
+        .ok_or_else(|| format!("btree {} has no root", name()))?;
+    let overlaid = |p: Bpos| {
+        fs.journal_keys
+            .iter()
+            .any(|j| j.btree == btree && j.level == 0 && j.k.p == p)
+    };
+    let mut found = None;
+    let mut err = None;
+    let mut w = Walk { fs: &fs, errors: 0 };
+    let mut visit = |w: &mut Walk, level: u8, k: &Bkey, v: &[u8]| {
+        if level != 0 || found.is_some() || err.is_some() {
+            return;
+        }
+        let nr = match w.fs.read_node(btree, 0, k, v) {
+            Ok(nr) => nr,
+            Err(e) => {
+                err = Some(format!("leaf {}: {:?}", k.p, e.errs));
+                return;
+            }
+        };
+        // Every key of every bset: (key, bset, value offset in the node, length).
+        let mut keys = Vec::new();
+        for (i, b) in nr.bsets.iter().enumerate() {
+            for (kk, vv, at) in KeyIter::new(b.keys(&nr.buf), nr.h.format).flatten() {
+                let kb = usize::from(kk.u64s) * 8;
+                let off = b.start as usize + at + kb - vv.len();
+                keys.push((kk, i, off, vv.len()));
+            }
+        }
+        let hit = keys.iter().find(|(kk, bi, off, len)| {
+            !keys.iter().any(|x| x.0.p == kk.p && x.1 > *bi)
+                && !overlaid(kk.p)
+                && pick(kk, &nr.buf[*off..off + len])
+        });
+        if let Some(&(kk, bi, off, len)) = hit {
+            let mut buf = nr.buf.clone();
+            edit(&mut buf[off..off + len]);
+            if let Err(e) = seal_bset(&mut buf, &nr.bsets[bi], &Hashes) {
+                err = Some(format!("resealing leaf {}: {:?}", k.p, e));
+                return;
+            }
+            match BtreePtr::decode(k.typ, v).and_then(|bp| bp.ptrs().next()) {
+                Some(ptr) => found = Some((kk.p, ptr.offset, buf, *k, v.to_vec())),
+                None => err = Some(format!("leaf {}: no pointer", k.p)),
+            }
+        }
+    };
+    w.nodes(btree, root.level, &root.k, &root.v, 0, &mut visit);
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let (p, offset, buf, nk, nv) =
+        found.ok_or_else(|| format!("btree {}: no key to edit", name()))?;
+    drop(fs);
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{}: {}", path, e))?;
+    f.write_all_at(&buf, offset * 512)
+        .map_err(|e| format!("{}: {}", path, e))?;
+    f.sync_data().map_err(|e| format!("{}: {}", path, e))?;
+    drop(f);
+    // The resealed node reads cleanly: nothing but the edit is wrong.
+    let fs = Fs::open(&[path.to_string()])?;
+    let nr = fs
+        .read_node(btree, 0, &nk, &nv)
+        .map_err(|e| format!("edited leaf {}: {:?}", nk.p, e.errs))?;
+    if !nr.errs.is_empty() {
+        return Err(format!("edited leaf {}: {:?}", nk.p, nr.errs));
+    }
+    Ok(p)
+}
+
+/// Clears member `dev`'s btree-allocated bitmap (its shift kept) in every copy of
+/// the superblock of the device image at `path`, each copy sealed for its offset
+/// as a repair writes it (from the first copy, nothing else changed: not even its
+/// seq).
+pub fn clear_member_bitmap(path: &str, dev: usize) -> Result<(), String> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{}: {}", path, e))?;
+    let mut buf = read_sb(&f, path)?;
+    let s = Sb { b: &buf };
+    let shift = s
+        .member(dev)
+        .filter(|m| m.exists())
+        .ok_or_else(|| format!("no member {}", dev))?
+        .btree_bitmap_shift();
+    let layout = s.layout();
+    let offsets: Vec<u64> = (0..layout.nr_superblocks() as usize)
+        .map(|i| layout.sb_offset(i).unwrap_or(sbf::SB_SECTOR))
+        .collect();
+    let block_sectors = s.block_sectors();
+    // Sealed for the first copy now, so that each copy below starts from a valid one.
+    SbEdit::new(&mut buf, &Hashes)
+        .and_then(|mut e| {
+            e.set_member_bitmap(dev, shift, 0)?;
+            e.seal(offsets.first().copied().unwrap_or(sbf::SB_SECTOR), &Hashes)
+                .map(|_| ())
+        })
+        .map_err(|e| format!("superblock: {:?}", e))?;
+    for off in offsets {
+        let bytes = crate::repair::sealed_copy(&mut buf, off, block_sectors)?;
+        f.write_all_at(&bytes, off << 9)
+            .map_err(|e| format!("{}: superblock at sector {}: {}", path, off, e))?;
+    }
+    f.sync_data().map_err(|e| format!("{}: {}", path, e))
+}
