@@ -4,14 +4,18 @@
 //! or a member's btree-allocated bitmap cleared in every superblock copy. The
 //! `damage` subcommand and the tests use it; upstream has no such command.
 
+use std::cell::Cell;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 
+use bcachefs_core::alloc::format::{
+    acct, AccountingPos, AllocV4, ACCOUNTING_TYPE_NAMES, BUCKET_GENS_NR, DATA_USER,
+};
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::ptr::BtreePtr;
 use bcachefs_core::btree::read::{seal_bset, KeyIter};
-use bcachefs_core::ids;
+use bcachefs_core::ids::{self, KeyType};
 use bcachefs_core::sb::write::SbEdit;
 use bcachefs_core::sb::{format as sbf, Sb};
 
@@ -146,4 +150,90 @@ pub fn clear_member_bitmap(path: &str, dev: usize) -> Result<(), String> {
             .map_err(|e| format!("{}: superblock at sector {}: {}", path, off, e))?;
     }
     f.sync_data().map_err(|e| format!("{}: {}", path, e))
+}
+
+/// The kinds of [`damage`], in the order the tests use them.
+pub const KINDS: [&str; 4] = ["acct-dev", "acct-btree", "bucket-gen", "bitmap"];
+
+/// Adds 3 to the first counter of the first accounting key of type `typ`.
+fn bump_accounting(path: &str, typ: u8) -> Result<Bpos, String> {
+    edit_leaf_key(
+        path,
+        ids::btree::ACCOUNTING,
+        &|k, _| k.typ == KeyType::Accounting as u8 && AccountingPos::from_bpos(k.p).typ() == typ,
+        &|v| {
+            let c = u64::from_le_bytes(v[..8].try_into().unwrap());
+            v[..8].copy_from_slice(&c.wrapping_add(3).to_le_bytes());
+        },
+    )
+}
+
+/// In the first `bucket_gens` key covering a bucket that holds user data (its
+/// alloc key's data type, journal overlaid), that bucket's gen +1. Returns the
+/// bucket (device, index).
+fn bump_bucket_gen(path: &str) -> Result<(u64, u64), String> {
+    let fs = Fs::open(&[path.to_string()])?;
+    let mut user = Vec::new();
+    Walk { fs: &fs, errors: 0 }.leaf_keys(ids::btree::ALLOC, &mut |key| {
+        if key.k.typ == KeyType::AllocV4 as u8 && AllocV4::read(&key.v).data_type == DATA_USER {
+            user.push((key.k.p.inode, key.k.p.offset));
+        }
+    });
+    drop(fs);
+    let nr = BUCKET_GENS_NR as u64;
+    // The bucket the picked key covers, for the edit.
+    let bucket = Cell::new(None);
+    let p = edit_leaf_key(
+        path,
+        ids::btree::BUCKET_GENS,
+        &|k, v| {
+            let b = user
+                .iter()
+                .find(|&&(dev, b)| dev == k.p.inode && b / nr == k.p.offset)
+                .map(|&(_, b)| b);
+            let ok = k.typ == KeyType::BucketGens as u8
+                && b.is_some_and(|b| ((b % nr) as usize) < v.len());
+            if ok {
+                bucket.set(b);
+            }
+            ok
+        },
+        &|v| {
+            if let Some(b) = bucket.get() {
+                let i = (b % nr) as usize;
+                v[i] = v[i].wrapping_add(1);
+            }
+        },
+    )?;
+    let b = bucket.get().ok_or("no bucket picked")?;
+    Ok((p.inode, b))
+}
+
+/// Damages the single-device image at `path` in place as `kind` says (one of
+/// [`KINDS`]); returns a line saying what changed.
+pub fn damage(kind: &str, path: &str) -> Result<String, String> {
+    Ok(match kind {
+        "acct-dev" | "acct-btree" => {
+            let typ = if kind == "acct-dev" {
+                acct::DEV_DATA_TYPE
+            } else {
+                acct::BTREE
+            };
+            let p = bump_accounting(path, typ)?;
+            format!(
+                "accounting: first {} key ({}): first counter +3",
+                ACCOUNTING_TYPE_NAMES[usize::from(typ)],
+                p
+            )
+        }
+        "bucket-gen" => {
+            let (dev, b) = bump_bucket_gen(path)?;
+            format!("bucket_gens: bucket {}:{} gen +1", dev, b)
+        }
+        "bitmap" => {
+            clear_member_bitmap(path, 0)?;
+            "member 0: btree allocated bitmap cleared in every superblock copy".to_string()
+        }
+        k => return Err(format!("unknown damage kind {} ({})", k, KINDS.join(", "))),
+    })
 }

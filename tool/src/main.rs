@@ -2,7 +2,7 @@
 //! `bcachefs-rs`: the userspace twin of the bcachefs-rs kernel module, on the same
 //! format core. Its output matches the reference `bcachefs` tool's.
 
-use bcachefs_rs::{check, fs, fsck, list, tree};
+use bcachefs_rs::{check, edit, fs, fsck, list, tree};
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,7 +22,13 @@ commands:
   fsck [-n|-y] [-v] DEVICE...
                        the same checks; -n (the default) never writes, -y repairs
                        what it can (one line per finding, ', fixing' when repaired);
-                       exit 0 clean, 1 errors fixed, 4 errors left, 8 operational error";
+                       exit 0 clean, 1 errors fixed, 4 errors left, 8 operational error
+  damage KIND IMAGE    a test tool, not an upstream command: damages the one-device
+                       IMAGE in place (nodes resealed, so only the damage is wrong):
+                         acct-dev    first dev_data_type accounting key: counter +3
+                         acct-btree  first btree accounting key: counter +3
+                         bucket-gen  a user-data bucket's gen in its bucket_gens key +1
+                         bitmap      member 0's btree bitmap cleared in every sb copy";
 
 fn parse_pos(s: &str) -> Result<Bpos, String> {
     match s {
@@ -236,6 +242,18 @@ fn cmd_fsck(args: &[String]) -> ExitCode {
     ExitCode::from(code)
 }
 
+fn cmd_damage(args: &[String]) -> Result<u32, String> {
+    let [kind, img] = args else {
+        return Err(format!(
+            "usage: damage KIND IMAGE (KIND: {})",
+            edit::KINDS.join(", ")
+        ));
+    };
+    let what = edit::damage(kind, img)?;
+    println!("{}: {}", img, what);
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(|s| s.as_str()) {
@@ -245,6 +263,7 @@ fn main() -> ExitCode {
         Some("manifest") => cmd_manifest(&args[1..]),
         Some("check") => cmd_check(&args[1..]),
         Some("fsck") => return cmd_fsck(&args[1..]),
+        Some("damage") => cmd_damage(&args[1..]),
         Some("-h") | Some("--help") | None => {
             println!("{}", USAGE);
             return ExitCode::SUCCESS;

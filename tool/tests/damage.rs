@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `bcachefs-rs damage KIND IMAGE` on copies of `basic`: our `fsck -n` then reports
+//! the finding the damage is meant to cause, `fsck -y` repairs it, and after that
+//! our `fsck -n` (and upstream's, where present) finds nothing.
+
+mod common;
+
+use common::{bin, copy_fixture, reference, run};
+
+use std::path::Path;
+use std::process::Command;
+
+fn ours(args: &[&str], img: &Path) -> (Option<i32>, String) {
+    run(Command::new(bin()).args(args).arg(img))
+}
+
+/// Damages a copy of `basic` as `kind`; every line of our `fsck -n` then names the
+/// fsck error `finding` and contains `what`.
+fn damaged_then_repaired(kind: &str, finding: &str, what: &str) {
+    let Some(devs) = copy_fixture("basic", &format!("damage-{}", kind)) else {
+        return;
+    };
+    let img = &devs[0];
+    let (code, out) = ours(&["damage", kind], img);
+    assert_eq!(code, Some(0), "damage {}: {}", kind, out);
+    let (code, out) = ours(&["fsck", "-n"], img);
+    assert_eq!(code, Some(4), "{}: {}", kind, out);
+    assert!(!out.is_empty(), "{}: no finding", kind);
+    assert!(
+        out.lines()
+            .all(|l| l.contains(&format!("({};", finding)) && l.contains(what)),
+        "{}: {}",
+        kind,
+        out
+    );
+    let (code, out) = ours(&["fsck", "-y"], img);
+    assert_eq!(code, Some(1), "{}: {}", kind, out);
+    assert!(out.lines().all(|l| l.ends_with(", fixing")), "{}", out);
+    let (code, out) = ours(&["fsck", "-n"], img);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), ""),
+        "{} after the repair",
+        kind
+    );
+    if let Some(r) = reference() {
+        let (code, out) = run(Command::new("timeout")
+            .arg("300")
+            .arg(r)
+            .args(["fsck", "-n"])
+            .arg(img));
+        assert_eq!(code, Some(0), "upstream fsck -n after {}: {}", kind, out);
+    }
+    std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn acct_dev() {
+    damaged_then_repaired("acct-dev", "accounting_mismatch", "dev_data_type");
+}
+
+#[test]
+fn acct_btree() {
+    damaged_then_repaired("acct-btree", "accounting_mismatch", "for btree btree=");
+}
+
+#[test]
+fn bucket_gen() {
+    damaged_then_repaired(
+        "bucket-gen",
+        "bucket_gens_key_wrong",
+        "bucket_gens: bucket 0:",
+    );
+}
+
+#[test]
+fn bitmap() {
+    damaged_then_repaired(
+        "bitmap",
+        "btree_bitmap_not_marked",
+        "not marked in member info btree allocated bitmap",
+    );
+}
+
+/// An unknown kind is refused and leaves the image as it was.
+#[test]
+fn unknown_kind_refused() {
+    let Some(devs) = copy_fixture("basic", "damage-unknown") else {
+        return;
+    };
+    let before = std::fs::read(&devs[0]).unwrap();
+    let (code, out) = ours(&["damage", "nonsense"], &devs[0]);
+    assert_eq!(code, Some(2), "{}", out);
+    assert!(out.contains("unknown damage kind"), "{}", out);
+    assert!(std::fs::read(&devs[0]).unwrap() == before);
+    std::fs::remove_dir_all(devs[0].parent().unwrap()).unwrap();
+}
