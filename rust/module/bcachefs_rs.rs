@@ -6,13 +6,15 @@
 //! - [`format`]: the on-disk format core (rust/core/src), shared with the userspace tool;
 //! - [`shim`]: declarations of the C shims (rust/module/shim.h, via bindgen);
 //! - [`hash`]: the kernel's crc32c/crc64/xxhash behind the core's `Checksummer`;
-//! - [`bdev`]: block devices, synchronous reads and bio submission;
+//! - [`bdev`]: block devices, synchronous reads and writes, bio submission;
 //! - [`fs`]: an opened filesystem: superblock, journal replay, btree roots;
-//! - [`btree`]: the node cache and its IO lock bits, node reads completed on a
-//!   workqueue, and walks over a btree;
+//! - [`btree`]: the node cache and its IO lock bits, node reads and writes
+//!   completed on a workqueue, and walks over a btree;
 //! - [`debugfs`]: key, node and on-disk dumps and cache counters;
 //! - [`gc`]: the gc thread's pass over the node cache (the core's topology, mark
 //!   and sweep, gens and accounting checks) and its sysfs status;
+//! - [`repair`]: repair at mount (`-o fsck,fix_errors`): gc findings to key
+//!   updates, committed by [`commit`] (node bsets, journal entries, superblock);
 //! - [`super_ops`]: mount and unmount, called from the C fs_context trampolines;
 //! - [`vfs`]: the tree through the VFS (inodes, lookup, readdir, file data, xattrs,
 //!   statfs), called from the C tables in vfs.c;
@@ -50,11 +52,13 @@ pub mod shim {
 
 mod bdev;
 mod btree;
+mod commit;
 mod debugfs;
 mod fs;
 mod gc;
 mod hash;
 mod kunit;
+mod repair;
 mod super_ops;
 mod vfs;
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Block devices: opened read-only by path, read synchronously (superblock, journal)
-//! or asynchronously with a completion callback (btree nodes).
+//! Block devices: opened by path (read-only, or writable for a repair), read and
+//! written synchronously (superblock, journal) or asynchronously with a completion
+//! callback (btree nodes).
 
 use kernel::prelude::*;
 
@@ -15,6 +16,20 @@ pub(crate) struct BlockDev {
     name_len: usize,
     /// Size in 512-byte sectors.
     pub(crate) sectors: u64,
+    /// Opened for writing.
+    writable: bool,
+}
+
+/// Write flags (`BCH_RS_WRITE_*` of shim.h).
+#[derive(Clone, Copy)]
+pub(crate) struct WriteFlags(u32);
+
+impl WriteFlags {
+    /// REQ_FUA: on stable media when it completes.
+    pub(crate) const FUA: WriteFlags = WriteFlags(shim::BCH_RS_WRITE_FUA);
+    /// REQ_PREFLUSH | REQ_FUA: after everything written before it, and stable.
+    pub(crate) const FLUSH_FUA: WriteFlags =
+        WriteFlags(shim::BCH_RS_WRITE_FUA | shim::BCH_RS_WRITE_PREFLUSH);
 }
 
 // SAFETY: the `struct file` is reference counted by the kernel and used only through
@@ -24,11 +39,12 @@ unsafe impl Send for BlockDev {}
 unsafe impl Sync for BlockDev {}
 
 impl BlockDev {
-    /// Opens the block device at `path` for reading.
-    pub(crate) fn open(path: &CStr) -> Result<Self> {
+    /// Opens the block device at `path` for reading, and for writing if `write`.
+    pub(crate) fn open(path: &CStr, write: bool) -> Result<Self> {
         let mut err: c_int = 0;
         // SAFETY: `path` is NUL terminated; `err` is a valid out pointer.
-        let file = unsafe { shim::bch_rs_bdev_open(path.as_char_ptr(), &mut err) };
+        let file =
+            unsafe { shim::bch_rs_bdev_open(path.as_char_ptr(), c_int::from(write), &mut err) };
         if file.is_null() {
             return Err(Error::from_errno(err));
         }
@@ -43,6 +59,7 @@ impl BlockDev {
             name,
             name_len,
             sectors,
+            writable: write,
         })
     }
 
@@ -98,6 +115,65 @@ impl BlockDev {
             shim::bch_rs_bdev_read_async(self.file, sector, buf.cast(), len, private.cast_mut())
         };
         to_result(ret)
+    }
+}
+
+impl BlockDev {
+    fn check_write(&self, sector: u64, len: usize) -> Result {
+        if !self.writable {
+            return Err(EROFS);
+        }
+        self.check_range(sector, len)
+    }
+
+    /// Writes `buf` (a multiple of 512 bytes) at `sector` and waits.
+    pub(crate) fn write(&self, sector: u64, buf: &[u8], flags: WriteFlags) -> Result {
+        self.check_write(sector, buf.len())?;
+        // SAFETY: `buf` is valid for reads of its length and outlives the call,
+        // which waits for the IO.
+        let ret = unsafe {
+            shim::bch_rs_bdev_write_sync(self.file, sector, buf.as_ptr().cast(), buf.len(), flags.0)
+        };
+        to_result(ret)
+    }
+
+    /// Starts a write of `len` bytes (at most 1 MiB) of `buf` at `sector`;
+    /// `bch_rs_write_endio` is called with `private` when it completes.
+    ///
+    /// # Safety
+    ///
+    /// `buf` must stay valid and unchanged for `len` bytes, and `private` valid,
+    /// until the completion has run.
+    pub(crate) unsafe fn write_async(
+        &self,
+        sector: u64,
+        buf: *const u8,
+        len: usize,
+        flags: WriteFlags,
+        private: *const c_void,
+    ) -> Result {
+        self.check_write(sector, len)?;
+        // SAFETY: the caller guarantees `buf` and `private` stay valid until endio.
+        let ret = unsafe {
+            shim::bch_rs_bdev_write_async(
+                self.file,
+                sector,
+                buf.cast(),
+                len,
+                flags.0,
+                private.cast_mut(),
+            )
+        };
+        to_result(ret)
+    }
+
+    /// Flushes the device's write cache and waits.
+    pub(crate) fn flush(&self) -> Result {
+        if !self.writable {
+            return Err(EROFS);
+        }
+        // SAFETY: `file` is an open block device file.
+        to_result(unsafe { shim::bch_rs_bdev_flush(self.file) })
     }
 }
 

@@ -308,7 +308,7 @@ fn cache_stats(fs: &Fs, out: &mut KText<'_>) {
     let get = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let _ = write!(
         pb,
-        "nodes cached\t{}\nmax cached\t{}\nlimit\t{}\nhits\t{}\nmisses\t{}\nreads issued\t{}\nread waits\t{}\nreplica retries\t{}\nread errors\t{}\nevictions\t{}\nuncached reads\t{}\n",
+        "nodes cached\t{}\nmax cached\t{}\nlimit\t{}\nhits\t{}\nmisses\t{}\nreads issued\t{}\nread waits\t{}\nreplica retries\t{}\nread errors\t{}\nevictions\t{}\nuncached reads\t{}\nwrites issued\t{}\nwrite bytes\t{}\nwrite waits\t{}\nwrite errors\t{}\n",
         fs.cache.len(),
         get(&st.max_cached),
         crate::btree_cache_max(),
@@ -320,6 +320,10 @@ fn cache_stats(fs: &Fs, out: &mut KText<'_>) {
         get(&st.read_errors),
         get(&st.evictions),
         get(&st.uncached),
+        get(&st.writes),
+        get(&st.write_bytes),
+        get(&st.write_waits),
+        get(&st.write_errors),
     );
 }
 

@@ -13,6 +13,7 @@ use kernel::sync::Arc;
 
 use crate::bdev::BlockDev;
 use crate::btree::cache::NodeCache;
+use crate::btree::write::{WriteType, WRITE_TYPES};
 use crate::format::bkey::{Bkey, BKEY_U64S};
 use crate::format::bpos::Bpos;
 use crate::format::fs::tree::{Tree, ROOT_SUBVOL};
@@ -59,6 +60,20 @@ pub(crate) struct Root {
     pub(crate) ptr: PtrKey,
 }
 
+/// Where the newest journal entry found lies: the next one goes after it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct JournalPos {
+    /// Member index of the device holding it.
+    pub(crate) dev: usize,
+    /// Index of its bucket in that device's journal ring.
+    pub(crate) bucket_idx: u64,
+    /// Sector in the bucket where it starts.
+    pub(crate) offset: u32,
+    /// Its length in sectors.
+    pub(crate) sectors: u32,
+    pub(crate) seq: u64,
+}
+
 /// A jset's bytes; journal keys name their values by index into these.
 pub(crate) struct Jbuf(pub(crate) KVVec<u8>);
 
@@ -86,6 +101,10 @@ pub(crate) struct Fs {
     pub(crate) blacklist: KVec<(u64, u64)>,
     pub(crate) clean: bool,
     pub(crate) journal_seq: u64,
+    /// The newest journal entry found, blacklisted or not.
+    pub(crate) journal_newest: Option<JournalPos>,
+    /// The devices were opened for writing (a repair at mount).
+    pub(crate) writable: bool,
     /// Bucket generations per device, from the alloc btree; set once at open.
     gens: UnsafeCell<KVec<KVVec<u8>>>,
     gens_ready: AtomicBool,
@@ -99,6 +118,66 @@ pub(crate) struct Fs {
     pub(crate) dying: AtomicBool,
     /// The mount's options.
     pub(crate) opts: MountOpts,
+    /// Node writes by type (`btree_write_stats`).
+    pub(crate) write_stats: WriteStats,
+}
+
+/// Node writes per [`WriteType`]: how many and their bytes.
+#[derive(Default)]
+pub(crate) struct WriteStats {
+    nr: [AtomicU64; 5],
+    bytes: [AtomicU64; 5],
+}
+
+impl WriteStats {
+    /// Adds `o`'s counts (a filesystem opened again after a repair keeps them).
+    pub(crate) fn absorb(&self, o: &WriteStats) {
+        for i in 0..self.nr.len() {
+            let r = Ordering::Relaxed;
+            self.nr[i].fetch_add(o.nr[i].load(r), r);
+            self.bytes[i].fetch_add(o.bytes[i].load(r), r);
+        }
+    }
+
+    pub(crate) fn add(&self, t: WriteType, bytes: u64) {
+        self.nr[t as usize].fetch_add(1, Ordering::Relaxed);
+        self.bytes[t as usize].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Upstream's `btree_write_stats` text: per type, the number of writes and
+    /// their average size.
+    pub(crate) fn to_text(&self, pb: &mut crate::format::text::Pb<'_, '_>) {
+        use core::fmt::Write as _;
+        // Upstream's tabstops: 20 and 10 columns, left aligned.
+        let _ = writeln!(pb, "{:<20}{:<10}size", "", "nr");
+        for (t, name) in WRITE_TYPES {
+            let nr = self.nr[t as usize].load(Ordering::Relaxed);
+            let bytes = self.bytes[t as usize].load(Ordering::Relaxed);
+            let avg = bytes.checked_div(nr).unwrap_or(0);
+            let mut label = [0u8; 24];
+            let n = name.len().min(23);
+            label[..n].copy_from_slice(&name.as_bytes()[..n]);
+            label[n] = b':';
+            let label = core::str::from_utf8(&label[..=n]).unwrap_or("?");
+            let _ = writeln!(pb, "{:<20}{:<10}{}", label, nr, Human(avg));
+        }
+    }
+}
+
+/// Bytes in upstream's human readable form (`prt_human_readable_u64`).
+struct Human(u64);
+
+impl core::fmt::Display for Human {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut b = [0u8; 24];
+        let mut w = crate::format::printbuf::FixedBuf::new(&mut b);
+        {
+            let mut pb: crate::format::text::Pb<'_, '_> =
+                crate::format::printbuf::Printbuf::new(&mut w);
+            crate::format::sb::text::prt_human_readable_u64(&mut pb, self.0);
+        }
+        f.pad(core::str::from_utf8(w.as_bytes()).unwrap_or("?"))
+    }
 }
 
 /// Mount options the filesystem keeps (the `BCH_RS_OPT_*` bits of `shim.h`).
@@ -107,15 +186,43 @@ pub(crate) struct MountOpts {
     /// `fsck`: a gc pass checks the filesystem as it is mounted, whatever the
     /// `gc_at_mount` parameter says.
     pub(crate) fsck: bool,
+    /// `fix_errors`: what that pass finds is repaired before the mount completes.
+    pub(crate) fix_errors: bool,
+    /// `nochanges`: nothing is written, whatever else is asked.
+    pub(crate) nochanges: bool,
 }
 
 impl MountOpts {
-    /// From the option bits the C side collected. (`nochanges` needs nothing
-    /// kept: no mount writes anything yet.)
+    /// From the option bits the C side collected.
     pub(crate) fn from_bits(b: u32) -> MountOpts {
         MountOpts {
             fsck: b & shim::BCH_RS_OPT_FSCK != 0,
+            fix_errors: b & shim::BCH_RS_OPT_FIX_ERRORS != 0,
+            nochanges: b & shim::BCH_RS_OPT_NOCHANGES != 0,
         }
+    }
+
+    /// Whether a mount with these options (read-only or not) writes, or why it is
+    /// refused: only a repair writes, and only on a read-write mount.
+    fn writes(&self, read_only: bool) -> Result<bool> {
+        if self.fix_errors && !self.fsck {
+            pr_err!("fix_errors repairs what the fsck pass finds: give it with fsck\n");
+            return Err(EINVAL);
+        }
+        if self.fix_errors && read_only && !self.nochanges {
+            pr_err!(
+                "fix_errors writes its repairs: mount read-write (without ro), or add nochanges to only log them\n"
+            );
+            return Err(EINVAL);
+        }
+        let repairs = self.fix_errors && !self.nochanges;
+        if !read_only && !repairs {
+            pr_err!(
+                "read-write mounts are not supported yet: mount with -o ro (or -o fsck,fix_errors to repair)\n"
+            );
+            return Err(EROFS);
+        }
+        Ok(!read_only)
     }
 }
 
@@ -168,10 +275,7 @@ impl Fs {
 
     /// Opens the filesystem on the devices of `source` (paths separated by `:`).
     pub(crate) fn open(source: &CStr, read_only: bool, opts: MountOpts) -> Result<Arc<Fs>> {
-        if !read_only {
-            pr_err!("read-write mounts are not supported yet: mount with -o ro\n");
-            return Err(EROFS);
-        }
+        let writable = opts.writes(read_only)?;
         let src = source.to_str().map_err(|_| EINVAL)?;
         let mut devs: KVec<Option<BlockDev>> = KVec::new();
         // Each device's own superblock (its member index and journal buckets), and
@@ -181,7 +285,7 @@ impl Fs {
         let mut uuid: Option<[u8; 16]> = None;
         for path in src.split(':').filter(|p| !p.is_empty()) {
             let cpath = CString::try_from_fmt(fmt!("{}", path))?;
-            let dev = BlockDev::open(&cpath).inspect_err(|e| {
+            let dev = BlockDev::open(&cpath, writable).inspect_err(|e| {
                 pr_err!("{}: cannot open: error {}\n", path, e.to_errno());
             })?;
             let sbb = read_sb(&dev, path)?;
@@ -273,6 +377,8 @@ impl Fs {
             blacklist: KVec::new(),
             clean: false,
             journal_seq: 0,
+            journal_newest: None,
+            writable,
             gens: UnsafeCell::new(KVec::new()),
             gens_ready: AtomicBool::new(false),
             cache: NodeCache::new().inspect_err(|_| {
@@ -284,6 +390,7 @@ impl Fs {
             wq: AtomicPtr::new(wq),
             dying: AtomicBool::new(false),
             opts,
+            write_stats: WriteStats::default(),
         };
         let r = fs.read_journal();
         if let Err(e) = r {
@@ -339,6 +446,7 @@ impl Fs {
         }
         // (seq, last_seq, no_flush, bytes), sorted by seq.
         let mut found: KVec<(u64, u64, bool, KVVec<u8>)> = KVec::new();
+        let mut newest: Option<JournalPos> = None;
         let mut buf = KVVec::new();
         for (dev, ds) in self.devs.iter().zip(&self.dev_sbs) {
             let (Some(dev), Some(ds)) = (dev, ds) else {
@@ -351,8 +459,12 @@ impl Fs {
             let bytes = (m.bucket_size() as usize) << 9;
             buf.clear();
             buf.resize(bytes, 0u8, GFP_KERNEL)?;
+            let dev_idx = ds.dev_idx() as usize;
+            let mut ring_idx = 0u64;
             for (start, nr) in ds.journal_buckets() {
                 for bucket in start..start.saturating_add(nr) {
+                    let bucket_idx = ring_idx;
+                    ring_idx += 1;
                     let sector = bucket.saturating_mul(u64::from(m.bucket_size()));
                     if let Err(e) = dev.read(sector, &mut buf) {
                         pr_err!(
@@ -369,12 +481,22 @@ impl Fs {
                         if err.is_err() {
                             return;
                         }
+                        if newest.is_none_or(|n: JournalPos| j.seq > n.seq) {
+                            newest = Some(JournalPos {
+                                dev: dev_idx,
+                                bucket_idx,
+                                offset: off,
+                                sectors: j.sectors,
+                                seq: j.seq,
+                            });
+                        }
                         err = store_jset(&mut found, &mut self.blacklist, &buf, off, j);
                     });
                     err?;
                 }
             }
         }
+        self.journal_newest = newest;
         let bl = &self.blacklist;
         let is_bl = |seq: u64| bl.iter().any(|&(s, e)| seq >= s && seq < e);
         let range = jread::replay_range(

@@ -5,7 +5,8 @@
  * mount says -o fsck (or gc_at_mount is set), whenever
  * kicked through /sys/fs/<fs_name>/<uuid>/internal/trigger_gc, and every
  * gc_period_secs seconds when that is not 0. internal/gc_status shows the last
- * pass (Rust: bch_rs_gc_status).
+ * pass (Rust: bch_rs_gc_status); <uuid>/btree_write_stats the node writes
+ * (Rust: bch_rs_write_stats).
  */
 
 #include <linux/module.h>
@@ -36,11 +37,16 @@ MODULE_PARM_DESC(gc_at_mount,
 /* /sys/fs/<fs_name>: the module's kset, one kobject per mounted filesystem. */
 static struct kset *bch_rs_kset;
 
+/* <uuid>/: its attributes reach the filesystem through fs. */
+struct bch_rs_fsdir {
+	struct kobject kobj;
+	void *fs;
+};
+
 struct bch_rs_gc {
 	/* internal/: its attributes reach the filesystem through fs. */
 	struct kobject internal;
-	/* <uuid>/ */
-	struct kobject *dir;
+	struct bch_rs_fsdir *dir;
 	struct task_struct *task;
 	wait_queue_head_t wait;
 	atomic_t kicks;
@@ -93,6 +99,32 @@ static const struct kobj_type bch_rs_gc_ktype = {
 	.default_groups	= bch_rs_gc_groups,
 };
 
+static void bch_rs_fsdir_release(struct kobject *k)
+{
+	kfree(container_of(k, struct bch_rs_fsdir, kobj));
+}
+
+static ssize_t btree_write_stats_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	struct bch_rs_fsdir *d = container_of(k, struct bch_rs_fsdir, kobj);
+
+	return bch_rs_write_stats(d->fs, buf, PAGE_SIZE);
+}
+
+static struct kobj_attribute btree_write_stats_attr = __ATTR_RO(btree_write_stats);
+
+static struct attribute *bch_rs_fsdir_attrs[] = {
+	&btree_write_stats_attr.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(bch_rs_fsdir);
+
+static const struct kobj_type bch_rs_fsdir_ktype = {
+	.release	= bch_rs_fsdir_release,
+	.sysfs_ops	= &kobj_sysfs_ops,
+	.default_groups	= bch_rs_fsdir_groups,
+};
+
 static int bch_rs_gc_thread(void *arg)
 {
 	struct bch_rs_gc *g = arg;
@@ -140,18 +172,28 @@ struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name,
 	atomic_set(&g->kicks, 0);
 	g->first = pass_at_start || READ_ONCE(gc_at_mount);
 	g->fs = fs;
-	g->dir = kobject_create_and_add(uuid, &bch_rs_kset->kobj);
+	g->dir = kzalloc(sizeof(*g->dir), GFP_KERNEL);
 	if (!g->dir) {
 		kfree(g);
 		return NULL;
 	}
-	ret = kobject_init_and_add(&g->internal, &bch_rs_gc_ktype, g->dir, "internal");
+	g->dir->fs = fs;
+	ret = kobject_init_and_add(&g->dir->kobj, &bch_rs_fsdir_ktype, &bch_rs_kset->kobj,
+				   "%s", uuid);
 	if (ret) {
-		struct kobject *dir = g->dir;
+		*err = ret;
+		kobject_put(&g->dir->kobj);	/* frees dir */
+		kfree(g);
+		return NULL;
+	}
+	ret = kobject_init_and_add(&g->internal, &bch_rs_gc_ktype, &g->dir->kobj, "internal");
+	if (ret) {
+		struct bch_rs_fsdir *dir = g->dir;
 
 		*err = ret;
 		kobject_put(&g->internal);	/* frees g */
-		kobject_put(dir);
+		kobject_del(&dir->kobj);
+		kobject_put(&dir->kobj);
 		return NULL;
 	}
 	g->task = kthread_create(bch_rs_gc_thread, g, "bch-gc/%s", name);
@@ -159,7 +201,8 @@ struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name,
 		*err = PTR_ERR(g->task);
 		pr_err("%s: error creating gc thread: %d\n", uuid, *err);
 		kobject_del(&g->internal);
-		kobject_put(g->dir);
+		kobject_del(&g->dir->kobj);
+		kobject_put(&g->dir->kobj);
 		kobject_put(&g->internal);
 		return NULL;
 	}
@@ -171,19 +214,21 @@ struct bch_rs_gc *bch_rs_gc_start(void *fs, const char *uuid, const char *name,
 
 void bch_rs_gc_stop(struct bch_rs_gc *g)
 {
-	struct kobject *dir = g->dir;
+	struct bch_rs_fsdir *dir = g->dir;
 
 	/* No new kicks or status reads once the files are gone (removal waits for them). */
 	kobject_del(&g->internal);
+	kobject_del(&dir->kobj);
 	kthread_stop(g->task);
 	put_task_struct(g->task);
 	kobject_put(&g->internal);
-	kobject_put(dir);
+	kobject_put(&dir->kobj);
 }
 
 int bch_rs_gc_should_stop(void)
 {
-	return kthread_should_stop();
+	/* A pass run at mount (fix_errors) is on the mounting task: never stopped. */
+	return (current->flags & PF_KTHREAD) && kthread_should_stop();
 }
 
 u64 bch_rs_ktime_ns(void)

@@ -179,9 +179,22 @@ fn ktime_ns() -> u64 {
     unsafe { shim::bch_rs_ktime_ns() }
 }
 
-/// One pass over `fs`: findings are logged and counted into `Stats`. A stopped pass
-/// gives the counters it had reached.
-fn run_pass(fs: &Arc<Fs>) -> Result<(core::result::Result<(), Stopped>, Stats)> {
+/// What a pass leaves for a repair: every finding, and each member's btree bitmap
+/// (device, shift, bitmap, what `btree_bitmap_gc` would make of it).
+#[derive(Default)]
+pub(crate) struct Collected {
+    pub(crate) findings: KVec<Finding>,
+    pub(crate) bitmaps: KVec<(u32, u8, u64, Option<u64>)>,
+    /// A finding could not be kept (no memory): the list is incomplete.
+    pub(crate) incomplete: bool,
+}
+
+/// One pass over `fs`: findings are logged and counted into `Stats`, and kept in
+/// `collect` when given. A stopped pass gives the counters it had reached.
+pub(crate) fn run_pass(
+    fs: &Arc<Fs>,
+    collect: Option<&mut Collected>,
+) -> Result<(core::result::Result<(), Stopped>, Stats)> {
     let sb = fs.sb();
     let nr = sb.nr_devices() as usize;
     let mut tables: KVec<KVVec<Bucket>> = KVec::with_capacity(nr, GFP_KERNEL)?;
@@ -202,9 +215,16 @@ fn run_pass(fs: &Arc<Fs>) -> Result<(core::result::Result<(), Stopped>, Stats)> 
     }
     let mut slots: KVVec<Entry> = KVVec::from_elem(EMPTY, TALLY_MAX, GFP_KERNEL)?;
     let mut logged = 0u32;
+    let mut kept: KVec<Finding> = KVec::new();
+    let mut incomplete = false;
+    let keep = collect.is_some();
     let mut out = |f: &Finding| {
+        if keep && kept.push(*f, GFP_KERNEL).is_err() {
+            incomplete = true;
+        }
         logged += 1;
-        if logged <= LOG_MAX {
+        // A repair logs every finding with what it does about it.
+        if !keep && logged <= LOG_MAX {
             let mut b = [0u8; 640];
             let mut w = FixedBuf::new(&mut b);
             {
@@ -225,7 +245,17 @@ fn run_pass(fs: &Arc<Fs>) -> Result<(core::result::Result<(), Stopped>, Stats)> 
         );
         (gc.run(&CacheSource { fs }), gc.stats)
     };
-    if logged > LOG_MAX {
+    if let Some(c) = collect {
+        c.findings = kept;
+        c.incomplete = incomplete;
+        for d in devs.iter().flatten() {
+            c.bitmaps.push(
+                (d.dev, d.bitmap_shift, d.bitmap, d.bitmap_after_gc()),
+                GFP_KERNEL,
+            )?;
+        }
+    }
+    if !keep && logged > LOG_MAX {
         pr_warn!(
             "{}: gc: {} more findings not logged (see internal/gc_status)\n",
             fs.uuid(),
@@ -244,7 +274,7 @@ pub(crate) extern "C" fn bch_rs_gc_pass(p: *mut c_void) {
     let st = &s.st;
     let t0 = ktime_ns();
     st.running.store(true, Ordering::Release);
-    match run_pass(&s.fs) {
+    match run_pass(&s.fs, None) {
         Ok((Ok(()), stats)) => {
             let dt = ktime_ns().saturating_sub(t0);
             st.start_ns.store(t0, Ordering::Relaxed);
@@ -313,6 +343,27 @@ pub(crate) extern "C" fn bch_rs_gc_status(p: *mut c_void, buf: *mut c_char, size
         for (k, a) in KINDS.iter().zip(st.findings.iter()) {
             let _ = writeln!(pb, "  {}: {}", k.name(), a.load(r));
         }
+    }
+    w.as_bytes().len() as isize
+}
+
+/// `<uuid>/btree_write_stats` (called from gc.c): node writes by type, in
+/// upstream's layout.
+#[no_mangle]
+pub(crate) extern "C" fn bch_rs_write_stats(
+    p: *mut c_void,
+    buf: *mut c_char,
+    size: usize,
+) -> isize {
+    // SAFETY: `p` is the `GcState` given to `bch_rs_gc_start`; sysfs calls this only
+    // while the file exists, which ends before the state is freed.
+    let s = unsafe { &*p.cast::<GcState>() };
+    // SAFETY: sysfs hands a buffer of `size` (PAGE_SIZE) bytes.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), size) };
+    let mut w = FixedBuf::new(out);
+    {
+        let mut pb: Pb<'_, '_> = Printbuf::new(&mut w);
+        s.fs.write_stats.to_text(&mut pb);
     }
     w.as_bytes().len() as isize
 }

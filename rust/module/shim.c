@@ -34,6 +34,17 @@ module_param(btree_cache_max, uint, 0644);
 MODULE_PARM_DESC(btree_cache_max,
 		 "Most btree nodes each filesystem keeps cached (default 4096, at least 16)");
 
+/* Crash tests: a repair at mount stops as a crash would, after this many writes. */
+static int repair_writes_max = -1;
+module_param(repair_writes_max, int, 0644);
+MODULE_PARM_DESC(repair_writes_max,
+		 "Testing: a repair at mount (fsck,fix_errors) stops after this many device writes, failing the mount as a crash would leave the disks (-1, the default: never)");
+
+int bch_rs_repair_writes_max(void)
+{
+	return READ_ONCE(repair_writes_max);
+}
+
 unsigned int bch_rs_btree_cache_max(void)
 {
 	return max(READ_ONCE(btree_cache_max), 16U);
@@ -96,8 +107,8 @@ static int bch_rs_parse_param(struct fs_context *fc, struct fs_parameter *param)
 		*opts |= BCH_RS_OPT_NOCHANGES;
 		return 0;
 	case Opt_fix_errors:
-		errorfc(fc, "fix_errors: repairs at mount are not supported yet (repair offline: bcachefs-rs fsck -y)");
-		return -EOPNOTSUPP;
+		*opts |= BCH_RS_OPT_FIX_ERRORS;
+		return 0;
 	}
 	return -ENOPARAM;
 }
@@ -198,9 +209,10 @@ const char *bch_rs_fs_name(void)
 
 /* --- block devices and bios --- */
 
-struct file *bch_rs_bdev_open(const char *path, int *err)
+struct file *bch_rs_bdev_open(const char *path, int write, int *err)
 {
-	struct file *f = bdev_file_open_by_path(path, BLK_OPEN_READ, NULL, NULL);
+	blk_mode_t mode = BLK_OPEN_READ | (write ? BLK_OPEN_WRITE : 0);
+	struct file *f = bdev_file_open_by_path(path, mode, NULL, NULL);
 
 	if (IS_ERR(f)) {
 		*err = PTR_ERR(f);
@@ -226,16 +238,18 @@ u64 bch_rs_bdev_sectors(struct file *bdev_file)
 }
 
 #define BCH_RS_BIO_MAX_BYTES (1U << 20)
+#define BCH_RS_READ_OPF (REQ_OP_READ | REQ_META | REQ_SYNC)
 
 /* A bio for len bytes at sector into buf; NULL when it can't take them. */
-static struct bio *bch_rs_bio_map(struct file *bdev_file, u64 sector, void *buf, size_t len)
+static struct bio *bch_rs_bio_map(struct file *bdev_file, u64 sector, void *buf, size_t len,
+				  blk_opf_t opf)
 {
 	unsigned int nr = DIV_ROUND_UP(offset_in_page(buf) + len, PAGE_SIZE);
 	struct bio *bio;
 
 	if (!len || len > BCH_RS_BIO_MAX_BYTES || (len & 511))
 		return NULL;
-	bio = bio_alloc(file_bdev(bdev_file), nr, REQ_OP_READ | REQ_META | REQ_SYNC, GFP_NOIO);
+	bio = bio_alloc(file_bdev(bdev_file), nr, opf, GFP_NOIO);
 	bio->bi_iter.bi_sector = sector;
 	if (is_vmalloc_addr(buf)) {
 		if (!bio_add_vmalloc(bio, buf, len)) {
@@ -252,7 +266,7 @@ int bch_rs_bdev_read_sync(struct file *bdev_file, u64 sector, void *buf, size_t 
 {
 	while (len) {
 		size_t n = min_t(size_t, len, BCH_RS_BIO_MAX_BYTES);
-		struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, n);
+		struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, n, BCH_RS_READ_OPF);
 		int ret;
 
 		if (!bio)
@@ -281,7 +295,7 @@ static void bch_rs_bio_endio(struct bio *bio)
 int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
 			   void *private)
 {
-	struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, len);
+	struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, len, BCH_RS_READ_OPF);
 
 	if (!bio)
 		return -EINVAL;
@@ -289,6 +303,77 @@ int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t
 	bio->bi_end_io = bch_rs_bio_endio;
 	submit_bio(bio);
 	return 0;
+}
+
+static blk_opf_t bch_rs_write_opf(unsigned int flags)
+{
+	return REQ_OP_WRITE | REQ_META | REQ_SYNC |
+		(flags & BCH_RS_WRITE_FUA ? REQ_FUA : 0) |
+		(flags & BCH_RS_WRITE_PREFLUSH ? REQ_PREFLUSH : 0);
+}
+
+int bch_rs_bdev_write_sync(struct file *bdev_file, u64 sector, const void *cbuf, size_t len,
+			   unsigned int flags)
+{
+	void *buf = (void *)cbuf;
+
+	while (len) {
+		size_t n = min_t(size_t, len, BCH_RS_BIO_MAX_BYTES);
+		struct bio *bio;
+		int ret;
+
+		if (is_vmalloc_addr(buf))
+			flush_kernel_vmap_range(buf, n);
+		bio = bch_rs_bio_map(bdev_file, sector, buf, n, bch_rs_write_opf(flags));
+		if (!bio)
+			return -EINVAL;
+		ret = submit_bio_wait(bio);
+		bio_put(bio);
+		if (ret)
+			return ret;
+		/* Only the first piece waits for the writes before it. */
+		flags &= ~BCH_RS_WRITE_PREFLUSH;
+		sector += n >> 9;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void bch_rs_write_bio_endio(struct bio *bio)
+{
+	void *private = bio->bi_private;
+	int err = blk_status_to_errno(bio->bi_status);
+
+	bio_put(bio);
+	bch_rs_write_endio(private, err);
+}
+
+int bch_rs_bdev_write_async(struct file *bdev_file, u64 sector, const void *cbuf, size_t len,
+			    unsigned int flags, void *private)
+{
+	void *buf = (void *)cbuf;
+	struct bio *bio;
+
+	if (is_vmalloc_addr(buf))
+		flush_kernel_vmap_range(buf, len);
+	bio = bch_rs_bio_map(bdev_file, sector, buf, len, bch_rs_write_opf(flags));
+	if (!bio)
+		return -EINVAL;
+	bio->bi_private = private;
+	bio->bi_end_io = bch_rs_write_bio_endio;
+	submit_bio(bio);
+	return 0;
+}
+
+u64 bch_rs_real_seconds(void)
+{
+	return ktime_get_real_seconds();
+}
+
+int bch_rs_bdev_flush(struct file *bdev_file)
+{
+	return blkdev_issue_flush(file_bdev(bdev_file));
 }
 
 void bch_rs_read_done(void *buf, size_t len)

@@ -73,9 +73,11 @@ u64 bch_rs_xxh64(const void *data, size_t len);
 
 /* Node cache limit (module parameter btree_cache_max, in nodes). */
 unsigned int bch_rs_btree_cache_max(void);
+/* Module parameter repair_writes_max: -1, or the writes a repair stops after. */
+int bch_rs_repair_writes_max(void);
 
 /* Block devices, opened read-only and shared (no holder). */
-struct file *bch_rs_bdev_open(const char *path, int *err);
+struct file *bch_rs_bdev_open(const char *path, int write, int *err);
 void bch_rs_bdev_close(struct file *bdev_file);
 /* The block device's name (vda, sdb1) into buf, NUL terminated. */
 void bch_rs_bdev_name(struct file *bdev_file, char *buf, size_t len);
@@ -91,6 +93,20 @@ int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t
 			   void *private);
 /* After DMA into buf completed: make its vmalloc alias coherent. */
 void bch_rs_read_done(void *buf, size_t len);
+/* Writes: REQ_OP_WRITE | REQ_META | REQ_SYNC, plus these. */
+#define BCH_RS_WRITE_FUA	1u	/* REQ_FUA: on stable media when it completes */
+#define BCH_RS_WRITE_PREFLUSH	2u	/* REQ_PREFLUSH: after every write completed before it */
+/* Writes len bytes (a multiple of 512) at sector and waits; 0 or -errno. */
+int bch_rs_bdev_write_sync(struct file *bdev_file, u64 sector, const void *buf, size_t len,
+			   unsigned int flags);
+/* Starts one write bio (len up to 1 MiB); returns at once; the bio's endio calls
+ * bch_rs_write_endio(private, errno) in interrupt context. */
+int bch_rs_bdev_write_async(struct file *bdev_file, u64 sector, const void *buf, size_t len,
+			    unsigned int flags, void *private);
+/* Wall clock seconds since the epoch (superblock write times). */
+u64 bch_rs_real_seconds(void);
+/* A cache flush of the whole device, waited for. */
+int bch_rs_bdev_flush(struct file *bdev_file);
 
 /* IO lock bits, wait_on_bit style. */
 void bch_rs_wait_on_bit_io(unsigned long *word, int bit);
@@ -142,6 +158,7 @@ u64 bch_rs_ktime_ns(void);
 /* Mount options (fs_context parameters), as bits of bch_rs_fs_open's opts. */
 #define BCH_RS_OPT_FSCK		1u	/* "fsck": a gc pass checks the filesystem at mount */
 #define BCH_RS_OPT_NOCHANGES	2u	/* "nochanges": nothing is ever written */
+#define BCH_RS_OPT_FIX_ERRORS	4u	/* "fix_errors": the fsck pass's findings are repaired */
 int bch_rs_fs_open(const char *source, int read_only, unsigned int opts, void **fs);
 /* Whether two opened filesystems are the same one (same UUID). */
 int bch_rs_fs_same(void *a, void *b);
@@ -164,9 +181,11 @@ int bch_rs_xattr_get(void *fs, u64 inum, const char *name, size_t len, void *buf
 int bch_rs_fs_statfs(void *fs, struct bch_rs_statfs *out);
 /* A read completed (interrupt context). */
 void bch_rs_read_endio(void *private, int err);
+void bch_rs_write_endio(void *private, int err);
 /* One gc pass over fs (in its gc thread), and the last pass's status as text. */
 void bch_rs_gc_pass(void *fs);
 ssize_t bch_rs_gc_status(void *fs, char *buf, size_t size);
+ssize_t bch_rs_write_stats(void *fs, char *buf, size_t size);
 /* debugfs text files: data is what bch_rs_debugfs_file was given. */
 int bch_rs_dump_open(void *data, void **private);
 ssize_t bch_rs_dump_read(void *private, char *ubuf, size_t len);

@@ -56,7 +56,21 @@ pub(crate) extern "C" fn bch_rs_fs_open(
     // SAFETY: the VFS hands a NUL-terminated source string that outlives the call.
     let source = unsafe { CStr::from_char_ptr(source) };
     let r = (|| -> Result<KBox<Mounted>> {
-        let fs = Fs::open(source, read_only != 0, MountOpts::from_bits(opts))?;
+        let opts = MountOpts::from_bits(opts);
+        let mut fs = Fs::open(source, read_only != 0, opts)?;
+        if opts.fix_errors && crate::repair::repair_at_mount(&fs)? {
+            // Everything read so far (cache, journal, roots) predates the repair:
+            // the filesystem is opened again from what is now on disk.
+            let old = fs;
+            fs = Fs::open(source, read_only != 0, opts)?;
+            fs.write_stats.absorb(&old.write_stats);
+            fs.cache.stats.absorb_writes(&old.cache.stats);
+            drop(old);
+            pr_info!(
+                "{}: repaired at mount; files stay read-only (no file writes yet)\n",
+                fs.uuid()
+            );
+        }
         KBox::new(
             Mounted {
                 fs,

@@ -1,8 +1,9 @@
 # VM test: bad mounts fail with a clear log line and an error code, and leave nothing
-# behind: a missing device, an unknown option, fix_errors (repairs at mount are not
-# there yet), a device given twice, a read-write mount, a device without a bcachefs
-# superblock. And the options that are there: a plain mount runs no gc pass,
-# -o fsck runs one, nochanges is taken.
+# behind: a missing device, an unknown option, fix_errors without fsck or on a
+# read-only mount, a device given twice, a read-write mount without fix_errors, a
+# device without a bcachefs superblock. And the options that are there: a plain
+# mount runs no gc pass, -o fsck runs one, nochanges is taken (with fix_errors on a
+# read-only mount: the repairs are only logged).
 # Disks: basic
 . /lib.sh
 mkdir -p /mnt
@@ -16,7 +17,8 @@ try() { # try WHAT PATTERN MOUNT-ARGS...: the mount fails and the log says PATTE
 try "missing device" "cannot open" -o ro /dev/nonexistent
 try "unknown option" "Unknown parameter" -o ro,no_such_option /dev/vda
 try "device given twice" "given twice" -o ro /dev/vda:/dev/vda
-try "fix_errors" "fix_errors: repairs at mount are not supported yet" -o ro,fsck,fix_errors /dev/vda
+try "fix_errors without fsck" "fix_errors repairs what the fsck pass finds" -o fix_errors /dev/vda
+try "fix_errors read-only" "fix_errors writes its repairs" -o ro,fsck,fix_errors /dev/vda
 mount -t bcachefs -o ro /dev/vda /mnt || fail "mount -o ro"
 sleep 2
 grep -q '^passes: 0$' /sys/fs/bcachefs/*/internal/gc_status || fail "a plain mount ran a gc pass"
@@ -35,6 +37,11 @@ ok "no gc pass on a plain mount, one with -o ro,fsck,nochanges"
 dmesg -c > /dev/null
 mount -t bcachefs /dev/vda /mnt 2>/dev/null && umount /mnt
 dmesg | grep -q "read-write mounts are not supported" || fail "read-write mount not refused"
+dmesg -c > /dev/null
+mount -t bcachefs -o ro,fsck,fix_errors,nochanges /dev/vda /mnt || fail "mount -o ro,fsck,fix_errors,nochanges"
+dmesg | grep -q "found nothing to repair" || { dmesg; fail "fix_errors,nochanges: no repair pass logged"; }
+umount /mnt || fail umount
+ok "fix_errors,nochanges on a read-only mount: $(dmesg | grep -m1 'found nothing to repair')"
 ok "read-write mount refused (mount may retry read-only)"
 dd if=/dev/zero of=/dev/vda bs=512 seek=8 count=1 conv=notrunc 2>/dev/null
 try "no superblock" "not a bcachefs superblock" -o ro /dev/vda

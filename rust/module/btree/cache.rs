@@ -225,6 +225,27 @@ pub(crate) struct CacheStats {
     pub(crate) evictions: AtomicU64,
     pub(crate) uncached: AtomicU64,
     pub(crate) max_cached: AtomicU64,
+    /// Node writes issued, their bytes (every replica), writers that waited on a
+    /// write in flight, and writes with a failed replica.
+    pub(crate) writes: AtomicU64,
+    pub(crate) write_bytes: AtomicU64,
+    pub(crate) write_waits: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+}
+
+impl CacheStats {
+    /// Adds `o`'s write counters (a filesystem opened again after a repair).
+    pub(crate) fn absorb_writes(&self, o: &CacheStats) {
+        let r = Ordering::Relaxed;
+        for (a, b) in [
+            (&self.writes, &o.writes),
+            (&self.write_bytes, &o.write_bytes),
+            (&self.write_waits, &o.write_waits),
+            (&self.write_errors, &o.write_errors),
+        ] {
+            a.fetch_add(b.load(r), r);
+        }
+    }
 }
 
 struct CacheInner {

@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Committing key updates from the kernel: the write path of a repair at mount. The
+//! layouts (bset, jset, superblock) are the core's; this file orders the IO, in the
+//! order the offline `fsck -y` writes (`tool/src/repair.rs`):
+//!
+//! 1. every touched node gets one bset appended at its next block, on every replica
+//!    ([`crate::btree::write`]: `WRITE_IN_FLIGHT`, a bio per replica, completion on
+//!    the workqueue). A bset past its pointer's `sectors_written` is not read, so it
+//!    stays invisible until the pointer that covers it is committed; each written
+//!    node's pointer, its `sectors_written` advanced, becomes a key of its parent's
+//!    bset (or the btree's new root), up to the roots;
+//! 2. a cache flush of every device;
+//! 3. one journal entry (REQ_PREFLUSH | REQ_FUA) with every key at every level and
+//!    the roots, then a last entry with only the roots;
+//! 4. the superblock, marked clean with the new roots and the last entry's seq, copy
+//!    by copy on every device.
+//!
+//! Only a clean filesystem is committed to: its journal is not replayed at mount,
+//! so until the first superblock copy lands nothing new is visible, and a crash
+//! before it leaves the filesystem as it was. A node without room for the bset
+//! refuses the whole commit (rewriting nodes to new space is the offline tool's
+//! for now); nothing is written then.
+
+use core::ops::ControlFlow;
+
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+use crate::bdev::WriteFlags;
+use crate::btree::io::get_node;
+use crate::btree::iter::for_each_key;
+use crate::btree::write::{write_node, Image, WriteType};
+use crate::format::bkey::{Bkey, BKEY_BYTES};
+use crate::format::bpos::Bpos;
+use crate::format::btree::format::bset_csum_type;
+use crate::format::btree::ptr::{set_sectors_written, BtreePtr};
+use crate::format::btree::read::{read_bsets, BsetRef, NodeCtx};
+use crate::format::btree::update::Unwritten;
+use crate::format::btree::write::{write_bset, written, WriteCtx, WriteError};
+use crate::format::journal::keys::AcctView;
+use crate::format::journal::read::{entry, JSET_BYTES};
+use crate::format::journal::write::{jset_flags, next_slot, JsetBuilder, JsetHeader, Slot};
+use crate::format::sb::format as sbf;
+use crate::format::sb::write::{member, SbEdit};
+use crate::format::sb::{JsetEntries, Sb};
+use crate::fs::{Fs, PtrKey, Root};
+use crate::hash::KernelHashes;
+
+/// One key to write at `level` of `btree`.
+pub(crate) struct Update {
+    pub(crate) btree: u32,
+    pub(crate) level: u8,
+    pub(crate) k: Bkey,
+    pub(crate) v: KVec<u8>,
+    /// What the journal gets instead of `v` where they differ: an accounting key's
+    /// journal copy is a delta.
+    pub(crate) journal_v: Option<KVec<u8>>,
+}
+
+/// Superblock changes a repair makes, on every device's superblock.
+#[derive(Default)]
+pub(crate) struct SbChanges {
+    /// A new btree-allocated bitmap, by device.
+    pub(crate) bitmaps: KVec<(u32, u64)>,
+    /// Recovery passes (bits of `recovery_passes_required[0]`) that ran.
+    pub(crate) passes_done: u64,
+}
+
+impl SbChanges {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bitmaps.is_empty() && self.passes_done == 0
+    }
+
+    fn apply(&self, e: &mut SbEdit<'_>) -> Result {
+        for &(dev, bitmap) in self.bitmaps.iter() {
+            let shift = e
+                .sb()
+                .member(dev as usize)
+                .ok_or(EINVAL)?
+                .btree_bitmap_shift();
+            e.set_member_bitmap(dev as usize, shift, bitmap)
+                .map_err(|_| EINVAL)?;
+        }
+        if self.passes_done != 0 {
+            let p = e.sb().recovery_passes_required() & !self.passes_done;
+            e.set_recovery_passes_required(p).map_err(|_| EINVAL)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a commit wrote.
+#[derive(Default, Debug)]
+pub(crate) struct Done {
+    /// Nodes that got a bset, and the bytes written to them (every replica).
+    pub(crate) nodes: u32,
+    pub(crate) node_bytes: u64,
+    /// Journal entries, their first seq.
+    pub(crate) journal_entries: u32,
+    pub(crate) seq: u64,
+    /// Superblock copies written (all devices).
+    pub(crate) sb_copies: u32,
+}
+
+/// The writes a commit may still make: unlimited, or (the `repair_writes_max`
+/// parameter, for crash tests) a count after which it stops as a crash would.
+struct Budget(Option<u32>);
+
+impl Budget {
+    fn from_param() -> Budget {
+        // SAFETY: reads a module parameter.
+        let max = unsafe { crate::shim::bch_rs_repair_writes_max() };
+        Budget(u32::try_from(max).ok())
+    }
+
+    /// How many of `n` writes may go; the rest stop the commit.
+    fn allow(&self, n: usize) -> usize {
+        self.0.map_or(n, |left| n.min(left as usize))
+    }
+
+    fn spend(&mut self, n: usize) {
+        if let Some(left) = self.0.as_mut() {
+            *left = left.saturating_sub(n as u32);
+        }
+    }
+
+    /// One write: `Err` once the budget is spent.
+    fn take(&mut self, fs: &Fs) -> Result {
+        if self.allow(1) == 0 {
+            return Err(stopped(fs));
+        }
+        self.spend(1);
+        Ok(())
+    }
+}
+
+fn stopped(fs: &Fs) -> Error {
+    pr_err!(
+        "{}: repair: stopped by repair_writes_max, as a crash would stop it\n",
+        fs.uuid()
+    );
+    EIO
+}
+
+/// A node the commit writes: where it is, its parent (index into the list), the
+/// keys it gets.
+struct Touched {
+    btree: u32,
+    level: u8,
+    ptr: PtrKey,
+    parent: Option<usize>,
+    keys: KVec<(Bkey, KVec<u8>)>,
+}
+
+/// The first seq a commit writes to the journal of `fs`.
+pub(crate) fn next_journal_seq(fs: &Fs) -> Option<u64> {
+    let n = fs.journal_newest?;
+    Some(n.seq.max(fs.journal_seq) + 1)
+}
+
+/// Writes `updates` and the superblock `changes` as the module comment says.
+pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> Result<Done> {
+    if !fs.writable {
+        return Err(EROFS);
+    }
+    if !fs.clean {
+        pr_err!(
+            "{}: repair: the filesystem was not shut down cleanly; repairs over a journal to replay are not done in the kernel yet (repair offline: bcachefs-rs fsck -y)\n",
+            fs.uuid()
+        );
+        return Err(EOPNOTSUPP);
+    }
+    let mut done = Done::default();
+    let mut budget = Budget::from_param();
+    if updates.is_empty() {
+        if !changes.is_empty() {
+            done.sb_copies = write_sb(fs, None, changes, &mut budget)?;
+        }
+        return Ok(done);
+    }
+    let mut journal = Journal::new(fs)?;
+    let seq = journal.seq + 1;
+    done.seq = seq;
+    // The nodes each key goes to, and their ancestors.
+    let mut touched: KVec<Touched> = KVec::new();
+    for u in updates {
+        let path = path_to(fs, u.btree, u.k.p, u.level)?;
+        let mut parent = None;
+        for (level, ptr) in path.iter() {
+            let at = match touched
+                .iter()
+                .position(|t| t.btree == u.btree && t.level == *level && same_node(&t.ptr, ptr))
+            {
+                Some(i) => i,
+                None => {
+                    touched.push(
+                        Touched {
+                            btree: u.btree,
+                            level: *level,
+                            ptr: *ptr,
+                            parent,
+                            keys: KVec::new(),
+                        },
+                        GFP_KERNEL,
+                    )?;
+                    touched.len() - 1
+                }
+            };
+            parent = Some(at);
+        }
+        let leaf = parent.ok_or(EINVAL)?;
+        let mut v = KVec::new();
+        v.extend_from_slice(&u.v, GFP_KERNEL)?;
+        touched[leaf].keys.push((u.k, v), GFP_KERNEL)?;
+    }
+    // Level by level from the bottom: compose each node's bset, hand its new
+    // pointer up. Nothing is written until every node has its images.
+    let mut roots: KVec<Option<Root>> = KVec::new();
+    roots.extend_from_slice(&fs.roots, GFP_KERNEL)?;
+    let mut images: KVec<(usize, KVec<Image>)> = KVec::new();
+    let max_level = touched.iter().map(|t| t.level).max().unwrap_or(0);
+    for level in 0..=max_level {
+        for i in 0..touched.len() {
+            if touched[i].level != level || touched[i].keys.is_empty() {
+                continue;
+            }
+            let keys = core::mem::take(&mut touched[i].keys);
+            let t = &touched[i];
+            let (imgs, sectors) = append(fs, t, &keys, seq)?;
+            let mut ptr = t.ptr;
+            let mut v = KVec::new();
+            v.extend_from_slice(ptr.val(), GFP_KERNEL)?;
+            set_sectors_written(&mut v, sectors).ok_or(EINVAL)?;
+            ptr = PtrKey::new(ptr.k, &v).ok_or(EINVAL)?;
+            match t.parent {
+                Some(p) => touched[p].keys.push((ptr.k, v), GFP_KERNEL)?,
+                None => roots[t.btree as usize] = Some(Root { level, ptr }),
+            }
+            // Put back for the journal entry: the keys this node got.
+            touched[i].keys = keys;
+            images.push((i, imgs), GFP_KERNEL)?;
+        }
+    }
+    // The node images, each under its node's WRITE_IN_FLIGHT bit.
+    for (i, mut imgs) in images {
+        let t = &touched[i];
+        let nr = imgs.len();
+        let allowed = budget.allow(nr);
+        if allowed == 0 {
+            return Err(stopped(fs));
+        }
+        imgs.truncate(allowed);
+        budget.spend(allowed);
+        done.node_bytes += imgs.iter().map(|i| i.data.len() as u64).sum::<u64>();
+        let node = get_node(fs, t.btree, t.level, &t.ptr)?;
+        let typ = if t.level > 0 {
+            WriteType::Interior
+        } else {
+            WriteType::InitNextBset
+        };
+        let w = write_node(fs, node.node(), typ, imgs)?;
+        if allowed < nr {
+            return Err(stopped(fs));
+        }
+        if w.failed != 0 {
+            // Nothing is committed yet: the bsets written lie past their pointers'
+            // `sectors_written` and are never read. Dropping the failed replica
+            // from the pointer, as upstream does, is not done here yet.
+            pr_err!(
+                "{}: repair: a node write failed on {} of {} replica(s) (error {}): nothing committed\n",
+                fs.uuid(),
+                w.failed.count_ones(),
+                nr,
+                w.err
+            );
+            return Err(EIO);
+        }
+        done.nodes += 1;
+    }
+    for d in fs.devs.iter().flatten() {
+        d.flush()?;
+    }
+    // One journal entry with every key at every level, and the roots.
+    budget.take(fs)?;
+    let s1 = journal.write(fs, Some(seq), &mut |b| {
+        for t in touched.iter() {
+            let mut it = t.keys.iter().map(|(k, v)| {
+                let jv = journal_form(updates, t, k).unwrap_or(v);
+                (*k, jv)
+            });
+            b.btree_keys(t.btree, t.level, &mut it)
+                .map_err(|_| ENOSPC)?;
+        }
+        add_roots(b, &roots)
+    })?;
+    if s1.0 != seq {
+        return Err(EINVAL);
+    }
+    // The last entry: nothing left to replay, every root.
+    budget.take(fs)?;
+    let (end_seq, end_slot, end_sectors) =
+        journal.write(fs, None, &mut |b| add_roots(b, &roots))?;
+    done.journal_entries = 2;
+    let clean = CleanState {
+        roots: &roots,
+        seq: end_seq,
+        jdev: journal.dev,
+        slot: end_slot,
+        sectors: end_sectors,
+    };
+    done.sb_copies = write_sb(fs, Some(&clean), changes, &mut budget)?;
+    Ok(done)
+}
+
+/// The journal's copy of leaf key `k` of node `t`, where it differs from the node's.
+fn journal_form<'a>(updates: &'a [Update], t: &Touched, k: &Bkey) -> Option<&'a [u8]> {
+    updates
+        .iter()
+        .find(|u| u.btree == t.btree && u.level == t.level && u.k.p == k.p)
+        .and_then(|u| u.journal_v.as_deref())
+}
+
+fn first_offset(p: &PtrKey) -> Option<(u8, u64)> {
+    BtreePtr::decode(p.k.typ, p.val())
+        .and_then(|bp| bp.ptrs().next())
+        .map(|e| (e.dev, e.offset))
+}
+
+fn same_node(a: &PtrKey, b: &PtrKey) -> bool {
+    a.k.p == b.k.p && first_offset(a) == first_offset(b)
+}
+
+/// The node pointers from the root of `btree` down to the node at `level` whose
+/// range holds `pos`.
+fn path_to(fs: &Arc<Fs>, btree: u32, pos: Bpos, level: u8) -> Result<KVec<(u8, PtrKey)>> {
+    let root = fs
+        .roots
+        .get(btree as usize)
+        .copied()
+        .flatten()
+        .ok_or(EINVAL)?;
+    if root.level < level || first_offset(&root.ptr).is_none() {
+        pr_err!(
+            "{}: repair: btree {} has no node at level {} (an empty btree gets its first node offline: bcachefs-rs fsck -y)\n",
+            fs.uuid(),
+            btree,
+            level
+        );
+        return Err(EOPNOTSUPP);
+    }
+    let mut path = KVec::new();
+    path.push((root.level, root.ptr), GFP_KERNEL)?;
+    let mut cur = root.ptr;
+    let mut l = root.level;
+    while l > level {
+        let n = get_node(fs, btree, l, &cur)?;
+        let d = n.data().ok_or(EIO)?;
+        if d.failed {
+            return Err(EIO);
+        }
+        let mut child = None;
+        for_each_key(fs, btree, l, d, AcctView::Replayed, &mut |k, v| {
+            if k.p >= pos {
+                child = PtrKey::new(*k, v);
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        })?;
+        cur = child.ok_or(EIO)?;
+        l -= 1;
+        path.push((l, cur), GFP_KERNEL)?;
+    }
+    Ok(path)
+}
+
+/// `keys` appended to node `t` as a new bset on every replica (images returned,
+/// nothing written), and the node's new `sectors_written`.
+fn append(fs: &Fs, t: &Touched, keys: &[(Bkey, KVec<u8>)], seq: u64) -> Result<(KVec<Image>, u16)> {
+    let s = fs.sb();
+    let bp = BtreePtr::decode(t.ptr.k.typ, t.ptr.val()).ok_or(EINVAL)?;
+    let refuse = |why: &str| {
+        pr_err!(
+            "{}: repair: btree {} level {} node at {}:{}: {}; rewriting it to new space is not done in the kernel yet (repair offline: bcachefs-rs fsck -y)\n",
+            fs.uuid(),
+            t.btree,
+            t.level,
+            t.ptr.k.p.inode,
+            t.ptr.k.p.offset,
+            why
+        );
+        EOPNOTSUPP
+    };
+    if bp.written == 0 {
+        return Err(refuse("its pointer has no sectors_written"));
+    }
+    let node_sectors = s.btree_node_sectors();
+    let bytes: usize = keys
+        .iter()
+        .map(|(_, v)| BKEY_BYTES + v.len().div_ceil(8) * 8)
+        .sum();
+    let mut store = KVVec::from_elem(0u8, bytes, GFP_KERNEL)?;
+    let mut unwritten = Unwritten::new(&mut store);
+    for (k, v) in keys {
+        unwritten.insert(k, v).map_err(|_| EINVAL)?;
+    }
+    let mut out = KVec::new();
+    let mut end = None;
+    let nr_bsets = (node_sectors / s.block_sectors().max(1)) as usize + 1;
+    let mut bsets = KVec::from_elem(BsetRef::default(), nr_bsets, GFP_KERNEL)?;
+    for p in bp.ptrs() {
+        let dev = fs.dev(u32::from(p.dev)).ok_or(ENXIO)?;
+        let mut buf = KVVec::from_elem(0u8, (node_sectors as usize) << 9, GFP_KERNEL)?;
+        dev.read(p.offset, &mut buf[..(usize::from(bp.written)) << 9])
+            .map_err(|_| refuse("a replica is unreadable"))?;
+        let ctx = NodeCtx {
+            magic: s.bset_magic(),
+            block_sectors: s.block_sectors(),
+            node_sectors,
+            written: u32::from(bp.written),
+            btree_id: Some(t.btree),
+            level: Some(t.level),
+            min_key: bp.min_key,
+            max_key: Some(t.ptr.k.p),
+            seq: Some(bp.seq),
+            range_updated: bp.range_updated,
+            csum: &KernelHashes,
+            blacklisted: &|seq| fs.is_blacklisted(seq),
+            accept_bad_csum: false,
+        };
+        let mut warned = false;
+        let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| warned = true)
+            .map_err(|_| refuse("a replica is damaged"))?;
+        if warned || n == 0 {
+            return Err(refuse("a replica is damaged"));
+        }
+        let at = written(&bsets[..n]);
+        if at != u32::from(bp.written) {
+            return Err(refuse("its bsets end elsewhere than its pointer says"));
+        }
+        let wctx = WriteCtx {
+            magic: s.bset_magic(),
+            block_sectors: s.block_sectors(),
+            node_sectors,
+            csum_type: bset_csum_type(bsets[n - 1].flags),
+            version: s.version(),
+            csum: &KernelHashes,
+        };
+        let mut it = unwritten.iter();
+        let r = write_bset(&mut buf, &wctx, &h, at, seq, &mut it).map_err(|e| match e {
+            WriteError::NoRoom | WriteError::BadOffset => refuse("no room left in the node"),
+            _ => EINVAL,
+        })?;
+        let range = (r.offset as usize) << 9..((r.offset + r.sectors) as usize) << 9;
+        let mut data = KVVec::new();
+        data.extend_from_slice(&buf[range.clone()], GFP_KERNEL)?;
+        out.push(
+            Image {
+                dev: u32::from(p.dev),
+                sector: p.offset + u64::from(r.offset),
+                data,
+            },
+            GFP_KERNEL,
+        )?;
+        end = Some(r.offset + r.sectors);
+    }
+    let w = u16::try_from(end.ok_or(EINVAL)?).map_err(|_| EINVAL)?;
+    Ok((out, w))
+}
+
+/// The journal ring and where its next entry goes.
+struct Journal {
+    dev: usize,
+    buckets: KVec<u64>,
+    bucket_sectors: u32,
+    newest: Slot,
+    newest_sectors: u32,
+    seq: u64,
+    /// Ring index of each bucket holding one of this commit's entries.
+    in_use: KVec<u64>,
+}
+
+impl Journal {
+    fn new(fs: &Fs) -> Result<Journal> {
+        let newest = fs.journal_newest.ok_or(EINVAL)?;
+        let ds = fs
+            .dev_sbs
+            .get(newest.dev)
+            .and_then(|d| d.as_ref())
+            .ok_or(ENXIO)?;
+        let s = Sb { b: ds };
+        let mut buckets = KVec::new();
+        for (start, nr) in s.journal_buckets() {
+            for b in start..start.saturating_add(nr) {
+                buckets.push(b, GFP_KERNEL)?;
+            }
+        }
+        let m = s.member(newest.dev).ok_or(EINVAL)?;
+        Ok(Journal {
+            dev: newest.dev,
+            buckets,
+            bucket_sectors: u32::from(m.bucket_size()),
+            newest: Slot {
+                bucket_idx: newest.bucket_idx,
+                offset: newest.offset,
+            },
+            newest_sectors: newest.sectors,
+            seq: newest.seq.max(fs.journal_seq),
+            in_use: KVec::new(),
+        })
+    }
+
+    /// Writes a flush entry made by `fill` (PREFLUSH | FUA); returns its seq, slot
+    /// and length.
+    fn write(
+        &mut self,
+        fs: &Fs,
+        last_seq: Option<u64>,
+        fill: &mut dyn FnMut(&mut JsetBuilder<'_>) -> Result,
+    ) -> Result<(u64, Slot, u32)> {
+        let s = fs.sb();
+        let seq = self.seq + 1;
+        let mut buf = KVVec::from_elem(0u8, (self.bucket_sectors as usize) << 9, GFP_KERNEL)?;
+        let mut b = JsetBuilder::new(&mut buf);
+        fill(&mut b)?;
+        let h = JsetHeader {
+            magic: s.jset_magic(),
+            seq,
+            last_seq: last_seq.unwrap_or(seq),
+            version: u32::from(s.version()),
+            flags: jset_flags(s.meta_csum_type()),
+        };
+        let out = b.seal(&h, s.block_sectors(), &KernelHashes).map_err(|_| {
+            pr_err!(
+                "{}: journal entry {} does not fit a journal bucket\n",
+                fs.uuid(),
+                seq
+            );
+            ENOSPC
+        })?;
+        let sectors = (out.len() >> 9) as u32;
+        let slot = next_slot(
+            self.newest,
+            self.newest_sectors,
+            sectors,
+            self.bucket_sectors,
+            self.buckets.len() as u64,
+        )
+        .ok_or(ENOSPC)?;
+        if slot.bucket_idx != self.newest.bucket_idx && self.in_use.contains(&slot.bucket_idx) {
+            pr_err!("{}: the journal is full\n", fs.uuid());
+            return Err(ENOSPC);
+        }
+        let bucket = *self.buckets.get(slot.bucket_idx as usize).ok_or(EINVAL)?;
+        let sector = bucket * u64::from(self.bucket_sectors) + u64::from(slot.offset);
+        let dev = fs.dev(self.dev as u32).ok_or(ENXIO)?;
+        dev.write(sector, out, WriteFlags::FLUSH_FUA)
+            .inspect_err(|e| {
+                pr_err!(
+                    "{}: journal write error on {} at sector {}: error {}\n",
+                    fs.uuid(),
+                    dev.name(),
+                    sector,
+                    e.to_errno()
+                )
+            })?;
+        self.newest = slot;
+        self.newest_sectors = sectors;
+        self.seq = seq;
+        self.in_use.push(slot.bucket_idx, GFP_KERNEL)?;
+        Ok((seq, slot, sectors))
+    }
+}
+
+fn add_roots(b: &mut JsetBuilder<'_>, roots: &[Option<Root>]) -> Result {
+    for (id, r) in roots.iter().enumerate() {
+        if let Some(r) = r {
+            if first_offset(&r.ptr).is_some() {
+                b.btree_root(id as u32, r.level, &r.ptr.k, r.ptr.val())
+                    .map_err(|_| ENOSPC)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a clean superblock records: the roots and the last journal entry (at
+/// `slot` of the ring on `jdev`, `sectors` long).
+struct CleanState<'a> {
+    roots: &'a [Option<Root>],
+    seq: u64,
+    jdev: usize,
+    slot: Slot,
+    sectors: u32,
+}
+
+fn real_seconds() -> u64 {
+    // SAFETY: reads the wall clock.
+    unsafe { crate::shim::bch_rs_real_seconds() }
+}
+
+/// The superblock on every device with `changes` and (given `clean`) marked clean
+/// with its roots; seq and members' seq advanced; copy by copy, each with FUA.
+/// Returns the copies written.
+fn write_sb(
+    fs: &Fs,
+    clean: Option<&CleanState<'_>>,
+    changes: &SbChanges,
+    budget: &mut Budget,
+) -> Result<u32> {
+    let sb = fs.sb();
+    // Clean section: the old section's usage and clocks, then every root.
+    let old = sb.clean_field().map(|(_, e)| e).unwrap_or(&[]);
+    let mut entries = KVVec::from_elem(0u8, 16 << 10, GFP_KERNEL)?;
+    let mut b = JsetBuilder::new(&mut entries);
+    for e in JsetEntries::new(old) {
+        if e.typ != entry::BTREE_ROOT && !(e.typ == entry::BTREE_KEYS && e.data.is_empty()) {
+            b.raw(e.typ, e.btree_id, e.level, e.data)
+                .map_err(|_| ENOSPC)?;
+        }
+    }
+    if let Some(c) = clean {
+        add_roots(&mut b, c.roots)?;
+    }
+    let n = b.len() - JSET_BYTES;
+    let body = entries.get(JSET_BYTES..JSET_BYTES + n).ok_or(EINVAL)?;
+    let new_seq = sb.seq() + 1;
+    let now = real_seconds();
+    let mut sbs: KVec<(usize, KVVec<u8>)> = KVec::new();
+    for (idx, ds) in fs.dev_sbs.iter().enumerate() {
+        let (Some(ds), Some(_)) = (ds, fs.dev(idx as u32)) else {
+            continue;
+        };
+        let mut buf = KVVec::new();
+        buf.extend_from_slice(ds, GFP_KERNEL)?;
+        // Room for a clean section to grow into.
+        buf.resize(buf.len() + body.len() + 1024, 0, GFP_KERNEL)?;
+        let mut e = SbEdit::new(&mut buf, &KernelHashes).map_err(|_| EINVAL)?;
+        e.set_seq(new_seq);
+        e.set_write_time(now);
+        changes.apply(&mut e)?;
+        if let Some(c) = clean {
+            e.set_clean(true);
+            e.set_clean_section(c.seq, body).map_err(|_| ENOSPC)?;
+            let ring = (u64::from(c.slot.offset + c.sectors) << 32) | c.slot.bucket_idx;
+            let _ = e.set_member_u64(c.jdev, member::LAST_JOURNAL_BUCKET, ring);
+        }
+        for m in 0..fs.devs.len() {
+            if fs.dev(m as u32).is_some() {
+                let _ = e.set_member_u64(m, member::SEQ, new_seq);
+            }
+        }
+        let off0 = e.sb().layout().sb_offset(0).unwrap_or(sbf::SB_SECTOR);
+        e.seal(off0, &KernelHashes).map_err(|_| EINVAL)?;
+        sbs.push((idx, buf), GFP_KERNEL)?;
+    }
+    let blk = (sb.block_sectors().max(1) as usize) << 9;
+    let mut copies = 0u32;
+    for i in 0..sb.layout().nr_superblocks() as usize {
+        for (idx, buf) in sbs.iter_mut() {
+            let ds = fs.dev_sbs[*idx].as_ref().ok_or(ENXIO)?;
+            let off = Sb { b: ds }.layout().sb_offset(i).unwrap_or(sbf::SB_SECTOR);
+            let mut e = SbEdit::new(buf, &KernelHashes).map_err(|_| EINVAL)?;
+            let bytes = e.seal(off, &KernelHashes).map_err(|_| EINVAL)?;
+            let mut padded = KVVec::new();
+            padded.extend_from_slice(bytes, GFP_KERNEL)?;
+            padded.resize(padded.len().div_ceil(blk) * blk, 0, GFP_KERNEL)?;
+            let dev = fs.dev(*idx as u32).ok_or(ENXIO)?;
+            budget.take(fs)?;
+            dev.write(off, &padded, WriteFlags::FUA).inspect_err(|e| {
+                pr_err!(
+                    "{}: superblock write error on {} at sector {}: error {}\n",
+                    fs.uuid(),
+                    dev.name(),
+                    off,
+                    e.to_errno()
+                )
+            })?;
+            copies += 1;
+        }
+    }
+    Ok(copies)
+}

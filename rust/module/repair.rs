@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Repair at mount (`-o fsck,fix_errors`): a gc pass on the mounting task, each
+//! finding turned into the repair the offline `fsck -y` makes for it (the values
+//! come from the core's [`crate::format::gc::repair`] and alloc trigger rules), and
+//! one commit ([`crate::commit`]). Every finding gets a log line saying whether it
+//! is being fixed, and if not, why. What the kernel repairs today:
+//!
+//! - accounting counters set to the recount (`accounting_mismatch`);
+//! - a bucket's gen in its `bucket_gens` key (`bucket_gens_key_wrong`);
+//! - alloc key fields and oldest gens (`alloc_key_*_wrong`), with the need_discard
+//!   and fragmentation LRU keys they move, unless the bucket leaves the freespace
+//!   btree (cutting a freespace extent is the offline tool's for now);
+//! - the members' btree-allocated bitmaps (`btree_bitmap_not_marked`, the
+//!   `btree_bitmap_gc` pass), a superblock-only change.
+//!
+//! The rest (pointer gens, topology, node rewrites) is logged as left for the
+//! offline tool.
+
+use core::fmt::Write as _;
+use core::ops::ControlFlow;
+
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+use crate::btree::iter::range;
+use crate::commit::{commit, next_journal_seq, SbChanges, Update};
+use crate::format::alloc::format::{accounting_nr_counters, AllocV4, BUCKET_GENS_NR};
+use crate::format::alloc::trigger::derived_changes;
+use crate::format::bkey::Bkey;
+use crate::format::bpos::Bpos;
+use crate::format::gc::finding::{Finding, Kind};
+use crate::format::gc::repair::{accounting_values, accounting_version, apply_field};
+use crate::format::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
+use crate::format::ids::{btree, KeyType};
+use crate::format::printbuf::{FixedBuf, Printbuf};
+use crate::format::text::{Pb, TextCtx};
+use crate::fs::Fs;
+use crate::gc::{run_pass, Collected};
+
+/// The key at `pos` of `btree`'s leaves, if any.
+fn leaf_key(fs: &Arc<Fs>, btree: u32, pos: Bpos) -> Result<Option<(Bkey, KVec<u8>)>> {
+    let mut out = None;
+    let mut err = Ok(());
+    range(fs, btree, pos, pos, &mut |k, v| {
+        if k.p == pos {
+            let mut val = KVec::new();
+            err = val.extend_from_slice(v, GFP_KERNEL);
+            out = Some((*k, val));
+        }
+        ControlFlow::Break(())
+    })?;
+    err?;
+    Ok(out)
+}
+
+/// One alloc key being repaired: as found, and as it will be.
+struct AllocFix {
+    k: Bkey,
+    v: KVec<u8>,
+    old: AllocV4,
+    new: AllocV4,
+}
+
+/// Everything one repair writes.
+#[derive(Default)]
+struct Plan {
+    updates: KVec<Update>,
+    alloc: KVec<AllocFix>,
+    gens: KVec<(Bkey, KVec<u8>)>,
+    changes: SbChanges,
+    fixing: u32,
+    left: u32,
+}
+
+/// Why a finding is not repaired here, or `None` when its repair was planned.
+fn plan_one(
+    fs: &Arc<Fs>,
+    c: &Collected,
+    f: &Finding,
+    p: &mut Plan,
+    acct_version: u64,
+) -> Result<Option<&'static str>> {
+    match f.kind {
+        Kind::AccountingMismatch => {
+            let Some((ap, n)) = f.acct else {
+                return Ok(Some("accounting finding without its key"));
+            };
+            let n = usize::from(n);
+            let at = ap.to_bpos();
+            let k = match leaf_key(fs, btree::ACCOUNTING, at)? {
+                Some((k, v)) if accounting_nr_counters(&v) == n => k,
+                Some(_) => return Ok(Some("accounting key with more counters than gc recounts")),
+                None => Bkey {
+                    typ: KeyType::Accounting as u8,
+                    p: at,
+                    ..Default::default()
+                },
+            };
+            let k = Bkey {
+                version_hi: 0,
+                version_lo: acct_version.max(k.version_lo),
+                ..k
+            };
+            let mut v = KVec::from_elem(0u8, n * 8, GFP_KERNEL)?;
+            let mut jv = KVec::from_elem(0u8, n * 8, GFP_KERNEL)?;
+            if accounting_values(f, n, &mut v, &mut jv).is_none() {
+                return Ok(Some("accounting value"));
+            }
+            p.updates.push(
+                Update {
+                    btree: btree::ACCOUNTING,
+                    level: 0,
+                    k,
+                    v,
+                    journal_v: Some(jv),
+                },
+                GFP_KERNEL,
+            )?;
+            Ok(None)
+        }
+        Kind::BucketGensKeyWrong => {
+            let Some((dev, bucket)) = f.bucket else {
+                return Ok(Some("bucket finding without its bucket"));
+            };
+            let at = Bpos::new(u64::from(dev), bucket / BUCKET_GENS_NR as u64, 0);
+            let i = match p.gens.iter().position(|(k, _)| k.p == at) {
+                Some(i) => i,
+                None => {
+                    let kv = match leaf_key(fs, btree::BUCKET_GENS, at)? {
+                        Some(kv) => kv,
+                        None => (
+                            Bkey {
+                                typ: KeyType::BucketGens as u8,
+                                p: at,
+                                ..Default::default()
+                            },
+                            KVec::from_elem(0u8, BUCKET_GENS_NR, GFP_KERNEL)?,
+                        ),
+                    };
+                    p.gens.push(kv, GFP_KERNEL)?;
+                    p.gens.len() - 1
+                }
+            };
+            match p.gens[i]
+                .1
+                .get_mut((bucket % BUCKET_GENS_NR as u64) as usize)
+            {
+                Some(g) => {
+                    *g = f.want as u8;
+                    Ok(None)
+                }
+                None => Ok(Some("bucket_gens key too short")),
+            }
+        }
+        Kind::AllocKeyWrong | Kind::OldestGenTooNew => {
+            let Some((dev, bucket)) = f.bucket else {
+                return Ok(Some("alloc finding without a bucket"));
+            };
+            if f.kind == Kind::AllocKeyWrong && f.field.is_none() {
+                return Ok(Some("alloc finding without its field"));
+            }
+            let at = Bpos::new(u64::from(dev), bucket, 0);
+            let i = match p.alloc.iter().position(|a| a.k.p == at) {
+                Some(i) => i,
+                None => match leaf_key(fs, btree::ALLOC, at)? {
+                    Some((k, v)) if k.typ == KeyType::AllocV4 as u8 => {
+                        let old = AllocV4::read(&v);
+                        p.alloc.push(
+                            AllocFix {
+                                k,
+                                v,
+                                old,
+                                new: old,
+                            },
+                            GFP_KERNEL,
+                        )?;
+                        p.alloc.len() - 1
+                    }
+                    Some(_) => return Ok(Some("alloc key older than alloc_v4: not rewritten yet")),
+                    None => return Ok(Some("no alloc key for the bucket")),
+                },
+            };
+            let a = &mut p.alloc[i].new;
+            if f.kind == Kind::OldestGenTooNew {
+                a.oldest_gen = f.ptr_gen;
+            } else {
+                apply_field(a, f);
+            }
+            Ok(None)
+        }
+        Kind::BtreeBitmapNotMarked | Kind::BtreeBitmapGc => {
+            // One change covers every bitmap finding.
+            if !p.changes.bitmaps.is_empty() || p.changes.passes_done != 0 {
+                return Ok(None);
+            }
+            for &(dev, _, bitmap, after) in c.bitmaps.iter() {
+                match after {
+                    Some(a) if a != bitmap => p.changes.bitmaps.push((dev, a), GFP_KERNEL)?,
+                    Some(_) => {}
+                    None => return Ok(Some("a node lies past what the bitmap's shift can mark")),
+                }
+            }
+            if sb_wants_bitmap_gc(&fs.sb()) {
+                p.changes.passes_done |= 1u64 << PASS_BTREE_BITMAP_GC;
+            }
+            if p.changes.is_empty() {
+                return Ok(Some("the bitmap marks only what the btree uses"));
+            }
+            Ok(None)
+        }
+        _ => Ok(Some(
+            "not repaired in the kernel yet (repair offline: bcachefs-rs fsck -y)",
+        )),
+    }
+}
+
+/// The keys each changed alloc key moves (need_discard, fragmentation LRU), and
+/// the alloc keys themselves. A bucket that would leave the freespace btree is
+/// not repaired (`Err` names it).
+fn alloc_updates(fs: &Fs, p: &mut Plan) -> Result<core::result::Result<(), Bpos>> {
+    for a in p.alloc.iter() {
+        let (dev, bucket) = (a.k.p.inode as u32, a.k.p.offset);
+        let bucket_size = fs
+            .sb()
+            .member(dev as usize)
+            .map(|m| m.bucket_size())
+            .unwrap_or(0);
+        let mut err = Ok(());
+        let mut punch = false;
+        derived_changes(dev, bucket, bucket_size, &a.old, &a.new, &mut |d| {
+            if d.btree == btree::FREESPACE && !d.set {
+                punch = true;
+                return;
+            }
+            if err.is_err() {
+                return;
+            }
+            let k = Bkey {
+                typ: if d.set {
+                    KeyType::Set as u8
+                } else {
+                    KeyType::Deleted as u8
+                },
+                p: d.pos,
+                size: d.size,
+                ..Default::default()
+            };
+            err = p.updates.push(
+                Update {
+                    btree: d.btree,
+                    level: 0,
+                    k,
+                    v: KVec::new(),
+                    journal_v: None,
+                },
+                GFP_KERNEL,
+            );
+        });
+        err?;
+        if punch {
+            return Ok(Err(a.k.p));
+        }
+        let mut v = KVec::new();
+        v.extend_from_slice(&a.v, GFP_KERNEL)?;
+        a.new.write(&mut v);
+        p.updates.push(
+            Update {
+                btree: btree::ALLOC,
+                level: 0,
+                k: a.k,
+                v,
+                journal_v: None,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(Ok(()))
+}
+
+fn log_finding(fs: &Fs, f: &Finding, why: Option<&str>) {
+    let mut b = [0u8; 640];
+    let mut w = FixedBuf::new(&mut b);
+    {
+        let mut pb: Pb<'_, '_> = Printbuf::new(&mut w);
+        f.to_text(&mut pb, &TextCtx { devs: fs });
+    }
+    let line = core::str::from_utf8(w.as_bytes()).unwrap_or("?");
+    let line = line.trim_end();
+    match why {
+        None => pr_info!("{}: repair: fixing: {}\n", fs.uuid(), line),
+        Some(why) => pr_warn!("{}: repair: not fixed ({}): {}\n", fs.uuid(), why, line),
+    }
+}
+
+/// Runs the repair; returns whether anything was written (the caller then opens
+/// the filesystem afresh). An error fails the mount.
+pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<bool> {
+    let mut c = Collected::default();
+    let (r, stats) = run_pass(fs, Some(&mut c))?;
+    if r.is_err() || c.incomplete {
+        pr_err!("{}: repair: the gc pass did not complete\n", fs.uuid());
+        return Err(EIO);
+    }
+    if c.findings.is_empty() {
+        pr_info!(
+            "{}: repair: gc pass over {} nodes, {} keys, {} buckets found nothing to repair\n",
+            fs.uuid(),
+            stats.nodes,
+            stats.keys,
+            stats.buckets
+        );
+        return Ok(false);
+    }
+    let acct_version = next_journal_seq(fs).map(accounting_version).unwrap_or(0);
+    let mut p = Plan::default();
+    for f in c.findings.iter() {
+        let why = plan_one(fs, &c, f, &mut p, acct_version)?;
+        match why {
+            None => p.fixing += 1,
+            Some(_) => p.left += 1,
+        }
+        log_finding(fs, f, why);
+    }
+    if let Err(at) = alloc_updates(fs, &mut p)? {
+        pr_err!(
+            "{}: repair: bucket {}:{} would leave the freespace btree: cutting its extent is not done in the kernel yet (repair offline: bcachefs-rs fsck -y); nothing written\n",
+            fs.uuid(),
+            at.inode,
+            at.offset
+        );
+        return Err(EOPNOTSUPP);
+    }
+    for (k, v) in core::mem::take(&mut p.gens) {
+        p.updates.push(
+            Update {
+                btree: btree::BUCKET_GENS,
+                level: 0,
+                k,
+                v,
+                journal_v: None,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    p.updates
+        .sort_unstable_by_key(|u| (u.btree, u.level, u.k.p));
+    let mut summary = [0u8; 160];
+    let mut w = FixedBuf::new(&mut summary);
+    {
+        let mut pb: Pb<'_, '_> = Printbuf::new(&mut w);
+        let _ = write!(
+            pb,
+            "{} findings: fixing {}, leaving {}; {} keys and {} superblock change(s) to write",
+            c.findings.len(),
+            p.fixing,
+            p.left,
+            p.updates.len(),
+            p.changes.bitmaps.len() + usize::from(p.changes.passes_done != 0)
+        );
+    }
+    let summary = core::str::from_utf8(w.as_bytes()).unwrap_or("?");
+    if fs.opts.nochanges {
+        pr_info!(
+            "{}: repair: {}; nochanges: nothing written\n",
+            fs.uuid(),
+            summary
+        );
+        return Ok(false);
+    }
+    if p.updates.is_empty() && p.changes.is_empty() {
+        pr_info!("{}: repair: {}\n", fs.uuid(), summary);
+        return Ok(false);
+    }
+    pr_info!("{}: repair: {}\n", fs.uuid(), summary);
+    let done = commit(fs, &p.updates, &p.changes)?;
+    pr_info!(
+        "{}: repair: wrote {} node bset(s) ({} bytes), {} journal entries from seq {}, {} superblock copies; filesystem clean\n",
+        fs.uuid(),
+        done.nodes,
+        done.node_bytes,
+        done.journal_entries,
+        done.seq,
+        done.sb_copies
+    );
+    Ok(true)
+}
