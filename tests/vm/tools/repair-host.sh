@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Host side of the VM test in which the module repairs damaged images at mount
+# (`mount -o fsck,fix_errors`), for run-one.sh's `# Host:` header:
+#   tests/vm/tools/repair-host.sh prepare DIR
+#       for each kind of damage (acct-dev acct-btree bucket-gen bitmap, in that
+#       order): a copy of the basic fixture, DIR/KIND.img, damaged by
+#       `bcachefs-rs damage KIND`, an untouched copy of it kept as DIR/KIND.damaged;
+#       prints the DIR/KIND.img paths, one per line, in attach order (/dev/vda,
+#       /dev/vdb, ...). Exits 77 (skip) when the fixtures are absent.
+#   tests/vm/tools/repair-host.sh verify DIR
+#       for each kind, the image the guest repaired (DIR/KIND.img):
+#       (a) bcachefs-rs fsck -n finds nothing (exit 0, no output);
+#       (b) upstream's fsck -n (../shared/reference/bcachefs, where present) exits 0;
+#       (c) the offline repair, `bcachefs-rs fsck -y` on a copy of DIR/KIND.damaged
+#           (DIR/KIND.offline), leaves the same keys: `list -b BTREE -l 0` equal for
+#           every btree the repairs touch (upstream's list where present, else ours;
+#           the device name in extent pointers, the file's name, read as DEV);
+#       (d) the same superblock: show-super equal but for the lines a repair must
+#           change on its own terms (see ss below).
+#       Prints one `ok: KIND: ...` line per check passed; fails (exit 1) on any
+#       mismatch, with a short diff.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../../.." && pwd)
+kinds=(acct-dev acct-btree bucket-gen bitmap)
+btrees=(alloc bucket_gens accounting need_discard freespace lru backpointers extents inodes dirents)
+bin=$top/target/release/bcachefs-rs
+ref=$top/../shared/reference/bcachefs
+
+prepare() {
+    local dir=$1 src k
+    local fx=${FIXTURES:-$top/../shared/fixtures}/basic
+    if [ ! -d "$fx" ]; then
+        echo "SKIP: $fx not present" >&2
+        exit 77
+    fi
+    src=$("$top/scripts/fixture-images.sh" basic)
+    (cd "$top" && cargo build --release -q -p bcachefs-rs) >&2
+    for k in "${kinds[@]}"; do
+        # Never written in place: the fixture cache is shared with other runs.
+        cp --sparse=always "$src" "$dir/$k.img"
+        chmod u+w "$dir/$k.img"
+        "$bin" damage "$k" "$dir/$k.img" >&2
+        cp --sparse=always "$dir/$k.img" "$dir/$k.damaged"
+        echo "$dir/$k.img"
+    done
+}
+
+# lister ARGS...: upstream's tool where present, else ours (their listings and
+# show-super are the same bytes on these images); its stderr (upstream's recovery
+# chatter) dropped.
+lister() {
+    if [ -x "$ref" ]; then
+        "$ref" "$@" 2>/dev/null
+    else
+        "$bin" "$@" 2>/dev/null
+    fi
+}
+
+# listing BTREE IMG: the leaf keys of BTREE, the device name (IMG's file name,
+# printed in extent pointers) read as DEV.
+listing() {
+    local name
+    name=$(basename "$2")
+    lister list -b "$1" -l 0 "$2" | sed "s/ptr: ${name//./\\.} /ptr: DEV /"
+}
+
+# ss IMG: show-super without the lines two repairs of the same image may print
+# differently. Two `bcachefs-rs fsck -y` runs on copies of one damaged image differ
+# only in `Time of last write:`; a mount also writes the superblock as often as it
+# needs (at mount, going read-write, at unmount), so its `Sequence number:` and
+# each member's `Last superblock write:` (the seq of its last write) are its own:
+# verify checks instead that the seq advanced past the damaged image's.
+ss() {
+    lister show-super "$1" |
+        grep -Ev '^(Time of last write|Sequence number|  Last superblock write):'
+}
+
+# excerpt: the first 20 lines of stdin, indented (all of stdin read, so that no
+# writer dies of SIGPIPE).
+excerpt() {
+    sed 's/^/    /' | awk 'NR <= 20'
+}
+
+sb_seq() {
+    lister show-super "$1" | sed -n 's/^Sequence number: *//p'
+}
+
+verify() {
+    local dir=$1 fail=0 k img off out rc bt a b d
+    for k in "${kinds[@]}"; do
+        img=$dir/$k.img
+        off=$dir/$k.offline
+        if [ ! -f "$img" ] || [ ! -f "$dir/$k.damaged" ]; then
+            echo "FAIL: $k: $img or $dir/$k.damaged missing"
+            fail=1
+            continue
+        fi
+        # (a) Ours finds nothing left.
+        rc=0
+        out=$("$bin" fsck -n "$img" 2>&1) || rc=$?
+        if [ $rc = 0 ] && [ -z "$out" ]; then
+            echo "ok: $k: bcachefs-rs fsck -n clean after the repair"
+        else
+            echo "FAIL: $k: bcachefs-rs fsck -n after the repair: exit $rc"
+            printf '%s\n' "$out" | excerpt
+            fail=1
+        fi
+        # (b) Nor does upstream's.
+        if [ -x "$ref" ]; then
+            rc=0
+            out=$(timeout 300 "$ref" fsck -n "$img" 2>&1) || rc=$?
+            if [ $rc = 0 ]; then
+                echo "ok: $k: upstream fsck -n exits 0"
+            else
+                echo "FAIL: $k: upstream fsck -n after the repair: exit $rc"
+                printf '%s\n' "$out" | { grep -Ev 'done \(|CONFIG_RUST|please alert' || true; } | excerpt
+                fail=1
+            fi
+        fi
+        # (c) The offline repair of the same damage leaves the same keys.
+        cp --sparse=always "$dir/$k.damaged" "$off"
+        rc=0
+        out=$("$bin" fsck -y "$off" 2>&1) || rc=$?
+        if [ $rc != 1 ]; then
+            echo "FAIL: $k: bcachefs-rs fsck -y on the damaged copy: exit $rc (1: errors fixed)"
+            printf '%s\n' "$out" | excerpt
+            fail=1
+            continue
+        fi
+        d=0
+        for bt in "${btrees[@]}"; do
+            a=$(listing "$bt" "$img") || { echo "FAIL: $k: list -b $bt $img"; d=1; continue; }
+            b=$(listing "$bt" "$off") || { echo "FAIL: $k: list -b $bt $off"; d=1; continue; }
+            if [ "$a" != "$b" ]; then
+                echo "FAIL: $k: $bt keys differ (< repaired at mount, > offline)"
+                { diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") || true; } | excerpt
+                d=1
+            fi
+        done
+        if [ $d = 0 ]; then
+            echo "ok: $k: the leaf keys of ${btrees[*]} equal the offline repair's"
+        else
+            fail=1
+        fi
+        # (d) And the same superblock.
+        a=$(ss "$img")
+        b=$(ss "$off")
+        if [ "$a" != "$b" ]; then
+            echo "FAIL: $k: show-super differs (< repaired at mount, > offline)"
+            { diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") || true; } | excerpt
+            fail=1
+        elif ! [ "$(sb_seq "$img")" -gt "$(sb_seq "$dir/$k.damaged")" ] 2>/dev/null; then
+            echo "FAIL: $k: superblock seq $(sb_seq "$img") not past the damaged image's $(sb_seq "$dir/$k.damaged")"
+            fail=1
+        else
+            echo "ok: $k: show-super equals the offline repair's (but for write time and seqs)"
+        fi
+    done
+    return $fail
+}
+
+case ${1:-} in
+    prepare | verify)
+        if [ $# != 2 ] || [ ! -d "$2" ]; then
+            echo "usage: $0 prepare|verify DIR (an existing directory)" >&2
+            exit 2
+        fi
+        "$1" "$2"
+        ;;
+    *)
+        echo "usage: $0 prepare|verify DIR" >&2
+        exit 2
+        ;;
+esac
