@@ -5,10 +5,14 @@
 #       for each kind of damage (acct-dev acct-btree bucket-gen bitmap, in that
 #       order): a copy of the basic fixture, DIR/KIND.img, damaged by
 #       `bcachefs-rs damage KIND`, an untouched copy of it kept as DIR/KIND.damaged;
-#       prints the DIR/KIND.img paths, one per line, in attach order (/dev/vda,
+#       then the crash copies: DIR/crashN.img (N = 0..5), each a copy of the
+#       acct-dev damage, which the guest repairs with the repair stopped after N
+#       writes (repair_writes_max) and then completes;
+#       prints the DIR/*.img paths, one per line, in attach order (/dev/vda,
 #       /dev/vdb, ...). Exits 77 (skip) when the fixtures are absent.
 #   tests/vm/tools/repair-host.sh verify DIR
-#       for each kind, the image the guest repaired (DIR/KIND.img):
+#       for each image the guest repaired (DIR/KIND.img, DIR/crashN.img: the
+#       acct-dev damage):
 #       (a) bcachefs-rs fsck -n finds nothing (exit 0, no output);
 #       (b) upstream's fsck -n (../shared/reference/bcachefs, where present) exits 0;
 #       (c) the offline repair, `bcachefs-rs fsck -y` on a copy of DIR/KIND.damaged
@@ -22,6 +26,12 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../../.." && pwd)
 kinds=(acct-dev acct-btree bucket-gen bitmap)
+crashes=(crash0 crash1 crash2 crash3 crash4 crash5)
+images=("${kinds[@]}" "${crashes[@]}")
+# damage_of IMAGE: the kind of damage an image was made with.
+damage_of() {
+    case $1 in crash*) echo acct-dev;; *) echo "$1";; esac
+}
 btrees=(alloc bucket_gens accounting need_discard freespace lru backpointers extents inodes dirents)
 bin=$top/target/release/bcachefs-rs
 ref=$top/../shared/reference/bcachefs
@@ -43,6 +53,10 @@ prepare() {
         cp --sparse=always "$dir/$k.img" "$dir/$k.damaged"
         echo "$dir/$k.img"
     done
+    for k in "${crashes[@]}"; do
+        cp --sparse=always "$dir/acct-dev.damaged" "$dir/$k.img"
+        echo "$dir/$k.img"
+    done
 }
 
 # lister ARGS...: upstream's tool where present, else ours (their listings and
@@ -56,12 +70,19 @@ lister() {
     fi
 }
 
-# listing BTREE IMG: the leaf keys of BTREE, the device name (IMG's file name,
-# printed in extent pointers) read as DEV.
+# listing BTREE IMG NAME: the leaf keys of BTREE, the device name (IMG's file
+# name, printed in extent pointers) read as DEV. For a crash image (NAME crashN),
+# accounting keys' versions read as VER: a repair that completes over a stopped
+# one commits at a later journal seq than the offline repair of the damage, and
+# an accounting key's version is its commit's seq.
 listing() {
     local name
     name=$(basename "$2")
-    lister list -b "$1" -l 0 "$2" | sed "s/ptr: ${name//./\\.} /ptr: DEV /"
+    lister list -b "$1" -l 0 "$2" | sed "s/ptr: ${name//./\\.} /ptr: DEV /" |
+        case $3 in
+            crash*) sed -E 's/ ver [0-9]+/ ver VER/';;
+            *) cat;;
+        esac
 }
 
 # ss IMG: show-super without the lines two repairs of the same image may print
@@ -86,12 +107,13 @@ sb_seq() {
 }
 
 verify() {
-    local dir=$1 fail=0 k img off out rc bt a b d
-    for k in "${kinds[@]}"; do
+    local dir=$1 fail=0 k img off out rc bt a b d dmg
+    for k in "${images[@]}"; do
         img=$dir/$k.img
         off=$dir/$k.offline
-        if [ ! -f "$img" ] || [ ! -f "$dir/$k.damaged" ]; then
-            echo "FAIL: $k: $img or $dir/$k.damaged missing"
+        dmg=$dir/$(damage_of "$k").damaged
+        if [ ! -f "$img" ] || [ ! -f "$dmg" ]; then
+            echo "FAIL: $k: $img or $dmg missing"
             fail=1
             continue
         fi
@@ -118,7 +140,7 @@ verify() {
             fi
         fi
         # (c) The offline repair of the same damage leaves the same keys.
-        cp --sparse=always "$dir/$k.damaged" "$off"
+        cp --sparse=always "$dmg" "$off"
         rc=0
         out=$("$bin" fsck -y "$off" 2>&1) || rc=$?
         if [ $rc != 1 ]; then
@@ -129,8 +151,8 @@ verify() {
         fi
         d=0
         for bt in "${btrees[@]}"; do
-            a=$(listing "$bt" "$img") || { echo "FAIL: $k: list -b $bt $img"; d=1; continue; }
-            b=$(listing "$bt" "$off") || { echo "FAIL: $k: list -b $bt $off"; d=1; continue; }
+            a=$(listing "$bt" "$img" "$k") || { echo "FAIL: $k: list -b $bt $img"; d=1; continue; }
+            b=$(listing "$bt" "$off" "$k") || { echo "FAIL: $k: list -b $bt $off"; d=1; continue; }
             if [ "$a" != "$b" ]; then
                 echo "FAIL: $k: $bt keys differ (< repaired at mount, > offline)"
                 { diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") || true; } | excerpt
@@ -149,8 +171,8 @@ verify() {
             echo "FAIL: $k: show-super differs (< repaired at mount, > offline)"
             { diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") || true; } | excerpt
             fail=1
-        elif ! [ "$(sb_seq "$img")" -gt "$(sb_seq "$dir/$k.damaged")" ] 2>/dev/null; then
-            echo "FAIL: $k: superblock seq $(sb_seq "$img") not past the damaged image's $(sb_seq "$dir/$k.damaged")"
+        elif ! [ "$(sb_seq "$img")" -gt "$(sb_seq "$dmg")" ] 2>/dev/null; then
+            echo "FAIL: $k: superblock seq $(sb_seq "$img") not past the damaged image's $(sb_seq "$dmg")"
             fail=1
         else
             echo "ok: $k: show-super equals the offline repair's (but for write time and seqs)"

@@ -1,0 +1,79 @@
+# VM test: repairs at mount (-o fsck,fix_errors) through the kernel's write path.
+# - four damaged copies of basic (tests/vm/tools/repair-host.sh prepare: an
+#   accounting counter of a device's data type, one of a btree's, a bucket's gen in
+#   bucket_gens, member 0's btree bitmap cleared): each mounted with
+#   -o fsck,fix_errors, every finding logged as fixed, the write stats and cache
+#   counters showing the node writes, files still read-only; mounted again with
+#   -o ro,fsck: the gc pass finds nothing;
+# - crash: copies of the accounting damage repaired with the repair stopped after
+#   0..5 writes (repair_writes_max, as a crash would stop it): the mount fails with
+#   one log line; the disk mounts again read-only (the damage still there before
+#   the commit point, repaired after it) and a fix_errors mount completes it;
+# - on the host afterwards (repair-host.sh verify), every disk: our fsck and
+#   upstream's clean, the leaf keys and superblock as the offline fsck -y leaves
+#   the same damage.
+# Host: tests/vm/tools/repair-host.sh
+# Timeout: 900
+. /lib.sh
+mkdir -p /mnt
+param=/sys/module/bcachefs/parameters/repair_writes_max
+letters=abcdefghijklmnopqrstuvwxyz
+dev() { echo /dev/vd$(echo $letters | cut -c$(($1 + 1))); }
+stat_nr() { awk -v t="$1:" '$1 == t { print $2 }' /sys/fs/bcachefs/*/btree_write_stats; }
+
+# check_pass D: a read-only mount with a gc pass; prints its findings count.
+check_pass() {
+    dmesg -c > /dev/null
+    mount -t bcachefs -o ro,fsck "$1" /mnt || fail "$1: mount -o ro,fsck"
+    i=0
+    while ! grep -q '^passes: [1-9]' /sys/fs/bcachefs/*/internal/gc_status; do
+        i=$((i + 1)); [ $i -le 1200 ] || fail "$1: no gc pass"
+        sleep 0.5
+    done
+    sed -n 's/^findings: //p' /sys/fs/bcachefs/*/internal/gc_status
+    umount /mnt || fail "$1: umount"
+}
+
+n=0
+for k in acct-dev acct-btree bucket-gen bitmap; do
+    d=$(dev $n); n=$((n + 1))
+    dmesg -c > /dev/null
+    mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "$k: mount -o fsck,fix_errors"; }
+    dmesg | grep 'repair:' | head -n 4
+    dmesg | grep -q 'repair: fixing:' || fail "$k: nothing fixed"
+    if dmesg | grep -q 'repair: not fixed'; then fail "$k: a finding left"; fi
+    dmesg | grep -q 'repair: wrote .* filesystem clean' || fail "$k: no commit logged"
+    nodes=$(stat_nr init_next_bset)
+    writes=$(counter "writes issued")
+    if [ $k = bitmap ]; then
+        # A superblock change only.
+        [ "$nodes" = 0 ] && [ "$writes" = 0 ] || fail "$k: $nodes node writes"
+    else
+        [ "$nodes" -ge 1 ] && [ "$writes" = "$nodes" ] ||
+            fail "$k: btree_write_stats says $nodes appended bsets, btree_cache $writes writes"
+    fi
+    grep -q " /mnt bcachefs ro" /proc/mounts || fail "$k: not mounted read-only after the repair"
+    if touch /mnt/new 2>/dev/null; then fail "$k: a file could be created"; fi
+    umount /mnt || fail "$k: umount"
+    f=$(check_pass "$d")
+    [ "$f" = 0 ] || fail "$k: the gc pass after the repair found $f"
+    ok "$k: repaired at mount ($nodes bset(s) written), then a gc pass found nothing"
+done
+
+# Crash: the repair stopped after 0..5 writes (the accounting damage takes one
+# node write, two journal entries and three superblock copies).
+for i in 0 1 2 3 4 5; do
+    d=$(dev $n); n=$((n + 1))
+    dmesg -c > /dev/null
+    echo $i > $param
+    if mount -t bcachefs -o fsck,fix_errors "$d" /mnt; then fail "crash $i: mounted"; fi
+    echo -1 > $param
+    dmesg | grep -q 'stopped by repair_writes_max' || { dmesg | tail; fail "crash $i: no stop logged"; }
+    left=$(check_pass "$d")
+    dmesg -c > /dev/null
+    mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "crash $i: repair after the stop"; }
+    umount /mnt || fail "crash $i: umount"
+    f=$(check_pass "$d")
+    [ "$f" = 0 ] || fail "crash $i: $f findings after the repair completed"
+    ok "crash after $i writes: the disk mounts with $left finding(s) left; the next repair completes it"
+done
