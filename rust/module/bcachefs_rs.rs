@@ -66,7 +66,7 @@ module! {
     type: BcachefsModule,
     name: "bcachefs",
     authors: ["bcachefs-rs developers"],
-    description: "bcachefs in Rust: mounts bcachefs filesystems read-only and checks them (btree gc); writes nothing",
+    description: "bcachefs in Rust: mounts bcachefs filesystems read-only, checks them (btree gc) and, with -o fsck,fix_errors, repairs some gc findings at mount; files are never written",
     license: "GPL",
 }
 
