@@ -16,11 +16,15 @@
 //! 4. the superblock, marked clean with the new roots and the last entry's seq, copy
 //!    by copy on every device.
 //!
-//! Only a clean filesystem is committed to: its journal is not replayed at mount,
-//! so until the first superblock copy lands nothing new is visible, and a crash
-//! before it leaves the filesystem as it was. A node without room for the bset
-//! refuses the whole commit (rewriting nodes to new space is the offline tool's
-//! for now); nothing is written then.
+//! On a clean filesystem the journal is not replayed at mount, so until the first
+//! superblock copy lands nothing new is visible, and a crash before it leaves the
+//! filesystem as it was. A filesystem that was not shut down cleanly keeps its
+//! journal: the seqs past its newest entry are blacklisted first (a superblock
+//! write, with the superblock's own changes), our entries start [`DIRTY_SKIP`]
+//! further on and replay on top of it (their `last_seq` is its replay start), and it
+//! stays dirty: there the first of our journal entries commits the keys. A node
+//! without room for the bset refuses the whole commit (rewriting nodes to new space
+//! is the offline tool's for now); nothing is written then.
 
 use core::ops::ControlFlow;
 
@@ -40,7 +44,9 @@ use crate::format::btree::update::Unwritten;
 use crate::format::btree::write::{write_bset, written, WriteCtx, WriteError};
 use crate::format::journal::keys::AcctView;
 use crate::format::journal::read::{entry, JSET_BYTES};
-use crate::format::journal::write::{jset_flags, next_slot, JsetBuilder, JsetHeader, Slot};
+use crate::format::journal::write::{
+    jset_flags, next_slot, JsetBuilder, JsetHeader, Slot, DIRTY_SKIP,
+};
 use crate::format::sb::format as sbf;
 use crate::format::sb::write::{member, SbEdit};
 use crate::format::sb::{JsetEntries, Sb};
@@ -153,10 +159,16 @@ struct Touched {
     keys: KVec<(Bkey, KVec<u8>)>,
 }
 
+/// The seq after which a commit's journal entries go: past the newest entry found
+/// (and [`DIRTY_SKIP`] further on a filesystem not shut down cleanly).
+fn journal_base_seq(fs: &Fs) -> Option<u64> {
+    let n = fs.journal_newest?;
+    Some(n.seq.max(fs.journal_seq) + if fs.clean { 0 } else { DIRTY_SKIP })
+}
+
 /// The first seq a commit writes to the journal of `fs`.
 pub(crate) fn next_journal_seq(fs: &Fs) -> Option<u64> {
-    let n = fs.journal_newest?;
-    Some(n.seq.max(fs.journal_seq) + 1)
+    journal_base_seq(fs).map(|s| s + 1)
 }
 
 /// Writes `updates` and the superblock `changes` as the module comment says.
@@ -164,24 +176,26 @@ pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> R
     if !fs.writable {
         return Err(EROFS);
     }
-    if !fs.clean {
-        pr_err!(
-            "{}: repair: the filesystem was not shut down cleanly; repairs over a journal to replay are not done in the kernel yet (repair offline: bcachefs-rs fsck -y)\n",
-            fs.uuid()
-        );
-        return Err(EOPNOTSUPP);
-    }
     let mut done = Done::default();
     let mut budget = Budget::from_param();
     if updates.is_empty() {
         if !changes.is_empty() {
-            done.sb_copies = write_sb(fs, None, changes, &mut budget)?;
+            done.sb_copies = write_sb(fs, None, changes, None, &mut budget)?;
         }
         return Ok(done);
     }
     let mut journal = Journal::new(fs)?;
     let seq = journal.seq + 1;
     done.seq = seq;
+    // A dirty filesystem keeps its journal: our entries replay on top of it (their
+    // last_seq is its replay start), after the seqs skipped are blacklisted; the
+    // superblock's own changes go with the blacklist. A clean one needs nothing
+    // older than our first entry.
+    let last_seq = if fs.clean { seq } else { fs.journal_start };
+    if !fs.clean {
+        let skipped = (fs.journal_seq + 1, seq);
+        done.sb_copies += write_sb(fs, None, changes, Some(skipped), &mut budget)?;
+    }
     // The nodes each key goes to, and their ancestors.
     let mut touched: KVec<Touched> = KVec::new();
     for u in updates {
@@ -283,7 +297,7 @@ pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> R
     }
     // One journal entry with every key at every level, and the roots.
     budget.take(fs)?;
-    let s1 = journal.write(fs, Some(seq), &mut |b| {
+    let s1 = journal.write(fs, Some(last_seq), &mut |b| {
         for t in touched.iter() {
             let mut it = t.keys.iter().map(|(k, v)| {
                 let jv = journal_form(updates, t, k).unwrap_or(v);
@@ -297,6 +311,14 @@ pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> R
     if s1.0 != seq {
         return Err(EINVAL);
     }
+    if !fs.clean {
+        // Every root in an entry of its own, the journal's keys left to replay:
+        // the filesystem stays dirty.
+        budget.take(fs)?;
+        journal.write(fs, Some(last_seq), &mut |b| add_roots(b, &roots))?;
+        done.journal_entries = 2;
+        return Ok(done);
+    }
     // The last entry: nothing left to replay, every root.
     budget.take(fs)?;
     let (end_seq, end_slot, end_sectors) =
@@ -309,7 +331,7 @@ pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> R
         slot: end_slot,
         sectors: end_sectors,
     };
-    done.sb_copies = write_sb(fs, Some(&clean), changes, &mut budget)?;
+    done.sb_copies += write_sb(fs, Some(&clean), changes, None, &mut budget)?;
     Ok(done)
 }
 
@@ -476,7 +498,8 @@ struct Journal {
     newest: Slot,
     newest_sectors: u32,
     seq: u64,
-    /// Ring index of each bucket holding one of this commit's entries.
+    /// Ring index of each bucket holding an entry that must stay readable: on a
+    /// dirty filesystem the ones its replay needs, and this commit's own.
     in_use: KVec<u64>,
 }
 
@@ -496,6 +519,14 @@ impl Journal {
             }
         }
         let m = s.member(newest.dev).ok_or(EINVAL)?;
+        let mut in_use = KVec::new();
+        if !fs.clean {
+            for &(seq, dev, idx) in fs.journal_found.iter() {
+                if dev == newest.dev && (fs.journal_start..=fs.journal_seq).contains(&seq) {
+                    in_use.push(idx, GFP_KERNEL)?;
+                }
+            }
+        }
         Ok(Journal {
             dev: newest.dev,
             buckets,
@@ -505,8 +536,8 @@ impl Journal {
                 offset: newest.offset,
             },
             newest_sectors: newest.sectors,
-            seq: newest.seq.max(fs.journal_seq),
-            in_use: KVec::new(),
+            seq: journal_base_seq(fs).ok_or(EINVAL)?,
+            in_use,
         })
     }
 
@@ -599,13 +630,14 @@ fn real_seconds() -> u64 {
     unsafe { crate::shim::bch_rs_real_seconds() }
 }
 
-/// The superblock on every device with `changes` and (given `clean`) marked clean
-/// with its roots; seq and members' seq advanced; copy by copy, each with FUA.
-/// Returns the copies written.
+/// The superblock on every device with `changes`, the `blacklist` range added and
+/// (given `clean`) marked clean with its roots; seq and members' seq advanced; copy
+/// by copy, each with FUA. Returns the copies written.
 fn write_sb(
     fs: &Fs,
     clean: Option<&CleanState<'_>>,
     changes: &SbChanges,
+    blacklist: Option<(u64, u64)>,
     budget: &mut Budget,
 ) -> Result<u32> {
     let sb = fs.sb();
@@ -639,6 +671,9 @@ fn write_sb(
         e.set_seq(new_seq);
         e.set_write_time(now);
         changes.apply(&mut e)?;
+        if let Some((start, end)) = blacklist {
+            e.add_blacklist(start, end).map_err(|_| ENOSPC)?;
+        }
         if let Some(c) = clean {
             e.set_clean(true);
             e.set_clean_section(c.seq, body).map_err(|_| ENOSPC)?;

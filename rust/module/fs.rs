@@ -103,6 +103,10 @@ pub(crate) struct Fs {
     pub(crate) journal_seq: u64,
     /// The newest journal entry found, blacklisted or not.
     pub(crate) journal_newest: Option<JournalPos>,
+    /// Every journal entry found: its seq, device and ring index of its bucket.
+    pub(crate) journal_found: KVec<(u64, usize, u64)>,
+    /// First seq replayed (a filesystem not shut down cleanly).
+    pub(crate) journal_start: u64,
     /// The devices were opened for writing (a repair at mount).
     pub(crate) writable: bool,
     /// Bucket generations per device, from the alloc btree; set once at open.
@@ -378,6 +382,8 @@ impl Fs {
             clean: false,
             journal_seq: 0,
             journal_newest: None,
+            journal_found: KVec::new(),
+            journal_start: 0,
             writable,
             gens: UnsafeCell::new(KVec::new()),
             gens_ready: AtomicBool::new(false),
@@ -481,6 +487,10 @@ impl Fs {
                         if err.is_err() {
                             return;
                         }
+                        if let Err(e) = self.journal_found.push((j.seq, dev_idx, bucket_idx), GFP_KERNEL) {
+                            err = Err(e.into());
+                            return;
+                        }
                         if newest.is_none_or(|n: JournalPos| j.seq > n.seq) {
                             newest = Some(JournalPos {
                                 dev: dev_idx,
@@ -522,6 +532,7 @@ impl Fs {
             }
         };
         self.journal_seq = r.end;
+        self.journal_start = r.start;
         let mut keys = KVec::new();
         let mut order = 0u32;
         let mut roots_from = None;

@@ -375,13 +375,18 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<bool> {
     pr_info!("{}: repair: {}\n", fs.uuid(), summary);
     let done = commit(fs, &p.updates, &p.changes)?;
     pr_info!(
-        "{}: repair: wrote {} node bset(s) ({} bytes), {} journal entries from seq {}, {} superblock copies; filesystem clean\n",
+        "{}: repair: wrote {} node bset(s) ({} bytes), {} journal entries from seq {}, {} superblock copies; filesystem {}\n",
         fs.uuid(),
         done.nodes,
         done.node_bytes,
         done.journal_entries,
         done.seq,
-        done.sb_copies
+        done.sb_copies,
+        if fs.clean {
+            "clean"
+        } else {
+            "still dirty: its journal replays, the repair's entries last"
+        }
     );
     Ok(true)
 }

@@ -34,7 +34,9 @@ use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::ptr::BtreePtr;
 use bcachefs_core::ids;
 use bcachefs_core::journal::read::entry;
-use bcachefs_core::journal::write::{jset_flags, next_slot, JsetBuilder, JsetHeader, Slot};
+use bcachefs_core::journal::write::{
+    jset_flags, next_slot, JsetBuilder, JsetHeader, Slot, DIRTY_SKIP,
+};
 use bcachefs_core::sb::write::{member, SbEdit};
 use bcachefs_core::sb::{format as sbf, JsetEntries, Sb};
 
@@ -139,10 +141,6 @@ pub struct Update {
     /// over the new node skips it and one over the old node adds it).
     pub journal_v: Option<Vec<u8>>,
 }
-
-/// How far past the newest journal entry found a repair of a dirty filesystem
-/// starts its own (upstream's recovery skips as far: `cur_seq += 4096`).
-const DIRTY_SKIP: u64 = 4096;
 
 /// The seq of the first journal entry [`commit`] writes.
 pub fn next_journal_seq(fs: &Fs) -> Result<u64, String> {

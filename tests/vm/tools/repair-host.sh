@@ -2,12 +2,13 @@
 # Host side of the VM test in which the module repairs damaged images at mount
 # (`mount -o fsck,fix_errors`), for run-one.sh's `# Host:` header:
 #   tests/vm/tools/repair-host.sh prepare DIR
-#       for each kind of damage (acct-dev acct-btree bucket-gen bitmap, in that
-#       order): a copy of the basic fixture, DIR/KIND.img, damaged by
-#       `bcachefs-rs damage KIND`, an untouched copy of it kept as DIR/KIND.damaged;
-#       then the crash copies: DIR/crashN.img (N = 0..5), each a copy of the
-#       acct-dev damage, which the guest repairs with the repair stopped after N
-#       writes (repair_writes_max) and then completes;
+#       for each damaged image (NAME:FIXTURE:KIND in `damaged` below, in that
+#       order): a copy of the fixture, DIR/NAME.img, damaged by
+#       `bcachefs-rs damage KIND`, an untouched copy of it kept as
+#       DIR/NAME.damaged (unclean is a filesystem that was not shut down cleanly);
+#       then the crash copies: DIR/crashN.img (N = 0..5) and DIR/uncrashN.img (0..6),
+#       copies of acct-dev's and unclean-acct's damage, which the guest repairs
+#       with the repair stopped after N writes (repair_writes_max) and completes;
 #       prints the DIR/*.img paths, one per line, in attach order (/dev/vda,
 #       /dev/vdb, ...). Exits 77 (skip) when the fixtures are absent.
 #   tests/vm/tools/repair-host.sh verify DIR
@@ -25,36 +26,43 @@
 #       mismatch, with a short diff.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../../.." && pwd)
-kinds=(acct-dev acct-btree bucket-gen bitmap)
-crashes=(crash0 crash1 crash2 crash3 crash4 crash5)
-images=("${kinds[@]}" "${crashes[@]}")
-# damage_of IMAGE: the kind of damage an image was made with.
+damaged=(acct-dev:basic:acct-dev acct-btree:basic:acct-btree bucket-gen:basic:bucket-gen
+    bitmap:basic:bitmap unclean-acct:unclean:acct-dev unclean-bucket-gen:unclean:bucket-gen)
+crashes=(crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 uncrash3
+    uncrash4 uncrash5 uncrash6)
+images=()
+for s in "${damaged[@]}"; do images+=("${s%%:*}"); done
+images+=("${crashes[@]}")
+# damage_of IMAGE: the damaged image an image is a copy of.
 damage_of() {
-    case $1 in crash*) echo acct-dev;; *) echo "$1";; esac
+    case $1 in uncrash*) echo unclean-acct;; crash*) echo acct-dev;; *) echo "$1";; esac
 }
 btrees=(alloc bucket_gens accounting need_discard freespace lru backpointers extents inodes dirents)
 bin=$top/target/release/bcachefs-rs
 ref=$top/../shared/reference/bcachefs
 
 prepare() {
-    local dir=$1 src k
-    local fx=${FIXTURES:-$top/../shared/fixtures}/basic
-    if [ ! -d "$fx" ]; then
-        echo "SKIP: $fx not present" >&2
-        exit 77
-    fi
-    src=$("$top/scripts/fixture-images.sh" basic)
+    local dir=$1 src s k fx kind
+    local fixtures=${FIXTURES:-$top/../shared/fixtures}
+    for fx in basic unclean; do
+        if [ ! -d "$fixtures/$fx" ]; then
+            echo "SKIP: $fixtures/$fx not present" >&2
+            exit 77
+        fi
+    done
     (cd "$top" && cargo build --release -q -p bcachefs-rs) >&2
-    for k in "${kinds[@]}"; do
+    for s in "${damaged[@]}"; do
+        k=${s%%:*}; fx=${s#*:}; fx=${fx%%:*}; kind=${s##*:}
+        src=$("$top/scripts/fixture-images.sh" "$fx")
         # Never written in place: the fixture cache is shared with other runs.
         cp --sparse=always "$src" "$dir/$k.img"
         chmod u+w "$dir/$k.img"
-        "$bin" damage "$k" "$dir/$k.img" >&2
+        "$bin" damage "$kind" "$dir/$k.img" >&2
         cp --sparse=always "$dir/$k.img" "$dir/$k.damaged"
         echo "$dir/$k.img"
     done
     for k in "${crashes[@]}"; do
-        cp --sparse=always "$dir/acct-dev.damaged" "$dir/$k.img"
+        cp --sparse=always "$dir/$(damage_of "$k").damaged" "$dir/$k.img"
         echo "$dir/$k.img"
     done
 }
@@ -80,7 +88,7 @@ listing() {
     name=$(basename "$2")
     lister list -b "$1" -l 0 "$2" | sed "s/ptr: ${name//./\\.} /ptr: DEV /" |
         case $3 in
-            crash*) sed -E 's/ ver [0-9]+/ ver VER/';;
+            *crash*) sed -E 's/ ver [0-9]+/ ver VER/';;
             *) cat;;
         esac
 }
@@ -117,14 +125,19 @@ verify() {
             fail=1
             continue
         fi
-        # (a) Ours finds nothing left.
+        # (a) Ours finds nothing left to repair (exit 0), and says what it says
+        # after the offline repair of the same damage: nothing, or on unclean the
+        # bitmap message that no repair can act on (its granularity).
+        cp --sparse=always "$dmg" "$off"
+        "$bin" fsck -y "$off" > /dev/null 2>&1 || true
         rc=0
-        out=$("$bin" fsck -n "$img" 2>&1) || rc=$?
-        if [ $rc = 0 ] && [ -z "$out" ]; then
-            echo "ok: $k: bcachefs-rs fsck -n clean after the repair"
+        out=$("$bin" fsck -n "$img" 2>&1 | sed "s|$(basename "$img")|IMG|g") || rc=$?
+        want=$("$bin" fsck -n "$off" 2>&1 | sed "s|$(basename "$off")|IMG|g") || true
+        if [ $rc = 0 ] && [ "$out" = "$want" ]; then
+            echo "ok: $k: bcachefs-rs fsck -n clean after the repair${out:+ (as after the offline repair: $out)}"
         else
             echo "FAIL: $k: bcachefs-rs fsck -n after the repair: exit $rc"
-            printf '%s\n' "$out" | excerpt
+            { diff <(printf '%s\n' "$out") <(printf '%s\n' "$want") || true; } | excerpt
             fail=1
         fi
         # (b) Nor does upstream's.

@@ -224,6 +224,11 @@ impl<'a> JsetBuilder<'a> {
     }
 }
 
+/// How far past the newest journal entry found a writer of a filesystem that was
+/// not shut down cleanly starts its own (upstream's recovery skips as far:
+/// `cur_seq += 4096`); the seqs skipped are blacklisted first.
+pub const DIRTY_SKIP: u64 = 4096;
+
 /// Where a jset goes in the journal ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
