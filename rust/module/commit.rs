@@ -141,12 +141,31 @@ impl Budget {
     }
 }
 
+/// The error of a commit stopped by `repair_writes_max` (ECANCELED, which the
+/// kernel crate names only from 7.3 on).
+pub(crate) fn stopped_errno() -> Error {
+    Error::from_errno(-(kernel::bindings::ECANCELED as i32))
+}
+
 fn stopped(fs: &Fs) -> Error {
     pr_err!(
         "{}: repair: stopped by repair_writes_max, as a crash would stop it\n",
         fs.uuid()
     );
-    EIO
+    stopped_errno()
+}
+
+/// Marks that a device write failed (each failure is logged where it happens).
+struct WriteFailed<'a>(&'a mut bool);
+
+impl WriteFailed<'_> {
+    fn on<T>(&mut self, r: Result<T>) -> Result<T> {
+        // A stop by repair_writes_max is not a failed write.
+        if r.as_ref().is_err_and(|e| *e != stopped_errno()) {
+            *self.0 = true;
+        }
+        r
+    }
 }
 
 /// A node the commit writes: where it is, its parent (index into the list), the
@@ -171,8 +190,18 @@ pub(crate) fn next_journal_seq(fs: &Fs) -> Option<u64> {
     journal_base_seq(fs).map(|s| s + 1)
 }
 
-/// Writes `updates` and the superblock `changes` as the module comment says.
-pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> Result<Done> {
+/// Writes `updates` and the superblock `changes` as the module comment says. An
+/// error with `write_failed` set is a device write that failed (logged): the disks
+/// hold the old filesystem or the repaired one, as after a crash. Other errors come
+/// before anything is written, but for ECANCELED ([`stopped_errno`]: stopped by
+/// `repair_writes_max`).
+pub(crate) fn commit(
+    fs: &Arc<Fs>,
+    updates: &[Update],
+    changes: &SbChanges,
+    write_failed: &mut bool,
+) -> Result<Done> {
+    let mut wf = WriteFailed(write_failed);
     if !fs.writable {
         return Err(EROFS);
     }
@@ -180,7 +209,7 @@ pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> R
     let mut budget = Budget::from_param();
     if updates.is_empty() {
         if !changes.is_empty() {
-            done.sb_copies = write_sb(fs, None, changes, None, &mut budget)?;
+            done.sb_copies = wf.on(write_sb(fs, None, changes, None, &mut budget))?;
         }
         return Ok(done);
     }
@@ -194,7 +223,7 @@ pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> R
     let last_seq = if fs.clean { seq } else { fs.journal_start };
     if !fs.clean {
         let skipped = (fs.journal_seq + 1, seq);
-        done.sb_copies += write_sb(fs, None, changes, Some(skipped), &mut budget)?;
+        done.sb_copies += wf.on(write_sb(fs, None, changes, Some(skipped), &mut budget))?;
     }
     // The nodes each key goes to, and their ancestors.
     let mut touched: KVec<Touched> = KVec::new();
@@ -288,16 +317,23 @@ pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> R
                 nr,
                 w.err
             );
-            return Err(EIO);
+            return wf.on(Err(EIO));
         }
         done.nodes += 1;
     }
     for d in fs.devs.iter().flatten() {
-        d.flush()?;
+        wf.on(d.flush().inspect_err(|e| {
+            pr_err!(
+                "{}: cache flush error on {}: error {}\n",
+                fs.uuid(),
+                d.name(),
+                e.to_errno()
+            )
+        }))?;
     }
     // One journal entry with every key at every level, and the roots.
     budget.take(fs)?;
-    let s1 = journal.write(fs, Some(last_seq), &mut |b| {
+    let s1 = journal.write(fs, Some(last_seq), &mut wf, &mut |b| {
         for t in touched.iter() {
             let mut it = t.keys.iter().map(|(k, v)| {
                 let jv = journal_form(updates, t, k).unwrap_or(v);
@@ -315,14 +351,14 @@ pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> R
         // Every root in an entry of its own, the journal's keys left to replay:
         // the filesystem stays dirty.
         budget.take(fs)?;
-        journal.write(fs, Some(last_seq), &mut |b| add_roots(b, &roots))?;
+        journal.write(fs, Some(last_seq), &mut wf, &mut |b| add_roots(b, &roots))?;
         done.journal_entries = 2;
         return Ok(done);
     }
     // The last entry: nothing left to replay, every root.
     budget.take(fs)?;
     let (end_seq, end_slot, end_sectors) =
-        journal.write(fs, None, &mut |b| add_roots(b, &roots))?;
+        journal.write(fs, None, &mut wf, &mut |b| add_roots(b, &roots))?;
     done.journal_entries = 2;
     let clean = CleanState {
         roots: &roots,
@@ -331,7 +367,7 @@ pub(crate) fn commit(fs: &Arc<Fs>, updates: &[Update], changes: &SbChanges) -> R
         slot: end_slot,
         sectors: end_sectors,
     };
-    done.sb_copies += write_sb(fs, Some(&clean), changes, None, &mut budget)?;
+    done.sb_copies += wf.on(write_sb(fs, Some(&clean), changes, None, &mut budget))?;
     Ok(done)
 }
 
@@ -547,6 +583,7 @@ impl Journal {
         &mut self,
         fs: &Fs,
         last_seq: Option<u64>,
+        wf: &mut WriteFailed<'_>,
         fill: &mut dyn FnMut(&mut JsetBuilder<'_>) -> Result,
     ) -> Result<(u64, Slot, u32)> {
         let s = fs.sb();
@@ -585,7 +622,7 @@ impl Journal {
         let bucket = *self.buckets.get(slot.bucket_idx as usize).ok_or(EINVAL)?;
         let sector = bucket * u64::from(self.bucket_sectors) + u64::from(slot.offset);
         let dev = fs.dev(self.dev as u32).ok_or(ENXIO)?;
-        dev.write(sector, out, WriteFlags::FLUSH_FUA)
+        wf.on(dev.write(sector, out, WriteFlags::FLUSH_FUA))
             .inspect_err(|e| {
                 pr_err!(
                     "{}: journal write error on {} at sector {}: error {}\n",

@@ -293,9 +293,22 @@ fn log_finding(fs: &Fs, f: &Finding, why: Option<&str>) {
     }
 }
 
-/// Runs the repair; returns whether anything was written (the caller then opens
-/// the filesystem afresh). An error fails the mount.
-pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<bool> {
+/// What a repair at mount did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Outcome {
+    /// Nothing written (nothing to repair, nochanges, or a repair the kernel cannot
+    /// write yet: logged).
+    Unchanged,
+    /// Committed: the filesystem is to be opened afresh.
+    Repaired,
+    /// A device write failed (logged): the disks hold the old filesystem or the
+    /// repaired one, as after a crash; the mount goes on read-only (emergency
+    /// read-only), from what is on disk.
+    WriteFailed,
+}
+
+/// Runs the repair. An error fails the mount.
+pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
     let mut c = Collected::default();
     let (r, stats) = run_pass(fs, Some(&mut c))?;
     if r.is_err() || c.incomplete {
@@ -310,7 +323,7 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<bool> {
             stats.keys,
             stats.buckets
         );
-        return Ok(false);
+        return Ok(Outcome::Unchanged);
     }
     let acct_version = next_journal_seq(fs).map(accounting_version).unwrap_or(0);
     let mut p = Plan::default();
@@ -329,7 +342,7 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<bool> {
             at.inode,
             at.offset
         );
-        return Err(EOPNOTSUPP);
+        return Ok(Outcome::Unchanged);
     }
     for (k, v) in core::mem::take(&mut p.gens) {
         p.updates.push(
@@ -366,14 +379,24 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<bool> {
             fs.uuid(),
             summary
         );
-        return Ok(false);
+        return Ok(Outcome::Unchanged);
     }
     if p.updates.is_empty() && p.changes.is_empty() {
         pr_info!("{}: repair: {}\n", fs.uuid(), summary);
-        return Ok(false);
+        return Ok(Outcome::Unchanged);
     }
     pr_info!("{}: repair: {}\n", fs.uuid(), summary);
-    let done = commit(fs, &p.updates, &p.changes)?;
+    let mut write_failed = false;
+    let done = match commit(fs, &p.updates, &p.changes, &mut write_failed) {
+        Ok(d) => d,
+        Err(_) if write_failed => return Ok(Outcome::WriteFailed),
+        // Refused before anything was written (logged where refused).
+        Err(e) if e == EOPNOTSUPP => {
+            pr_err!("{}: repair: nothing written\n", fs.uuid());
+            return Ok(Outcome::Unchanged);
+        }
+        Err(e) => return Err(e),
+    };
     pr_info!(
         "{}: repair: wrote {} node bset(s) ({} bytes), {} journal entries from seq {}, {} superblock copies; filesystem {}\n",
         fs.uuid(),
@@ -388,5 +411,5 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<bool> {
             "still dirty: its journal replays, the repair's entries last"
         }
     );
-    Ok(true)
+    Ok(Outcome::Repaired)
 }

@@ -12,6 +12,7 @@ use kernel::sync::Arc;
 use crate::debugfs::{self, DebugfsTree};
 use crate::fs::{Fs, MountOpts};
 use crate::gc::GcThread;
+use crate::repair::Outcome;
 
 /// What a mount holds: the filesystem, its debugfs files and its gc thread.
 struct Mounted {
@@ -58,18 +59,42 @@ pub(crate) extern "C" fn bch_rs_fs_open(
     let r = (|| -> Result<KBox<Mounted>> {
         let opts = MountOpts::from_bits(opts);
         let mut fs = Fs::open(source, read_only != 0, opts)?;
-        if opts.fix_errors && crate::repair::repair_at_mount(&fs)? {
-            // Everything read so far (cache, journal, roots) predates the repair:
-            // the filesystem is opened again from what is now on disk.
+        let outcome = if opts.fix_errors {
+            crate::repair::repair_at_mount(&fs)?
+        } else {
+            Outcome::Unchanged
+        };
+        if outcome != Outcome::Unchanged {
+            // Everything read so far (cache, journal, roots) predates the writes:
+            // the filesystem is opened again from what is now on disk; after a
+            // failed write, read-only (emergency read-only).
+            let (ro, o) = match outcome {
+                Outcome::WriteFailed => {
+                    pr_err!(
+                        "{}: emergency read-only: a repair write failed; mounting read-only from what is on disk\n",
+                        fs.uuid()
+                    );
+                    (
+                        true,
+                        MountOpts {
+                            fix_errors: false,
+                            ..opts
+                        },
+                    )
+                }
+                _ => (read_only != 0, opts),
+            };
             let old = fs;
-            fs = Fs::open(source, read_only != 0, opts)?;
+            fs = Fs::open(source, ro, o)?;
             fs.write_stats.absorb(&old.write_stats);
             fs.cache.stats.absorb_writes(&old.cache.stats);
             drop(old);
-            pr_info!(
-                "{}: repaired at mount; files stay read-only (no file writes yet)\n",
-                fs.uuid()
-            );
+            if outcome == Outcome::Repaired {
+                pr_info!(
+                    "{}: repaired at mount; files stay read-only (no file writes yet)\n",
+                    fs.uuid()
+                );
+            }
         }
         KBox::new(
             Mounted {

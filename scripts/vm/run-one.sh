@@ -22,7 +22,9 @@
 #                              as copies). After the VM exits, whatever its status,
 #                              `SCRIPT verify DIR` checks them; the test fails if the
 #                              VM run or verify fails. prepare exiting 77 skips the
-#                              test (it says why on stderr); DIR is removed afterwards
+#                              test (it says why on stderr); DIR is removed afterwards.
+#                              A line blkdebug:CONF:IMG attaches IMG through QEMU's
+#                              blkdebug driver with the error rules in CONF (run.sh)
 #   # Timeout: SECONDS
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)

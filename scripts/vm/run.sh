@@ -7,7 +7,10 @@
 # Disks attach in order as /dev/vda, /dev/vdb, ... (raw, snapshot mode: the guest's
 # writes never reach the image files). With --rw they attach writable: what the
 # guest writes lands in the files (refused for ../shared and the fixture cache,
-# which other runs read: give copies). The guest loads the module (unless
+# which other runs read: give copies). A disk given as blkdebug:CONF:IMG attaches
+# IMG through QEMU's blkdebug driver with the error rules in CONF (IO errors on
+# cue: e.g. an [inject-error] section with event "write_aio", iotype "write" and
+# errno "5" fails every write). The guest loads the module (unless
 # --no-module), runs the script with /bin/sh, and powers off. Everything the
 # script prints is shown; the exit status is the script's, or non-zero when the
 # kernel printed a BUG/WARNING/Oops/KASAN/lockdep report, or the guest hung.
@@ -85,6 +88,7 @@ if [ $rw = 1 ]; then
     cache=$(realpath -m "${BCACHEFS_RS_CACHE:-$HOME/.cache/bcachefs-rs}")
     shared=$(realpath -m "$top/../shared")
     for d in "${disks[@]}"; do
+        case $d in blkdebug:*) d=${d#blkdebug:}; d=${d#*:};; esac
         case $(realpath -m "$d") in
             "$cache"/*|"$shared"/*)
                 echo "run.sh: --rw would write to $d (a shared fixture or the fixture cache): give a copy" >&2

@@ -11,6 +11,9 @@
 #   it): the mount fails with one log line; the disk mounts again read-only (the
 #   damage still there before the commit point, repaired after it) and a
 #   fix_errors mount completes it;
+# - a write error: a copy of the accounting damage whose every write fails
+#   (QEMU blkdebug): the node write fails with a log line, nothing is committed
+#   and the mount goes emergency read-only; its fsck pass still finds the damage;
 # - on the host afterwards (repair-host.sh verify), every disk: our fsck and
 #   upstream's clean, the leaf keys and superblock as the offline fsck -y leaves
 #   the same damage.
@@ -89,3 +92,22 @@ for c in crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 un
     [ "$f" = 0 ] || fail "$c: $f findings after the repair completed"
     ok "$c: stopped after $i writes, the disk mounts with $left finding(s) left; the next repair completes it"
 done
+
+# Write errors: every write to this disk fails (blkdebug).
+d=$(dev $n); n=$((n + 1))
+dmesg -c > /dev/null
+mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "ioerr: mount"; }
+dmesg | grep -q 'btree node write error' || { dmesg | tail -n 20; fail "ioerr: no write error logged"; }
+dmesg | grep -q 'emergency read-only' || fail "ioerr: not emergency read-only"
+grep -q " /mnt bcachefs ro" /proc/mounts || fail "ioerr: not read-only"
+errs=$(counter "write errors")
+[ "$errs" = 1 ] || fail "ioerr: btree_cache counts $errs write errors"
+i=0
+while ! grep -q '^passes: [1-9]' /sys/fs/bcachefs/*/internal/gc_status; do
+    i=$((i + 1)); [ $i -le 1200 ] || fail "ioerr: no gc pass"
+    sleep 0.5
+done
+grep -q '^  accounting_mismatch: 1$' /sys/fs/bcachefs/*/internal/gc_status || fail "ioerr: the damage is not found after the failed repair"
+umount /mnt || fail "ioerr: umount"
+dmesg | grep -E 'write error|emergency' | head -n 3
+ok "ioerr: the write failed, nothing committed, mounted emergency read-only with the damage still found"

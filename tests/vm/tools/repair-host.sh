@@ -9,6 +9,8 @@
 #       then the crash copies: DIR/crashN.img (N = 0..5) and DIR/uncrashN.img (0..6),
 #       copies of acct-dev's and unclean-acct's damage, which the guest repairs
 #       with the repair stopped after N writes (repair_writes_max) and completes;
+#       last DIR/ioerr.img, a copy of acct-dev's damage attached through blkdebug
+#       with every write failing (DIR/ioerr.conf);
 #       prints the DIR/*.img paths, one per line, in attach order (/dev/vda,
 #       /dev/vdb, ...). Exits 77 (skip) when the fixtures are absent.
 #   tests/vm/tools/repair-host.sh verify DIR
@@ -65,6 +67,14 @@ prepare() {
         cp --sparse=always "$dir/$(damage_of "$k").damaged" "$dir/$k.img"
         echo "$dir/$k.img"
     done
+    cp --sparse=always "$dir/acct-dev.damaged" "$dir/ioerr.img"
+    cat > "$dir/ioerr.conf" <<'CONF'
+[inject-error]
+event = "write_aio"
+iotype = "write"
+errno = "5"
+CONF
+    echo "blkdebug:$dir/ioerr.conf:$dir/ioerr.img"
 }
 
 # lister ARGS...: upstream's tool where present, else ours (their listings and
@@ -191,6 +201,13 @@ verify() {
             echo "ok: $k: show-super equals the offline repair's (but for write time and seqs)"
         fi
     done
+    # Every write to ioerr failed: the disk is as it was, damage and all.
+    if cmp -s "$dir/ioerr.img" "$dir/acct-dev.damaged"; then
+        echo "ok: ioerr: every write failed, the disk is byte-identical to before"
+    else
+        echo "FAIL: ioerr: the disk changed although every write to it failed"
+        fail=1
+    fi
     return $fail
 }
 
