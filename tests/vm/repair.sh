@@ -14,6 +14,10 @@
 # - a write error: a copy of the accounting damage whose every write fails
 #   (QEMU blkdebug): the node write fails with a log line, nothing is committed
 #   and the mount goes emergency read-only; its fsck pass still finds the damage;
+# - replicas2 with the accounting damage on both devices: the bset goes to both
+#   replicas (one node write, two bios); with every write to its second device
+#   failing, the repair stops before its commit point and the mount goes emergency
+#   read-only (dropping the failed replica from the pointer is not done yet);
 # - on the host afterwards (repair-host.sh verify), every disk: our fsck and
 #   upstream's clean, the leaf keys and superblock as the offline fsck -y leaves
 #   the same damage.
@@ -111,3 +115,22 @@ grep -q '^  accounting_mismatch: 1$' /sys/fs/bcachefs/*/internal/gc_status || fa
 umount /mnt || fail "ioerr: umount"
 dmesg | grep -E 'write error|emergency' | head -n 3
 ok "ioerr: the write failed, nothing committed, mounted emergency read-only with the damage still found"
+
+# replicas2: one node write, a bio per replica.
+d=$(dev $n):$(dev $((n + 1))); n=$((n + 2))
+dmesg -c > /dev/null
+mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "r2: mount"; }
+dmesg | grep -q 'repair: wrote 1 node bset' || { dmesg | grep repair; fail "r2: not one node written"; }
+[ "$(counter "writes issued")" = 1 ] || fail "r2: $(counter "writes issued") node writes"
+bytes=$(counter "write bytes")
+umount /mnt || fail "r2: umount"
+f=$(check_pass "$d")
+[ "$f" = 0 ] || fail "r2: $f findings after the repair"
+ok "r2: repaired on both replicas ($bytes bytes in one node write), then a gc pass found nothing"
+d=$(dev $n):$(dev $((n + 1))); n=$((n + 2))
+dmesg -c > /dev/null
+mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "r2err: mount"; }
+dmesg | grep -q 'failed on 1 of 2 replica' || { dmesg | tail -n 20; fail "r2err: no replica failure logged"; }
+dmesg | grep -q 'emergency read-only' || fail "r2err: not emergency read-only"
+umount /mnt || fail "r2err: umount"
+ok "r2err: the second replica's write failed, nothing committed, emergency read-only"

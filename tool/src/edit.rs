@@ -26,17 +26,18 @@ use crate::list::Walk;
 /// Changes, in place in its leaf, the value of the first key of `btree` (leaf by leaf, bset
 /// by bset) that `pick` accepts and that the journal does not overlay (so the edit is
 /// what a reader sees), in the newest bset holding its position: `edit` gets the
-/// value's bytes, the bset is resealed and the node written back over its first
-/// replica. The image at `path` is one device. Returns the key's position; fails
-/// when no key fits or the node does not read cleanly afterwards.
+/// value's bytes, the bset is resealed and the node written back over every
+/// replica (replicas are copies of one node). `paths` are the filesystem's devices.
+/// Returns the key's position; fails when no key fits or the node does not read
+/// cleanly afterwards.
 pub fn edit_leaf_key(
-    path: &str,
+    paths: &[String],
     btree: u32,
     pick: &dyn Fn(&Bkey, &[u8]) -> bool,
     edit: &dyn Fn(&mut [u8]),
 ) -> Result<Bpos, String> {
     let name = || ids::btree_name(btree).unwrap_or("?");
-    let fs = Fs::open(&[path.to_string()])?;
+    let fs = Fs::open(paths)?;
     let root = fs
         .roots
         .get(btree as usize)
@@ -82,9 +83,13 @@ pub fn edit_leaf_key(
                 err = Some(format!("resealing leaf {}: {:?}", k.p, e));
                 return;
             }
-            match BtreePtr::decode(k.typ, v).and_then(|bp| bp.ptrs().next()) {
-                Some(ptr) => found = Some((kk.p, ptr.offset, buf, *k, v.to_vec())),
-                None => err = Some(format!("leaf {}: no pointer", k.p)),
+            let ptrs: Vec<(u8, u64)> = BtreePtr::decode(k.typ, v)
+                .map(|bp| bp.ptrs().map(|p| (p.dev, p.offset)).collect())
+                .unwrap_or_default();
+            if ptrs.is_empty() {
+                err = Some(format!("leaf {}: no pointer", k.p));
+            } else {
+                found = Some((kk.p, ptrs, buf, *k, v.to_vec()));
             }
         }
     };
@@ -92,19 +97,26 @@ pub fn edit_leaf_key(
     if let Some(e) = err {
         return Err(e);
     }
-    let (p, offset, buf, nk, nv) =
+    let (p, ptrs, buf, nk, nv) =
         found.ok_or_else(|| format!("btree {}: no key to edit", name()))?;
     drop(fs);
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| format!("{}: {}", path, e))?;
-    f.write_all_at(&buf, offset * 512)
-        .map_err(|e| format!("{}: {}", path, e))?;
-    f.sync_data().map_err(|e| format!("{}: {}", path, e))?;
-    drop(f);
+    let devs = member_paths(paths)?;
+    for (dev, offset) in ptrs {
+        let path = devs
+            .iter()
+            .find(|(d, _)| *d == usize::from(dev))
+            .map(|(_, p)| p)
+            .ok_or_else(|| format!("no device for member {}", dev))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("{}: {}", path, e))?;
+        f.write_all_at(&buf, offset * 512)
+            .map_err(|e| format!("{}: {}", path, e))?;
+        f.sync_data().map_err(|e| format!("{}: {}", path, e))?;
+    }
     // The resealed node reads cleanly: nothing but the edit is wrong.
-    let fs = Fs::open(&[path.to_string()])?;
+    let fs = Fs::open(paths)?;
     let nr = fs
         .read_node(btree, 0, &nk, &nv)
         .map_err(|e| format!("edited leaf {}: {:?}", nk.p, e.errs))?;
@@ -112,6 +124,21 @@ pub fn edit_leaf_key(
         return Err(format!("edited leaf {}: {:?}", nk.p, nr.errs));
     }
     Ok(p)
+}
+
+/// Each device path with its member index.
+fn member_paths(paths: &[String]) -> Result<Vec<(usize, String)>, String> {
+    paths
+        .iter()
+        .map(|p| {
+            let f = OpenOptions::new()
+                .read(true)
+                .open(p)
+                .map_err(|e| format!("{}: {}", p, e))?;
+            let sb = read_sb(&f, p)?;
+            Ok((Sb { b: &sb }.dev_idx() as usize, p.clone()))
+        })
+        .collect()
 }
 
 /// Clears member `dev`'s btree-allocated bitmap (its shift kept) in every copy of
@@ -156,9 +183,9 @@ pub fn clear_member_bitmap(path: &str, dev: usize) -> Result<(), String> {
 pub const KINDS: [&str; 4] = ["acct-dev", "acct-btree", "bucket-gen", "bitmap"];
 
 /// Adds 3 to the first counter of the first accounting key of type `typ`.
-fn bump_accounting(path: &str, typ: u8) -> Result<Bpos, String> {
+fn bump_accounting(paths: &[String], typ: u8) -> Result<Bpos, String> {
     edit_leaf_key(
-        path,
+        paths,
         ids::btree::ACCOUNTING,
         &|k, _| k.typ == KeyType::Accounting as u8 && AccountingPos::from_bpos(k.p).typ() == typ,
         &|v| {
@@ -171,8 +198,8 @@ fn bump_accounting(path: &str, typ: u8) -> Result<Bpos, String> {
 /// In the first `bucket_gens` key covering a bucket that holds user data (its
 /// alloc key's data type, journal overlaid), that bucket's gen +1. Returns the
 /// bucket (device, index).
-fn bump_bucket_gen(path: &str) -> Result<(u64, u64), String> {
-    let fs = Fs::open(&[path.to_string()])?;
+fn bump_bucket_gen(paths: &[String]) -> Result<(u64, u64), String> {
+    let fs = Fs::open(paths)?;
     let mut user = Vec::new();
     Walk { fs: &fs, errors: 0 }.leaf_keys(ids::btree::ALLOC, &mut |key| {
         if key.k.typ == KeyType::AllocV4 as u8 && AllocV4::read(&key.v).data_type == DATA_USER {
@@ -184,7 +211,7 @@ fn bump_bucket_gen(path: &str) -> Result<(u64, u64), String> {
     // The bucket the picked key covers, for the edit.
     let bucket = Cell::new(None);
     let p = edit_leaf_key(
-        path,
+        paths,
         ids::btree::BUCKET_GENS,
         &|k, v| {
             let b = user
@@ -209,9 +236,9 @@ fn bump_bucket_gen(path: &str) -> Result<(u64, u64), String> {
     Ok((p.inode, b))
 }
 
-/// Damages the single-device image at `path` in place as `kind` says (one of
-/// [`KINDS`]); returns a line saying what changed.
-pub fn damage(kind: &str, path: &str) -> Result<String, String> {
+/// Damages the filesystem on the device images `paths` in place as `kind` says
+/// (one of [`KINDS`]); returns a line saying what changed.
+pub fn damage(kind: &str, paths: &[String]) -> Result<String, String> {
     Ok(match kind {
         "acct-dev" | "acct-btree" => {
             let typ = if kind == "acct-dev" {
@@ -219,7 +246,7 @@ pub fn damage(kind: &str, path: &str) -> Result<String, String> {
             } else {
                 acct::BTREE
             };
-            let p = bump_accounting(path, typ)?;
+            let p = bump_accounting(paths, typ)?;
             format!(
                 "accounting: first {} key ({}): first counter +3",
                 ACCOUNTING_TYPE_NAMES[usize::from(typ)],
@@ -227,12 +254,15 @@ pub fn damage(kind: &str, path: &str) -> Result<String, String> {
             )
         }
         "bucket-gen" => {
-            let (dev, b) = bump_bucket_gen(path)?;
+            let (dev, b) = bump_bucket_gen(paths)?;
             format!("bucket_gens: bucket {}:{} gen +1", dev, b)
         }
         "bitmap" => {
-            clear_member_bitmap(path, 0)?;
-            "member 0: btree allocated bitmap cleared in every superblock copy".to_string()
+            for path in paths {
+                clear_member_bitmap(path, 0)?;
+            }
+            "member 0: btree allocated bitmap cleared in every superblock copy of every device"
+                .to_string()
         }
         k => return Err(format!("unknown damage kind {} ({})", k, KINDS.join(", "))),
     })

@@ -23,12 +23,14 @@ commands:
                        the same checks; -n (the default) never writes, -y repairs
                        what it can (one line per finding, ', fixing' when repaired);
                        exit 0 clean, 1 errors fixed, 4 errors left, 8 operational error
-  damage KIND IMAGE    a test tool, not an upstream command: damages the one-device
-                       IMAGE in place (nodes resealed, so only the damage is wrong):
+  damage KIND IMAGE... a test tool, not an upstream command: damages the filesystem
+                       on IMAGE... in place (nodes resealed on every replica, so
+                       only the damage is wrong):
                          acct-dev    first dev_data_type accounting key: counter +3
                          acct-btree  first btree accounting key: counter +3
                          bucket-gen  a user-data bucket's gen in its bucket_gens key +1
-                         bitmap      member 0's btree bitmap cleared in every sb copy";
+                         bitmap      member 0's btree bitmap cleared in every sb copy
+                                     of every device";
 
 fn parse_pos(s: &str) -> Result<Bpos, String> {
     match s {
@@ -243,14 +245,20 @@ fn cmd_fsck(args: &[String]) -> ExitCode {
 }
 
 fn cmd_damage(args: &[String]) -> Result<u32, String> {
-    let [kind, img] = args else {
+    let [kind, imgs @ ..] = args else {
         return Err(format!(
-            "usage: damage KIND IMAGE (KIND: {})",
+            "usage: damage KIND IMAGE... (KIND: {})",
             edit::KINDS.join(", ")
         ));
     };
-    let what = edit::damage(kind, img)?;
-    println!("{}: {}", img, what);
+    if imgs.is_empty() {
+        return Err(format!(
+            "usage: damage KIND IMAGE... (KIND: {})",
+            edit::KINDS.join(", ")
+        ));
+    }
+    let what = edit::damage(kind, imgs)?;
+    println!("{}: {}", imgs.join(":"), what);
     Ok(0)
 }
 

@@ -9,8 +9,10 @@
 #       then the crash copies: DIR/crashN.img (N = 0..5) and DIR/uncrashN.img (0..6),
 #       copies of acct-dev's and unclean-acct's damage, which the guest repairs
 #       with the repair stopped after N writes (repair_writes_max) and completes;
-#       last DIR/ioerr.img, a copy of acct-dev's damage attached through blkdebug
-#       with every write failing (DIR/ioerr.conf);
+#       DIR/ioerr.img, a copy of acct-dev's damage attached through blkdebug
+#       with every write failing (DIR/ioerr.conf); last two replicas2 pairs with
+#       the acct-dev damage: DIR/r2.dev{0,1}.img, and DIR/r2err.dev{0,1}.img whose
+#       second device fails every write;
 #       prints the DIR/*.img paths, one per line, in attach order (/dev/vda,
 #       /dev/vdb, ...). Exits 77 (skip) when the fixtures are absent.
 #   tests/vm/tools/repair-host.sh verify DIR
@@ -46,7 +48,7 @@ ref=$top/../shared/reference/bcachefs
 prepare() {
     local dir=$1 src s k fx kind
     local fixtures=${FIXTURES:-$top/../shared/fixtures}
-    for fx in basic unclean; do
+    for fx in basic unclean replicas2; do
         if [ ! -d "$fixtures/$fx" ]; then
             echo "SKIP: $fixtures/$fx not present" >&2
             exit 77
@@ -75,6 +77,22 @@ iotype = "write"
 errno = "5"
 CONF
     echo "blkdebug:$dir/ioerr.conf:$dir/ioerr.img"
+    # replicas2: the damage on both devices (each node's replicas resealed), the
+    # damaged pair kept under DIR/damaged with the same names.
+    local r2a r2b
+    { read -r r2a; read -r r2b; } < <("$top/scripts/fixture-images.sh" replicas2)
+    mkdir -p "$dir/damaged"
+    for k in r2 r2err; do
+        cp --sparse=always "$r2a" "$dir/damaged/$k.dev0.img"
+        cp --sparse=always "$r2b" "$dir/damaged/$k.dev1.img"
+        chmod u+w "$dir/damaged/$k".dev?.img
+        "$bin" damage acct-dev "$dir/damaged/$k.dev0.img" "$dir/damaged/$k.dev1.img" >&2
+        cp --sparse=always "$dir/damaged/$k".dev?.img "$dir/"
+    done
+    echo "$dir/r2.dev0.img"
+    echo "$dir/r2.dev1.img"
+    echo "$dir/r2err.dev0.img"
+    echo "blkdebug:$dir/ioerr.conf:$dir/r2err.dev1.img"
 }
 
 # lister ARGS...: upstream's tool where present, else ours (their listings and
@@ -201,6 +219,62 @@ verify() {
             echo "ok: $k: show-super equals the offline repair's (but for write time and seqs)"
         fi
     done
+    # replicas2, repaired on both devices: as the offline repair of the same damage
+    # (a copy of the damaged pair under DIR/offline, same names).
+    local r2=("$dir/r2.dev0.img" "$dir/r2.dev1.img")
+    mkdir -p "$dir/offline"
+    cp --sparse=always "$dir/damaged/r2".dev?.img "$dir/offline/"
+    local off2=("$dir/offline/r2.dev0.img" "$dir/offline/r2.dev1.img")
+    "$bin" fsck -y "${off2[@]}" > /dev/null 2>&1 || true
+    rc=0
+    out=$("$bin" fsck -n "${r2[@]}" 2>&1) || rc=$?
+    want=$("$bin" fsck -n "${off2[@]}" 2>&1) || true
+    if [ $rc = 0 ] && [ "$out" = "$want" ]; then
+        echo "ok: r2: bcachefs-rs fsck -n clean after the repair"
+    else
+        echo "FAIL: r2: bcachefs-rs fsck -n after the repair: exit $rc"
+        printf '%s\n' "$out" | excerpt
+        fail=1
+    fi
+    if [ -x "$ref" ]; then
+        if timeout 300 "$ref" fsck -n "${r2[@]}" > /dev/null 2>&1; then
+            echo "ok: r2: upstream fsck -n exits 0"
+        else
+            echo "FAIL: r2: upstream fsck -n after the repair"; fail=1
+        fi
+    fi
+    d=0
+    for bt in "${btrees[@]}"; do
+        a=$(lister list -b "$bt" -l 0 "${r2[@]}") || d=1
+        b=$(lister list -b "$bt" -l 0 "${off2[@]}") || d=1
+        if [ "$a" != "$b" ]; then
+            echo "FAIL: r2: $bt keys differ (< repaired at mount, > offline)"
+            { diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") || true; } | excerpt
+            d=1
+        fi
+    done
+    if [ $d = 0 ]; then
+        echo "ok: r2: the leaf keys of ${btrees[*]} equal the offline repair's"
+    else
+        fail=1
+    fi
+    # replicas2 whose second device failed every write: that device as it was, and
+    # the pair reads as the damaged pair did (the first device's bset lies past its
+    # pointer's sectors_written: never read).
+    if cmp -s "$dir/r2err.dev1.img" "$dir/damaged/r2err.dev1.img"; then
+        echo "ok: r2err: the failing device is byte-identical to before"
+    else
+        echo "FAIL: r2err: the failing device changed"; fail=1
+    fi
+    out=$("$bin" fsck -n "$dir/r2err.dev0.img" "$dir/r2err.dev1.img" 2>&1 || true)
+    want=$("$bin" fsck -n "$dir/damaged/r2err.dev0.img" "$dir/damaged/r2err.dev1.img" 2>&1 || true)
+    if [ -n "$out" ] && [ "$out" = "$want" ]; then
+        echo "ok: r2err: the pair reads as the damaged pair (our fsck -n: $out)"
+    else
+        echo "FAIL: r2err: the pair changed"
+        { diff <(printf '%s\n' "$out") <(printf '%s\n' "$want") || true; } | excerpt
+        fail=1
+    fi
     # Every write to ioerr failed: the disk is as it was, damage and all.
     if cmp -s "$dir/ioerr.img" "$dir/acct-dev.damaged"; then
         echo "ok: ioerr: every write failed, the disk is byte-identical to before"

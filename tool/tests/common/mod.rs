@@ -114,7 +114,7 @@ pub fn edited_key(
     std::fs::create_dir_all(&dir).unwrap();
     let dst = dir.join("img");
     std::fs::copy(&src, &dst).unwrap();
-    let p = bcachefs_rs::edit::edit_leaf_key(&dst.display().to_string(), btree, pick, edit)
+    let p = bcachefs_rs::edit::edit_leaf_key(&[dst.display().to_string()], btree, pick, edit)
         .unwrap_or_else(|e| panic!("editing {}: {}", fx, e));
     Some((p, dst))
 }
