@@ -80,6 +80,11 @@ fn fs_name() -> &'static CStr {
     unsafe { CStr::from_char_ptr(shim::bch_rs_fs_name()) }
 }
 
+/// EOPNOTSUPP (the kernel crate names it only from 7.3 on; the bindings have it).
+pub(crate) fn eopnotsupp() -> Error {
+    Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
+}
+
 /// The btree_cache_max parameter: most nodes cached per filesystem.
 pub(crate) fn btree_cache_max() -> usize {
     // SAFETY: reads an integer module parameter.

@@ -35,6 +35,7 @@ use crate::bdev::WriteFlags;
 use crate::btree::io::get_node;
 use crate::btree::iter::for_each_key;
 use crate::btree::write::{write_node, Image, WriteType};
+use crate::eopnotsupp;
 use crate::format::bkey::{Bkey, BKEY_BYTES};
 use crate::format::bpos::Bpos;
 use crate::format::btree::format::bset_csum_type;
@@ -405,7 +406,7 @@ fn path_to(fs: &Arc<Fs>, btree: u32, pos: Bpos, level: u8) -> Result<KVec<(u8, P
             btree,
             level
         );
-        return Err(EOPNOTSUPP);
+        return Err(eopnotsupp());
     }
     let mut path = KVec::new();
     path.push((root.level, root.ptr), GFP_KERNEL)?;
@@ -447,7 +448,7 @@ fn append(fs: &Fs, t: &Touched, keys: &[(Bkey, KVec<u8>)], seq: u64) -> Result<(
             t.ptr.k.p.offset,
             why
         );
-        EOPNOTSUPP
+        eopnotsupp()
     };
     if bp.written == 0 {
         return Err(refuse("its pointer has no sectors_written"));

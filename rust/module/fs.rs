@@ -487,7 +487,10 @@ impl Fs {
                         if err.is_err() {
                             return;
                         }
-                        if let Err(e) = self.journal_found.push((j.seq, dev_idx, bucket_idx), GFP_KERNEL) {
+                        if let Err(e) = self
+                            .journal_found
+                            .push((j.seq, dev_idx, bucket_idx), GFP_KERNEL)
+                        {
                             err = Err(e.into());
                             return;
                         }

@@ -25,6 +25,7 @@ use kernel::sync::Arc;
 
 use crate::btree::iter::range;
 use crate::commit::{commit, next_journal_seq, SbChanges, Update};
+use crate::eopnotsupp;
 use crate::format::alloc::format::{accounting_nr_counters, AllocV4, BUCKET_GENS_NR};
 use crate::format::alloc::trigger::derived_changes;
 use crate::format::bkey::Bkey;
@@ -391,7 +392,7 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
         Ok(d) => d,
         Err(_) if write_failed => return Ok(Outcome::WriteFailed),
         // Refused before anything was written (logged where refused).
-        Err(e) if e == EOPNOTSUPP => {
+        Err(e) if e == eopnotsupp() => {
             pr_err!("{}: repair: nothing written\n", fs.uuid());
             return Ok(Outcome::Unchanged);
         }

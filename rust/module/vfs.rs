@@ -11,6 +11,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::btree::iter;
+use crate::eopnotsupp;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
 use crate::format::data::extents_format::{compression, DecodedPtr};
@@ -65,11 +66,6 @@ impl Decompressor for KernelDecompress {
         };
         r == 0
     }
-}
-
-/// EOPNOTSUPP (the kernel crate names it only from 7.3 on; the bindings have it).
-fn eopnotsupp() -> Error {
-    Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
 }
 
 /// Runs `f` on the tree of `fs`'s mounted subvolume, turning errors into errnos.
