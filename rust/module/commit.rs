@@ -51,7 +51,7 @@ use crate::format::journal::write::{
 use crate::format::sb::format as sbf;
 use crate::format::sb::write::{member, SbEdit};
 use crate::format::sb::{JsetEntries, Sb};
-use crate::fs::{Fs, PtrKey, Root};
+use crate::fs::{Fs, JournalPos, PtrKey, Root, WriteState};
 use crate::hash::KernelHashes;
 
 /// One key to write at `level` of `btree`.
@@ -181,14 +181,14 @@ struct Touched {
 
 /// The seq after which a commit's journal entries go: past the newest entry found
 /// (and [`DIRTY_SKIP`] further on a filesystem not shut down cleanly).
-fn journal_base_seq(fs: &Fs) -> Option<u64> {
-    let n = fs.journal_newest?;
-    Some(n.seq.max(fs.journal_seq) + if fs.clean { 0 } else { DIRTY_SKIP })
+fn journal_base_seq(ws: &WriteState) -> Option<u64> {
+    let n = ws.journal_newest?;
+    Some(n.seq.max(ws.journal_seq) + if ws.clean { 0 } else { DIRTY_SKIP })
 }
 
-/// The first seq a commit writes to the journal of `fs`.
+/// The first seq the next commit writes to the journal of `fs`.
 pub(crate) fn next_journal_seq(fs: &Fs) -> Option<u64> {
-    journal_base_seq(fs).map(|s| s + 1)
+    journal_base_seq(&fs.wstate.lock()).map(|s| s + 1)
 }
 
 /// Writes `updates` and the superblock `changes` as the module comment says. An
@@ -196,35 +196,57 @@ pub(crate) fn next_journal_seq(fs: &Fs) -> Option<u64> {
 /// hold the old filesystem or the repaired one, as after a crash. Other errors come
 /// before anything is written, but for ECANCELED ([`stopped_errno`]: stopped by
 /// `repair_writes_max`).
+///
+/// `live`: the filesystem is mounted and read meanwhile (the gc thread's writes):
+/// the roots readers see are replaced once the commit is done, and a filesystem
+/// with a journal to replay is refused (its keys overlay the nodes in memory).
+/// Commits are serialized by the write state's lock, held throughout.
 pub(crate) fn commit(
     fs: &Arc<Fs>,
     updates: &[Update],
     changes: &SbChanges,
     write_failed: &mut bool,
+    live: bool,
 ) -> Result<Done> {
     let mut wf = WriteFailed(write_failed);
-    if !fs.writable {
+    if !fs.writable || fs.write_error.load(core::sync::atomic::Ordering::Acquire) {
         return Err(EROFS);
+    }
+    let mut ws = fs.wstate.lock();
+    if live && !ws.clean {
+        pr_err!(
+            "{}: not written while mounted: the filesystem has a journal to replay (mount it again with fsck,fix_errors)\n",
+            fs.uuid()
+        );
+        return Err(eopnotsupp());
     }
     let mut done = Done::default();
     let mut budget = Budget::from_param();
     if updates.is_empty() {
         if !changes.is_empty() {
-            done.sb_copies = wf.on(write_sb(fs, None, changes, None, &mut budget))?;
+            done.sb_copies = wf.on(write_sb(fs, &mut ws, None, changes, None, &mut budget))?;
         }
         return Ok(done);
     }
-    let mut journal = Journal::new(fs)?;
+    let mut journal = Journal::new(fs, &ws)?;
     let seq = journal.seq + 1;
     done.seq = seq;
     // A dirty filesystem keeps its journal: our entries replay on top of it (their
     // last_seq is its replay start), after the seqs skipped are blacklisted; the
     // superblock's own changes go with the blacklist. A clean one needs nothing
     // older than our first entry.
-    let last_seq = if fs.clean { seq } else { fs.journal_start };
-    if !fs.clean {
-        let skipped = (fs.journal_seq + 1, seq);
-        done.sb_copies += wf.on(write_sb(fs, None, changes, Some(skipped), &mut budget))?;
+    let clean = ws.clean;
+    let last_seq = if clean { seq } else { fs.journal_start };
+    if !clean {
+        let skipped = (ws.journal_seq + 1, seq);
+        done.sb_copies += wf.on(write_sb(
+            fs,
+            &mut ws,
+            None,
+            changes,
+            Some(skipped),
+            &mut budget,
+        ))?;
     }
     // The nodes each key goes to, and their ancestors.
     let mut touched: KVec<Touched> = KVec::new();
@@ -260,8 +282,7 @@ pub(crate) fn commit(
     }
     // Level by level from the bottom: compose each node's bset, hand its new
     // pointer up. Nothing is written until every node has its images.
-    let mut roots: KVec<Option<Root>> = KVec::new();
-    roots.extend_from_slice(&fs.roots, GFP_KERNEL)?;
+    let mut roots = fs.roots()?;
     let mut images: KVec<(usize, KVec<Image>)> = KVec::new();
     let max_level = touched.iter().map(|t| t.level).max().unwrap_or(0);
     for level in 0..=max_level {
@@ -348,12 +369,14 @@ pub(crate) fn commit(
     if s1.0 != seq {
         return Err(EINVAL);
     }
-    if !fs.clean {
+    if !clean {
         // Every root in an entry of its own, the journal's keys left to replay:
         // the filesystem stays dirty.
         budget.take(fs)?;
-        journal.write(fs, Some(last_seq), &mut wf, &mut |b| add_roots(b, &roots))?;
+        let end = journal.write(fs, Some(last_seq), &mut wf, &mut |b| add_roots(b, &roots))?;
         done.journal_entries = 2;
+        journal.record(&mut ws, end);
+        fs.set_roots_to(&roots);
         return Ok(done);
     }
     // The last entry: nothing left to replay, every root.
@@ -361,14 +384,16 @@ pub(crate) fn commit(
     let (end_seq, end_slot, end_sectors) =
         journal.write(fs, None, &mut wf, &mut |b| add_roots(b, &roots))?;
     done.journal_entries = 2;
-    let clean = CleanState {
+    let cs = CleanState {
         roots: &roots,
         seq: end_seq,
         jdev: journal.dev,
         slot: end_slot,
         sectors: end_sectors,
     };
-    done.sb_copies += wf.on(write_sb(fs, Some(&clean), changes, None, &mut budget))?;
+    done.sb_copies += wf.on(write_sb(fs, &mut ws, Some(&cs), changes, None, &mut budget))?;
+    journal.record(&mut ws, (end_seq, end_slot, end_sectors));
+    fs.set_roots_to(&roots);
     Ok(done)
 }
 
@@ -393,12 +418,7 @@ fn same_node(a: &PtrKey, b: &PtrKey) -> bool {
 /// The node pointers from the root of `btree` down to the node at `level` whose
 /// range holds `pos`.
 fn path_to(fs: &Arc<Fs>, btree: u32, pos: Bpos, level: u8) -> Result<KVec<(u8, PtrKey)>> {
-    let root = fs
-        .roots
-        .get(btree as usize)
-        .copied()
-        .flatten()
-        .ok_or(EINVAL)?;
+    let root = fs.root(btree).ok_or(EINVAL)?;
     if root.level < level || first_offset(&root.ptr).is_none() {
         pr_err!(
             "{}: repair: btree {} has no node at level {} (an empty btree gets its first node offline: bcachefs-rs fsck -y)\n",
@@ -541,9 +561,9 @@ struct Journal {
 }
 
 impl Journal {
-    fn new(fs: &Fs) -> Result<Journal> {
-        let newest = fs.journal_newest.ok_or(EINVAL)?;
-        let ds = fs
+    fn new(fs: &Fs, ws: &WriteState) -> Result<Journal> {
+        let newest = ws.journal_newest.ok_or(EINVAL)?;
+        let ds = ws
             .dev_sbs
             .get(newest.dev)
             .and_then(|d| d.as_ref())
@@ -557,7 +577,7 @@ impl Journal {
         }
         let m = s.member(newest.dev).ok_or(EINVAL)?;
         let mut in_use = KVec::new();
-        if !fs.clean {
+        if !ws.clean {
             for &(seq, dev, idx) in fs.journal_found.iter() {
                 if dev == newest.dev && (fs.journal_start..=fs.journal_seq).contains(&seq) {
                     in_use.push(idx, GFP_KERNEL)?;
@@ -573,9 +593,22 @@ impl Journal {
                 offset: newest.offset,
             },
             newest_sectors: newest.sectors,
-            seq: journal_base_seq(fs).ok_or(EINVAL)?,
+            seq: journal_base_seq(ws).ok_or(EINVAL)?,
             in_use,
         })
+    }
+
+    /// Where the journal now ends, for the next commit: the entry `end` (seq, slot,
+    /// length) written last.
+    fn record(&self, ws: &mut WriteState, end: (u64, Slot, u32)) {
+        ws.journal_newest = Some(JournalPos {
+            dev: self.dev,
+            bucket_idx: end.1.bucket_idx,
+            offset: end.1.offset,
+            sectors: end.2,
+            seq: end.0,
+        });
+        ws.journal_seq = end.0;
     }
 
     /// Writes a flush entry made by `fill` (PREFLUSH | FUA); returns its seq, slot
@@ -673,17 +706,27 @@ fn real_seconds() -> u64 {
 /// by copy, each with FUA. Returns the copies written.
 fn write_sb(
     fs: &Fs,
+    ws: &mut WriteState,
     clean: Option<&CleanState<'_>>,
     changes: &SbChanges,
     blacklist: Option<(u64, u64)>,
     budget: &mut Budget,
 ) -> Result<u32> {
-    let sb = fs.sb();
+    let (new_seq, blk, nr_copies, old) = {
+        let sb = ws.sb().ok_or(EINVAL)?;
+        let mut old = KVVec::new();
+        old.extend_from_slice(sb.clean_field().map(|(_, e)| e).unwrap_or(&[]), GFP_KERNEL)?;
+        (
+            sb.seq() + 1,
+            (sb.block_sectors().max(1) as usize) << 9,
+            sb.layout().nr_superblocks() as usize,
+            old,
+        )
+    };
     // Clean section: the old section's usage and clocks, then every root.
-    let old = sb.clean_field().map(|(_, e)| e).unwrap_or(&[]);
     let mut entries = KVVec::from_elem(0u8, 16 << 10, GFP_KERNEL)?;
     let mut b = JsetBuilder::new(&mut entries);
-    for e in JsetEntries::new(old) {
+    for e in JsetEntries::new(&old) {
         if e.typ != entry::BTREE_ROOT && !(e.typ == entry::BTREE_KEYS && e.data.is_empty()) {
             b.raw(e.typ, e.btree_id, e.level, e.data)
                 .map_err(|_| ENOSPC)?;
@@ -694,10 +737,9 @@ fn write_sb(
     }
     let n = b.len() - JSET_BYTES;
     let body = entries.get(JSET_BYTES..JSET_BYTES + n).ok_or(EINVAL)?;
-    let new_seq = sb.seq() + 1;
     let now = real_seconds();
     let mut sbs: KVec<(usize, KVVec<u8>)> = KVec::new();
-    for (idx, ds) in fs.dev_sbs.iter().enumerate() {
+    for (idx, ds) in ws.dev_sbs.iter().enumerate() {
         let (Some(ds), Some(_)) = (ds, fs.dev(idx as u32)) else {
             continue;
         };
@@ -727,11 +769,10 @@ fn write_sb(
         e.seal(off0, &KernelHashes).map_err(|_| EINVAL)?;
         sbs.push((idx, buf), GFP_KERNEL)?;
     }
-    let blk = (sb.block_sectors().max(1) as usize) << 9;
     let mut copies = 0u32;
-    for i in 0..sb.layout().nr_superblocks() as usize {
+    for i in 0..nr_copies {
         for (idx, buf) in sbs.iter_mut() {
-            let ds = fs.dev_sbs[*idx].as_ref().ok_or(ENXIO)?;
+            let ds = ws.dev_sbs[*idx].as_ref().ok_or(ENXIO)?;
             let off = Sb { b: ds }.layout().sb_offset(i).unwrap_or(sbf::SB_SECTOR);
             let mut e = SbEdit::new(buf, &KernelHashes).map_err(|_| EINVAL)?;
             let bytes = e.seal(off, &KernelHashes).map_err(|_| EINVAL)?;
@@ -751,6 +792,19 @@ fn write_sb(
             })?;
             copies += 1;
         }
+    }
+    // What the next commit starts from: each device's superblock as written (as
+    // its first copy).
+    for (idx, mut buf) in sbs {
+        let off0 = ws.dev_sbs[idx]
+            .as_ref()
+            .and_then(|b| Sb { b }.layout().sb_offset(0))
+            .unwrap_or(sbf::SB_SECTOR);
+        let mut e = SbEdit::new(&mut buf, &KernelHashes).map_err(|_| EINVAL)?;
+        let bytes = e.seal(off0, &KernelHashes).map_err(|_| EINVAL)?;
+        let mut kept = KVVec::new();
+        kept.extend_from_slice(bytes, GFP_KERNEL)?;
+        ws.dev_sbs[idx] = Some(kept);
     }
     Ok(copies)
 }

@@ -142,12 +142,7 @@ pub(crate) fn create(fs: &Arc<Fs>) -> Result<Option<DebugfsTree>> {
         file(&mut tree, c"keys", bdir, id, Kind::Keys)?;
         file(&mut tree, c"nodes", bdir, id, Kind::Nodes(0))?;
         file(&mut tree, c"ondisk", bdir, id, Kind::Ondisk)?;
-        let root_level = fs
-            .roots
-            .get(id as usize)
-            .copied()
-            .flatten()
-            .map_or(0, |r| r.level);
+        let root_level = fs.root(id).map_or(0, |r| r.level);
         for l in 1..=root_level {
             let n = CString::try_from_fmt(fmt!("nodes.level{}", l))?;
             file(&mut tree, &n, bdir, id, Kind::Nodes(l))?;

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 use kernel::str::CString;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Mutex};
 
 use crate::bdev::BlockDev;
 use crate::btree::cache::NodeCache;
@@ -93,7 +93,10 @@ pub(crate) struct Fs {
     pub(crate) sb: KVVec<u8>,
     /// External UUID, as `show-super` prints it.
     pub(crate) uuid: CString,
-    pub(crate) roots: KVec<Option<Root>>,
+    /// Btree roots by id; a commit replaces them (readers copy one out).
+    roots: Pin<KBox<Mutex<KVec<Option<Root>>>>>,
+    /// What the next commit starts from; held for a whole commit.
+    pub(crate) wstate: Pin<KBox<Mutex<WriteState>>>,
     /// Jsets replayed, in seq order; journal keys point into them.
     pub(crate) jsets: KVec<Jbuf>,
     /// Keys not yet in the btrees: sorted, newest per position.
@@ -109,6 +112,8 @@ pub(crate) struct Fs {
     pub(crate) journal_start: u64,
     /// The devices were opened for writing (a repair at mount).
     pub(crate) writable: bool,
+    /// A write failed while mounted: nothing more is written (emergency read-only).
+    pub(crate) write_error: AtomicBool,
     /// Bucket generations per device, from the alloc btree; set once at open.
     gens: UnsafeCell<KVec<KVVec<u8>>>,
     gens_ready: AtomicBool,
@@ -181,6 +186,30 @@ impl core::fmt::Display for Human {
             crate::format::sb::text::prt_human_readable_u64(&mut pb, self.0);
         }
         f.pad(core::str::from_utf8(w.as_bytes()).unwrap_or("?"))
+    }
+}
+
+/// What commits change and the next one starts from: the superblocks as last
+/// written and where the journal ends.
+pub(crate) struct WriteState {
+    /// Each device's superblock by member index, as last written (or read).
+    pub(crate) dev_sbs: KVec<Option<KVVec<u8>>>,
+    /// The newest journal entry written (or found).
+    pub(crate) journal_newest: Option<JournalPos>,
+    /// The newest seq replayed or written.
+    pub(crate) journal_seq: u64,
+    /// Marked clean: the journal is not replayed at mount.
+    pub(crate) clean: bool,
+}
+
+impl WriteState {
+    /// The superblock with the highest seq.
+    pub(crate) fn sb(&self) -> Option<Sb<'_>> {
+        self.dev_sbs
+            .iter()
+            .flatten()
+            .map(|b| Sb { b })
+            .max_by_key(|s| s.seq())
     }
 }
 
@@ -362,6 +391,16 @@ impl Fs {
         for _ in 0..ids::BTREE_ID_NR {
             roots.push(None, GFP_KERNEL)?;
         }
+        let roots = KBox::pin_init(kernel::new_mutex!(roots), GFP_KERNEL)?;
+        let wstate = KBox::pin_init(
+            kernel::new_mutex!(WriteState {
+                dev_sbs: KVec::new(),
+                journal_newest: None,
+                journal_seq: 0,
+                clean: false,
+            }),
+            GFP_KERNEL,
+        )?;
         // SAFETY: the name is a NUL-terminated literal; the queue is destroyed in
         // `shutdown` or below on failure.
         let wq = unsafe {
@@ -376,6 +415,7 @@ impl Fs {
             sb: sbb,
             uuid,
             roots,
+            wstate,
             jsets: KVec::new(),
             journal_keys: KVec::new(),
             blacklist: KVec::new(),
@@ -385,6 +425,7 @@ impl Fs {
             journal_found: KVec::new(),
             journal_start: 0,
             writable,
+            write_error: AtomicBool::new(false),
             gens: UnsafeCell::new(KVec::new()),
             gens_ready: AtomicBool::new(false),
             cache: NodeCache::new().inspect_err(|_| {
@@ -404,6 +445,10 @@ impl Fs {
             return Err(e);
         }
         fs.fake_empty_roots();
+        if let Err(e) = fs.init_wstate() {
+            fs.shutdown();
+            return Err(e);
+        }
         let fs = Arc::new(fs, GFP_KERNEL)?;
         if let Err(e) = fs.load_gens().and_then(|()| fs.open_subvol()) {
             fs.shutdown();
@@ -421,8 +466,60 @@ impl Fs {
     }
 
     /// Btrees with no root yet get an empty one, as upstream allocates them.
+    /// A write failed while mounted: no more writes, one log line.
+    pub(crate) fn emergency_read_only(&self) {
+        if !self.write_error.swap(true, Ordering::AcqRel) {
+            pr_err!(
+                "{}: emergency read-only: a write failed; nothing more is written (what is on disk is consistent)\n",
+                self.uuid()
+            );
+        }
+    }
+
+    /// The root of `btree`.
+    pub(crate) fn root(&self, btree: u32) -> Option<Root> {
+        self.roots.lock().get(btree as usize).copied().flatten()
+    }
+
+    /// Every root, copied.
+    pub(crate) fn roots(&self) -> Result<KVec<Option<Root>>> {
+        let mut out = KVec::new();
+        out.extend_from_slice(&self.roots.lock(), GFP_KERNEL)?;
+        Ok(out)
+    }
+
+    /// Replaces the roots (a commit's new ones): walks that start afterwards use
+    /// them; those in progress finish on the old nodes, which stay valid.
+    pub(crate) fn set_roots_to(&self, new: &[Option<Root>]) {
+        let mut g = self.roots.lock();
+        for (slot, r) in g.iter_mut().zip(new) {
+            *slot = *r;
+        }
+    }
+
+    fn init_wstate(&mut self) -> Result {
+        let mut dev_sbs = KVec::new();
+        for d in self.dev_sbs.iter() {
+            let copy = match d {
+                Some(b) => {
+                    let mut c = KVVec::new();
+                    c.extend_from_slice(b, GFP_KERNEL)?;
+                    Some(c)
+                }
+                None => None,
+            };
+            dev_sbs.push(copy, GFP_KERNEL)?;
+        }
+        let mut ws = self.wstate.lock();
+        ws.dev_sbs = dev_sbs;
+        ws.journal_newest = self.journal_newest;
+        ws.journal_seq = self.journal_seq;
+        ws.clean = self.clean;
+        Ok(())
+    }
+
     fn fake_empty_roots(&mut self) {
-        for r in self.roots.iter_mut().filter(|r| r.is_none()) {
+        for r in self.roots.lock().iter_mut().filter(|r| r.is_none()) {
             let k = Bkey {
                 u64s: BKEY_U64S as u8,
                 format: 1,
@@ -524,7 +621,7 @@ impl Fs {
                 self.clean = true;
                 self.journal_seq = seq;
                 if let Some((_, e)) = s.clean_section() {
-                    Self::set_roots(&mut self.roots, e);
+                    Self::set_roots(&mut self.roots.lock(), e);
                 }
                 return Ok(());
             }
@@ -560,7 +657,7 @@ impl Fs {
         err?;
         if let Some(raw) = roots_from.and_then(|i| self.jsets.get(i)) {
             if let Ok(j) = jread::parse_jset(&raw.0, magic, block, None) {
-                Self::set_roots(&mut self.roots, j.entries);
+                Self::set_roots(&mut self.roots.lock(), j.entries);
             }
         }
         jkeys::sort(&mut keys);

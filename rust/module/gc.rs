@@ -4,7 +4,10 @@
 //! the node cache, run by a per-filesystem kthread (gc.c) at mount, when kicked
 //! through sysfs `internal/trigger_gc`, and every `gc_period_secs`. Findings go to
 //! the kernel log (the first [`LOG_MAX`] of a pass) and, counted per kind, to
-//! `internal/gc_status`. Nothing is written to disk.
+//! `internal/gc_status`. On a mount that writes (`fsck,fix_errors`), a pass after
+//! the mount's own writes the oldest gens it computed (upstream's `gc_gens`)
+//! through [`crate::commit`], while the filesystem is read; otherwise nothing is
+//! written.
 
 use core::fmt::Write as _;
 use core::ops::ControlFlow;
@@ -20,7 +23,11 @@ use crate::btree::iter::for_each_key;
 use crate::format::bkey::Bkey;
 use crate::format::btree::read::NodeError;
 use crate::format::gc::accounting::{Entry, Tally, EMPTY, TALLY_MAX};
-use crate::format::gc::buckets::{Bucket, DevBuckets};
+use crate::btree::iter::for_each_leaf_key;
+use crate::commit::{commit, SbChanges, Update};
+use crate::format::alloc::format::AllocV4;
+use crate::format::gc::buckets::{oldest_gen_target, Bucket, DevBuckets};
+use crate::format::ids::{self, KeyType};
 use crate::format::gc::finding::{Finding, KINDS, KIND_NR};
 use crate::format::gc::{sb_wants_bitmap_gc, Gc, NodeInfo, Source, Stats, Stopped};
 use crate::format::journal::keys::AcctView;
@@ -40,7 +47,7 @@ struct CacheSource<'a> {
 
 impl Source for CacheSource<'_> {
     fn root(&self, btree: u32, f: &mut dyn FnMut(u8, &Bkey, &[u8])) {
-        if let Some(Some(r)) = self.fs.roots.get(btree as usize) {
+        if let Some(r) = self.fs.root(btree) {
             f(r.level, &r.ptr.k, r.ptr.val());
         }
     }
@@ -94,6 +101,8 @@ struct Status {
     keys: AtomicU64,
     buckets: AtomicU64,
     oldest_gen_advance: AtomicU64,
+    /// Alloc keys whose oldest gen passes have written.
+    oldest_gen_written: AtomicU64,
     findings: [AtomicU32; KIND_NR],
 }
 
@@ -101,6 +110,8 @@ struct Status {
 struct GcState {
     fs: Arc<Fs>,
     st: Status,
+    /// The next pass is the mount's `fsck` check: it writes nothing.
+    fsck_pass: AtomicBool,
 }
 
 /// A running gc thread; dropping it stops the thread (waiting for a pass in
@@ -129,9 +140,17 @@ impl GcThread {
             keys: AtomicU64::new(0),
             buckets: AtomicU64::new(0),
             oldest_gen_advance: AtomicU64::new(0),
+            oldest_gen_written: AtomicU64::new(0),
             findings: core::array::from_fn(|_| AtomicU32::new(0)),
         };
-        let state = KBox::pin(GcState { fs: fs.clone(), st }, GFP_KERNEL)?;
+        let state = KBox::pin(
+            GcState {
+                fs: fs.clone(),
+                st,
+                fsck_pass: AtomicBool::new(fs.opts.fsck),
+            },
+            GFP_KERNEL,
+        )?;
         let mut uuid = KVec::new();
         uuid.extend_from_slice(fs.uuid().as_bytes(), GFP_KERNEL)?;
         uuid.push(0, GFP_KERNEL)?;
@@ -190,10 +209,13 @@ pub(crate) struct Collected {
 }
 
 /// One pass over `fs`: findings are logged and counted into `Stats`, and kept in
-/// `collect` when given. A stopped pass gives the counters it had reached.
+/// `collect` when given; with `gens`, the alloc keys whose oldest gen the pass
+/// computed differently go there with it set (a gens pass's writes). A stopped pass
+/// gives the counters it had reached.
 pub(crate) fn run_pass(
     fs: &Arc<Fs>,
     collect: Option<&mut Collected>,
+    gens: Option<&mut KVec<Update>>,
 ) -> Result<(core::result::Result<(), Stopped>, Stats)> {
     let sb = fs.sb();
     let nr = sb.nr_devices() as usize;
@@ -245,6 +267,42 @@ pub(crate) fn run_pass(
         );
         (gc.run(&CacheSource { fs }), gc.stats)
     };
+    if let (Some(out), Ok(())) = (gens, r) {
+        let mut err = Ok(());
+        for_each_leaf_key(fs, ids::btree::ALLOC, &mut |k, v| {
+            if k.typ != KeyType::AllocV4 as u8 || err.is_err() {
+                return;
+            }
+            let Some(Some(d)) = devs.get(k.p.inode as usize) else {
+                return;
+            };
+            let Some(g) = d.buckets.get(k.p.offset as usize) else {
+                return;
+            };
+            let mut a = AllocV4::read(v);
+            let target = oldest_gen_target(&a, g);
+            if k.p.offset < d.first_bucket || a.oldest_gen == target {
+                return;
+            }
+            a.oldest_gen = target;
+            let mut nv = KVec::new();
+            err = nv.extend_from_slice(v, GFP_KERNEL);
+            a.write(&mut nv);
+            if err.is_ok() {
+                err = out.push(
+                    Update {
+                        btree: ids::btree::ALLOC,
+                        level: 0,
+                        k: *k,
+                        v: nv,
+                        journal_v: None,
+                    },
+                    GFP_KERNEL,
+                );
+            }
+        })?;
+        err?;
+    }
     if let Some(c) = collect {
         c.findings = kept;
         c.incomplete = incomplete;
@@ -274,7 +332,12 @@ pub(crate) extern "C" fn bch_rs_gc_pass(p: *mut c_void) {
     let st = &s.st;
     let t0 = ktime_ns();
     st.running.store(true, Ordering::Release);
-    match run_pass(&s.fs, None) {
+    // The mount's fsck pass checks; later passes on a mount that writes also write
+    // the oldest gens.
+    let fsck_pass = s.fsck_pass.swap(false, Ordering::AcqRel);
+    let write_gens = s.fs.writable && !s.fs.opts.nochanges && !fsck_pass;
+    let mut gens = KVec::new();
+    match run_pass(&s.fs, None, write_gens.then_some(&mut gens)) {
         Ok((Ok(()), stats)) => {
             let dt = ktime_ns().saturating_sub(t0);
             st.start_ns.store(t0, Ordering::Relaxed);
@@ -297,6 +360,9 @@ pub(crate) extern "C" fn bch_rs_gc_pass(p: *mut c_void) {
                 stats.total(),
                 dt / 1_000_000
             );
+            if !gens.is_empty() {
+                write_oldest_gens(&s.fs, &gens, st);
+            }
         }
         Ok((Err(Stopped), stats)) => {
             st.stopped.fetch_add(1, Ordering::Relaxed);
@@ -327,7 +393,7 @@ pub(crate) extern "C" fn bch_rs_gc_status(p: *mut c_void, buf: *mut c_char, size
         let r = Ordering::Relaxed;
         let _ = write!(
             pb,
-            "passes: {}\nstopped: {}\nrunning: {}\nlast_start_ns: {}\nlast_duration_ns: {}\nnodes: {}\nkeys: {}\nbuckets: {}\noldest_gen_advance: {}\n",
+            "passes: {}\nstopped: {}\nrunning: {}\nlast_start_ns: {}\nlast_duration_ns: {}\nnodes: {}\nkeys: {}\nbuckets: {}\noldest_gen_advance: {}\noldest_gen_written: {}\n",
             st.passes.load(Ordering::Acquire),
             st.stopped.load(r),
             u8::from(st.running.load(r)),
@@ -336,7 +402,8 @@ pub(crate) extern "C" fn bch_rs_gc_status(p: *mut c_void, buf: *mut c_char, size
             st.nodes.load(r),
             st.keys.load(r),
             st.buckets.load(r),
-            st.oldest_gen_advance.load(r)
+            st.oldest_gen_advance.load(r),
+            st.oldest_gen_written.load(r)
         );
         let total: u64 = st.findings.iter().map(|a| u64::from(a.load(r))).sum();
         let _ = writeln!(pb, "findings: {}", total);
@@ -366,4 +433,32 @@ pub(crate) extern "C" fn bch_rs_write_stats(
         s.fs.write_stats.to_text(&mut pb);
     }
     w.as_bytes().len() as isize
+}
+
+/// Writes the oldest gens a pass computed (`gens`: the alloc keys with theirs set),
+/// as upstream's gc thread does, while the filesystem is mounted and read.
+fn write_oldest_gens(fs: &Arc<Fs>, gens: &[Update], st: &Status) {
+    let mut write_failed = false;
+    match commit(fs, gens, &SbChanges::default(), &mut write_failed, true) {
+        Ok(done) => {
+            st.oldest_gen_written
+                .fetch_add(gens.len() as u64, Ordering::Relaxed);
+            pr_info!(
+                "{}: gc: wrote the oldest gens of {} bucket(s): {} node bset(s), journal seq {}\n",
+                fs.uuid(),
+                gens.len(),
+                done.nodes,
+                done.seq
+            );
+        }
+        Err(_) if write_failed => {
+            fs.emergency_read_only();
+        }
+        Err(e) => pr_err!(
+            "{}: gc: the oldest gens of {} bucket(s) not written: error {}\n",
+            fs.uuid(),
+            gens.len(),
+            e.to_errno()
+        ),
+    }
 }

@@ -74,6 +74,7 @@ mod tests {
             dev: 0,
             offset: n,
             seq: n,
+            written: 0,
         }
     }
 

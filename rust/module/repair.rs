@@ -311,7 +311,7 @@ pub(crate) enum Outcome {
 /// Runs the repair. An error fails the mount.
 pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
     let mut c = Collected::default();
-    let (r, stats) = run_pass(fs, Some(&mut c))?;
+    let (r, stats) = run_pass(fs, Some(&mut c), None)?;
     if r.is_err() || c.incomplete {
         pr_err!("{}: repair: the gc pass did not complete\n", fs.uuid());
         return Err(EIO);
@@ -388,7 +388,7 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
     }
     pr_info!("{}: repair: {}\n", fs.uuid(), summary);
     let mut write_failed = false;
-    let done = match commit(fs, &p.updates, &p.changes, &mut write_failed) {
+    let done = match commit(fs, &p.updates, &p.changes, &mut write_failed, false) {
         Ok(d) => d,
         Err(_) if write_failed => return Ok(Outcome::WriteFailed),
         // Refused before anything was written (logged where refused).

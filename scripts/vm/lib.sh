@@ -36,16 +36,18 @@ check_dumps() {
 # that cannot be read shows EIO in the last column (as bcachefs-rs manifest does).
 manifest() {
     (
+        # Its own scratch files: readers run it side by side.
+        t=$(mktemp -d) || exit 1
         cd "$1" || exit 1
-        find . -mindepth 1 -exec stat -c '%a %s %h %F|%n' {} + > /tmp/mf.stat || exit 1
-        find . -type f -exec sha256sum {} + > /tmp/mf.sha 2>/tmp/mf.err
+        find . -mindepth 1 -exec stat -c '%a %s %h %F|%n' {} + > "$t/mf.stat" || exit 1
+        find . -type f -exec sha256sum {} + > "$t/mf.sha" 2>"$t/mf.err"
         find . -type l | while IFS= read -r p; do
             printf '%s\t%s\n' "$p" "$(readlink "$p")"
-        done > /tmp/mf.lnk
+        done > "$t/mf.lnk"
         printf 'path\ttype\tmode\tsize\tnlink\tsha256_or_target\n'
-        awk '
-            FILENAME == "/tmp/mf.sha" { h = $1; sub(/^[0-9a-f]+  /, ""); sha[$0] = h; next }
-            FILENAME == "/tmp/mf.lnk" { i = index($0, "\t"); lnk[substr($0, 1, i - 1)] = substr($0, i + 1); next }
+        awk -v dir="$t" '
+            FILENAME == dir "/mf.sha" { h = $1; sub(/^[0-9a-f]+  /, ""); sha[$0] = h; next }
+            FILENAME == dir "/mf.lnk" { i = index($0, "\t"); lnk[substr($0, 1, i - 1)] = substr($0, i + 1); next }
             {
                 bar = index($0, "|"); name = substr($0, bar + 1); split(substr($0, 1, bar - 1), f, " ")
                 t = substr($0, 1, bar - 1); sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", t)
@@ -53,6 +55,7 @@ manifest() {
                 if (t == "directory") print path "\tdir\t0o" f[1] "\t-\t" f[3] "\t-"
                 else if (t == "symbolic link") print path "\tsymlink\t0o" f[1] "\t" f[2] "\t" f[3] "\t" (lnk[name] == "" ? "EIO" : lnk[name])
                 else print path "\tfile\t0o" f[1] "\t" f[2] "\t" f[3] "\t" ((name in sha) ? sha[name] : "EIO")
-            }' /tmp/mf.sha /tmp/mf.lnk /tmp/mf.stat | LC_ALL=C sort
+            }' "$t/mf.sha" "$t/mf.lnk" "$t/mf.stat" | LC_ALL=C sort
+        rm -rf "$t"
     )
 }

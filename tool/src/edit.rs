@@ -180,7 +180,7 @@ pub fn clear_member_bitmap(path: &str, dev: usize) -> Result<(), String> {
 }
 
 /// The kinds of [`damage`], in the order the tests use them.
-pub const KINDS: [&str; 4] = ["acct-dev", "acct-btree", "bucket-gen", "bitmap"];
+pub const KINDS: [&str; 5] = ["acct-dev", "acct-btree", "bucket-gen", "bitmap", "oldest-gen"];
 
 /// Adds 3 to the first counter of the first accounting key of type `typ`.
 fn bump_accounting(paths: &[String], typ: u8) -> Result<Bpos, String> {
@@ -256,6 +256,29 @@ pub fn damage(kind: &str, paths: &[String]) -> Result<String, String> {
         "bucket-gen" => {
             let (dev, b) = bump_bucket_gen(paths)?;
             format!("bucket_gens: bucket {}:{} gen +1", dev, b)
+        }
+        "oldest-gen" => {
+            let p = edit_leaf_key(
+                paths,
+                ids::btree::ALLOC,
+                &|k, v| {
+                    let a = AllocV4::read(v);
+                    k.typ == KeyType::AllocV4 as u8
+                        && a.data_type == 0
+                        && a.dirty_sectors == 0
+                        && a.cached_sectors == 0
+                        && a.oldest_gen == a.gen
+                },
+                &|v| {
+                    let mut a = AllocV4::read(v);
+                    a.oldest_gen = a.gen.wrapping_sub(1);
+                    a.write(v);
+                },
+            )?;
+            format!(
+                "alloc: bucket {}:{} (free): oldest_gen one behind its gen (a gens pass advances it; fsck finds nothing)",
+                p.inode, p.offset
+            )
         }
         "bitmap" => {
             for path in paths {

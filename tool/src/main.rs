@@ -30,7 +30,9 @@ commands:
                          acct-btree  first btree accounting key: counter +3
                          bucket-gen  a user-data bucket's gen in its bucket_gens key +1
                          bitmap      member 0's btree bitmap cleared in every sb copy
-                                     of every device";
+                                     of every device
+                         oldest-gen  the next free bucket's oldest_gen one behind its
+                                     gen (not a finding: a gens pass advances it)";
 
 fn parse_pos(s: &str) -> Result<Bpos, String> {
     match s {

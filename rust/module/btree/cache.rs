@@ -25,12 +25,17 @@ pub(crate) const READ_IN_FLIGHT: u32 = 0;
 /// IO lock bit: a write of the node is in flight.
 pub(crate) const WRITE_IN_FLIGHT: u32 = 1;
 
-/// What identifies a node: its first replica and its seq (0 for v1 pointers).
+/// What identifies a node as read: its first replica, its seq (0 for v1 pointers)
+/// and the sectors its pointer says are written. A node a commit appended to is
+/// named by a pointer with more sectors written: a new entry, read afresh, while
+/// walks still holding the old pointer go on reading the old one, which stays
+/// valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct NodeId {
     pub(crate) dev: u32,
     pub(crate) offset: u64,
     pub(crate) seq: u64,
+    pub(crate) written: u16,
 }
 
 /// A key of a node after sort and merge: its header and where its value is in the

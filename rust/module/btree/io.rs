@@ -36,6 +36,7 @@ pub(crate) fn get_node(fs: &Arc<Fs>, btree: u32, level: u8, ptr: &PtrKey) -> Res
         dev: u32::from(first.dev),
         offset: first.offset,
         seq: bp.seq,
+        written: bp.written,
     };
     let limit = crate::btree_cache_max();
     match fs.cache.get_or_insert(id, limit)? {

@@ -86,7 +86,7 @@ impl Walk {
         let Some(pos) = self.pos else {
             return Ok(false);
         };
-        let root = match fs.roots.get(self.btree as usize).copied().flatten() {
+        let root = match fs.root(self.btree) {
             Some(r) if r.level >= self.level => r,
             _ => {
                 self.pos = None;

@@ -12,7 +12,9 @@
 #       DIR/ioerr.img, a copy of acct-dev's damage attached through blkdebug
 #       with every write failing (DIR/ioerr.conf); last two replicas2 pairs with
 #       the acct-dev damage: DIR/r2.dev{0,1}.img, and DIR/r2err.dev{0,1}.img whose
-#       second device fails every write;
+#       second device fails every write; DIR/gens.img, churn with 8 free buckets'
+#       oldest gens one behind (damage oldest-gen: not a finding, a gens pass
+#       advances them), which the guest's gc thread writes while 8 readers walk;
 #       prints the DIR/*.img paths, one per line, in attach order (/dev/vda,
 #       /dev/vdb, ...). Exits 77 (skip) when the fixtures are absent.
 #   tests/vm/tools/repair-host.sh verify DIR
@@ -48,7 +50,7 @@ ref=$top/../shared/reference/bcachefs
 prepare() {
     local dir=$1 src s k fx kind
     local fixtures=${FIXTURES:-$top/../shared/fixtures}
-    for fx in basic unclean replicas2; do
+    for fx in basic unclean replicas2 churn; do
         if [ ! -d "$fixtures/$fx" ]; then
             echo "SKIP: $fixtures/$fx not present" >&2
             exit 77
@@ -93,6 +95,10 @@ CONF
     echo "$dir/r2.dev1.img"
     echo "$dir/r2err.dev0.img"
     echo "blkdebug:$dir/ioerr.conf:$dir/r2err.dev1.img"
+    cp --sparse=always "$("$top/scripts/fixture-images.sh" churn)" "$dir/gens.img"
+    chmod u+w "$dir/gens.img"
+    for _ in 1 2 3 4 5 6 7 8; do "$bin" damage oldest-gen "$dir/gens.img" >&2; done
+    echo "$dir/gens.img"
 }
 
 # lister ARGS...: upstream's tool where present, else ours (their listings and
@@ -273,6 +279,48 @@ verify() {
     else
         echo "FAIL: r2err: the pair changed"
         { diff <(printf '%s\n' "$out") <(printf '%s\n' "$want") || true; } | excerpt
+        fail=1
+    fi
+    # gens: the gc thread's writes leave the leaf keys as churn's own (its oldest
+    # gens were what a gens pass computes) and a clean filesystem (the mount's
+    # repair rebuilt churn's bitmap, which churn's fsck.txt asks for).
+    local churn
+    churn=$("$top/scripts/fixture-images.sh" churn)
+    # Our fsck says what it says of churn repaired offline (the bitmap message that
+    # no repair can act on).
+    cp --sparse=always "$churn" "$dir/offline/gens.img"
+    "$bin" fsck -y "$dir/offline/gens.img" > /dev/null 2>&1 || true
+    rc=0
+    out=$("$bin" fsck -n "$dir/gens.img" 2>&1) || rc=$?
+    want=$("$bin" fsck -n "$dir/offline/gens.img" 2>&1) || true
+    if [ $rc = 0 ] && [ "$out" = "$want" ]; then
+        echo "ok: gens: bcachefs-rs fsck -n clean${out:+ (as churn repaired offline: $out)}"
+    else
+        echo "FAIL: gens: bcachefs-rs fsck -n: exit $rc"
+        { diff <(printf '%s\n' "$out") <(printf '%s\n' "$want") || true; } | excerpt
+        fail=1
+    fi
+    if [ -x "$ref" ]; then
+        if timeout 300 "$ref" fsck -n "$dir/gens.img" > /dev/null 2>&1; then
+            echo "ok: gens: upstream fsck -n exits 0"
+        else
+            echo "FAIL: gens: upstream fsck -n"; fail=1
+        fi
+    fi
+    d=0
+    for bt in "${btrees[@]}"; do
+        # Pointers print the device's file name, padded.
+        a=$(lister list -b "$bt" -l 0 "$dir/gens.img" | sed -E 's/ptr: +gens\.img /ptr: DEV /')
+        b=$(lister list -b "$bt" -l 0 "$churn" | sed -E "s/ptr: +$(basename "$churn") /ptr: DEV /")
+        if [ "$a" != "$b" ]; then
+            echo "FAIL: gens: $bt keys differ (< written while mounted, > churn)"
+            { diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") || true; } | excerpt
+            d=1
+        fi
+    done
+    if [ $d = 0 ]; then
+        echo "ok: gens: the leaf keys of ${btrees[*]} equal churn's own"
+    else
         fail=1
     fi
     # Every write to ioerr failed: the disk is as it was, damage and all.

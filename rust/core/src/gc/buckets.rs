@@ -59,6 +59,17 @@ pub struct Bucket {
     pub bucket_gens_gen: u8,
 }
 
+/// The oldest gen a gens pass gives a bucket whose alloc key is `a` (upstream's
+/// `bch2_gc_gens`): its own gen, lowered to the gen of any pointer into it that is
+/// older.
+pub fn oldest_gen_target(a: &AllocV4, g: &Bucket) -> u8 {
+    if g.has_ptr && gen_cmp(g.oldest_ptr_gen, a.gen) < 0 {
+        g.oldest_ptr_gen
+    } else {
+        a.gen
+    }
+}
+
 /// One member device's buckets, with what gc needs to know of the member.
 pub struct DevBuckets<'a> {
     /// Device index.

@@ -557,8 +557,7 @@ impl<'a, 'b> Gc<'a, 'b> {
                 f.want = i64::from(a.gen);
                 counted(stats, out)(&f);
             }
-            let target = if g.has_ptr { g.oldest_ptr_gen } else { a.gen };
-            if a.oldest_gen != target {
+            if a.oldest_gen != buckets::oldest_gen_target(&a, &g) {
                 stats.oldest_gen_advance += 1;
             }
             dev_usage(tally, d.dev, &want, d.bucket_size);
