@@ -74,6 +74,37 @@ pub(crate) struct JournalPos {
     pub(crate) seq: u64,
 }
 
+/// This filesystem's entry among those open (shim.c's claims): a filesystem that
+/// writes is the only one open on its devices when it opens. Released once, at
+/// shutdown or when dropped.
+pub(crate) struct Claim(AtomicPtr<core::ffi::c_void>);
+
+impl Claim {
+    fn new(uuid: &[u8; 16], writable: bool) -> Result<Claim> {
+        let mut err = 0;
+        // SAFETY: `uuid` is 16 readable bytes; `err` a valid out pointer.
+        let p = unsafe { shim::bch_rs_claim(uuid.as_ptr(), c_int::from(writable), &mut err) };
+        if p.is_null() {
+            return Err(Error::from_errno(err));
+        }
+        Ok(Claim(AtomicPtr::new(p)))
+    }
+
+    pub(crate) fn release(&self) {
+        let p = self.0.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if !p.is_null() {
+            // SAFETY: `p` came from bch_rs_claim and is released once (swapped out).
+            unsafe { shim::bch_rs_unclaim(p) };
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// A jset's bytes; journal keys name their values by index into these.
 pub(crate) struct Jbuf(pub(crate) KVVec<u8>);
 
@@ -127,6 +158,7 @@ pub(crate) struct Fs {
     pub(crate) dying: AtomicBool,
     /// The mount's options.
     pub(crate) opts: MountOpts,
+    claim: Claim,
     /// Node writes by type (`btree_write_stats`).
     pub(crate) write_stats: WriteStats,
 }
@@ -304,6 +336,7 @@ impl Fs {
             unsafe { shim::bch_rs_destroy_workqueue(wq) };
         }
         self.cache.shrink_all();
+        self.claim.release();
     }
 
     /// Opens the filesystem on the devices of `source` (paths separated by `:`).
@@ -349,6 +382,12 @@ impl Fs {
         let mut sbb = KVVec::new();
         sbb.extend_from_slice(best, GFP_KERNEL)?;
         let s = Sb { b: &sbb };
+        let claim = Claim::new(&s.uuid().0, writable).inspect_err(|_| {
+            pr_err!(
+                "{}: busy: the filesystem is mounted already; a mount that repairs (fix_errors) must be its only one\n",
+                src
+            )
+        })?;
         let mut ub = [0u8; 40];
         let mut w = crate::format::printbuf::FixedBuf::new(&mut ub);
         {
@@ -437,6 +476,7 @@ impl Fs {
             wq: AtomicPtr::new(wq),
             dying: AtomicBool::new(false),
             opts,
+            claim,
             write_stats: WriteStats::default(),
         };
         let r = fs.read_journal();

@@ -207,6 +207,60 @@ const char *bch_rs_fs_name(void)
 	return fs_name;
 }
 
+/* --- who has a filesystem open --- */
+
+/*
+ * Every opened filesystem (by UUID), and whether it writes. A filesystem that
+ * writes (a repair at mount) must be the only one open on its devices when it is
+ * opened: its in-memory state is what its writes start from, and a mount already
+ * there would go on from a state the writes leave behind. (A read-only open beside
+ * it, e.g. a second mount of the same filesystem, only reads.)
+ */
+struct bch_rs_claim {
+	struct list_head list;
+	u8 uuid[16];
+	bool writable;
+};
+
+static DEFINE_MUTEX(bch_rs_claims_lock);
+static LIST_HEAD(bch_rs_claims);
+
+void *bch_rs_claim(const unsigned char *uuid, int writable, int *err)
+{
+	struct bch_rs_claim *c, *i;
+
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	memcpy(c->uuid, uuid, 16);
+	c->writable = writable;
+	mutex_lock(&bch_rs_claims_lock);
+	list_for_each_entry(i, &bch_rs_claims, list) {
+		if (writable && !memcmp(i->uuid, uuid, 16)) {
+			mutex_unlock(&bch_rs_claims_lock);
+			kfree(c);
+			*err = -EBUSY;
+			return NULL;
+		}
+	}
+	list_add(&c->list, &bch_rs_claims);
+	mutex_unlock(&bch_rs_claims_lock);
+	*err = 0;
+	return c;
+}
+
+void bch_rs_unclaim(void *claim)
+{
+	struct bch_rs_claim *c = claim;
+
+	mutex_lock(&bch_rs_claims_lock);
+	list_del(&c->list);
+	mutex_unlock(&bch_rs_claims_lock);
+	kfree(c);
+}
+
 /* --- block devices and bios --- */
 
 struct file *bch_rs_bdev_open(const char *path, int write, int *err)

@@ -77,6 +77,11 @@ unsigned int bch_rs_btree_cache_max(void);
 int bch_rs_repair_writes_max(void);
 
 /* Block devices, opened read-only and shared (no holder). */
+/* Registers an opened filesystem (its 16-byte UUID); NULL with *err = -EBUSY when
+ * it would write and another open one has the same UUID. */
+void *bch_rs_claim(const unsigned char *uuid, int writable, int *err);
+void bch_rs_unclaim(void *claim);
+
 struct file *bch_rs_bdev_open(const char *path, int write, int *err);
 void bch_rs_bdev_close(struct file *bdev_file);
 /* The block device's name (vda, sdb1) into buf, NUL terminated. */

@@ -85,6 +85,9 @@ pub(crate) extern "C" fn bch_rs_fs_open(
                 _ => (read_only != 0, opts),
             };
             let old = fs;
+            // Done with: no reads or writes left (the repair waited for its own),
+            // and its claim goes before the new one is made.
+            old.shutdown();
             fs = Fs::open(source, ro, o)?;
             fs.write_stats.absorb(&old.write_stats);
             fs.cache.stats.absorb_writes(&old.cache.stats);

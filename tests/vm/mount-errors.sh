@@ -1,7 +1,8 @@
 # VM test: bad mounts fail with a clear log line and an error code, and leave nothing
 # behind: a missing device, an unknown option, fix_errors without fsck or on a
 # read-only mount, a device given twice, a read-write mount without fix_errors, a
-# device without a bcachefs superblock. And the options that are there: a plain
+# device without a bcachefs superblock, a fix_errors mount beside another mount of
+# the same filesystem. And the options that are there: a plain
 # mount runs no gc pass, -o fsck runs one, nochanges is taken (with fix_errors on a
 # read-only mount: the repairs are only logged).
 # Disks: basic
@@ -42,6 +43,14 @@ mount -t bcachefs -o ro,fsck,fix_errors,nochanges /dev/vda /mnt || fail "mount -
 dmesg | grep -q "found nothing to repair" || { dmesg; fail "fix_errors,nochanges: no repair pass logged"; }
 umount /mnt || fail umount
 ok "fix_errors,nochanges on a read-only mount: $(dmesg | grep -m1 'found nothing to repair')"
+# A mount that repairs must be its filesystem's only one.
+mkdir -p /mnt2
+mount -t bcachefs -o ro /dev/vda /mnt || fail "mount -o ro"
+dmesg -c > /dev/null
+if mount -t bcachefs -o fsck,fix_errors /dev/vda /mnt2 2>/dev/null; then fail "fix_errors beside a mount: mounted"; fi
+dmesg | grep -q "busy: the filesystem is mounted already" || { dmesg; fail "fix_errors beside a mount: no log line"; }
+umount /mnt || fail umount
+ok "fix_errors beside a mount refused: $(dmesg | grep -m1 'busy:')"
 ok "read-write mount refused (mount may retry read-only)"
 dd if=/dev/zero of=/dev/vda bs=512 seek=8 count=1 conv=notrunc 2>/dev/null
 try "no superblock" "not a bcachefs superblock" -o ro /dev/vda
