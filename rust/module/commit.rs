@@ -160,6 +160,12 @@ fn stopped(fs: &Fs) -> Error {
 struct WriteFailed<'a>(&'a mut bool);
 
 impl WriteFailed<'_> {
+    /// Past the first journal entry something is on disk: any error (but a
+    /// `repair_writes_max` stop) leaves the filesystem to be read afresh.
+    fn any<T>(&mut self, r: Result<T>) -> Result<T> {
+        self.on(r)
+    }
+
     fn on<T>(&mut self, r: Result<T>) -> Result<T> {
         // A stop by repair_writes_max is not a failed write.
         if r.as_ref().is_err_and(|e| *e != stopped_errno()) {
@@ -183,19 +189,23 @@ struct Touched {
 /// (and [`DIRTY_SKIP`] further on a filesystem not shut down cleanly).
 fn journal_base_seq(ws: &WriteState) -> Option<u64> {
     let n = ws.journal_newest?;
-    Some(n.seq.max(ws.journal_seq) + if ws.clean { 0 } else { DIRTY_SKIP })
+    n.seq
+        .max(ws.journal_seq)
+        .checked_add(if ws.clean { 0 } else { DIRTY_SKIP })
 }
 
 /// The first seq the next commit writes to the journal of `fs`.
 pub(crate) fn next_journal_seq(fs: &Fs) -> Option<u64> {
-    journal_base_seq(&fs.wstate.lock()).map(|s| s + 1)
+    journal_base_seq(&fs.wstate.lock())?.checked_add(1)
 }
 
 /// Writes `updates` and the superblock `changes` as the module comment says. An
-/// error with `write_failed` set is a device write that failed (logged): the disks
-/// hold the old filesystem or the repaired one, as after a crash. Other errors come
-/// before anything is written, but for ECANCELED ([`stopped_errno`]: stopped by
-/// `repair_writes_max`).
+/// error with `write_failed` set is a device write that failed, or any error once
+/// the first journal entry is on disk (logged): the disks hold the old filesystem
+/// or the repaired one, as after a crash, and the caller reads them afresh or stops
+/// writing. Other errors come before anything is written (every node's bset is
+/// composed before the first write), but for ECANCELED ([`stopped_errno`]: stopped
+/// by `repair_writes_max`, as a crash would stop it).
 ///
 /// `live`: the filesystem is mounted and read meanwhile (the gc thread's writes):
 /// the roots readers see are replaced once the commit is done, and a filesystem
@@ -229,7 +239,7 @@ pub(crate) fn commit(
         return Ok(done);
     }
     let mut journal = Journal::new(fs, &ws)?;
-    let seq = journal.seq + 1;
+    let seq = journal.seq.checked_add(1).ok_or(EINVAL)?;
     done.seq = seq;
     // A dirty filesystem keeps its journal: our entries replay on top of it (their
     // last_seq is its replay start), after the seqs skipped are blacklisted; the
@@ -237,17 +247,6 @@ pub(crate) fn commit(
     // older than our first entry.
     let clean = ws.clean;
     let last_seq = if clean { seq } else { fs.journal_start };
-    if !clean {
-        let skipped = (ws.journal_seq + 1, seq);
-        done.sb_copies += wf.on(write_sb(
-            fs,
-            &mut ws,
-            None,
-            changes,
-            Some(skipped),
-            &mut budget,
-        ))?;
-    }
     // The nodes each key goes to, and their ancestors.
     let mut touched: KVec<Touched> = KVec::new();
     for u in updates {
@@ -306,6 +305,19 @@ pub(crate) fn commit(
             touched[i].keys = keys;
             images.push((i, imgs), GFP_KERNEL)?;
         }
+    }
+    // Every image is composed: nothing can refuse the commit any more. On a dirty
+    // filesystem the skipped seqs are blacklisted first.
+    if !clean {
+        let skipped = (ws.journal_seq.checked_add(1).ok_or(EINVAL)?, seq);
+        done.sb_copies += wf.on(write_sb(
+            fs,
+            &mut ws,
+            None,
+            changes,
+            Some(skipped),
+            &mut budget,
+        ))?;
     }
     // The node images, each under its node's WRITE_IN_FLIGHT bit.
     for (i, mut imgs) in images {
@@ -366,14 +378,18 @@ pub(crate) fn commit(
         }
         add_roots(b, &roots)
     })?;
+    // From here on, the next commit starts after this entry, and any error leaves
+    // the filesystem to be read afresh (write_failed).
+    journal.record(&mut ws, s1);
     if s1.0 != seq {
-        return Err(EINVAL);
+        return wf.any(Err(EINVAL));
     }
     if !clean {
         // Every root in an entry of its own, the journal's keys left to replay:
         // the filesystem stays dirty.
         budget.take(fs)?;
-        let end = journal.write(fs, Some(last_seq), &mut wf, &mut |b| add_roots(b, &roots))?;
+        let r = journal.write(fs, Some(last_seq), &mut wf, &mut |b| add_roots(b, &roots));
+        let end = wf.any(r)?;
         done.journal_entries = 2;
         journal.record(&mut ws, end);
         fs.set_roots_to(&roots);
@@ -381,8 +397,9 @@ pub(crate) fn commit(
     }
     // The last entry: nothing left to replay, every root.
     budget.take(fs)?;
-    let (end_seq, end_slot, end_sectors) =
-        journal.write(fs, None, &mut wf, &mut |b| add_roots(b, &roots))?;
+    let r = journal.write(fs, None, &mut wf, &mut |b| add_roots(b, &roots));
+    let (end_seq, end_slot, end_sectors) = wf.any(r)?;
+    journal.record(&mut ws, (end_seq, end_slot, end_sectors));
     done.journal_entries = 2;
     let cs = CleanState {
         roots: &roots,
@@ -391,8 +408,8 @@ pub(crate) fn commit(
         slot: end_slot,
         sectors: end_sectors,
     };
-    done.sb_copies += wf.on(write_sb(fs, &mut ws, Some(&cs), changes, None, &mut budget))?;
-    journal.record(&mut ws, (end_seq, end_slot, end_sectors));
+    let r = write_sb(fs, &mut ws, Some(&cs), changes, None, &mut budget);
+    done.sb_copies += wf.any(r)?;
     fs.set_roots_to(&roots);
     Ok(done)
 }
@@ -472,6 +489,11 @@ fn append(fs: &Fs, t: &Touched, keys: &[(Bkey, KVec<u8>)], seq: u64) -> Result<(
     };
     if bp.written == 0 {
         return Err(refuse("its pointer has no sectors_written"));
+    }
+    if u32::from(bp.written) > s.btree_node_sectors() {
+        return Err(refuse(
+            "its pointer says more sectors written than a node has",
+        ));
     }
     let node_sectors = s.btree_node_sectors();
     let bytes: usize = keys
@@ -621,7 +643,7 @@ impl Journal {
         fill: &mut dyn FnMut(&mut JsetBuilder<'_>) -> Result,
     ) -> Result<(u64, Slot, u32)> {
         let s = fs.sb();
-        let seq = self.seq + 1;
+        let seq = self.seq.checked_add(1).ok_or(EINVAL)?;
         let mut buf = KVVec::from_elem(0u8, (self.bucket_sectors as usize) << 9, GFP_KERNEL)?;
         let mut b = JsetBuilder::new(&mut buf);
         fill(&mut b)?;
@@ -654,7 +676,12 @@ impl Journal {
             return Err(ENOSPC);
         }
         let bucket = *self.buckets.get(slot.bucket_idx as usize).ok_or(EINVAL)?;
-        let sector = bucket * u64::from(self.bucket_sectors) + u64::from(slot.offset);
+        let sector = bucket
+            .checked_mul(u64::from(self.bucket_sectors))
+            .and_then(|s| s.checked_add(u64::from(slot.offset)))
+            .ok_or(EINVAL)?;
+        // Room to remember the bucket, before anything is written.
+        self.in_use.reserve(1, GFP_KERNEL)?;
         let dev = fs.dev(self.dev as u32).ok_or(ENXIO)?;
         wf.on(dev.write(sector, out, WriteFlags::FLUSH_FUA))
             .inspect_err(|e| {
@@ -669,7 +696,8 @@ impl Journal {
         self.newest = slot;
         self.newest_sectors = sectors;
         self.seq = seq;
-        self.in_use.push(slot.bucket_idx, GFP_KERNEL)?;
+        // Reserved above: cannot fail.
+        let _ = self.in_use.push(slot.bucket_idx, GFP_KERNEL);
         Ok((seq, slot, sectors))
     }
 }
@@ -717,7 +745,7 @@ fn write_sb(
         let mut old = KVVec::new();
         old.extend_from_slice(sb.clean_field().map(|(_, e)| e).unwrap_or(&[]), GFP_KERNEL)?;
         (
-            sb.seq() + 1,
+            sb.seq().checked_add(1).ok_or(EINVAL)?,
             (sb.block_sectors().max(1) as usize) << 9,
             sb.layout().nr_superblocks() as usize,
             old,

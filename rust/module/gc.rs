@@ -20,21 +20,23 @@ use kernel::sync::Arc;
 use crate::btree::cache::ReplicaError;
 use crate::btree::io::get_node;
 use crate::btree::iter::for_each_key;
-use crate::format::bkey::Bkey;
-use crate::format::btree::read::NodeError;
-use crate::format::gc::accounting::{Entry, Tally, EMPTY, TALLY_MAX};
 use crate::btree::iter::for_each_leaf_key;
 use crate::commit::{commit, SbChanges, Update};
 use crate::format::alloc::format::AllocV4;
+use crate::format::bkey::Bkey;
+use crate::format::btree::read::NodeError;
+use crate::format::gc::accounting::{Entry, Tally, EMPTY, TALLY_MAX};
 use crate::format::gc::buckets::{oldest_gen_target, Bucket, DevBuckets};
-use crate::format::ids::{self, KeyType};
 use crate::format::gc::finding::{Finding, KINDS, KIND_NR};
+use crate::format::gc::repair::with_oldest_gen;
 use crate::format::gc::{sb_wants_bitmap_gc, Gc, NodeInfo, Source, Stats, Stopped};
+use crate::format::ids::{self, KeyType};
 use crate::format::journal::keys::AcctView;
 use crate::format::printbuf::{FixedBuf, Printbuf};
 use crate::format::sb::Sb;
 use crate::format::text::{Pb, TextCtx};
 use crate::fs::{Fs, PtrKey};
+use crate::repair::alloc_change;
 use crate::shim;
 
 /// Findings logged per pass; the rest are only counted.
@@ -267,7 +269,10 @@ pub(crate) fn run_pass(
         );
         (gc.run(&CacheSource { fs }), gc.stats)
     };
-    if let (Some(out), Ok(())) = (gens, r) {
+    // Gens only from a pass that saw every pointer: a bucket whose pointers sit in
+    // an unreadable node would get an oldest gen past them.
+    let complete = r.is_ok() && stats.unreadable == 0;
+    if let (Some(out), true) = (gens, complete) {
         let mut err = Ok(());
         for_each_leaf_key(fs, ids::btree::ALLOC, &mut |k, v| {
             if k.typ != KeyType::AllocV4 as u8 || err.is_err() {
@@ -279,26 +284,16 @@ pub(crate) fn run_pass(
             let Some(g) = d.buckets.get(k.p.offset as usize) else {
                 return;
             };
-            let mut a = AllocV4::read(v);
+            let a = AllocV4::read(v);
             let target = oldest_gen_target(&a, g);
             if k.p.offset < d.first_bucket || a.oldest_gen == target {
                 return;
             }
-            a.oldest_gen = target;
-            let mut nv = KVec::new();
-            err = nv.extend_from_slice(v, GFP_KERNEL);
-            a.write(&mut nv);
-            if err.is_ok() {
-                err = out.push(
-                    Update {
-                        btree: ids::btree::ALLOC,
-                        level: 0,
-                        k: *k,
-                        v: nv,
-                        journal_v: None,
-                    },
-                    GFP_KERNEL,
-                );
+            let n = with_oldest_gen(&a, target);
+            // A bucket leaving the freespace btree is left for the next pass.
+            match alloc_change(fs, k, v, &a, &n, out) {
+                Ok(_) => {}
+                Err(e) => err = Err(e),
             }
         })?;
         err?;
@@ -335,7 +330,11 @@ pub(crate) extern "C" fn bch_rs_gc_pass(p: *mut c_void) {
     // The mount's fsck pass checks; later passes on a mount that writes also write
     // the oldest gens.
     let fsck_pass = s.fsck_pass.swap(false, Ordering::AcqRel);
-    let write_gens = s.fs.writable && !s.fs.opts.nochanges && !fsck_pass;
+    let write_gens = s.fs.writable
+        && !s.fs.opts.nochanges
+        && !fsck_pass
+        && !s.fs.write_error.load(Ordering::Acquire)
+        && s.fs.wstate.lock().clean;
     let mut gens = KVec::new();
     match run_pass(&s.fs, None, write_gens.then_some(&mut gens)) {
         Ok((Ok(()), stats)) => {
@@ -441,12 +440,12 @@ fn write_oldest_gens(fs: &Arc<Fs>, gens: &[Update], st: &Status) {
     let mut write_failed = false;
     match commit(fs, gens, &SbChanges::default(), &mut write_failed, true) {
         Ok(done) => {
-            st.oldest_gen_written
-                .fetch_add(gens.len() as u64, Ordering::Relaxed);
+            let n = gens.iter().filter(|u| u.btree == ids::btree::ALLOC).count();
+            st.oldest_gen_written.fetch_add(n as u64, Ordering::Relaxed);
             pr_info!(
                 "{}: gc: wrote the oldest gens of {} bucket(s): {} node bset(s), journal seq {}\n",
                 fs.uuid(),
-                gens.len(),
+                n,
                 done.nodes,
                 done.seq
             );

@@ -70,6 +70,11 @@ struct Plan {
     alloc: KVec<AllocFix>,
     gens: KVec<(Bkey, KVec<u8>)>,
     changes: SbChanges,
+    /// The bitmaps' repair, decided once for every bitmap finding: `Some(why)`
+    /// when it is not made.
+    bitmap: Option<Option<&'static str>>,
+    /// The pass could not read every node.
+    unreadable: bool,
     fixing: u32,
     left: u32,
 }
@@ -191,24 +196,13 @@ fn plan_one(
             Ok(None)
         }
         Kind::BtreeBitmapNotMarked | Kind::BtreeBitmapGc => {
-            // One change covers every bitmap finding.
-            if !p.changes.bitmaps.is_empty() || p.changes.passes_done != 0 {
-                return Ok(None);
+            // One change covers every bitmap finding, all devices or none.
+            if let Some(why) = p.bitmap {
+                return Ok(why);
             }
-            for &(dev, _, bitmap, after) in c.bitmaps.iter() {
-                match after {
-                    Some(a) if a != bitmap => p.changes.bitmaps.push((dev, a), GFP_KERNEL)?,
-                    Some(_) => {}
-                    None => return Ok(Some("a node lies past what the bitmap's shift can mark")),
-                }
-            }
-            if sb_wants_bitmap_gc(&fs.sb()) {
-                p.changes.passes_done |= 1u64 << PASS_BTREE_BITMAP_GC;
-            }
-            if p.changes.is_empty() {
-                return Ok(Some("the bitmap marks only what the btree uses"));
-            }
-            Ok(None)
+            let why = bitmap_changes(fs, c, p.unreadable, &mut p.changes)?;
+            p.bitmap = Some(why);
+            Ok(why)
         }
         _ => Ok(Some(
             "not repaired in the kernel yet (repair offline: bcachefs-rs fsck -y)",
@@ -216,65 +210,117 @@ fn plan_one(
     }
 }
 
-/// The keys each changed alloc key moves (need_discard, fragmentation LRU), and
-/// the alloc keys themselves. A bucket that would leave the freespace btree is
-/// not repaired (`Err` names it).
-fn alloc_updates(fs: &Fs, p: &mut Plan) -> Result<core::result::Result<(), Bpos>> {
-    for a in p.alloc.iter() {
-        let (dev, bucket) = (a.k.p.inode as u32, a.k.p.offset);
-        let bucket_size = fs
-            .sb()
-            .member(dev as usize)
-            .map(|m| m.bucket_size())
-            .unwrap_or(0);
-        let mut err = Ok(());
-        let mut punch = false;
-        derived_changes(dev, bucket, bucket_size, &a.old, &a.new, &mut |d| {
-            if d.btree == btree::FREESPACE && !d.set {
-                punch = true;
-                return;
-            }
-            if err.is_err() {
-                return;
-            }
-            let k = Bkey {
-                typ: if d.set {
-                    KeyType::Set as u8
-                } else {
-                    KeyType::Deleted as u8
-                },
-                p: d.pos,
-                size: d.size,
-                ..Default::default()
-            };
-            err = p.updates.push(
-                Update {
-                    btree: d.btree,
-                    level: 0,
-                    k,
-                    v: KVec::new(),
-                    journal_v: None,
-                },
-                GFP_KERNEL,
-            );
-        });
-        err?;
-        if punch {
-            return Ok(Err(a.k.p));
+/// The superblock side of a `btree_bitmap_gc` pass into `changes`: each member's
+/// bitmap as the nodes found need it, and the pass's request cleared; all or
+/// nothing. `Some(why)` when nothing is changed.
+fn bitmap_changes(
+    fs: &Fs,
+    c: &Collected,
+    unreadable: bool,
+    changes: &mut SbChanges,
+) -> Result<Option<&'static str>> {
+    if unreadable {
+        return Ok(Some(
+            "the pass could not read every node: a rebuilt bitmap would drop what it did not see",
+        ));
+    }
+    let mut bitmaps = KVec::new();
+    for &(dev, _, bitmap, after) in c.bitmaps.iter() {
+        match after {
+            Some(a) if a != bitmap => bitmaps.push((dev, a), GFP_KERNEL)?,
+            Some(_) => {}
+            None => return Ok(Some("a node lies past what the bitmap's shift can mark")),
         }
-        let mut v = KVec::new();
-        v.extend_from_slice(&a.v, GFP_KERNEL)?;
-        a.new.write(&mut v);
-        p.updates.push(
+    }
+    let passes = if sb_wants_bitmap_gc(&fs.sb()) {
+        1u64 << PASS_BTREE_BITMAP_GC
+    } else {
+        0
+    };
+    if bitmaps.is_empty() && passes == 0 {
+        return Ok(Some("the bitmap marks only what the btree uses"));
+    }
+    changes.bitmaps = bitmaps;
+    changes.passes_done |= passes;
+    Ok(None)
+}
+
+/// The updates an alloc key's change from `old` to `new` writes, as the alloc
+/// trigger moves them: the derived keys (need_discard, fragmentation LRU, a
+/// freespace key set), then the key itself, pushed to `out`. A bucket that would
+/// leave the freespace btree (cutting a freespace extent is offline only) pushes
+/// nothing and returns `false`.
+pub(crate) fn alloc_change(
+    fs: &Fs,
+    k: &Bkey,
+    v: &[u8],
+    old: &AllocV4,
+    new: &AllocV4,
+    out: &mut KVec<Update>,
+) -> Result<bool> {
+    let (dev, bucket) = (k.p.inode as u32, k.p.offset);
+    let bucket_size = fs
+        .sb()
+        .member(dev as usize)
+        .map(|m| m.bucket_size())
+        .unwrap_or(0);
+    let mut punch = false;
+    derived_changes(dev, bucket, bucket_size, old, new, &mut |d| {
+        punch |= d.btree == btree::FREESPACE && !d.set;
+    });
+    if punch {
+        return Ok(false);
+    }
+    let mut err = Ok(());
+    derived_changes(dev, bucket, bucket_size, old, new, &mut |d| {
+        if err.is_err() {
+            return;
+        }
+        let k = Bkey {
+            typ: if d.set {
+                KeyType::Set as u8
+            } else {
+                KeyType::Deleted as u8
+            },
+            p: d.pos,
+            size: d.size,
+            ..Default::default()
+        };
+        err = out.push(
             Update {
-                btree: btree::ALLOC,
+                btree: d.btree,
                 level: 0,
-                k: a.k,
-                v,
+                k,
+                v: KVec::new(),
                 journal_v: None,
             },
             GFP_KERNEL,
-        )?;
+        );
+    });
+    err?;
+    let mut nv = KVec::new();
+    nv.extend_from_slice(v, GFP_KERNEL)?;
+    new.write(&mut nv);
+    out.push(
+        Update {
+            btree: btree::ALLOC,
+            level: 0,
+            k: *k,
+            v: nv,
+            journal_v: None,
+        },
+        GFP_KERNEL,
+    )?;
+    Ok(true)
+}
+
+/// The updates of every alloc key being repaired; `Err` names a bucket that would
+/// leave the freespace btree (nothing is then written).
+fn alloc_updates(fs: &Fs, p: &mut Plan) -> Result<core::result::Result<(), Bpos>> {
+    for a in p.alloc.iter() {
+        if !alloc_change(fs, &a.k, &a.v, &a.old, &a.new, &mut p.updates)? {
+            return Ok(Err(a.k.p));
+        }
     }
     Ok(Ok(()))
 }
@@ -327,7 +373,10 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
         return Ok(Outcome::Unchanged);
     }
     let acct_version = next_journal_seq(fs).map(accounting_version).unwrap_or(0);
-    let mut p = Plan::default();
+    let mut p = Plan {
+        unreadable: stats.unreadable > 0,
+        ..Plan::default()
+    };
     for f in c.findings.iter() {
         let why = plan_one(fs, &c, f, &mut p, acct_version)?;
         match why {

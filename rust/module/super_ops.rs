@@ -60,7 +60,9 @@ pub(crate) extern "C" fn bch_rs_fs_open(
         let opts = MountOpts::from_bits(opts);
         let mut fs = Fs::open(source, read_only != 0, opts)?;
         let outcome = if opts.fix_errors {
-            crate::repair::repair_at_mount(&fs)?
+            // On an error the filesystem is shut down here, in the mount's
+            // context, not by whichever completion drops the last reference.
+            crate::repair::repair_at_mount(&fs).inspect_err(|_| fs.shutdown())?
         } else {
             Outcome::Unchanged
         };

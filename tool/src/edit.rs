@@ -180,7 +180,13 @@ pub fn clear_member_bitmap(path: &str, dev: usize) -> Result<(), String> {
 }
 
 /// The kinds of [`damage`], in the order the tests use them.
-pub const KINDS: [&str; 5] = ["acct-dev", "acct-btree", "bucket-gen", "bitmap", "oldest-gen"];
+pub const KINDS: [&str; 5] = [
+    "acct-dev",
+    "acct-btree",
+    "bucket-gen",
+    "bitmap",
+    "oldest-gen",
+];
 
 /// Adds 3 to the first counter of the first accounting key of type `typ`.
 fn bump_accounting(paths: &[String], typ: u8) -> Result<Bpos, String> {

@@ -121,18 +121,25 @@ pub(crate) fn write_node(
     };
     st.writes.fetch_add(1, Ordering::Relaxed);
     st.write_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    // The work item's reference: the last replica to finish queues it. The
+    // writer's own (`op`) keeps the op alive until the work item has run, so no
+    // reference is dropped in interrupt context and the op (with its filesystem
+    // reference) is freed here, by the writer.
+    let raw = Arc::into_raw(op.clone());
     for (i, img) in op.images.iter().enumerate() {
-        let bio = match KBox::new(BioRef { op: op.clone(), i }, GFP_KERNEL) {
+        let bio = match KBox::new(BioRef { op: raw, i }, GFP_KERNEL) {
             Ok(b) => b,
             Err(_) => {
-                replica_done(op.clone(), i, ENOMEM.to_errno());
+                // SAFETY: `raw` is live (the writer holds `op`) and this replica
+                // ends here, once.
+                unsafe { replica_done(raw, i, ENOMEM.to_errno()) };
                 continue;
             }
         };
         let private = KBox::into_raw(bio);
         let r = match fs.dev(img.dev) {
-            // SAFETY: the image lives in the op, which the `BioRef` passed as
-            // private keeps alive and unchanged until the endio takes it back.
+            // SAFETY: the image lives in the op, which the writer keeps alive and
+            // unchanged until the work item has run, after this bio's endio.
             Some(d) => unsafe {
                 d.write_async(
                     img.sector,
@@ -146,8 +153,9 @@ pub(crate) fn write_node(
         };
         if let Err(e) = r {
             // SAFETY: not submitted: no endio will take this box back.
-            let b = unsafe { KBox::from_raw(private) };
-            replica_done(b.op.clone(), i, e.to_errno());
+            drop(unsafe { KBox::from_raw(private) });
+            // SAFETY: as above: this replica ends here, once.
+            unsafe { replica_done(raw, i, e.to_errno()) };
         }
     }
     node.wait_on_bit(WRITE_IN_FLIGHT);
@@ -157,34 +165,45 @@ pub(crate) fn write_node(
     })
 }
 
-/// One replica's write ended (`err` 0 or a negative errno): the last one queues
-/// the work item. Runs in interrupt context from the endio: never the op's last
-/// reference (the writer holds one until the work item clears the bit).
-fn replica_done(op: Arc<WriteOp>, i: usize, err: i32) {
+/// One replica's write ended (`err` 0 or a negative errno): the last one hands
+/// the work item its reference and queues it. Runs in interrupt context from the
+/// endio; takes and drops no reference itself.
+///
+/// # Safety
+///
+/// `op` came from `Arc::into_raw` in [`write_node`] (the work item's reference),
+/// the writer still holds its own, and each replica calls this once.
+unsafe fn replica_done(op: *const WriteOp, i: usize, err: i32) {
+    // SAFETY: the writer's reference keeps the op alive until the work item has
+    // run, which is after the last call here.
+    let o = unsafe { &*op };
     if err != 0 {
-        op.failed.fetch_or(1 << i, Ordering::AcqRel);
-        let _ = op
+        o.failed.fetch_or(1 << i, Ordering::AcqRel);
+        let _ = o
             .err
             .compare_exchange(0, err, Ordering::AcqRel, Ordering::Acquire);
     }
-    if op.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+    if o.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;
     }
-    let fs = op.fs.clone();
-    match fs.wq() {
+    // SAFETY: the last replica takes back the reference write_node leaked for
+    // the work item, once.
+    let w = unsafe { Arc::from_raw(op) };
+    match o.fs.wq() {
         Some(wq) => {
-            let _ = wq.enqueue(op);
+            let _ = wq.enqueue(w);
         }
-        // The queue outlives every write (the writer waits); never drop the op here.
+        // The queue outlives every write (the writer waits): not reached.
         None => {
-            let _ = kernel::workqueue::system().enqueue(op);
+            let _ = kernel::workqueue::system().enqueue(w);
         }
     }
 }
 
-/// What a replica's bio carries to its endio: the write and the image's index.
+/// What a replica's bio carries to its endio: the write (no reference: see
+/// [`replica_done`]) and the image's index.
 struct BioRef {
-    op: Arc<WriteOp>,
+    op: *const WriteOp,
     i: usize,
 }
 
@@ -195,7 +214,8 @@ pub(crate) extern "C" fn bch_rs_write_endio(private: *mut c_void, err: c_int) {
     // kmalloc'd box is allowed in interrupt context.
     let b = unsafe { KBox::from_raw(private.cast::<BioRef>()) };
     let BioRef { op, i } = KBox::into_inner(b);
-    replica_done(op, i, err);
+    // SAFETY: `op` is the write this bio belongs to; its writer still holds it.
+    unsafe { replica_done(op, i, err) };
 }
 
 impl WorkItem for WriteOp {
@@ -223,6 +243,10 @@ impl WorkItem for WriteOp {
                 }
             }
         }
-        op.node.clear_bit_wake(WRITE_IN_FLIGHT);
+        // Dropped before the bit is cleared: the writer's reference is the last,
+        // so the op and its filesystem reference go in the writer's context.
+        let node = op.node.clone();
+        drop(op);
+        node.clear_bit_wake(WRITE_IN_FLIGHT);
     }
 }

@@ -19,6 +19,16 @@ pub fn apply_field(a: &mut AllocV4, f: &Finding) {
     }
 }
 
+/// A gens pass's write (upstream's `bch2_alloc_write_oldest_gen`): alloc key `a`
+/// with `oldest_gen` set to `target` and the data type the alloc trigger then gives
+/// it (a bucket waiting for gc gens is free again once its gens are close).
+pub fn with_oldest_gen(a: &AllocV4, target: u8) -> AllocV4 {
+    let mut n = *a;
+    n.oldest_gen = target;
+    n.data_type = super::super::alloc::trigger::alloc_data_type(&n, a.data_type);
+    n
+}
+
 /// The bversion of an accounting key a commit whose first journal entry is `seq`
 /// writes: above every delta of that entry, so a replay over the new node skips the
 /// journal's copy and one over the old node adds it.
@@ -70,6 +80,21 @@ mod tests {
         assert!(accounting_values(&f, 2, &mut [0u8; 8], &mut j).is_none());
         assert!(accounting_values(&f, 4, &mut v, &mut j).is_none());
         assert_eq!(accounting_version(5), (5 << 32) | 0xffff_ffff);
+    }
+
+    #[test]
+    fn gens_write_frees_a_bucket_waiting_for_gc_gens() {
+        use super::super::super::alloc::format::{DATA_FREE, DATA_NEED_GC_GENS};
+        let a = AllocV4 {
+            gen: 200,
+            oldest_gen: 50,
+            data_type: DATA_NEED_GC_GENS,
+            ..Default::default()
+        };
+        let n = with_oldest_gen(&a, 200);
+        assert_eq!((n.oldest_gen, n.data_type), (200, DATA_FREE));
+        // Still too far apart: it keeps waiting.
+        assert_eq!(with_oldest_gen(&a, 60).data_type, DATA_NEED_GC_GENS);
     }
 
     #[test]
