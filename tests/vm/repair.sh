@@ -1,7 +1,8 @@
 # VM test: repairs at mount (-o fsck,fix_errors) through the kernel's write path.
 # - four damaged copies of basic (tests/vm/tools/repair-host.sh prepare: an
 #   accounting counter of a device's data type, one of a btree's, a bucket's gen in
-#   bucket_gens, member 0's btree bitmap cleared) and two of unclean (not shut down
+#   bucket_gens, member 0's btree bitmap cleared, an alloc key's dirty sectors or
+#   data type: the repair moves its fragmentation LRU key) and two of unclean (not shut down
 #   cleanly: the repair goes over its journal and leaves it dirty): each mounted with
 #   -o fsck,fix_errors, every finding logged as fixed, the write stats and cache
 #   counters showing the node writes, files still read-only; mounted again with
@@ -34,7 +35,14 @@
 mkdir -p /mnt
 param=/sys/module/bcachefs/parameters/repair_writes_max
 letters=abcdefghijklmnopqrstuvwxyz
-dev() { echo /dev/vd$(echo $letters | cut -c$(($1 + 1))); }
+# Disk N (from 0): vda..vdz, then vdaa, vdab, ...
+dev() {
+    if [ "$1" -lt 26 ]; then
+        echo /dev/vd$(echo $letters | cut -c$(($1 + 1)))
+    else
+        echo /dev/vd$(echo $letters | cut -c$(($1 / 26)))$(echo $letters | cut -c$(($1 % 26 + 1)))
+    fi
+}
 stat_nr() { awk -v t="$1:" '$1 == t { print $2 }' /sys/fs/bcachefs/*/btree_write_stats; }
 
 # check_pass D: a read-only mount with a gc pass; prints its findings count, but
@@ -57,7 +65,7 @@ check_pass() {
 }
 
 n=0
-for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen; do
+for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen alloc-dirty alloc-type; do
     d=$(dev $n); n=$((n + 1))
     dmesg -c > /dev/null
     mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "$k: mount -o fsck,fix_errors"; }

@@ -180,12 +180,14 @@ pub fn clear_member_bitmap(path: &str, dev: usize) -> Result<(), String> {
 }
 
 /// The kinds of [`damage`], in the order the tests use them.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 7] = [
     "acct-dev",
     "acct-btree",
     "bucket-gen",
     "bitmap",
     "oldest-gen",
+    "alloc-dirty",
+    "alloc-type",
 ];
 
 /// Adds 3 to the first counter of the first accounting key of type `typ`.
@@ -262,6 +264,33 @@ pub fn damage(kind: &str, paths: &[String]) -> Result<String, String> {
         "bucket-gen" => {
             let (dev, b) = bump_bucket_gen(paths)?;
             format!("bucket_gens: bucket {}:{} gen +1", dev, b)
+        }
+        "alloc-dirty" | "alloc-type" => {
+            let dirty = kind == "alloc-dirty";
+            let p = edit_leaf_key(
+                paths,
+                ids::btree::ALLOC,
+                &|k, v| k.typ == KeyType::AllocV4 as u8 && AllocV4::read(v).data_type == DATA_USER,
+                &|v| {
+                    let mut a = AllocV4::read(v);
+                    if dirty {
+                        a.dirty_sectors += 8;
+                    } else {
+                        a.data_type = bcachefs_core::alloc::format::DATA_CACHED;
+                    }
+                    a.write(v);
+                },
+            )?;
+            format!(
+                "alloc: bucket {}:{} (user data): {}",
+                p.inode,
+                p.offset,
+                if dirty {
+                    "dirty_sectors +8"
+                } else {
+                    "data_type cached"
+                }
+            )
         }
         "oldest-gen" => {
             let p = edit_leaf_key(

@@ -32,7 +32,9 @@ commands:
                          bitmap      member 0's btree bitmap cleared in every sb copy
                                      of every device
                          oldest-gen  the next free bucket's oldest_gen one behind its
-                                     gen (not a finding: a gens pass advances it)";
+                                     gen (not a finding: a gens pass advances it)
+                         alloc-dirty a user bucket's alloc key: dirty_sectors +8
+                         alloc-type  a user bucket's alloc key: data_type cached";
 
 fn parse_pos(s: &str) -> Result<Bpos, String> {
     match s {
