@@ -45,22 +45,29 @@ dev() {
 }
 stat_nr() { awk -v t="$1:" '$1 == t { print $2 }' /sys/fs/bcachefs/*/btree_write_stats; }
 
-# check_pass D: a read-only mount with a gc pass; prints its findings count, but
-# for btree_bitmap_gc: a bitmap marking more than the btree uses that no repair can
-# shrink further (its granularity; unclean's is so) is a message, not a finding
-# left (the offline repair leaves it too, which the host checks).
-check_pass() {
-    dmesg -c > /dev/null
-    mount -t bcachefs -o ro,fsck "$1" /mnt || fail "$1: mount -o ro,fsck"
+# pass_findings: waits for the mounted filesystem's first gc pass (its fsck pass:
+# after a repair, over the filesystem opened again from disk) and prints its
+# findings count, but for btree_bitmap_gc: a bitmap marking more than the btree
+# uses that no repair can shrink further (its granularity; unclean's is so) is a
+# message, not a finding left (the offline repair leaves it too, which the host
+# checks).
+pass_findings() {
     i=0
     while ! grep -q '^passes: [1-9]' /sys/fs/bcachefs/*/internal/gc_status; do
-        i=$((i + 1)); [ $i -le 1200 ] || fail "$1: no gc pass"
+        i=$((i + 1)); [ $i -le 1200 ] || fail "no gc pass"
         sleep 0.5
     done
     st=$(cat /sys/fs/bcachefs/*/internal/gc_status)
     all=$(echo "$st" | sed -n 's/^findings: //p')
     bm=$(echo "$st" | sed -n 's/^  btree_bitmap_gc: //p')
     echo $((all - ${bm:-0}))
+}
+
+# check_pass D: a read-only mount with a gc pass; prints pass_findings.
+check_pass() {
+    dmesg -c > /dev/null
+    mount -t bcachefs -o ro,fsck "$1" /mnt || fail "$1: mount -o ro,fsck"
+    pass_findings
     umount /mnt || fail "$1: umount"
 }
 
@@ -85,8 +92,8 @@ for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen a
     fi
     grep -q " /mnt bcachefs ro" /proc/mounts || fail "$k: not mounted read-only after the repair"
     if touch /mnt/new 2>/dev/null; then fail "$k: a file could be created"; fi
+    f=$(pass_findings)
     umount /mnt || fail "$k: umount"
-    f=$(check_pass "$d")
     [ "$f" = 0 ] || fail "$k: the gc pass after the repair found $f"
     ok "$k: repaired at mount ($nodes bset(s) written), then a gc pass found nothing"
 done
@@ -106,8 +113,8 @@ for c in crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 un
     left=$(check_pass "$d")
     dmesg -c > /dev/null
     mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "$c: repair after the stop"; }
+    f=$(pass_findings)
     umount /mnt || fail "$c: umount"
-    f=$(check_pass "$d")
     [ "$f" = 0 ] || fail "$c: $f findings after the repair completed"
     ok "$c: stopped after $i writes, the disk mounts with $left finding(s) left; the next repair completes it"
 done
