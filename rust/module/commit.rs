@@ -38,11 +38,10 @@ use crate::btree::write::{write_node, Image, WriteType};
 use crate::eopnotsupp;
 use crate::format::bkey::{Bkey, BKEY_BYTES};
 use crate::format::bpos::Bpos;
-use crate::format::btree::format::bset_csum_type;
 use crate::format::btree::ptr::{set_sectors_written, BtreePtr};
-use crate::format::btree::read::{read_bsets, BsetRef, NodeCtx};
+use crate::format::btree::read::{BsetRef, NodeCtx};
 use crate::format::btree::update::Unwritten;
-use crate::format::btree::write::{write_bset, written, WriteCtx, WriteError};
+use crate::format::btree::write::{append_bset, AppendError, WriteError};
 use crate::format::journal::keys::AcctView;
 use crate::format::journal::read::{entry, JSET_BYTES};
 use crate::format::journal::write::{
@@ -529,29 +528,20 @@ fn append(fs: &Fs, t: &Touched, keys: &[(Bkey, KVec<u8>)], seq: u64) -> Result<(
             blacklisted: &|seq| fs.is_blacklisted(seq),
             accept_bad_csum: false,
         };
-        let mut warned = false;
-        let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| warned = true)
-            .map_err(|_| refuse("a replica is damaged"))?;
-        if warned || n == 0 {
-            return Err(refuse("a replica is damaged"));
-        }
-        let at = written(&bsets[..n]);
-        if at != u32::from(bp.written) {
-            return Err(refuse("its bsets end elsewhere than its pointer says"));
-        }
-        let wctx = WriteCtx {
-            magic: s.bset_magic(),
-            block_sectors: s.block_sectors(),
-            node_sectors,
-            csum_type: bset_csum_type(bsets[n - 1].flags),
-            version: s.version(),
-            csum: &KernelHashes,
-        };
         let mut it = unwritten.iter();
-        let r = write_bset(&mut buf, &wctx, &h, at, seq, &mut it).map_err(|e| match e {
-            WriteError::NoRoom | WriteError::BadOffset => refuse("no room left in the node"),
-            _ => EINVAL,
-        })?;
+        let r = append_bset(&mut buf, &ctx, s.version(), seq, &mut it, &mut bsets).map_err(
+            |e| match e {
+                AppendError::Damaged => refuse("a replica is damaged"),
+                AppendError::WrittenElsewhere => {
+                    refuse("its bsets end elsewhere than its pointer says")
+                }
+                AppendError::NoRoom
+                | AppendError::Write(WriteError::NoRoom | WriteError::BadOffset) => {
+                    refuse("no room left in the node")
+                }
+                AppendError::Write(_) => EINVAL,
+            },
+        )?;
         let range = (r.offset as usize) << 9..((r.offset + r.sectors) as usize) << 9;
         let mut data = KVVec::new();
         data.extend_from_slice(&buf[range.clone()], GFP_KERNEL)?;

@@ -30,14 +30,15 @@ use bcachefs_core::alloc::format::{
 use bcachefs_core::alloc::trigger::{alloc_trigger, derived_changes};
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
-use bcachefs_core::btree::format::bset_csum_type;
 use bcachefs_core::btree::interior::{
     fits_one_node, key_u64s, must_split, node_format, root_format, split_at,
 };
 use bcachefs_core::btree::ptr::{set_sectors_written, BtreePtr, ExtentPtr};
-use bcachefs_core::btree::read::{read_bsets, BsetRef, NodeCtx};
+use bcachefs_core::btree::read::{BsetRef, NodeCtx};
 use bcachefs_core::btree::update::Unwritten;
-use bcachefs_core::btree::write::{new_header, write_bset, written, WriteCtx, WriteError};
+use bcachefs_core::btree::write::{
+    append_bset, new_header, write_bset, AppendError, WriteCtx, WriteError,
+};
 use bcachefs_core::data::extents_format::BtreePtrV2;
 use bcachefs_core::ids::{self, KeyType};
 use bcachefs_core::journal::write::ty as jty;
@@ -421,32 +422,19 @@ fn append(
         };
         let mut bsets =
             vec![BsetRef::default(); (node_sectors / s.block_sectors().max(1)) as usize + 1];
-        let mut warned = false;
-        let (h, n) = read_bsets(&buf, &ctx, &mut bsets, &mut |_| warned = true)
-            .map_err(|_| rewrite("a replica is damaged"))?;
-        if warned {
-            return Err(rewrite("a replica is damaged"));
-        }
-        let at = written(&bsets[..n]);
-        if at != u32::from(bp.written) {
-            return Err(rewrite("its bsets end elsewhere than its pointer says"));
-        }
-        if at >= node_sectors {
-            return Err(rewrite("no room left in the node"));
-        }
-        let wctx = WriteCtx {
-            magic: s.bset_magic(),
-            block_sectors: s.block_sectors(),
-            node_sectors,
-            csum_type: bset_csum_type(bsets[n - 1].flags),
-            version: s.version(),
-            csum: &Hashes,
-        };
         let mut it = unwritten.iter();
-        let r = write_bset(&mut buf, &wctx, &h, at, seq, &mut it).map_err(|e| match e {
-            WriteError::NoRoom => rewrite("no room left in the node"),
-            e => AppendErr::Fatal(format!("{}: {}", what(t), e)),
-        })?;
+        let r = append_bset(&mut buf, &ctx, s.version(), seq, &mut it, &mut bsets).map_err(
+            |e| match e {
+                AppendError::Damaged => rewrite("a replica is damaged"),
+                AppendError::WrittenElsewhere => {
+                    rewrite("its bsets end elsewhere than its pointer says")
+                }
+                AppendError::NoRoom | AppendError::Write(WriteError::NoRoom) => {
+                    rewrite("no room left in the node")
+                }
+                AppendError::Write(e) => AppendErr::Fatal(format!("{}: {}", what(t), e)),
+            },
+        )?;
         let range = (r.offset as usize) << 9..((r.offset + r.sectors) as usize) << 9;
         out.push(NodeWrite {
             dev: p.dev as usize,

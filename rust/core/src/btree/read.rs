@@ -161,6 +161,7 @@ impl core::fmt::Display for NodeError {
 
 /// What the caller knows about the node being read (from its parent's pointer and
 /// the superblock).
+#[derive(Clone, Copy)]
 pub struct NodeCtx<'a> {
     /// `bset_magic` of the filesystem.
     pub magic: u64,

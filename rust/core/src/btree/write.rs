@@ -17,7 +17,7 @@ use super::super::bpos::Bpos;
 use super::super::bytes::{put_le16, put_le32, put_le64, set_bits};
 use super::super::csum::{self, Checksummer, CsumError};
 use super::format::*;
-use super::read::{bset_at, check_header, BsetRef, NodeCtx, NodeError, NodeHeader};
+use super::read::{bset_at, check_header, read_bsets, BsetRef, NodeCtx, NodeError, NodeHeader};
 use super::validate::{check_bset, KeyInvalid};
 
 /// What a writer needs to know about the filesystem and the node.
@@ -229,6 +229,66 @@ pub fn validate_for_write(
         Some(e) => Err(WriteError::InvalidKey(e)),
         None => Ok(r),
     }
+}
+
+/// Why [`append_bset`] composed nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AppendError {
+    /// The replica does not read cleanly (an error, or a warning the reader would
+    /// log): it is not appended to.
+    Damaged,
+    /// Its bsets end elsewhere than its pointer's `sectors_written` says.
+    WrittenElsewhere,
+    /// No block is left after the bsets written: the node needs rewriting to new
+    /// space.
+    NoRoom,
+    /// Composing the bset failed.
+    Write(WriteError),
+}
+
+/// Appends a bset of `keys` (sorted, one per position; journal seq `seq`,
+/// metadata `version`) to the node replica in `buf`, the whole node with its
+/// written sectors read. The replica is first read by the reader's rules under
+/// `ctx`, whose `written` is the pointer's `sectors_written` (a copy whose
+/// checksum fails is damaged here, whatever `ctx` says); the bset goes at its next
+/// block with the checksum type of its last bset. `bsets` is the reader's scratch
+/// (a node's worth of [`BsetRef`]s). Returns the new bset: only its sectors of
+/// `buf` changed.
+pub fn append_bset(
+    buf: &mut [u8],
+    ctx: &NodeCtx<'_>,
+    version: u16,
+    seq: u64,
+    keys: &mut dyn Iterator<Item = (Bkey, &[u8])>,
+    bsets: &mut [BsetRef],
+) -> Result<BsetRef, AppendError> {
+    let ctx = NodeCtx {
+        accept_bad_csum: false,
+        ..*ctx
+    };
+    let mut warned = false;
+    let (h, n) =
+        read_bsets(buf, &ctx, bsets, &mut |_| warned = true).map_err(|_| AppendError::Damaged)?;
+    let last = match bsets.get(..n).and_then(|b| b.last()) {
+        Some(last) if !warned => *last,
+        _ => return Err(AppendError::Damaged),
+    };
+    let at = written(&bsets[..n]);
+    if at != ctx.written {
+        return Err(AppendError::WrittenElsewhere);
+    }
+    if at >= ctx.node_sectors {
+        return Err(AppendError::NoRoom);
+    }
+    let wctx = WriteCtx {
+        magic: ctx.magic,
+        block_sectors: ctx.block_sectors,
+        node_sectors: ctx.node_sectors,
+        csum_type: bset_csum_type(last.flags),
+        version,
+        csum: ctx.csum,
+    };
+    write_bset(buf, &wctx, &h, at, seq, keys).map_err(AppendError::Write)
 }
 
 /// Sectors the bsets of a node take, from its [`BsetRef`]s: where the next bset
