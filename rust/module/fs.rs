@@ -816,8 +816,12 @@ fn store_jset(
 /// Reads and validates a device's superblock.
 fn read_sb(dev: &BlockDev, name: &str) -> Result<KVVec<u8>> {
     let round = |n: usize| (n + 511) & !511;
+    let failed = |e: Error| {
+        pr_err!("{}: superblock read failed: error {}\n", name, e.to_errno());
+        e
+    };
     let mut b = KVVec::from_elem(0u8, round(sbf::SB_FIELDS), GFP_KERNEL)?;
-    dev.read(sbf::SB_SECTOR, &mut b)?;
+    dev.read(sbf::SB_SECTOR, &mut b).map_err(failed)?;
     let n = match Sb::size_needed(&b) {
         Ok(n) => n,
         Err(e) => {
@@ -826,7 +830,7 @@ fn read_sb(dev: &BlockDev, name: &str) -> Result<KVVec<u8>> {
         }
     };
     b.resize(round(n), 0, GFP_KERNEL)?;
-    dev.read(sbf::SB_SECTOR, &mut b)?;
+    dev.read(sbf::SB_SECTOR, &mut b).map_err(failed)?;
     b.truncate(n);
     if let Err(e) = Sb::parse(&b, &KernelHashes) {
         pr_err!("{}: bad superblock: {}\n", name, e.as_str());

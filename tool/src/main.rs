@@ -2,7 +2,7 @@
 //! `bcachefs-rs`: the userspace twin of the bcachefs-rs kernel module, on the same
 //! format core. Its output matches the reference `bcachefs` tool's.
 
-use bcachefs_rs::{check, edit, fs, fsck, list, tree};
+use bcachefs_rs::{check, edit, fs, fsck, list, mutate, tree};
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -34,7 +34,15 @@ commands:
                          oldest-gen  the next free bucket's oldest_gen one behind its
                                      gen (not a finding: a gens pass advances it)
                          alloc-dirty a user bucket's alloc key: dirty_sectors +8
-                         alloc-type  a user bucket's alloc key: data_type cached";
+                         alloc-type  a user bucket's alloc key: data_type cached
+  mutate [-k KIND] SEED IMAGE... | mutate --locate IMAGE...
+                       a test tool, not an upstream command: seeded metadata damage
+                       for the reliability campaign (scripts/campaign.sh), in place;
+                       the same seed on the same images gives the same bytes. KIND
+                       (default: picked by the seed) is one of:
+{MUTATIONS}
+                       --locate lists where nodes, journal entries and data
+                       extents sit (device, sector, sectors), for IO error rules";
 
 fn parse_pos(s: &str) -> Result<Bpos, String> {
     match s {
@@ -266,6 +274,39 @@ fn cmd_damage(args: &[String]) -> Result<u32, String> {
     Ok(0)
 }
 
+fn cmd_mutate(args: &[String]) -> Result<u32, String> {
+    if let [l, imgs @ ..] = args {
+        if l == "--locate" && !imgs.is_empty() {
+            for line in mutate::locate(imgs)? {
+                println!("{}", line);
+            }
+            return Ok(0);
+        }
+    }
+    let (kind, rest) = match args {
+        [k, kind, rest @ ..] if k == "-k" => (Some(kind.as_str()), rest),
+        rest => (None, rest),
+    };
+    let usage = || "usage: mutate [-k KIND] SEED IMAGE...".to_string();
+    let [seed, imgs @ ..] = rest else {
+        return Err(usage());
+    };
+    if imgs.is_empty() {
+        return Err(usage());
+    }
+    let seed = seed.parse::<u64>().map_err(|_| usage())?;
+    println!("{}", mutate::mutate(imgs, seed, kind)?);
+    Ok(0)
+}
+
+fn usage() -> String {
+    let kinds: Vec<String> = mutate::MUTATIONS
+        .iter()
+        .map(|(k, what)| format!("                         {:<11} {}", k, what))
+        .collect();
+    USAGE.replace("{MUTATIONS}", &kinds.join("\n"))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(|s| s.as_str()) {
@@ -276,11 +317,12 @@ fn main() -> ExitCode {
         Some("check") => cmd_check(&args[1..]),
         Some("fsck") => return cmd_fsck(&args[1..]),
         Some("damage") => cmd_damage(&args[1..]),
+        Some("mutate") => cmd_mutate(&args[1..]),
         Some("-h") | Some("--help") | None => {
-            println!("{}", USAGE);
+            println!("{}", usage());
             return ExitCode::SUCCESS;
         }
-        Some(c) => Err(format!("unknown command {}\n{}", c, USAGE)),
+        Some(c) => Err(format!("unknown command {}\n{}", c, usage())),
     };
     match r {
         Ok(0) => ExitCode::SUCCESS,

@@ -31,6 +31,9 @@ pub enum SbError {
     BadGeometry,
     /// No member entry for this device index.
     NoMember,
+    /// The journal bucket list names a bucket outside the device, twice, or a range
+    /// of none (upstream's `invalid_sb_journal`).
+    BadJournal,
 }
 
 impl SbError {
@@ -46,9 +49,15 @@ impl SbError {
             SbError::BadField => "superblock field out of bounds",
             SbError::BadGeometry => "invalid block or btree node size",
             SbError::NoMember => "device not listed in the members field",
+            SbError::BadJournal => {
+                "invalid journal bucket list (empty range, outside the device, or duplicated)"
+            }
         }
     }
 }
+
+/// The largest superblock, in bytes (`1 << 16` sectors).
+pub const SB_MAX_BYTES: usize = (1 << 16) * 512;
 
 /// A validated superblock, borrowed from the caller's buffer.
 #[derive(Clone, Copy)]
@@ -60,9 +69,15 @@ pub struct Sb<'a> {
 impl<'a> Sb<'a> {
     /// How many bytes the superblock in `b` claims (header + fields); `b` needs only
     /// the fixed header.
+    /// More than the largest superblock upstream allows (`1 << 16` sectors) is
+    /// refused here, before a reader allocates for it.
     pub fn size_needed(b: &[u8]) -> Result<usize, SbError> {
         let u64s = le32(b, SB_U64S).ok_or(SbError::TooShort)? as usize;
-        Ok(SB_FIELDS + u64s * 8)
+        let n = SB_FIELDS + u64s * 8;
+        if n > SB_MAX_BYTES {
+            return Err(SbError::BadSize);
+        }
+        Ok(n)
     }
 
     /// Parses and validates the superblock at the start of `b`.
@@ -74,7 +89,7 @@ impl<'a> Sb<'a> {
             return Err(SbError::BadMagic);
         }
         let len = Self::size_needed(b)?;
-        if len > b.len() || len > (1 << 16) * 512 {
+        if len > b.len() {
             return Err(SbError::BadSize);
         }
         let sb = Sb { b: &b[..len] };
@@ -108,7 +123,54 @@ impl<'a> Sb<'a> {
         if ns == 0 || !ns.is_power_of_two() || ns < bs || ns > 4096 {
             return Err(SbError::BadGeometry);
         }
+        sb.validate_journal()?;
         Ok(sb)
+    }
+
+    /// The journal bucket ranges, as upstream's `bch2_sb_journal_v2_validate` (and
+    /// the v1 list's) check them: each range holds at least one bucket, all lie in
+    /// `first_bucket..nbuckets` of this device's member entry, none overlap, and
+    /// there are no more than `u32::MAX` buckets. A reader walks every bucket
+    /// listed, so a range past the device would have it read for hours.
+    fn validate_journal(&self) -> Result<(), SbError> {
+        let ranges = || self.journal_buckets().map(|(s, n)| (s, s.wrapping_add(n)));
+        if ranges().next().is_none() {
+            return Ok(());
+        }
+        let m = self
+            .member(self.dev_idx() as usize)
+            .ok_or(SbError::NoMember)?;
+        let (first, nbuckets) = (u64::from(m.first_bucket()), m.nbuckets());
+        let mut sum = 0u64;
+        let mut n = 0usize;
+        let mut sorted = true;
+        let mut prev_end = 0u64;
+        for (start, end) in ranges() {
+            if end <= start || start == 0 || start < first || end > nbuckets {
+                return Err(SbError::BadJournal);
+            }
+            sum = sum.saturating_add(end - start);
+            sorted &= start >= prev_end;
+            prev_end = end;
+            n += 1;
+        }
+        if sum > u64::from(u32::MAX) {
+            return Err(SbError::BadJournal);
+        }
+        // Overlaps: ranges written in order need one pass; others are compared
+        // pairwise (upstream sorts a copy, which needs memory this code does not
+        // own), up to a bound no real list comes near.
+        if !sorted {
+            if n > 4096 {
+                return Err(SbError::BadJournal);
+            }
+            for (i, (s1, e1)) in ranges().enumerate() {
+                if ranges().skip(i + 1).any(|(s2, e2)| s1 < e2 && s2 < e1) {
+                    return Err(SbError::BadJournal);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Superblock checksum type (`BCH_SB_CSUM_TYPE`).
