@@ -55,7 +55,9 @@ if [ ${#only[@]} -gt 0 ]; then
     for c in "${only[@]}"; do cases+=("$c ${c%-*} ${c##*-}"); done
 else
     read -r -a fxs <<< "$fixtures"
-    for i in $(seq 0 $((images - 1))); do
+    # Twice the seeds: those whose mutation does not apply (e.g. no node with two
+    # bsets to make stale) are skipped, and the run stops at N mutated images.
+    for i in $(seq 0 $((2 * images - 1))); do
         s=$((seed + i))
         fx=${fxs[$((s % ${#fxs[@]}))]}
         cases+=("$fx-$s $fx $s")
@@ -143,8 +145,9 @@ boot() {
     return 0
 }
 
-batch=() ; nd=0 ; skipped=0
+batch=() ; nd=0 ; skipped=0 ; done_n=0 ; last_seed=$seed
 for c in "${cases[@]}"; do
+    [ $done_n -lt "$images" ] || break
     read -r name fx s <<< "$c"
     prepare "$name" "$fx" "$s" > "$out/run/$name.images" || true
     mkdir -p "$out/run/$name"; mv "$out/run/$name.images" "$out/run/$name/images"
@@ -155,6 +158,7 @@ for c in "${cases[@]}"; do
         continue
     fi
     echo "$name: $(cat "$out/run/$name/mutation.txt")" >> "$out/mutations.txt"
+    done_n=$((done_n + 1)); last_seed=$s
     if [ $((nd + n)) -gt "$maxd" ]; then
         boot "${batch[@]}"; batch=(); nd=0
     fi
@@ -178,7 +182,7 @@ umf=$(cnt '^CASE [^ ]+ umount-failed')
 crash=$(cnt '^CASE [^ ]+ CRASH ')
 hangs=$(grep -acE '^CASE [^ ]+ CRASH .*(hung|timeout)' "$results" || true)
 echo "campaign: $((mounted + refused + silent + umf + crash)) images in $nboots boots" \
-    "(seeds $seed..$((seed + images - 1)), fixtures: $fixtures; $skipped not mutable)"
+    "(seeds $seed..$last_seed, fixtures: $fixtures; $skipped seeds whose mutation did not apply)"
 echo "campaign: mounted $mounted, refused with a log line $refused, refused silently $silent," \
     "umount failed $umf"
 echo "campaign: paths $(sum paths), files read $(sum files), bytes $(sum bytes)," \

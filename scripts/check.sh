@@ -8,11 +8,14 @@
 #   kernel    the debug test kernel (cached outside the checkout)
 #   module    bcachefs.ko, then again with CLIPPY=1; any warning fails
 #   vm        every tests/vm/*.sh in its own QEMU boot (KUnit included)
+#   campaign  the sampled reliability campaign: 100 mutated images (seeds 1..100)
+#             mounted, walked, read and unmounted in a few boots, then the IO
+#             error scenarios (scripts/campaign.sh; CAMPAIGN_IMAGES)
 # CHECK_STAGES="cargo parity" runs only those stages.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-stages=${CHECK_STAGES:-setup format cargo parity fuzz kernel module vm}
+stages=${CHECK_STAGES:-setup format cargo parity fuzz kernel module vm campaign}
 failed=()
 total_start=$(date +%s)
 passed=0; nfailed=0
@@ -86,6 +89,8 @@ st_vm() {
     return $rc
 }
 
+st_campaign() { scripts/campaign.sh --images "${CAMPAIGN_IMAGES:-100}" --seed 1; }
+
 mkdir -p build
 stage setup st_setup
 stage format st_format
@@ -95,6 +100,7 @@ stage fuzz st_fuzz
 stage kernel st_kernel
 stage module st_module
 stage vm st_vm
+stage campaign st_campaign
 echo "=== total $(( $(date +%s) - total_start ))s"
 echo "stages: $passed passed, $nfailed failed"
 [ $nfailed -eq 0 ] || { echo "failed stages: ${failed[*]}"; exit 1; }

@@ -813,26 +813,107 @@ fn store_jset(
         .map_err(|_| ENOMEM)
 }
 
-/// Reads and validates a device's superblock.
-fn read_sb(dev: &BlockDev, name: &str) -> Result<KVVec<u8>> {
+/// Why one superblock copy could not be used.
+enum CopyError {
+    Io(Error),
+    Bad(sb::SbError),
+}
+
+/// One copy of a device's superblock at `sector`, with the checks one copy gets
+/// ([`Sb::parse_copy`]).
+fn read_sb_copy(dev: &BlockDev, sector: u64) -> core::result::Result<KVVec<u8>, CopyError> {
     let round = |n: usize| (n + 511) & !511;
-    let failed = |e: Error| {
-        pr_err!("{}: superblock read failed: error {}\n", name, e.to_errno());
-        e
+    let mut b = KVVec::from_elem(0u8, round(sbf::SB_FIELDS), GFP_KERNEL)
+        .map_err(|e| CopyError::Io(e.into()))?;
+    dev.read(sector, &mut b).map_err(CopyError::Io)?;
+    let n = Sb::size_needed(&b).map_err(CopyError::Bad)?;
+    b.resize(round(n), 0, GFP_KERNEL)
+        .map_err(|e| CopyError::Io(e.into()))?;
+    dev.read(sector, &mut b).map_err(CopyError::Io)?;
+    b.truncate(n);
+    Sb::parse_copy(&b, &KernelHashes).map_err(CopyError::Bad)?;
+    Ok(b)
+}
+
+/// Reads a device's superblock as upstream's mount does: the primary copy, the
+/// layout from it (or from its own sector when the primary fails), every backup
+/// copy with the highest seq winning (the core's [`sb::SbPick`]), then the winner
+/// validated. A failing primary is logged, and so is a backup taking over.
+fn read_sb(dev: &BlockDev, name: &str) -> Result<KVVec<u8>> {
+    let primary = read_sb_copy(dev, sbf::SB_SECTOR);
+    match &primary {
+        Err(CopyError::Io(e)) => {
+            pr_err!("{}: superblock read failed: error {}\n", name, e.to_errno())
+        }
+        Err(CopyError::Bad(e)) => pr_err!("{}: bad superblock: {}\n", name, e.as_str()),
+        Ok(_) => {}
+    }
+    let mut lb = [0u8; sbf::LAYOUT_BYTES];
+    match &primary {
+        Ok(b) => lb.copy_from_slice(&b[sbf::SB_LAYOUT..sbf::SB_LAYOUT + sbf::LAYOUT_BYTES]),
+        Err(_) => {
+            let mut sec = KVVec::from_elem(0u8, 512, GFP_KERNEL)?;
+            if let Err(e) = dev.read(sbf::LAYOUT_SECTOR, &mut sec) {
+                pr_err!("{}: superblock layout read failed: error {}\n", name, e.to_errno());
+                return Err(e);
+            }
+            lb.copy_from_slice(&sec[..sbf::LAYOUT_BYTES]);
+        }
+    }
+    // The primary's own error code when no copy can be used.
+    let fail = |primary: &core::result::Result<KVVec<u8>, CopyError>| match primary {
+        Err(CopyError::Io(e)) => *e,
+        _ => EINVAL,
     };
-    let mut b = KVVec::from_elem(0u8, round(sbf::SB_FIELDS), GFP_KERNEL)?;
-    dev.read(sbf::SB_SECTOR, &mut b).map_err(failed)?;
-    let n = match Sb::size_needed(&b) {
-        Ok(n) => n,
+    let layout = match sb::Layout::parse(&lb) {
+        Ok(l) => l,
         Err(e) => {
-            pr_err!("{}: not a bcachefs superblock: {}\n", name, e.as_str());
-            return Err(EINVAL);
+            pr_err!("{}: {}\n", name, e.as_str());
+            return Err(fail(&primary));
         }
     };
-    b.resize(round(n), 0, GFP_KERNEL)?;
-    dev.read(sbf::SB_SECTOR, &mut b).map_err(failed)?;
-    b.truncate(n);
-    if let Err(e) = Sb::parse(&b, &KernelHashes) {
+    let seq = |b: &KVVec<u8>| Sb { b }.seq();
+    let first = layout.sb_offset(0).unwrap_or(sbf::SB_SECTOR);
+    let mut pick = sb::SbPick::new(first, primary.as_ref().ok().map(seq));
+    let mut best = None;
+    for i in 1..usize::from(layout.nr_superblocks()) {
+        let Some(off) = layout.sb_offset(i) else {
+            break;
+        };
+        match read_sb_copy(dev, off) {
+            Ok(b) => {
+                if pick.offer(off, Some(seq(&b))) {
+                    best = Some(b);
+                }
+            }
+            Err(CopyError::Io(e)) => pr_warn!(
+                "{}: superblock copy at sector {}: read error {}\n",
+                name,
+                off,
+                e.to_errno()
+            ),
+            Err(CopyError::Bad(e)) => {
+                pr_warn!("{}: superblock copy at sector {}: {}\n", name, off, e.as_str())
+            }
+        }
+    }
+    let Ok(off) = pick.best() else {
+        pr_err!("{}: no valid superblock copy\n", name);
+        return Err(fail(&primary));
+    };
+    let b = match (best, primary) {
+        (Some(b), primary) => {
+            // Said when the primary failed or is older (a tie between good copies,
+            // the common case, takes the last copy silently, as upstream does).
+            if primary.as_ref().map_or(true, |p| seq(p) < seq(&b)) {
+                pr_notice!("{}: using the superblock copy at sector {}\n", name, off);
+            }
+            b
+        }
+        (None, Ok(b)) => b,
+        (None, Err(e)) => return Err(fail(&Err(e))),
+    };
+    if let Err(e) = (Sb { b: &b }).validate() {
         pr_err!("{}: bad superblock: {}\n", name, e.as_str());
         return Err(EINVAL);
     }

@@ -11,7 +11,7 @@ use bcachefs_core::btree::read::{read_bsets, BsetRef, NodeCtx, NodeError, NodeHe
 use bcachefs_core::ids;
 use bcachefs_core::journal::keys as jkeys;
 use bcachefs_core::journal::read as jread;
-use bcachefs_core::sb::{self, format as sbf, Sb};
+use bcachefs_core::sb::{self, format as sbf, Layout, Sb, SbPick};
 use bcachefs_core::text::DevNames;
 
 use crate::hash::Hashes;
@@ -110,13 +110,50 @@ pub(crate) fn read_at(f: &File, off: u64, len: usize) -> Result<Vec<u8>, String>
     Ok(b)
 }
 
-/// Reads and validates the superblock of one device.
+/// One copy of the superblock, at `sector`, with the checks one copy gets
+/// ([`Sb::parse_copy`]).
+pub fn read_sb_copy(f: &File, sector: u64) -> Result<Vec<u8>, String> {
+    let hdr = read_at(f, sector << 9, sbf::SB_FIELDS)?;
+    let n = Sb::size_needed(&hdr).map_err(|e| e.as_str().to_string())?;
+    let b = read_at(f, sector << 9, n)?;
+    Sb::parse_copy(&b, &Hashes).map_err(|e| e.as_str().to_string())?;
+    Ok(b)
+}
+
+/// Reads the superblock of one device as upstream's mount does: the primary
+/// copy; the layout from it (or from its own sector when the primary fails);
+/// every backup copy, the copy with the highest seq winning ([`SbPick`]: the last
+/// on a tie); then the winner validated.
 pub fn read_sb(f: &File, path: &str) -> Result<Vec<u8>, String> {
-    let off = sbf::SB_SECTOR * 512;
-    let hdr = read_at(f, off, sbf::SB_FIELDS)?;
-    let n = Sb::size_needed(&hdr).map_err(|e| format!("{}: {}", path, e.as_str()))?;
-    let b = read_at(f, off, n)?;
-    Sb::parse(&b, &Hashes).map_err(|e| format!("{}: {}", path, e.as_str()))?;
+    let primary = read_sb_copy(f, sbf::SB_SECTOR);
+    let layout_bytes = match &primary {
+        Ok(b) => b[sbf::SB_LAYOUT..sbf::SB_LAYOUT + sbf::LAYOUT_BYTES].to_vec(),
+        Err(_) => read_at(f, sbf::LAYOUT_SECTOR << 9, sbf::LAYOUT_BYTES)?,
+    };
+    let why = |e: &str| match &primary {
+        Err(pe) if e != pe => format!("{}: {}; {}", path, pe, e),
+        _ => format!("{}: {}", path, e),
+    };
+    let layout = Layout::parse(&layout_bytes).map_err(|e| why(e.as_str()))?;
+    let seq = |b: &Vec<u8>| Sb { b }.seq();
+    let mut pick = SbPick::new(
+        layout.sb_offset(0).unwrap_or(sbf::SB_SECTOR),
+        primary.as_ref().ok().map(seq),
+    );
+    let mut best = primary.as_ref().ok().cloned();
+    for i in 1..layout.nr_superblocks() as usize {
+        let Some(off) = layout.sb_offset(i) else { break };
+        let r = read_sb_copy(f, off).ok();
+        if pick.offer(off, r.as_ref().map(seq)) {
+            best = r;
+        }
+    }
+    let b = match (pick.best(), best, &primary) {
+        (Ok(_), Some(b), _) => b,
+        (_, _, Err(pe)) => return Err(format!("{}: {}; no backup copy passed", path, pe)),
+        (_, _, Ok(_)) => return Err(why(sb::SbError::NoValidCopy.as_str())),
+    };
+    Sb { b: &b }.validate().map_err(|e| why(e.as_str()))?;
     Ok(b)
 }
 

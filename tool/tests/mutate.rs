@@ -212,3 +212,52 @@ fn write_at(p: &Path, b: &[u8], sector: u64) {
     let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
     f.write_all_at(b, sector << 9).unwrap();
 }
+
+/// Campaign finding: a primary superblock failing its checksum made the device
+/// unreadable, where upstream reads the backup copies (and takes the one with the
+/// highest seq). Now both read the backup; a copy whose embedded layout is
+/// broken is refused by both.
+#[test]
+fn backup_superblock_serves_a_bad_primary() {
+    let Some(imgs) = copy_fixture("basic", "mut-sb-backup") else {
+        return;
+    };
+    let path = &imgs[0];
+    // A byte of the primary's label flipped, not resealed.
+    let mut b = read_at(path, 8, 512);
+    b[0x60] ^= 0x40;
+    write_at(path, &b, 8);
+    let (code, out) = tool_on(&["check"], &imgs);
+    assert_eq!((code, out.as_str()), (Some(0), ""), "ours with a bad primary");
+    let (code, out) = tool_on(&["show-super"], &imgs);
+    assert_eq!(code, Some(0), "{}", out);
+    if let Some(r) = common::reference() {
+        let (code, out) = run(Command::new(r).args(["fsck", "-n"]).arg(path));
+        assert_eq!(code, Some(0), "upstream with a bad primary: {}", out);
+    }
+    cleanup(&imgs);
+
+    // Every copy's embedded layout magic broken, each copy resealed.
+    let Some(imgs) = copy_fixture("basic", "mut-sb-layout") else {
+        return;
+    };
+    let path = &imgs[0];
+    let sb = read_sb(path);
+    let layout = bcachefs_core::sb::Sb { b: &sb }.layout();
+    for i in 0..layout.nr_superblocks() as usize {
+        let off = layout.sb_offset(i).unwrap();
+        let mut c = read_at(path, off, sb.len());
+        c[bcachefs_core::sb::format::SB_LAYOUT + 3] ^= 1;
+        reseal(&mut c);
+        write_at(path, &c, off);
+    }
+    let (code, out) = tool_on(&["check"], &imgs);
+    assert_eq!(code, Some(2), "{}", out);
+    assert!(out.contains("invalid superblock layout"), "{}", out);
+    if let Some(r) = common::reference() {
+        let (code, out) = run(Command::new(r).args(["fsck", "-n"]).arg(path));
+        assert_ne!(code, Some(0), "upstream took it: {}", out);
+        assert!(out.contains("invalid_sb_layout"), "{}", out);
+    }
+    cleanup(&imgs);
+}

@@ -55,6 +55,13 @@ pub const SB_FIELDS: usize = 752;
 pub const BCHFS_MAGIC: [u8; 16] = [
     0xc6, 0x85, 0x73, 0xf6, 0x66, 0xce, 0x90, 0xa9, 0xd9, 0x6a, 0x60, 0xcf, 0x80, 0x3d, 0xf7, 0xef,
 ];
+/// `BCACHE_MAGIC` as bytes (uuid c68573f6-4e1a-45ca-8265-f57f48ba6d81): the old
+/// magic, which upstream still accepts in a layout.
+pub const BCACHE_MAGIC: [u8; 16] = [
+    0xc6, 0x85, 0x73, 0xf6, 0x4e, 0x1a, 0x45, 0xca, 0x82, 0x65, 0xf5, 0x7f, 0x48, 0xba, 0x6d, 0x81,
+];
+/// The largest `sb_max_size_bits` a layout may give (`BCH_SB_LAYOUT_SIZE_BITS_MAX`).
+pub const LAYOUT_SIZE_BITS_MAX: u8 = 16;
 /// `JSET_MAGIC`.
 pub const JSET_MAGIC: u64 = 0x245235c1a3625032;
 /// `BSET_MAGIC`.

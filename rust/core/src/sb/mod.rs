@@ -31,6 +31,10 @@ pub enum SbError {
     BadGeometry,
     /// No member entry for this device index.
     NoMember,
+    /// The layout (its own sector or a copy's) is not one upstream accepts.
+    BadLayout,
+    /// No copy of the superblock passed its checks.
+    NoValidCopy,
     /// The journal bucket list names a bucket outside the device, twice, or a range
     /// of none (upstream's `invalid_sb_journal`).
     BadJournal,
@@ -49,6 +53,8 @@ impl SbError {
             SbError::BadField => "superblock field out of bounds",
             SbError::BadGeometry => "invalid block or btree node size",
             SbError::NoMember => "device not listed in the members field",
+            SbError::BadLayout => "invalid superblock layout",
+            SbError::NoValidCopy => "no valid superblock copy",
             SbError::BadJournal => {
                 "invalid journal bucket list (empty range, outside the device, or duplicated)"
             }
@@ -80,8 +86,18 @@ impl<'a> Sb<'a> {
         Ok(n)
     }
 
-    /// Parses and validates the superblock at the start of `b`.
+    /// Parses and validates the superblock at the start of `b`: [`Sb::parse_copy`]
+    /// then [`Sb::validate`].
     pub fn parse(b: &'a [u8], c: &dyn Checksummer) -> Result<Sb<'a>, SbError> {
+        let sb = Self::parse_copy(b, c)?;
+        sb.validate()?;
+        Ok(sb)
+    }
+
+    /// What upstream's `read_one_super` checks of one copy before it takes part
+    /// in the choice of a copy ([`SbPick`]): magic, version, size (within its
+    /// layout's maximum), checksum type and checksum.
+    pub fn parse_copy(b: &'a [u8], c: &dyn Checksummer) -> Result<Sb<'a>, SbError> {
         if b.len() < SB_FIELDS {
             return Err(SbError::TooShort);
         }
@@ -97,12 +113,26 @@ impl<'a> Sb<'a> {
         if v < VERSION_MIN_SUPPORTED || (v >> 10) > 1 {
             return Err(SbError::BadVersion(v));
         }
+        let max_bits = sb.layout().sb_max_size_bits().min(LAYOUT_SIZE_BITS_MAX);
+        if len > 512usize << max_bits {
+            return Err(SbError::BadSize);
+        }
         let t = sb.csum_type();
         let want = Csum::read(b, 0).ok_or(SbError::TooShort)?;
         let got = csum::checksum(c, t, &b[16..len]).map_err(|_| SbError::BadChecksumType(t))?;
         if got != want {
             return Err(SbError::BadChecksum);
         }
+        Ok(sb)
+    }
+
+    /// The checks of the copy a mount uses (the part of upstream's
+    /// `bch2_sb_validate` this code knows): its layout, fields tile the
+    /// superblock, block and node sizes, the journal bucket list.
+    pub fn validate(&self) -> Result<(), SbError> {
+        let (b, len) = (self.b, self.b.len());
+        let sb = *self;
+        sb.layout().validate()?;
         // Fields must tile the remaining space exactly.
         let mut off = SB_FIELDS;
         while off < len {
@@ -123,8 +153,7 @@ impl<'a> Sb<'a> {
         if ns == 0 || !ns.is_power_of_two() || ns < bs || ns > 4096 {
             return Err(SbError::BadGeometry);
         }
-        sb.validate_journal()?;
-        Ok(sb)
+        sb.validate_journal()
     }
 
     /// The journal bucket ranges, as upstream's `bch2_sb_journal_v2_validate` (and
@@ -424,6 +453,78 @@ impl Layout<'_> {
             return None;
         }
         le64(self.b, 24 + 8 * i)
+    }
+}
+
+impl<'a> Layout<'a> {
+    /// The layout in `b` (its own sector, [`LAYOUT_SECTOR`]), checked as upstream's
+    /// `validate_sb_layout` checks it: magic, type 0, 1 to 61 copies, a maximum
+    /// size of at most `1 << 16` sectors, and copies that do not overlap.
+    pub fn parse(b: &'a [u8]) -> Result<Layout<'a>, SbError> {
+        let l = Layout {
+            b: b.get(..LAYOUT_BYTES).ok_or(SbError::BadLayout)?,
+        };
+        l.validate()?;
+        Ok(l)
+    }
+
+    /// [`Layout::parse`]'s checks.
+    pub fn validate(&self) -> Result<(), SbError> {
+        if self.b.get(..16) != Some(&BCHFS_MAGIC[..]) && self.b.get(..16) != Some(&BCACHE_MAGIC[..])
+        {
+            return Err(SbError::BadLayout);
+        }
+        let n = self.nr_superblocks() as usize;
+        if self.layout_type() != 0 || n == 0 || n > 61 {
+            return Err(SbError::BadLayout);
+        }
+        if self.sb_max_size_bits() > LAYOUT_SIZE_BITS_MAX {
+            return Err(SbError::BadLayout);
+        }
+        let max = 1u64 << self.sb_max_size_bits();
+        let mut prev = self.sb_offset(0).ok_or(SbError::BadLayout)?;
+        for i in 1..n {
+            let off = self.sb_offset(i).ok_or(SbError::BadLayout)?;
+            if off < prev.saturating_add(max) {
+                return Err(SbError::BadLayout);
+            }
+            prev = off;
+        }
+        Ok(())
+    }
+}
+
+/// The choice of the superblock copy a mount uses, as upstream's
+/// `read_backup_supers` makes it: the primary (when it passed
+/// [`Sb::parse_copy`]) and then every backup in layout order, each passing copy
+/// taking over when its seq is at least the best so far (so on a tie the last
+/// copy wins).
+#[derive(Clone, Copy, Debug)]
+pub struct SbPick {
+    best: Option<(u64, u64)>,
+}
+
+impl SbPick {
+    /// Starts from the primary copy at `offset`: `seq` when it passed.
+    pub fn new(offset: u64, seq: Option<u64>) -> SbPick {
+        SbPick {
+            best: seq.map(|s| (offset, s)),
+        }
+    }
+    /// Offers the backup at `offset` (`seq` when it passed); true when it is the
+    /// best copy now (the caller keeps its bytes).
+    pub fn offer(&mut self, offset: u64, seq: Option<u64>) -> bool {
+        match seq {
+            Some(s) if self.best.is_none_or(|(_, b)| s >= b) => {
+                self.best = Some((offset, s));
+                true
+            }
+            _ => false,
+        }
+    }
+    /// The offset of the copy to use, or [`SbError::NoValidCopy`].
+    pub fn best(&self) -> Result<u64, SbError> {
+        self.best.map(|(o, _)| o).ok_or(SbError::NoValidCopy)
     }
 }
 
