@@ -189,5 +189,12 @@ echo "campaign: paths $(sum paths), files read $(sum files), bytes $(sum bytes),
     "xattrs $(sum xattrs), EIOs $(sum eio), other errors $(sum errors)"
 echo "campaign: kernel reports or hangs $crash (hangs $hangs)," \
     "$(( $(date +%s) - t_start )) s"
+# Per mutation kind: images, mounted, refused.
+if [ -s "$out/mutations.txt" ]; then
+    awk 'NR == FNR { sub(/:$/, "", $1); kind[$1] = $4; sub(/:$/, "", kind[$1]); next }
+         $1 == "CASE" && ($2 in kind) { k = kind[$2]; n[k]++; if ($3 == "mounted") m[k]++; if ($3 == "refused") r[k]++ }
+         END { for (k in n) printf "campaign: %-12s %5d images, %5d mounted, %5d refused\n", k, n[k], m[k], r[k] }' \
+        "$out/mutations.txt" "$results" | sort
+fi
 grep -aE '^CASE [^ ]+ (silent|umount-failed|CRASH)' "$results" || true
 [ $((silent + umf + crash)) = 0 ] && [ $iorc = 0 ]

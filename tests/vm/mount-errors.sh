@@ -1,7 +1,7 @@
 # VM test: bad mounts fail with a clear log line and an error code, and leave nothing
 # behind: a missing device, an unknown option, fix_errors without fsck or on a
 # read-only mount, a device given twice, a read-write mount without fix_errors, a
-# device without a bcachefs superblock, a fix_errors mount beside another mount of
+# device without a bcachefs superblock (its primary copy alone gone: a backup serves), a fix_errors mount beside another mount of
 # the same filesystem. And the options that are there: a plain
 # mount runs no gc pass, -o fsck runs one, nochanges is taken (with fix_errors on a
 # read-only mount: the repairs are only logged).
@@ -52,7 +52,16 @@ dmesg | grep -q "busy: the filesystem is mounted already" || { dmesg; fail "fix_
 umount /mnt || fail umount
 ok "fix_errors beside a mount refused: $(dmesg | grep -m1 'busy:')"
 ok "read-write mount refused (mount may retry read-only)"
+# The primary superblock gone: a backup copy serves, as upstream's mount does.
 dd if=/dev/zero of=/dev/vda bs=512 seek=8 count=1 conv=notrunc 2>/dev/null
+dmesg -c > /dev/null
+mount -t bcachefs -o ro /dev/vda /mnt || { dmesg; fail "mount with the primary superblock zeroed"; }
+[ -f /mnt/hello.txt ] || fail "no hello.txt through the backup superblock"
+umount /mnt || fail umount
+dmesg | grep -q "using the superblock copy at sector" || { dmesg; fail "the backup copy was not logged"; }
+ok "primary superblock zeroed: $(dmesg | grep -m1 'using the superblock copy')"
+# Every copy and the layout gone: no superblock.
+for s in 7 2056 260096; do dd if=/dev/zero of=/dev/vda bs=512 seek=$s count=1 conv=notrunc 2>/dev/null; done
 try "no superblock" "not a bcachefs superblock" -o ro /dev/vda
 ls /sys/kernel/debug/bcachefs | grep -q . && fail "debugfs entries left behind"
 rmmod bcachefs || fail rmmod
