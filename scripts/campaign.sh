@@ -7,6 +7,7 @@
 #
 #   scripts/campaign.sh [--images N] [--seed S] [--fixtures "FX..."] [--only CASE...]
 #                       [--disks D] [--no-io] [--io-only]
+#   scripts/campaign.sh --report    the figures of the last run (one stopped early too)
 #
 # Each boot may take 90 s plus $CAMPAIGN_CASE_SECONDS (default 30) per case before
 # it counts as hung. Case FX-SEED is fixture FX mutated by seed SEED; seeds S..S+N-1 (default 1, 100)
@@ -21,7 +22,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-images=100 ; seed=1 ; maxd=24 ; io=1 ; only=() ; muts=1
+images=100 ; seed=1 ; maxd=24 ; io=1 ; only=() ; muts=1 ; report=0
 fixtures="basic csum-crc64 csum-xxhash csum-none lz4 zstd old-version replicas2"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
         --only) only+=("$2"); shift;;
         --no-io) io=0;;
         --io-only) muts=0;;
+        --report) report=1;;
         *) echo "campaign.sh: unknown argument $1" >&2; exit 2;;
     esac
     shift
@@ -40,14 +42,18 @@ if [ ! -d "${FIXTURES:-$top/../shared/fixtures}" ]; then
     echo "SKIP campaign: ${FIXTURES:-$top/../shared/fixtures} not present"
     exit 0
 fi
+out=$top/build/campaign
+results=$out/results.txt
+t_start=$(date +%s)
+if [ $report = 1 ]; then
+    muts=0; io=0
+else
 cargo build --release -q -p bcachefs-rs
 tool=$top/target/release/bcachefs-rs
-out=$top/build/campaign
-rm -rf "$out/run" "$out/failures" "$out/mutations.txt"
-mkdir -p "$out/run" "$out/failures"
-results=$out/results.txt
+rm -rf "$out/run" "$out/failures" "$out/mutations.txt" "$out/boots"
+mkdir -p "$out/run" "$out/failures" "$out/boots"
 : > "$results"
-t_start=$(date +%s)
+fi
 
 # The cases: "NAME FIXTURE SEED".
 cases=()
@@ -97,7 +103,7 @@ boot() {
         done
         echo "$name $devs" >> "$out/cases"
     done
-    nboots=$((nboots + 1))
+    nboots=$((nboots + 1)); : > "$out/boots/$nboots"
     local rc=0 log
     VM_FILES="$out/cases" scripts/vm/run.sh --script scripts/vm/campaign-guest.sh \
         --name campaign --timeout $((90 + ${CAMPAIGN_CASE_SECONDS:-30} * ${#todo[@]})) "${disks[@]}" \
@@ -172,6 +178,7 @@ if [ $io = 1 ]; then
 fi
 
 # The figures.
+if [ $report = 1 ]; then nboots=$( (find "$out/boots" -type f 2>/dev/null || true) | wc -l); fi
 cnt() { grep -acE "$1" "$results" || true; }
 sum() { grep -aoE "^CASE [^ ]+ mounted .*" "$results" | grep -oE " $1=[0-9]+" | cut -d= -f2 |
         awk '{s += $1} END {print s + 0}'; }
@@ -181,14 +188,14 @@ silent=$(cnt '^CASE [^ ]+ silent ')
 umf=$(cnt '^CASE [^ ]+ umount-failed')
 crash=$(cnt '^CASE [^ ]+ CRASH ')
 hangs=$(grep -acE '^CASE [^ ]+ CRASH .*(hung|timeout)' "$results" || true)
-echo "campaign: $((mounted + refused + silent + umf + crash)) images in $nboots boots" \
-    "(seeds $seed..$last_seed, fixtures: $fixtures; $skipped seeds whose mutation did not apply)"
+echo "campaign: $((mounted + refused + silent + umf + crash)) images and IO error cases in $nboots boots" \
+    "$([ $report = 1 ] || echo "(seeds $seed..$last_seed, fixtures: $fixtures; $skipped seeds whose mutation did not apply)")"
 echo "campaign: mounted $mounted, refused with a log line $refused, refused silently $silent," \
     "umount failed $umf"
 echo "campaign: paths $(sum paths), files read $(sum files), bytes $(sum bytes)," \
     "xattrs $(sum xattrs), EIOs $(sum eio), other errors $(sum errors)"
-echo "campaign: kernel reports or hangs $crash (hangs $hangs)," \
-    "$(( $(date +%s) - t_start )) s"
+echo "campaign: kernel reports or hangs $crash (hangs $hangs)" \
+    "$([ $report = 1 ] || echo ", $(( $(date +%s) - t_start )) s")"
 # Per mutation kind: images, mounted, refused.
 if [ -s "$out/mutations.txt" ]; then
     awk 'NR == FNR { sub(/:$/, "", $1); kind[$1] = $4; sub(/:$/, "", kind[$1]); next }

@@ -854,7 +854,11 @@ fn read_sb(dev: &BlockDev, name: &str) -> Result<KVVec<u8>> {
         Err(_) => {
             let mut sec = KVVec::from_elem(0u8, 512, GFP_KERNEL)?;
             if let Err(e) = dev.read(sbf::LAYOUT_SECTOR, &mut sec) {
-                pr_err!("{}: superblock layout read failed: error {}\n", name, e.to_errno());
+                pr_err!(
+                    "{}: superblock layout read failed: error {}\n",
+                    name,
+                    e.to_errno()
+                );
                 return Err(e);
             }
             lb.copy_from_slice(&sec[..sbf::LAYOUT_BYTES]);
@@ -893,7 +897,12 @@ fn read_sb(dev: &BlockDev, name: &str) -> Result<KVVec<u8>> {
                 e.to_errno()
             ),
             Err(CopyError::Bad(e)) => {
-                pr_warn!("{}: superblock copy at sector {}: {}\n", name, off, e.as_str())
+                pr_warn!(
+                    "{}: superblock copy at sector {}: {}\n",
+                    name,
+                    off,
+                    e.as_str()
+                )
             }
         }
     }

@@ -142,7 +142,9 @@ pub fn read_sb(f: &File, path: &str) -> Result<Vec<u8>, String> {
     );
     let mut best = primary.as_ref().ok().cloned();
     for i in 1..layout.nr_superblocks() as usize {
-        let Some(off) = layout.sb_offset(i) else { break };
+        let Some(off) = layout.sb_offset(i) else {
+            break;
+        };
         let r = read_sb_copy(f, off).ok();
         if pick.offer(off, r.as_ref().map(seq)) {
             best = r;

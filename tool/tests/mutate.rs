@@ -228,7 +228,11 @@ fn backup_superblock_serves_a_bad_primary() {
     b[0x60] ^= 0x40;
     write_at(path, &b, 8);
     let (code, out) = tool_on(&["check"], &imgs);
-    assert_eq!((code, out.as_str()), (Some(0), ""), "ours with a bad primary");
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), ""),
+        "ours with a bad primary"
+    );
     let (code, out) = tool_on(&["show-super"], &imgs);
     assert_eq!(code, Some(0), "{}", out);
     if let Some(r) = common::reference() {
