@@ -57,6 +57,10 @@ for t in $targets; do
     mkdir -p build/fuzz/corpus/$t "$sd" "$reg" fuzz/artifacts/$t
     if [ $long = 1 ]; then
         lim=(-runs="$runs")
+        # The tree target's cost grows with its input (each byte is an operation on
+        # the in-memory btree): left to grow, libFuzzer's inputs reach 4 KiB and
+        # 700 exec/s; its bugs need many short runs more than a few long ones.
+        [ "$t" = tree ] && lim+=(-max_len=512)
     else
         lim=(-max_total_time=$per)
     fi

@@ -203,6 +203,22 @@ impl Fs {
             let sbb = read_sb(&file, p)?;
             let s = Sb { b: &sbb };
             let idx = s.dev_idx() as usize;
+            // A device smaller than its member entry says (a truncated image) is
+            // refused, as upstream refuses to bring it online.
+            if let Some(m) = s.member(idx).filter(|m| m.exists()) {
+                let need = m.nbuckets().saturating_mul(u64::from(m.bucket_size()));
+                let have = file.metadata().map(|md| md.len() >> 9).unwrap_or(u64::MAX);
+                if have < need && file.metadata().is_ok_and(|md| md.is_file()) {
+                    return Err(format!(
+                        "{}: device too small ({} sectors; member {} needs {}, {} buckets)",
+                        p,
+                        have,
+                        idx,
+                        need,
+                        m.nbuckets()
+                    ));
+                }
+            }
             if best.as_ref().map(|(seq, _)| s.seq() > *seq).unwrap_or(true) {
                 best = Some((s.seq(), sbb.clone()));
             }

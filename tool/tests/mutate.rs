@@ -265,3 +265,40 @@ fn backup_superblock_serves_a_bad_primary() {
     }
     cleanup(&imgs);
 }
+
+/// Differential findings against upstream's fsck on mutated images (seeds 302
+/// and 311 on basic): a clean section whose entry overruns it, and a device cut
+/// shorter than its member entry, were read on; upstream refuses both
+/// (`invalid_sb_clean`, `device_size_too_small`), and now so does the tool.
+#[test]
+fn overrunning_clean_section_and_truncated_device_are_refused() {
+    for (seed, kind, ours, theirs) in [
+        (
+            302u64,
+            "sb-backup",
+            "invalid clean section",
+            "invalid_sb_clean",
+        ),
+        (311, "truncate", "device too small", "device_size_too_small"),
+    ] {
+        let Some(imgs) = copy_fixture("basic", &format!("mut-diff{}", seed)) else {
+            return;
+        };
+        let (code, out) = mutate(&[&seed.to_string()], &imgs);
+        assert_eq!(code, Some(0), "{}", out);
+        assert!(
+            out.starts_with(&format!("seed {} {}:", seed, kind)),
+            "{}",
+            out
+        );
+        let (code, out) = tool_on(&["check"], &imgs);
+        assert_eq!(code, Some(2), "seed {}: {}", seed, out);
+        assert!(out.contains(ours), "seed {}: {}", seed, out);
+        if let Some(r) = common::reference() {
+            let (code, out) = run(Command::new(r).args(["fsck", "-n"]).arg(&imgs[0]));
+            assert_ne!(code, Some(0), "upstream took seed {}: {}", seed, out);
+            assert!(out.contains(theirs), "seed {}: {}", seed, out);
+        }
+        cleanup(&imgs);
+    }
+}

@@ -35,6 +35,9 @@ pub enum SbError {
     BadLayout,
     /// No copy of the superblock passed its checks.
     NoValidCopy,
+    /// The clean section is shorter than its header or an entry overruns it
+    /// (upstream's `invalid_sb_clean`).
+    BadClean,
     /// The journal bucket list names a bucket outside the device, twice, or a range
     /// of none (upstream's `invalid_sb_journal`).
     BadJournal,
@@ -55,6 +58,7 @@ impl SbError {
             SbError::NoMember => "device not listed in the members field",
             SbError::BadLayout => "invalid superblock layout",
             SbError::NoValidCopy => "no valid superblock copy",
+            SbError::BadClean => "invalid clean section (an entry overruns it)",
             SbError::BadJournal => {
                 "invalid journal bucket list (empty range, outside the device, or duplicated)"
             }
@@ -128,7 +132,8 @@ impl<'a> Sb<'a> {
 
     /// The checks of the copy a mount uses (the part of upstream's
     /// `bch2_sb_validate` this code knows): its layout, fields tile the
-    /// superblock, block and node sizes, the journal bucket list.
+    /// superblock, block and node sizes, the journal bucket list, the clean
+    /// section.
     pub fn validate(&self) -> Result<(), SbError> {
         let (b, len) = (self.b, self.b.len());
         let sb = *self;
@@ -153,7 +158,28 @@ impl<'a> Sb<'a> {
         if ns == 0 || !ns.is_power_of_two() || ns < bs || ns > 4096 {
             return Err(SbError::BadGeometry);
         }
-        sb.validate_journal()
+        sb.validate_journal()?;
+        sb.validate_clean()
+    }
+
+    /// The clean section as upstream's `bch2_sb_clean_validate` checks it: its
+    /// header whole, and every entry ending inside it.
+    fn validate_clean(&self) -> Result<(), SbError> {
+        let Some(f) = self.field(FIELD_CLEAN) else {
+            return Ok(());
+        };
+        if f.len() < 24 {
+            return Err(SbError::BadClean);
+        }
+        let mut off = 24usize;
+        while off < f.len() {
+            let u64s = usize::from(le16(f, off).ok_or(SbError::BadClean)?);
+            off = off + 8 + u64s * 8;
+            if off > f.len() {
+                return Err(SbError::BadClean);
+            }
+        }
+        Ok(())
     }
 
     /// The journal bucket ranges, as upstream's `bch2_sb_journal_v2_validate` (and
