@@ -82,6 +82,10 @@ impl Source for CacheSource<'_> {
             max: d.max_key,
             bad_csum: if d.salvaged { first } else { None },
             dropped_keys: d.dropped_keys,
+            data_missing: d.failures.iter().find_map(|(_, e)| match e {
+                ReplicaError::Node(e @ NodeError::Incomplete { .. }) => Some(*e),
+                _ => None,
+            }),
         })
     }
 

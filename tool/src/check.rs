@@ -46,6 +46,7 @@ impl Source for ImageSource<'_> {
             max: nr.h.max_key,
             bad_csum: if nr.salvaged { nr.first } else { None },
             dropped_keys: stats.invalid + stats.bad,
+            data_missing: nr.incomplete,
         })
     }
 }

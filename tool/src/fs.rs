@@ -37,6 +37,8 @@ pub struct NodeRead {
     pub salvaged: bool,
     /// The first replica's node error, when it had one.
     pub first: Option<NodeError>,
+    /// The replica used ended before its pointer's `sectors_written`.
+    pub incomplete: Option<NodeError>,
 }
 
 /// Why no replica of a node could be read.
@@ -513,6 +515,10 @@ impl Fs {
                     }
                     (Ok((h, n)), _) => {
                         bsets.truncate(n);
+                        let incomplete = warns
+                            .iter()
+                            .copied()
+                            .find(|e| matches!(e, NodeError::Incomplete { .. }));
                         // Checksum failures of the salvage pass were reported by the
                         // first pass; other warnings (a torn later bset) are new.
                         for e in warns {
@@ -527,6 +533,7 @@ impl Fs {
                             errs,
                             salvaged: accept_bad_csum,
                             first: first.flatten(),
+                            incomplete,
                         });
                     }
                     (Err(e), _) => {

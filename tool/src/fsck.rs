@@ -90,7 +90,7 @@ fn plan(f: &Finding) -> Plan {
         {
             Plan::PtrGen
         }
-        (Kind::NodeBadChecksum | Kind::NodeBadKeys, _, _)
+        (Kind::NodeBadChecksum | Kind::NodeBadKeys | Kind::NodeDataMissing, _, _)
             if f.btree.is_some() && f.node.is_some() =>
         {
             Plan::Rewrite

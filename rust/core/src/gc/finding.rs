@@ -76,10 +76,13 @@ pub enum Kind {
     /// A bucket's gen in the `bucket_gens` btree is not its alloc key's
     /// (`bucket_gens_key_wrong`, from upstream's `check_alloc_info`).
     BucketGensKeyWrong,
+    /// A node holds fewer sectors of bsets than its pointer's `sectors_written`
+    /// (`btree_node_data_missing`; upstream rewrites the node from what it read).
+    NodeDataMissing,
 }
 
 /// Number of kinds.
-pub const KIND_NR: usize = Kind::BucketGensKeyWrong as usize + 1;
+pub const KIND_NR: usize = Kind::NodeDataMissing as usize + 1;
 
 /// Every kind, in order.
 pub const KINDS: [Kind; KIND_NR] = [
@@ -105,6 +108,7 @@ pub const KINDS: [Kind; KIND_NR] = [
     Kind::BtreeBitmapGc,
     Kind::CheckAllocationsIncomplete,
     Kind::BucketGensKeyWrong,
+    Kind::NodeDataMissing,
 ];
 
 impl Kind {
@@ -133,6 +137,7 @@ impl Kind {
             Kind::BtreeBitmapGc => "btree_bitmap_gc",
             Kind::CheckAllocationsIncomplete => "check_allocations_incomplete",
             Kind::BucketGensKeyWrong => "bucket_gens_key_wrong",
+            Kind::NodeDataMissing => "btree_node_data_missing",
         }
     }
 }
@@ -285,6 +290,18 @@ impl Finding {
             }
         };
         let repair = match self.kind {
+            Kind::NodeDataMissing => {
+                let _ = write!(
+                    pb,
+                    "btree node read error at btree {} level {}/{}:",
+                    bt, self.level, self.root_level
+                );
+                node(pb, &self.node);
+                if let Some(e) = self.err {
+                    let _ = write!(pb, ": {}", e);
+                }
+                "rewrite the node"
+            }
             Kind::NodeReadError | Kind::NodeBadChecksum => {
                 let _ = write!(
                     pb,

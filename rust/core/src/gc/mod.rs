@@ -46,6 +46,9 @@ pub struct NodeInfo {
     pub bad_csum: Option<NodeError>,
     /// Keys the validating merge dropped.
     pub dropped_keys: u32,
+    /// The node read ended before its pointer's `sectors_written`
+    /// ([`NodeError::Incomplete`]).
+    pub data_missing: Option<NodeError>,
 }
 
 /// How a gc pass reads btrees.
@@ -306,6 +309,11 @@ impl<'a, 'b> Gc<'a, 'b> {
                 });
                 if let Some(e) = info.bad_csum {
                     let mut f = node_finding(Kind::NodeBadChecksum, btree, level, root_level, node);
+                    f.err = Some(e);
+                    self.emit(&f);
+                }
+                if let Some(e) = info.data_missing {
+                    let mut f = node_finding(Kind::NodeDataMissing, btree, level, root_level, node);
                     f.err = Some(e);
                     self.emit(&f);
                 }
