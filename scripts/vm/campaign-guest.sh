@@ -15,7 +15,9 @@
 # boot; the host names the case from the last CASE-START.
 . /lib.sh
 every=${CAMPAIGN_RELOAD:-8}
-echo 20 > /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+# A task blocked for a minute is a hang (the default two minutes would outlast
+# most boots' timeouts); a busy TCG guest is slow, not that slow.
+echo 60 > /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 mkdir -p /mnt
 n=0
 while read -r name devs rest; do
