@@ -181,7 +181,7 @@ fi
 if [ $report = 1 ]; then nboots=$( (find "$out/boots" -type f 2>/dev/null || true) | wc -l); fi
 cnt() { grep -acE "$1" "$results" || true; }
 sum() { grep -aoE "^CASE [^ ]+ mounted .*" "$results" | grep -oE " $1=[0-9]+" | cut -d= -f2 |
-        awk '{s += $1} END {print s + 0}'; }
+        awk '{s += $1} END {printf "%.0f\n", s}'; }
 mounted=$(cnt '^CASE [^ ]+ mounted ')
 refused=$(cnt '^CASE [^ ]+ refused ')
 silent=$(cnt '^CASE [^ ]+ silent ')
