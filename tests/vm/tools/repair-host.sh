@@ -47,6 +47,13 @@ damage_of() {
 btrees=(alloc bucket_gens accounting need_discard freespace lru backpointers extents inodes dirents)
 bin=$top/target/release/bcachefs-rs
 ref=$top/../shared/reference/bcachefs
+# Upstream's tool leaves /run/bcachefs/PID.sock behind when it ends on an error; a
+# later run given the same PID (they wrap at 32768) fails to bind and says so.
+# Sockets of processes that no longer exist go first.
+for s in /run/bcachefs/*.sock; do
+    p=${s##*/}; p=${p%.sock}
+    if [ -e "$s" ] && [ ! -d "/proc/$p" ]; then rm -f "$s"; fi
+done
 
 prepare() {
     local dir=$1 src s k fx kind

@@ -139,10 +139,30 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_bcachefs-rs")
 }
 
+/// Upstream's tool binds /run/bcachefs/PID.sock and leaves it behind when it ends
+/// on an error; once PIDs wrap (pid_max is 32768 here), a later run given the same
+/// PID fails to bind and says so on every line. Sockets of processes that no
+/// longer exist are removed before each use.
+fn clear_stale_sockets() {
+    let Ok(dir) = std::fs::read_dir("/run/bcachefs") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_suffix(".sock")) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Upstream's tool, or `None` (with a SKIP message) where it is absent.
 pub fn reference() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/bcachefs");
     if p.exists() {
+        clear_stale_sockets();
         Some(p)
     } else {
         eprintln!("SKIP: {} not present", p.display());
