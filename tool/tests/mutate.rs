@@ -167,23 +167,41 @@ fn journal_range_past_the_device_is_refused() {
         .field(bcachefs_core::sb::format::FIELD_JOURNAL_V2)
         .unwrap();
     let at = f.as_ptr() as usize - sb.as_ptr() as usize + 8 + 8 + 4;
-    let layout = s.layout();
+    edit_every_sb_copy(path, &|c| c[at] += 2);
+    refused_by_both(
+        &imgs,
+        "a journal range past the device",
+        "invalid journal bucket list",
+        "invalid_sb_journal",
+    );
+    cleanup(&imgs);
+}
+
+/// Applies `edit` to every superblock copy of the image at `path`, each copy
+/// resealed for itself.
+fn edit_every_sb_copy(path: &Path, edit: &dyn Fn(&mut [u8])) {
+    let sb = read_sb(path);
+    let layout = bcachefs_core::sb::Sb { b: &sb }.layout();
     for i in 0..layout.nr_superblocks() as usize {
         let off = layout.sb_offset(i).unwrap();
-        let mut sb2 = read_at(path, off, sb.len());
-        sb2[at] += 2;
-        reseal(&mut sb2);
-        write_at(path, &sb2, off);
+        let mut c = read_at(path, off, sb.len());
+        edit(&mut c);
+        reseal(&mut c);
+        write_at(path, &c, off);
     }
-    let (code, out) = tool_on(&["check"], &imgs);
-    assert_eq!(code, Some(2), "{}", out);
-    assert!(out.contains("invalid journal bucket list"), "{}", out);
+}
+
+/// Our `check` refuses the images (exit 2) saying `ours`, and upstream's `fsck -n`
+/// (where present) refuses them naming `theirs`.
+fn refused_by_both(imgs: &[PathBuf], what: &str, ours: &str, theirs: &str) {
+    let (code, out) = tool_on(&["check"], imgs);
+    assert_eq!(code, Some(2), "{}: {}", what, out);
+    assert!(out.contains(ours), "{}: {}", what, out);
     if let Some(r) = common::reference() {
-        let (code, out) = run(Command::new(r).args(["fsck", "-n"]).arg(path));
-        assert_ne!(code, Some(0), "upstream took it: {}", out);
-        assert!(out.contains("invalid_sb_journal"), "{}", out);
+        let (code, out) = run(Command::new(r).args(["fsck", "-n"]).arg(&imgs[0]));
+        assert_ne!(code, Some(0), "upstream took {}: {}", what, out);
+        assert!(out.contains(theirs), "{}: {}", what, out);
     }
-    cleanup(&imgs);
 }
 
 fn read_sb(p: &Path) -> Vec<u8> {
@@ -245,24 +263,15 @@ fn backup_superblock_serves_a_bad_primary() {
     let Some(imgs) = copy_fixture("basic", "mut-sb-layout") else {
         return;
     };
-    let path = &imgs[0];
-    let sb = read_sb(path);
-    let layout = bcachefs_core::sb::Sb { b: &sb }.layout();
-    for i in 0..layout.nr_superblocks() as usize {
-        let off = layout.sb_offset(i).unwrap();
-        let mut c = read_at(path, off, sb.len());
-        c[bcachefs_core::sb::format::SB_LAYOUT + 3] ^= 1;
-        reseal(&mut c);
-        write_at(path, &c, off);
-    }
-    let (code, out) = tool_on(&["check"], &imgs);
-    assert_eq!(code, Some(2), "{}", out);
-    assert!(out.contains("invalid superblock layout"), "{}", out);
-    if let Some(r) = common::reference() {
-        let (code, out) = run(Command::new(r).args(["fsck", "-n"]).arg(path));
-        assert_ne!(code, Some(0), "upstream took it: {}", out);
-        assert!(out.contains("invalid_sb_layout"), "{}", out);
-    }
+    edit_every_sb_copy(&imgs[0], &|c| {
+        c[bcachefs_core::sb::format::SB_LAYOUT + 3] ^= 1
+    });
+    refused_by_both(
+        &imgs,
+        "a broken layout",
+        "invalid superblock layout",
+        "invalid_sb_layout",
+    );
     cleanup(&imgs);
 }
 
@@ -291,14 +300,7 @@ fn overrunning_clean_section_and_truncated_device_are_refused() {
             "{}",
             out
         );
-        let (code, out) = tool_on(&["check"], &imgs);
-        assert_eq!(code, Some(2), "seed {}: {}", seed, out);
-        assert!(out.contains(ours), "seed {}: {}", seed, out);
-        if let Some(r) = common::reference() {
-            let (code, out) = run(Command::new(r).args(["fsck", "-n"]).arg(&imgs[0]));
-            assert_ne!(code, Some(0), "upstream took seed {}: {}", seed, out);
-            assert!(out.contains(theirs), "seed {}: {}", seed, out);
-        }
+        refused_by_both(&imgs, &format!("seed {}", seed), ours, theirs);
         cleanup(&imgs);
     }
 }

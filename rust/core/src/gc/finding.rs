@@ -290,7 +290,7 @@ impl Finding {
             }
         };
         let repair = match self.kind {
-            Kind::NodeDataMissing => {
+            Kind::NodeReadError | Kind::NodeBadChecksum | Kind::NodeDataMissing => {
                 let _ = write!(
                     pb,
                     "btree node read error at btree {} level {}/{}:",
@@ -300,23 +300,15 @@ impl Finding {
                 if let Some(e) = self.err {
                     let _ = write!(pb, ": {}", e);
                 }
-                "rewrite the node"
-            }
-            Kind::NodeReadError | Kind::NodeBadChecksum => {
-                let _ = write!(
-                    pb,
-                    "btree node read error at btree {} level {}/{}:",
-                    bt, self.level, self.root_level
-                );
-                node(pb, &self.node);
-                if let Some(e) = self.err {
-                    let _ = write!(pb, ": {}", e);
-                }
-                if self.kind == Kind::NodeReadError {
-                    "drop the node, then scan for btree nodes to fill the gap"
-                } else {
-                    pb.str(", keys used from the copy that failed it");
-                    "rewrite the node"
+                match self.kind {
+                    Kind::NodeReadError => {
+                        "drop the node, then scan for btree nodes to fill the gap"
+                    }
+                    Kind::NodeBadChecksum => {
+                        pb.str(", keys used from the copy that failed it");
+                        "rewrite the node"
+                    }
+                    _ => "rewrite the node",
                 }
             }
             Kind::NodeBadKeys => {
