@@ -127,7 +127,7 @@ pub fn edit_leaf_key(
 }
 
 /// Each device path with its member index.
-fn member_paths(paths: &[String]) -> Result<Vec<(usize, String)>, String> {
+pub(crate) fn member_paths(paths: &[String]) -> Result<Vec<(usize, String)>, String> {
     paths
         .iter()
         .map(|p| {

@@ -152,10 +152,11 @@ pub fn read_sb(f: &File, path: &str) -> Result<Vec<u8>, String> {
             best = r;
         }
     }
-    let b = match (pick.best(), best, &primary) {
-        (Ok(_), Some(b), _) => b,
-        (_, _, Err(pe)) => return Err(format!("{}: {}; no backup copy passed", path, pe)),
-        (_, _, Ok(_)) => return Err(why(sb::SbError::NoValidCopy.as_str())),
+    // `best` holds a copy exactly when one passed (`pick.best()` is Ok).
+    let b = match (best, &primary) {
+        (Some(b), _) => b,
+        (None, Err(pe)) => return Err(format!("{}: {}; no backup copy passed", path, pe)),
+        (None, Ok(_)) => return Err(why(sb::SbError::NoValidCopy.as_str())),
     };
     Sb { b: &b }.validate().map_err(|e| why(e.as_str()))?;
     Ok(b)
@@ -207,10 +208,11 @@ impl Fs {
             let idx = s.dev_idx() as usize;
             // A device smaller than its member entry says (a truncated image) is
             // refused, as upstream refuses to bring it online.
-            if let Some(m) = s.member(idx).filter(|m| m.exists()) {
+            let md = file.metadata().ok().filter(|md| md.is_file());
+            if let (Some(m), Some(md)) = (s.member(idx).filter(|m| m.exists()), md) {
                 let need = m.nbuckets().saturating_mul(u64::from(m.bucket_size()));
-                let have = file.metadata().map(|md| md.len() >> 9).unwrap_or(u64::MAX);
-                if have < need && file.metadata().is_ok_and(|md| md.is_file()) {
+                let have = md.len() >> 9;
+                if have < need {
                     return Err(format!(
                         "{}: device too small ({} sectors; member {} needs {}, {} buckets)",
                         p,

@@ -19,6 +19,7 @@ use bcachefs_core::ids;
 use bcachefs_core::journal::read::{JSET_BYTES, JSET_FLAGS, JSET_U64S};
 use bcachefs_core::sb::{format as sbf, Sb};
 
+use crate::edit::member_paths;
 use crate::fs::{read_at, read_sb, Fs};
 use crate::hash::Hashes;
 use crate::list::Walk;
@@ -173,25 +174,6 @@ fn write(path: &str, bytes: &[u8], off: u64) -> Result<(), String> {
     f.sync_data().map_err(|e| format!("{}: {}", path, e))
 }
 
-/// The images of `paths` in member order (index = member index), as far as their
-/// superblocks read.
-fn by_member(paths: &[String]) -> Vec<Option<String>> {
-    let mut out: Vec<Option<String>> = Vec::new();
-    for p in paths {
-        let idx = File::open(p)
-            .ok()
-            .and_then(|f| read_sb(&f, p).ok())
-            .map(|b| Sb { b: &b }.dev_idx() as usize);
-        if let Some(i) = idx {
-            if out.len() <= i {
-                out.resize(i + 1, None);
-            }
-            out[i] = Some(p.clone());
-        }
-    }
-    out
-}
-
 /// Every node of every btree, in walk order.
 fn nodes(fs: &Fs) -> Vec<NodeAt> {
     let mut out = Vec::new();
@@ -238,15 +220,17 @@ fn replicas(rng: &mut Rng, ptrs: &[(u8, u64)]) -> Vec<(u8, u64)> {
     }
 }
 
-fn dev_path(devs: &[Option<String>], dev: u8) -> Result<&str, String> {
-    devs.get(usize::from(dev))
-        .and_then(|p| p.as_deref())
+/// The image of member `dev` among `devs` ([`member_paths`], in member order).
+fn dev_path(devs: &[(usize, String)], dev: u8) -> Result<&str, String> {
+    devs.iter()
+        .find(|(d, _)| *d == usize::from(dev))
+        .map(|(_, p)| p.as_str())
         .ok_or_else(|| format!("no image for member {}", dev))
 }
 
 /// Writes `bytes` at `sector` on each of `to`'s devices; the description's tail.
 fn write_replicas(
-    devs: &[Option<String>],
+    devs: &[(usize, String)],
     to: &[(u8, u64)],
     bytes: &[u8],
 ) -> Result<String, String> {
@@ -261,7 +245,7 @@ fn write_replicas(
 /// A node mutation (the kinds starting `node-`).
 fn mutate_node(
     fs: &Fs,
-    devs: &[Option<String>],
+    devs: &[(usize, String)],
     rng: &mut Rng,
     kind: &str,
 ) -> Result<String, String> {
@@ -356,7 +340,7 @@ fn mutate_node(
 /// A journal entry mutation.
 fn mutate_jset(
     fs: &Fs,
-    devs: &[Option<String>],
+    devs: &[(usize, String)],
     rng: &mut Rng,
     flip: bool,
 ) -> Result<String, String> {
@@ -398,8 +382,8 @@ fn mutate_jset(
 
 /// A superblock mutation: `which` copies (0 the primary) get the same pokes, each
 /// resealed for itself.
-fn mutate_sb(devs: &[Option<String>], rng: &mut Rng, kind: &str) -> Result<String, String> {
-    let live: Vec<&String> = devs.iter().flatten().collect();
+fn mutate_sb(devs: &[(usize, String)], rng: &mut Rng, kind: &str) -> Result<String, String> {
+    let live: Vec<&String> = devs.iter().map(|(_, p)| p).collect();
     let path = live[rng.below(live.len() as u64) as usize];
     let f = File::open(path).map_err(|e| e.to_string())?;
     let primary = read_sb(&f, path)?;
@@ -467,14 +451,13 @@ pub fn mutate(paths: &[String], seed: u64, kind: Option<&str>) -> Result<String,
         let names: Vec<&str> = MUTATIONS.iter().map(|m| m.0).collect();
         return Err(format!("unknown mutation {} ({})", kind, names.join(", ")));
     }
-    let devs = by_member(paths);
-    if devs.iter().all(|d| d.is_none()) {
-        return Err("no image with a readable superblock".into());
-    }
+    // In member order: the seed picks a device by its place in this list.
+    let mut devs = member_paths(paths)?;
+    devs.sort();
     let what = match kind {
         "sb" | "sb-all" | "sb-backup" => mutate_sb(&devs, &mut rng, kind)?,
         "layout" => {
-            let live: Vec<&String> = devs.iter().flatten().collect();
+            let live: Vec<&String> = devs.iter().map(|(_, p)| p).collect();
             let path = live[rng.below(live.len() as u64) as usize];
             let f = File::open(path).map_err(|e| e.to_string())?;
             let mut buf = read_at(&f, sbf::LAYOUT_SECTOR << 9, 512)?;
@@ -484,7 +467,7 @@ pub fn mutate(paths: &[String], seed: u64, kind: Option<&str>) -> Result<String,
             format!("{} layout: {}", path.rsplit('/').next().unwrap_or(path), d)
         }
         "truncate" => {
-            let live: Vec<&String> = devs.iter().flatten().collect();
+            let live: Vec<&String> = devs.iter().map(|(_, p)| p).collect();
             let path = live[rng.below(live.len() as u64) as usize];
             let f = open_rw(path)?;
             let len = f.metadata().map_err(|e| e.to_string())?.len();
@@ -541,7 +524,7 @@ pub fn mutate(paths: &[String], seed: u64, kind: Option<&str>) -> Result<String,
 }
 
 /// Zeroes a bucket holding a node (three times in four) or journal entries.
-fn zero_bucket(fs: &Fs, devs: &[Option<String>], rng: &mut Rng) -> Result<String, String> {
+fn zero_bucket(fs: &Fs, devs: &[(usize, String)], rng: &mut Rng) -> Result<String, String> {
     let (dev, sector, what) = if rng.below(4) != 0 || fs.found_jsets.is_empty() {
         let all = nodes(fs);
         if all.is_empty() {
