@@ -62,6 +62,8 @@ pub struct FoundJset {
     /// Absolute sector on the device.
     pub sector: u64,
     pub sectors: u32,
+    /// Its length in bytes (header and entries).
+    pub bytes: u32,
 }
 
 /// A btree root.
@@ -78,8 +80,12 @@ pub struct Fs {
     pub sb: Vec<u8>,
     pub roots: Vec<Option<Root>>,
     /// Every valid jset found on any device, one copy per seq, in seq order (their
-    /// checksums verified when found); journal keys point into them by index.
+    /// checksums verified when found); journal keys point into them by index. Only
+    /// the entries that replay hold their bytes here, the others are empty: read
+    /// any of them with [`Fs::jset`].
     pub jsets: Vec<Vec<u8>>,
+    /// Where each of `jsets` was read from (its first copy found).
+    pub jset_locs: Vec<FoundJset>,
     /// The seq of each of `jsets`.
     pub jset_seqs: Vec<u64>,
     /// Keys not yet in the btrees: sorted, newest per position (core's rules).
@@ -97,7 +103,16 @@ pub struct Fs {
 }
 
 pub(crate) fn read_at(f: &File, off: u64, len: usize) -> Result<Vec<u8>, String> {
-    let mut b = vec![0u8; len];
+    let mut b = Vec::new();
+    read_into(f, off, len, &mut b)?;
+    Ok(b)
+}
+
+/// [`read_at`] into a buffer the caller reuses: `b` ends up holding the bytes read
+/// (fewer than `len` at the end of the device).
+pub(crate) fn read_into(f: &File, off: u64, len: usize, b: &mut Vec<u8>) -> Result<(), String> {
+    b.clear();
+    b.resize(len, 0);
     let mut done = 0;
     while done < len {
         match f.read_at(&mut b[done..], off + done as u64) {
@@ -106,10 +121,8 @@ pub(crate) fn read_at(f: &File, off: u64, len: usize) -> Result<Vec<u8>, String>
             Err(e) => return Err(format!("read at {}: {}", off, e)),
         }
     }
-    if done < len {
-        b.truncate(done);
-    }
-    Ok(b)
+    b.truncate(done);
+    Ok(())
 }
 
 /// One copy of the superblock, at `sector`, with the checks one copy gets
@@ -245,6 +258,7 @@ impl Fs {
             sb: sbb,
             roots: vec![None; ids::BTREE_ID_NR],
             jsets: Vec::new(),
+            jset_locs: Vec::new(),
             jset_seqs: Vec::new(),
             journal_keys: Vec::new(),
             found_jsets: Vec::new(),
@@ -296,8 +310,10 @@ impl Fs {
         let s = Sb { b: &sbv };
         let magic = s.jset_magic();
         let block = s.block_sectors();
-        // seq -> (jset bytes, last_seq, no_flush), the first copy found
-        let mut jsets: std::collections::BTreeMap<u64, (Vec<u8>, u64, bool)> = Default::default();
+        // seq -> (where its first copy was found, last_seq, no_flush). Only the
+        // entries that replay are kept in memory (below): a clean filesystem's
+        // journal can be megabytes that nothing but `list-journal` reads.
+        let mut first: std::collections::BTreeMap<u64, (FoundJset, u64, bool)> = Default::default();
         let mut found: Vec<FoundJset> = Vec::new();
         for (dev_idx, dev) in self.devs.iter().enumerate() {
             let Some(dev) = dev else { continue };
@@ -308,30 +324,34 @@ impl Fs {
             };
             let bsize = m.bucket_size() as u64;
             let mut jidx = 0u64;
+            let mut buf = Vec::new();
             for (start, nr) in ds.journal_buckets() {
                 for bucket in start..start.saturating_add(nr) {
                     let this_idx = jidx;
                     jidx += 1;
-                    let buf = read_at(&dev.file, bucket * bsize * 512, (bsize * 512) as usize)?;
+                    read_into(
+                        &dev.file,
+                        bucket * bsize * 512,
+                        (bsize * 512) as usize,
+                        &mut buf,
+                    )?;
                     jread::walk_bucket(&buf, magic, block, &Hashes, &mut |off, j| {
                         for e in j.iter() {
                             if let Some(r) = jread::entry_blacklist(&e) {
                                 self.blacklist.push(r);
                             }
                         }
-                        let start = (off as usize) << 9;
-                        let len = jread::JSET_BYTES + j.entries.len();
-                        jsets.entry(j.seq).or_insert_with(|| {
-                            (buf[start..start + len].to_vec(), j.last_seq, j.no_flush())
-                        });
-                        found.push(FoundJset {
+                        let f = FoundJset {
                             seq: j.seq,
                             dev: dev_idx as u32,
                             bucket: this_idx,
                             offset: off,
                             sector: bucket * bsize + off as u64,
                             sectors: j.sectors,
-                        });
+                            bytes: (jread::JSET_BYTES + j.entries.len()) as u32,
+                        };
+                        first.entry(j.seq).or_insert((f, j.last_seq, j.no_flush()));
+                        found.push(f);
                     });
                 }
             }
@@ -341,16 +361,26 @@ impl Fs {
         let bl = self.blacklist.clone();
         let is_bl = |seq: u64| bl.iter().any(|&(s, e)| seq >= s && seq < e);
         let range = jread::replay_range(
-            jsets
+            first
                 .iter()
                 .filter(|(s, _)| !is_bl(**s))
                 .map(|(s, (_, l, nf))| (*s, *l, *nf)),
         );
-        for (seq, (raw, _, _)) in jsets {
+        let plan = jread::plan_replay(clean.as_ref().map(|c| c.0), range);
+        let replays = |seq: u64| match plan {
+            Some(jread::Replay::Dirty(r)) => seq >= r.start && seq <= r.end && !is_bl(seq),
+            _ => false,
+        };
+        for (seq, (loc, _, _)) in first {
             self.jset_seqs.push(seq);
-            self.jsets.push(raw);
+            self.jsets.push(if replays(seq) {
+                self.read_jset(&loc)?
+            } else {
+                Vec::new()
+            });
+            self.jset_locs.push(loc);
         }
-        let r = match jread::plan_replay(clean.as_ref().map(|c| c.0), range) {
+        let r = match plan {
             Some(jread::Replay::Clean { seq }) => {
                 self.clean = true;
                 self.journal_seq = seq;
@@ -389,6 +419,33 @@ impl Fs {
         keys.truncate(n);
         self.journal_keys = keys;
         Ok(())
+    }
+
+    /// Reads the jset found at `loc` again (its checksum checked again).
+    fn read_jset(&self, loc: &FoundJset) -> Result<Vec<u8>, String> {
+        let dev = self
+            .devs
+            .get(loc.dev as usize)
+            .and_then(|d| d.as_ref())
+            .ok_or("journal device gone")?;
+        let s = self.sb();
+        let b = read_at(&dev.file, loc.sector * 512, loc.bytes as usize)?;
+        jread::parse_jset(&b, s.jset_magic(), s.block_sectors(), Some(&Hashes)).map_err(|e| {
+            format!(
+                "journal entry {} at sector {}: {:?}",
+                loc.seq, loc.sector, e
+            )
+        })?;
+        Ok(b)
+    }
+
+    /// The bytes of `jsets[idx]`, read from the device when they were not kept.
+    pub fn jset(&self, idx: usize) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+        match (self.jsets.get(idx), self.jset_locs.get(idx)) {
+            (Some(b), Some(loc)) if b.is_empty() => Ok(self.read_jset(loc)?.into()),
+            (Some(b), _) => Ok(b.as_slice().into()),
+            _ => Err(format!("no journal entry {}", idx)),
+        }
     }
 
     /// Overlays keys not on disk yet, as if a journal entry newer than all held

@@ -356,7 +356,9 @@ pub fn list_journal(fs: &Fs, w: &mut dyn Write) -> Result<(), String> {
     let ctx = TextCtx { devs: &nogens };
     let s = fs.sb();
     let mut buf = Vec::<u8>::new();
-    for (seq, raw) in fs.jset_seqs.iter().zip(&fs.jsets) {
+    for (idx, seq) in fs.jset_seqs.iter().enumerate() {
+        let raw = fs.jset(idx)?;
+        let raw = &raw[..];
         let j = match bcachefs_core::journal::read::parse_jset(
             raw,
             s.jset_magic(),

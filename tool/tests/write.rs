@@ -128,7 +128,8 @@ fn rewrite_every_jset_byte_for_byte() {
         let Some(fs) = open(fx) else { return };
         let sb = fs.sb();
         let mut n = 0;
-        for j in &fs.jsets {
+        for idx in 0..fs.jsets.len() {
+            let j = &fs.jset(idx).unwrap()[..];
             let p = parse_jset(j, sb.jset_magic(), sb.block_sectors(), Some(&Hashes)).unwrap();
             let mut buf = vec![0x5au8; j.len() + 4096];
             let mut b = JsetBuilder::new(&mut buf);
