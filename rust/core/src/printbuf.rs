@@ -75,10 +75,18 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
 
     /// `prt_newline`: newline, then the current indent.
     pub fn newline(&mut self) {
-        self.out.push(b"\n");
-        self.last_newline = self.pos();
         let i = self.indent;
-        self.spaces(i);
+        // One push for the newline and a usual indent.
+        let mut line = [b' '; 64];
+        line[0] = b'\n';
+        if i < line.len() {
+            self.out.push(line.get(..1 + i).unwrap_or(&[]));
+            self.last_newline = self.pos() - i;
+        } else {
+            self.out.push(b"\n");
+            self.last_newline = self.pos();
+            self.spaces(i);
+        }
         self.last_field = self.pos();
         self.cur_tabstop = 0;
     }
@@ -200,24 +208,82 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
     /// Append text, processing `\n`, `\t` and `\r` as upstream does when an indent or
     /// a tabstop is set.
     pub fn str(&mut self, s: &str) {
-        if !self.has_indent_or_tabstops {
-            self.out.push(s.as_bytes());
-            return;
-        }
-        let b = s.as_bytes();
-        let mut start = 0;
-        for (i, &c) in b.iter().enumerate() {
-            if matches!(c, b'\n' | b'\t' | b'\r') {
-                self.out.push(&b[start..i]);
-                match c {
-                    b'\n' => self.newline(),
-                    b'\t' => self.text_tab(),
+        let mut rest = s.as_bytes();
+        if self.has_indent_or_tabstops {
+            while let Some(i) = special_at(rest) {
+                let (text, tail) = rest.split_at(i);
+                self.out.push(text);
+                match tail.first() {
+                    Some(b'\n') => self.newline(),
+                    Some(b'\t') => self.text_tab(),
                     _ => self.tab_rjust(),
                 }
-                start = i + 1;
+                rest = tail.get(1..).unwrap_or(&[]);
             }
         }
-        self.out.push(&b[start..]);
+        self.out.push(rest);
+    }
+
+    /// `name=v` and a `'\n'` as text: what `writeln!(pb, "{}={}", name, v)` prints
+    /// when `name` holds no `'\n'`, `'\t'` or `'\r'` (it goes out raw, as a field
+    /// name from a table does), in one push when it is short (the inode printer's
+    /// lines).
+    pub fn field_u64(&mut self, name: &str, v: u64) {
+        let n = name.as_bytes();
+        let mut line = [0u8; 64];
+        if n.len() > 40 {
+            self.raw(n);
+            self.str("=");
+            self.u64(v);
+            return self.str("\n");
+        }
+        let (head, rest) = line.split_at_mut(n.len());
+        head.copy_from_slice(n);
+        let mut len = n.len();
+        if let Some(eq) = rest.first_mut() {
+            *eq = b'=';
+            len += 1;
+        }
+        len += decimal(v, line.get_mut(len..).unwrap_or(&mut []));
+        // The newline, and the indent it starts (as `str("\n")`), in the same push.
+        let i = self.indent;
+        if self.has_indent_or_tabstops && len + 1 + i <= line.len() {
+            if let Some(nl) = line.get_mut(len..len + 1 + i) {
+                nl.fill(b' ');
+                nl[0] = b'\n';
+            }
+            self.out.push(line.get(..len + 1 + i).unwrap_or(&[]));
+            self.last_newline = self.pos() - i;
+            self.last_field = self.pos();
+            self.cur_tabstop = 0;
+        } else {
+            self.out.push(line.get(..len).unwrap_or(&[]));
+            self.str("\n");
+        }
+    }
+
+    /// `v` in decimal (what `{}` prints), without going through `core::fmt`: the
+    /// listings print millions of numbers.
+    pub fn u64(&mut self, v: u64) {
+        let mut d = [0u8; 20];
+        let n = decimal(v, &mut d);
+        self.out.push(d.get(..n).unwrap_or(&[]));
+    }
+
+    /// `v` in lowercase hexadecimal (what `{:x}` prints).
+    pub fn hex(&mut self, v: u64) {
+        let mut d = [0u8; 16];
+        let mut i = d.len();
+        let mut v = v;
+        loop {
+            i -= 1;
+            d[i] = b"0123456789abcdef"[(v & 15) as usize];
+            v >>= 4;
+            if v == 0 || i == 0 {
+                break;
+            }
+        }
+        self.out.push(d.get(i..).unwrap_or(&[]));
     }
 
     /// Append `n` copies of byte `c`.
@@ -226,6 +292,57 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
             self.out.push(&[c]);
         }
     }
+}
+
+/// Writes `v` in decimal at the start of `out` and returns the digits' count (none
+/// when `out` is short: 20 always fit).
+fn decimal(v: u64, out: &mut [u8]) -> usize {
+    let mut n = 1;
+    let mut rest = v / 10;
+    while rest > 0 {
+        n += 1;
+        rest /= 10;
+    }
+    let Some(digits) = out.get_mut(..n) else {
+        return 0;
+    };
+    let mut v = v;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    n
+}
+
+/// The first `'\n'`, `'\t'` or `'\r'` in `b`, eight bytes at a time: text rarely
+/// holds one, and this scan runs over every byte printed.
+fn special_at(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Nonzero exactly when some byte of `x` is below 0x0e (all three are).
+    let maybe = |x: u64| x.wrapping_sub(ONES * 0x0e) & !x & HIGH != 0;
+    let is_special = |c: u8| matches!(c, b'\n' | b'\t' | b'\r');
+    let words = b.chunks_exact(8);
+    let tail = words.remainder();
+    for (n, w) in words.enumerate() {
+        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        if maybe(x) {
+            if let Some(i) = w.iter().position(|&c| is_special(c)) {
+                return Some(n * 8 + i);
+            }
+        }
+    }
+    // The last bytes padded with spaces to a word.
+    let mut last = [b' '; 8];
+    for (d, s) in last.iter_mut().zip(tail) {
+        *d = *s;
+    }
+    if !maybe(u64::from_le_bytes(last)) {
+        return None;
+    }
+    tail.iter()
+        .position(|&c| is_special(c))
+        .map(|i| b.len() - tail.len() + i)
 }
 
 impl<O: TextOut + ?Sized> fmt::Write for Printbuf<'_, O> {
@@ -321,6 +438,7 @@ impl TextOut for alloc::vec::Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
     use alloc::vec::Vec;
 
     #[test]
@@ -337,6 +455,63 @@ mod tests {
         // in text: one short of column 8, then a literal tab (no tabstop left);
         // prt_tab: to column 8
         assert_eq!(v, b"ab     c\td\nab      c");
+    }
+
+    #[test]
+    fn numbers_print_as_core_fmt_does() {
+        use core::fmt::Write;
+        let vals = [
+            0,
+            1,
+            9,
+            10,
+            15,
+            16,
+            99,
+            100,
+            4096,
+            u32::MAX as u64,
+            1 << 63,
+            u64::MAX,
+        ];
+        for v in vals.iter().copied().chain((0..64).map(|b| (1u64 << b) - 1)) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            {
+                let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut a);
+                pb.u64(v);
+                pb.str(" ");
+                pb.hex(v);
+                pb.indent_add(2);
+                pb.field_u64("bi_size", v);
+                pb.field_u64("a_long_field_name_longer_than_forty_bytes_here", v);
+                let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut b);
+                let _ = write!(pb, "{} {:x}", v, v);
+                pb.indent_add(2);
+                let _ = writeln!(pb, "bi_size={}", v);
+                let _ = writeln!(pb, "a_long_field_name_longer_than_forty_bytes_here={}", v);
+            }
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn special_bytes_found_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..len {
+                for c in [b'\n', b'\t', b'\r'] {
+                    let mut b = vec![b'a'; len];
+                    // bytes near the specials and above them must not match
+                    for (i, x) in b.iter_mut().enumerate() {
+                        *x = [b'a', 0x0b, 0x0c, 0x0e, 0xff, 0x00, 0x08][i % 7];
+                    }
+                    b[at] = c;
+                    let want = b.iter().position(|&x| matches!(x, b'\n' | b'\t' | b'\r'));
+                    assert_eq!(special_at(&b), want, "len {} at {}", len, at);
+                }
+            }
+            let b = vec![0x0bu8; len];
+            assert_eq!(special_at(&b), None);
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! type (alloc/, data/, fs/, snapshots/).
 
 use super::bkey::{Bkey, BKEY_U64S};
+use super::bpos::Bpos;
 use super::printbuf::{Printbuf, TextOut};
 
 /// The printbuf type every printer takes.
@@ -79,17 +80,46 @@ pub struct TextCtx<'a> {
 /// `bch2_bkey_to_text`: `u64s U type T POS len L ver V`. `u64s` is the unpacked size
 /// (value u64s + 5), as upstream prints a disassembled key.
 pub fn bkey_to_text(pb: &mut Pb<'_, '_>, k: &Bkey, val_u64s: usize) {
-    use core::fmt::Write;
-    let _ = write!(pb, "u64s {} type ", val_u64s + BKEY_U64S);
+    pb.str("u64s ");
+    pb.u64((val_u64s + BKEY_U64S) as u64);
+    pb.str(" type ");
     match super::ids::key_type_name(k.typ) {
-        Some(n) => {
-            let _ = write!(pb, "{} ", n);
-        }
-        None => {
-            let _ = write!(pb, "{} ", k.typ);
-        }
+        Some(n) => pb.str(n),
+        None => pb.u64(k.typ as u64),
     }
-    let _ = write!(pb, "{} len {} ver {}", k.p, k.size, k.version_lo);
+    pb.str(" ");
+    bpos_to_text(pb, k.p);
+    pb.str(" len ");
+    pb.u64(k.size as u64);
+    pb.str(" ver ");
+    pb.u64(k.version_lo);
+}
+
+/// `bch2_bpos_to_text`: what [`Bpos`]'s `Display` prints, without `core::fmt`.
+pub fn bpos_to_text(pb: &mut Pb<'_, '_>, p: Bpos) {
+    if p == Bpos::MIN {
+        return pb.str("POS_MIN");
+    }
+    if p == Bpos::POS_MAX {
+        return pb.str("POS_MAX");
+    }
+    if p == Bpos::MAX {
+        return pb.str("SPOS_MAX");
+    }
+    match p.inode {
+        u64::MAX => pb.str("U64_MAX"),
+        i => pb.u64(i),
+    }
+    pb.str(":");
+    match p.offset {
+        u64::MAX => pb.str("U64_MAX"),
+        o => pb.u64(o),
+    }
+    pb.str(":");
+    match p.snapshot {
+        u32::MAX => pb.str("U32_MAX"),
+        s => pb.u64(s as u64),
+    }
 }
 
 /// `bch2_bkey_val_to_text`: header, then `": "` and the value (indented by 2) when

@@ -33,16 +33,19 @@ pub fn inode_unpacked_to_text(pb: &mut Pb<'_, '_>, u: &InodeUnpacked) {
     pb.str("flags=");
     prt_bitflags(pb, &INODE_FLAG_NAMES, (u.flags & ((1 << 20) - 1)) as u64);
     let _ = writeln!(pb, "({:x})", u.flags);
-    let _ = writeln!(pb, "journal_seq={}", u.journal_seq);
-    let _ = writeln!(pb, "hash_seed={:x}", u.hash_seed);
-    pb.str("hash_type=");
+    // Numbers print without core::fmt: this is most of `list -b inodes`.
+    pb.str("journal_seq=");
+    pb.u64(u.journal_seq);
+    pb.str("\nhash_seed=");
+    pb.hex(u.hash_seed);
+    pb.str("\nhash_type=");
     prt_opt(pb, &STR_HASH_NAMES, "str_hash_type", u.str_hash() as u64);
     pb.newline();
-    let _ = writeln!(pb, "bi_size={}", u.size);
-    let _ = writeln!(pb, "bi_sectors={}", u.sectors);
-    let _ = writeln!(pb, "bi_version={}", u.version);
-    for (i, (name, _)) in FIELDS_V3.iter().enumerate() {
-        let _ = writeln!(pb, "{}={}", name, u.fields[i]);
+    pb.field_u64("bi_size", u.size);
+    pb.field_u64("bi_sectors", u.sectors);
+    pb.field_u64("bi_version", u.version);
+    for ((name, _), v) in FIELDS_V3.iter().zip(u.fields.iter()) {
+        pb.field_u64(name, *v);
     }
 }
 
