@@ -297,14 +297,15 @@ impl Bkey {
     /// Unpacks the key at the start of `b` with format `f` (used when the key's format
     /// bits say 0). `b` must hold at least `f.key_u64s` u64s.
     pub fn unpack(b: &[u8], f: &BkeyFormat) -> Option<Bkey> {
+        let mut k = Bkey::default();
+        k.unpack_into(b, f)?;
+        Some(k)
+    }
+
+    /// [`Bkey::unpack`] into `self` (in place: the merge decodes every key of a node
+    /// this way). `self` is unchanged on `None`.
+    pub fn unpack_into(&mut self, b: &[u8], f: &BkeyFormat) -> Option<()> {
         let fb = u8_at(b, 1)?;
-        let mut k = Bkey {
-            u64s: u8_at(b, 0)?,
-            format: fb & 0x7f,
-            needs_whiteout: fb & 0x80 != 0,
-            typ: u8_at(b, 2)?,
-            ..Default::default()
-        };
         let n = f.key_u64s as usize;
         if n == 0 || b.len() < n * 8 {
             return None;
@@ -321,13 +322,21 @@ impl Bkey {
                 .field(f.bits_per_field[i] as u32)?
                 .wrapping_add(f.field_offset[i]);
         }
-        k.p.inode = v[field::INODE];
-        k.p.offset = v[field::OFFSET];
-        k.p.snapshot = v[field::SNAPSHOT] as u32;
-        k.size = v[field::SIZE] as u32;
-        k.version_hi = v[field::VERSION_HI] as u32;
-        k.version_lo = v[field::VERSION_LO];
-        Some(k)
+        *self = Bkey {
+            u64s: u8_at(b, 0)?,
+            format: fb & 0x7f,
+            needs_whiteout: fb & 0x80 != 0,
+            typ: u8_at(b, 2)?,
+            version_hi: v[field::VERSION_HI] as u32,
+            version_lo: v[field::VERSION_LO],
+            size: v[field::SIZE] as u32,
+            p: Bpos {
+                inode: v[field::INODE],
+                offset: v[field::OFFSET],
+                snapshot: v[field::SNAPSHOT] as u32,
+            },
+        };
+        Some(())
     }
 
     /// Writes the unpacked header (`KEY_FORMAT_CURRENT`, 40 bytes) at the start of
@@ -401,9 +410,22 @@ impl Bkey {
     /// Decodes the key at the start of `b`: packed with `f` or unpacked, by its format
     /// bits. Returns the header and the number of bytes of key (the value follows).
     pub fn decode(b: &[u8], f: &BkeyFormat) -> Option<(Bkey, usize)> {
+        let mut k = Bkey::default();
+        let n = Bkey::decode_into(b, f, &mut k)?;
+        Some((k, n))
+    }
+
+    /// [`Bkey::decode`] into `k`, returning the header's length.
+    pub fn decode_into(b: &[u8], f: &BkeyFormat, k: &mut Bkey) -> Option<usize> {
         match u8_at(b, 1)? & 0x7f {
-            KEY_FORMAT_LOCAL_BTREE => Some((Bkey::unpack(b, f)?, f.key_u64s as usize * 8)),
-            KEY_FORMAT_CURRENT => Some((Bkey::read_unpacked(b)?, BKEY_BYTES)),
+            KEY_FORMAT_LOCAL_BTREE => {
+                k.unpack_into(b, f)?;
+                Some(f.key_u64s as usize * 8)
+            }
+            KEY_FORMAT_CURRENT => {
+                *k = Bkey::read_unpacked(b)?;
+                Some(BKEY_BYTES)
+            }
             _ => None,
         }
     }

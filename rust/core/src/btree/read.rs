@@ -431,37 +431,53 @@ impl<'a> KeyIter<'a> {
     }
 }
 
+/// Decodes the key at the start of `rest` (a bset's remaining key bytes) into `k`:
+/// returns the header's length and the key's whole length in bytes.
+pub(crate) fn key_at(
+    rest: &[u8],
+    f: &BkeyFormat,
+    k: &mut Bkey,
+) -> Result<(usize, usize), KeyError> {
+    let u64s = rest.first().copied().unwrap_or(0) as usize;
+    let kb = u64s * 8;
+    if u64s == 0 || kb > rest.len() {
+        return Err(KeyError::BadSize);
+    }
+    let kbytes = rest.get(..kb).unwrap_or(&[]);
+    let hdr = match Bkey::decode_into(kbytes, f, k) {
+        Some(x) => x,
+        None => {
+            return Err(if rest.get(1).map(|f| f & 0x7f > 1) == Some(true) {
+                KeyError::BadFormat
+            } else {
+                KeyError::TooSmall
+            })
+        }
+    };
+    if hdr > kb {
+        return Err(KeyError::TooSmall);
+    }
+    Ok((hdr, kb))
+}
+
 impl<'a> Iterator for KeyIter<'a> {
     type Item = Result<(Bkey, &'a [u8], usize), KeyError>;
     fn next(&mut self) -> Option<Self::Item> {
         if self.done || self.off >= self.b.len() {
             return None;
         }
-        let rest = &self.b[self.off..];
-        let u64s = rest[0] as usize;
-        let kb = u64s * 8;
-        if u64s == 0 || kb > rest.len() {
-            self.done = true;
-            return Some(Err(KeyError::BadSize));
-        }
-        let kbytes = &rest[..kb];
-        let (k, hdr) = match Bkey::decode(kbytes, &self.f) {
-            Some(x) => x,
-            None => {
-                self.done = true;
-                return Some(Err(if rest.get(1).map(|f| f & 0x7f > 1) == Some(true) {
-                    KeyError::BadFormat
-                } else {
-                    KeyError::TooSmall
-                }));
+        let rest = self.b.get(self.off..).unwrap_or(&[]);
+        let mut k = Bkey::default();
+        match key_at(rest, &self.f, &mut k) {
+            Ok((hdr, kb)) => {
+                let at = self.off;
+                self.off += kb;
+                Some(Ok((k, rest.get(hdr..kb).unwrap_or(&[]), at)))
             }
-        };
-        if hdr > kb {
-            self.done = true;
-            return Some(Err(KeyError::TooSmall));
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
         }
-        let at = self.off;
-        self.off += kb;
-        Some(Ok((k, &kbytes[hdr..], at)))
     }
 }
