@@ -12,6 +12,10 @@
 #                                node rewritten to new space), ours and the
 #                                reference's, each on a fresh copy: wall and peak
 #                                RSS, median of 3
+#   scripts/bench.sh list        bcachefs-rs list -b inodes|extents|dirents big.img
+#                                beside the reference's, run in turn: wall and peak
+#                                RSS (median of 3), their ratios, and whether the
+#                                outputs are byte-identical
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 case ${1:-} in
@@ -96,8 +100,51 @@ PY
         echo "SKIP rewrite: no damaged-csum fixture"
     fi
     ;;
+list)
+    (cd "$top" && cargo build --release -q -p bcachefs-rs)
+    zst=$top/../shared/perf/big.img.zst
+    ref=$top/../shared/reference/bcachefs
+    [ -f "$zst" ] || { echo "SKIP: $zst absent"; exit 0; }
+    [ -x "$ref" ] || { echo "SKIP: $ref absent"; exit 0; }
+    mkdir -p "$top/build/bench"
+    big=$top/build/bench/big.img
+    [ -s "$big" ] || zstd -q -d "$zst" -o "$big"
+    # Each run is one child of GNU time (wall and peak RSS: a child forked from
+    # python would start from python's RSS, which ru_maxrss keeps across exec), its
+    # output hashed as it is read, not written anywhere.
+    command -v /usr/bin/time > /dev/null || { echo "SKIP: /usr/bin/time absent"; exit 0; }
+    python3 - "$top/target/release/bcachefs-rs" "$ref" "$big" <<'PY'
+import hashlib, statistics, subprocess, sys, tempfile
+ours, ref, img = sys.argv[1:]
+def run(cmd):
+    with tempfile.NamedTemporaryFile("r") as f:
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%e %M", "-o", f.name] + cmd,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        h = hashlib.sha256()
+        while True:
+            b = p.stdout.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+        p.wait()
+        wall, kb = f.read().split()[-2:]
+    return float(wall), int(kb) / 1024, h.hexdigest()
+for btree in ["inodes", "extents", "dirents"]:
+    res = {"ours": [], "ref": []}
+    for _ in range(3):
+        res["ours"].append(run([ours, "list", "-b", btree, img]))
+        res["ref"].append(run([ref, "list", "-b", btree, img]))
+    med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
+           for k, v in res.items()}
+    same = len({r[2] for v in res.values() for r in v}) == 1
+    (ow, orss), (rw, rrss) = med["ours"], med["ref"]
+    print("BENCH list -b %-8s bcachefs-rs wall %.3f s peak %.1f MiB | reference wall %.3f s peak %.1f MiB"
+          " | ratio wall %.2fx peak %.2fx | output %s"
+          % (btree, ow, orss, rw, rrss, ow / rw, orss / rrss, "identical" if same else "DIFFERS"))
+PY
+    ;;
 *)
-    echo "usage: scripts/bench.sh tree-walk|offline|gc|fsck" >&2
+    echo "usage: scripts/bench.sh tree-walk|offline|gc|fsck|list" >&2
     exit 2
     ;;
 esac
