@@ -2,6 +2,8 @@
 # Benchmarks (not tests: they print figures and never fail on speed):
 #   scripts/bench.sh tree-walk   inside the VM (QEMU TCG, debug kernel): mount, walk
 #                                and read every byte of churn
+#   scripts/bench.sh big-files   inside the VM: the biggest files of basic, zstd and lz4
+#                                read cold (big checksummed and compressed extents)
 #   scripts/bench.sh offline     the userspace tool's manifest (walk, read, sha256)
 #                                of every fixture with a manifest
 #   scripts/bench.sh gc          a full gc pass over churn: offline (bcachefs-rs
@@ -23,6 +25,11 @@ tree-walk)
     make -s -C "$top" module
     "$top/scripts/vm/run-one.sh" "$top/benches/vm/tree-walk.sh" >/dev/null || true
     grep -a '^BENCH\|^FAIL' "$top/build/vm/tree-walk.log"
+    ;;
+big-files)
+    make -s -C "$top" module
+    "$top/scripts/vm/run-one.sh" "$top/benches/vm/big-files.sh" >/dev/null || true
+    grep -a '^BENCH\|^FAIL' "$top/build/vm/big-files.log"
     ;;
 offline)
     (cd "$top" && cargo build --release -q -p bcachefs-rs)
@@ -144,7 +151,7 @@ for btree in ["inodes", "extents", "dirents"]:
 PY
     ;;
 *)
-    echo "usage: scripts/bench.sh tree-walk|offline|gc|fsck|list" >&2
+    echo "usage: scripts/bench.sh tree-walk|big-files|offline|gc|fsck|list" >&2
     exit 2
     ;;
 esac

@@ -5,6 +5,7 @@
  * which decides everything from the btrees; this file only moves values between
  * VFS structures and the plain structs of shim.h.
  */
+#include <linux/backing-dev.h>
 #include <linux/fs.h>
 #include <linux/namei.h>
 #include <linux/pagemap.h>
@@ -232,8 +233,50 @@ static int bch_rs_read_folio(struct file *file, struct folio *folio)
 	return ret;
 }
 
+/*
+ * A readahead window in one pass over the file's extents: each extent in the window
+ * is read (and its checksum verified, or it is decompressed) once, not once per
+ * folio it covers, into a buffer copied into the folios. On an error every folio
+ * of the window is left not uptodate: the page cache then reads each alone through
+ * read_folio, so the folios the error does not touch still read.
+ */
+static void bch_rs_readahead(struct readahead_control *rac)
+{
+	struct inode *inode = rac->mapping->host;
+	loff_t pos = readahead_pos(rac);
+	size_t len = readahead_length(rac);
+	loff_t size = i_size_read(inode);
+	size_t fill = 0;
+	struct folio *folio;
+	char *data = NULL;
+	int ret = 0;
+
+	if (pos < size) {
+		fill = min_t(loff_t, len, size - pos);
+		data = kvmalloc(fill, GFP_KERNEL);
+		ret = data ? bch_rs_file_read(inode->i_sb->s_fs_info, inode->i_ino, pos,
+					      data, fill) : -ENOMEM;
+	}
+	while ((folio = readahead_folio(rac))) {
+		size_t off = folio_pos(folio) - pos;
+		size_t n = off < fill ? min(folio_size(folio), fill - off) : 0;
+		void *buf;
+
+		if (!ret) {
+			buf = kmap_local_folio(folio, 0);
+			if (n)
+				memcpy(buf, data + off, n);
+			buf = folio_zero_tail(folio, n, buf + n);
+			kunmap_local(buf);
+		}
+		folio_end_read(folio, ret == 0);
+	}
+	kvfree(data);
+}
+
 static const struct address_space_operations bch_rs_aops = {
 	.read_folio	= bch_rs_read_folio,
+	.readahead	= bch_rs_readahead,
 };
 
 static const struct inode_operations bch_rs_dir_iops = {
@@ -271,6 +314,7 @@ static const struct file_operations bch_rs_file_fops = {
 int bch_rs_vfs_fill_super(struct super_block *sb, u64 root_inum)
 {
 	struct inode *root;
+	int ret;
 
 	sb->s_magic = BCH_RS_SUPER_MAGIC;
 	sb->s_flags |= SB_RDONLY | SB_NOATIME;
@@ -280,6 +324,16 @@ int bch_rs_vfs_fill_super(struct super_block *sb, u64 root_inum)
 	sb->s_blocksize_bits = PAGE_SHIFT;
 	sb->s_op = &bch_rs_super_ops;
 	sb->s_xattr = bch_rs_xattr_handlers;
+
+	/*
+	 * A backing_dev_info of its own, as upstream's mount sets up: an anonymous super
+	 * block otherwise shares the noop one, whose ra_pages of 0 turns readahead off
+	 * and has the page cache read every file a folio at a time.
+	 */
+	ret = super_setup_bdi(sb);
+	if (ret)
+		return ret;
+	sb->s_bdi->ra_pages = VM_READAHEAD_PAGES;
 
 	root = bch_rs_iget(sb, root_inum);
 	if (IS_ERR(root))
