@@ -4,6 +4,9 @@
 #                                and read every byte of churn
 #   scripts/bench.sh big-files   inside the VM: the biggest files of basic, zstd and lz4
 #                                read cold (big checksummed and compressed extents)
+#   scripts/bench.sh dir-sizes   inside the VM: walk directories of 100, 1,000 and
+#                                10,000 entries (an image the reference formats from a
+#                                tree), time per entry
 #   scripts/bench.sh offline     the userspace tool's manifest (walk, read, sha256)
 #                                of every fixture with a manifest
 #   scripts/bench.sh gc          a full gc pass over churn: offline (bcachefs-rs
@@ -30,6 +33,11 @@ big-files)
     make -s -C "$top" module
     "$top/scripts/vm/run-one.sh" "$top/benches/vm/big-files.sh" >/dev/null || true
     grep -a '^BENCH\|^FAIL' "$top/build/vm/big-files.log"
+    ;;
+dir-sizes)
+    make -s -C "$top" module
+    "$top/scripts/vm/run-one.sh" "$top/benches/vm/dir-sizes.sh" >/dev/null || true
+    grep -a '^BENCH\|^FAIL' "$top/build/vm/dir-sizes.log"
     ;;
 offline)
     (cd "$top" && cargo build --release -q -p bcachefs-rs)
@@ -151,7 +159,7 @@ for btree in ["inodes", "extents", "dirents"]:
 PY
     ;;
 *)
-    echo "usage: scripts/bench.sh tree-walk|big-files|offline|gc|fsck|list" >&2
+    echo "usage: scripts/bench.sh tree-walk|big-files|dir-sizes|offline|gc|fsck|list" >&2
     exit 2
     ;;
 esac

@@ -32,9 +32,32 @@ pub(crate) fn for_each_key(
     view: AcctView,
     f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
 ) -> Result {
-    let jk = jkeys::keys_in(&fs.journal_keys, btree, level, d.min_key, d.max_key);
+    for_each_key_from(fs, btree, level, d, view, Bpos::MIN, f)
+}
+
+/// [`for_each_key`] from position `from` on: the node's keys and the journal's are
+/// both entered by binary search, so a lookup in a full leaf costs a search, not a
+/// scan of every key before it.
+pub(crate) fn for_each_key_from(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    d: &NodeData,
+    view: AcctView,
+    from: Bpos,
+    f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
+) -> Result {
+    let jk = jkeys::keys_in(
+        &fs.journal_keys,
+        btree,
+        level,
+        d.min_key.max(from),
+        d.max_key,
+    );
+    let first = d.keys.partition_point(|kr| kr.k.p < from);
+    let node_keys = d.keys.get(first..).unwrap_or(&[]);
     let mut acct: Option<KVec<u8>> = None;
-    for o in jkeys::Overlay::new(d.keys.iter().map(|kr| (kr.k, d.val(kr))), jk) {
+    for o in jkeys::Overlay::new(node_keys.iter().map(|kr| (kr.k, d.val(kr))), jk) {
         let flow = match o {
             Overlaid::Node(k, v) => f(&k, v),
             Overlaid::Journal(j) => f(&j.k, j.val(&fs.jsets)),
@@ -113,19 +136,28 @@ impl Walk {
             };
             let mut child: Option<PtrKey> = None;
             let mut last = true;
-            for_each_key(fs, self.btree, lvl, d, AcctView::Listing, &mut |k, v| {
-                if BtreePtr::decode(k.typ, v).is_none() {
-                    return ControlFlow::Continue(());
-                }
-                if child.is_some() {
-                    last = false;
-                    return ControlFlow::Break(());
-                }
-                if k.p >= pos {
-                    child = PtrKey::new(*k, v);
-                }
-                ControlFlow::Continue(())
-            })?;
+            // The children before `pos` are behind us: start the search at it.
+            for_each_key_from(
+                fs,
+                self.btree,
+                lvl,
+                d,
+                AcctView::Listing,
+                pos,
+                &mut |k, v| {
+                    if BtreePtr::decode(k.typ, v).is_none() {
+                        return ControlFlow::Continue(());
+                    }
+                    if child.is_some() {
+                        last = false;
+                        return ControlFlow::Break(());
+                    }
+                    if k.p >= pos {
+                        child = PtrKey::new(*k, v);
+                    }
+                    ControlFlow::Continue(())
+                },
+            )?;
             let Some(c) = child else {
                 // Every child is behind us: the node itself is done.
                 emit_self = self.ancestors;
@@ -225,10 +257,7 @@ pub(crate) fn range(
         let Some(d) = node.data().filter(|d| !d.failed) else {
             return Err(EIO);
         };
-        for_each_key(fs, btree, 0, d, AcctView::Listing, &mut |k, v| {
-            if k.p < from {
-                return ControlFlow::Continue(());
-            }
+        for_each_key_from(fs, btree, 0, d, AcctView::Listing, from, &mut |k, v| {
             if k.p > to {
                 done = true;
                 return ControlFlow::Break(());
