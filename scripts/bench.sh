@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (not tests: they print figures and never fail on speed):
-#   scripts/bench.sh tree-walk   inside the VM (QEMU TCG, debug kernel): mount, walk
-#                                and read every byte of churn
+#   scripts/bench.sh tree-walk [churn|big]
+#                                inside the VM (QEMU TCG, debug kernel): mount, walk
+#                                and read every byte of churn or big.img
 #   scripts/bench.sh big-files   inside the VM: the biggest files of basic, zstd and lz4
 #                                read cold (big checksummed and compressed extents)
 #   scripts/bench.sh dir-sizes   inside the VM: walk directories of 100, 1,000 and
@@ -26,7 +27,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 case ${1:-} in
 tree-walk)
     make -s -C "$top" module
-    "$top/scripts/vm/run-one.sh" "$top/benches/vm/tree-walk.sh" >/dev/null || true
+    BENCH_IMAGE=${2:-churn} "$top/scripts/vm/run-one.sh" "$top/benches/vm/tree-walk.sh" >/dev/null || true
     grep -a '^BENCH\|^FAIL' "$top/build/vm/tree-walk.log"
     ;;
 big-files)
