@@ -74,24 +74,23 @@ fsck)
     copy=$top/build/bench/fsck-y/big.img
     mkdir -p "$(dirname "$copy")"
     cp --sparse=always "$big" "$copy"; chmod u+w "$copy"
-    # One child per measurement: its wall time and peak RSS (ru_maxrss).
+    # One child of GNU time per measurement: its wall time and peak RSS (a child
+    # forked from python would start from python's RSS, which ru_maxrss keeps
+    # across exec).
     measure() { # label command...
         python3 - "$@" <<'PY'
-import resource, statistics, subprocess, sys, time
+import os, statistics, subprocess, sys, tempfile
 label, cmd = sys.argv[1], sys.argv[2:]
 walls, rss = [], []
-import os
 for _ in range(3):
     if os.environ.get("PREP"):
         subprocess.run(["sh", "-c", os.environ["PREP"]], check=True)
-    t = time.monotonic()
-    p = subprocess.run(["python3", "-c",
-        "import resource,subprocess,sys;"
-        "subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"] + cmd,
-        capture_output=True, text=True)
-    walls.append(time.monotonic() - t)
-    rss.append(int(p.stdout.strip() or 0) / 1024)
+    with tempfile.NamedTemporaryFile("r") as f:
+        subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", f.name] + cmd,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall, kb = f.read().split()[-2:]
+    walls.append(float(wall))
+    rss.append(int(kb) / 1024)
 print("BENCH fsck %-28s wall %.3f s  peak %.1f MiB" % (label, statistics.median(walls), statistics.median(rss)))
 PY
     }
