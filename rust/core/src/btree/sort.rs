@@ -18,9 +18,9 @@ use super::read::{key_at, BsetRef, KeyError};
 /// Per-bset merge cursor. Callers provide `[Cursor::default(); nr_bsets]`.
 #[derive(Clone, Copy, Default)]
 pub struct Cursor {
-    start: u32,
-    len: u32,
-    off: u32,
+    /// Byte offsets in the buffer of the next key and of the bset's end.
+    pos: u32,
+    end: u32,
     /// The bset's index: among keys at one position the newest (highest) wins.
     idx: u32,
     /// Whether `k` holds the cursor's next key (kept apart from it, not an
@@ -123,10 +123,14 @@ impl<'a, 'c> Merge<'a, 'c> {
                 idx: i as u32,
                 ..Cursor::default()
             };
-            if !b.blacklisted {
-                m.cursors[i].start = b.start;
-                m.cursors[i].len = b.len;
-                m.fill(i);
+            let (s, e) = (b.start as usize, b.start as usize + b.len as usize);
+            // A bset that does not lie in the buffer has no keys.
+            if !b.blacklisted && e <= m.buf.len() {
+                if let (Ok(s), Ok(e)) = (u32::try_from(s), u32::try_from(e)) {
+                    m.cursors[i].pos = s;
+                    m.cursors[i].end = e;
+                    m.fill(i);
+                }
             }
         }
         // Insertion sort, from the back: each cursor sinks into the sorted tail.
@@ -157,23 +161,16 @@ impl<'a, 'c> Merge<'a, 'c> {
         let Some(c) = self.cursors.get_mut(i) else {
             return;
         };
-        let s = c.start as usize;
-        let rest = match self.buf.get(s..s + c.len as usize) {
-            Some(keys) => keys.get(c.off as usize..).unwrap_or(&[]),
-            None => {
-                c.live = false;
-                return;
-            }
-        };
+        let rest = self.buf.get(c.pos as usize..c.end as usize).unwrap_or(&[]);
         if rest.is_empty() {
             c.live = false;
             return;
         }
         match key_at(rest, &self.f, &mut c.k) {
             Ok((hdr, kb)) => {
-                c.voff = (s + c.off as usize + hdr) as u32;
+                c.voff = c.pos + hdr as u32;
                 c.vlen = (kb - hdr) as u32;
-                c.off += kb as u32;
+                c.pos += kb as u32;
                 c.live = true;
             }
             Err(e) => {
