@@ -196,6 +196,7 @@ impl<'a> Iterator for Merge<'a, '_> {
                 self.fill(i);
                 self.sink(i);
             }
+            self.used = 0;
             // The front cursor holds the smallest position, from the newest bset
             // holding it; the others at that position follow it.
             let first = self.cursors.first()?;
@@ -372,6 +373,8 @@ mod tests {
             let mut cursors = vec![Cursor::default(); nb + 2];
             let mut m = Merge::new(&buf, f, min, max, &bsets, &mut cursors);
             let got: Vec<_> = m.by_ref().map(|mk| (mk.k, mk.v.to_vec())).collect();
+            // Done stays done, and counts nothing twice.
+            assert!(m.next().is_none() && m.next().is_none());
             assert_eq!(got.len(), want.len(), "round {}", round);
             for (g, w) in got.iter().zip(&want) {
                 assert_eq!(g.0.p, w.0.p, "round {}", round);
