@@ -84,8 +84,9 @@ pub struct Fs {
     /// the entries that replay hold their bytes here, the others are empty: read
     /// any of them with [`Fs::jset`].
     pub jsets: Vec<Vec<u8>>,
-    /// Where each of `jsets` was read from (its first copy found).
-    pub jset_locs: Vec<FoundJset>,
+    /// Where each of `jsets` was read from (its first copy found); `None` for the
+    /// keys [`Fs::stage`] added.
+    pub jset_locs: Vec<Option<FoundJset>>,
     /// The seq of each of `jsets`.
     pub jset_seqs: Vec<u64>,
     /// Keys not yet in the btrees: sorted, newest per position (core's rules).
@@ -378,7 +379,7 @@ impl Fs {
             } else {
                 Vec::new()
             });
-            self.jset_locs.push(loc);
+            self.jset_locs.push(Some(loc));
         }
         let r = match plan {
             Some(jread::Replay::Clean { seq }) => {
@@ -442,7 +443,7 @@ impl Fs {
     /// The bytes of `jsets[idx]`, read from the device when they were not kept.
     pub fn jset(&self, idx: usize) -> Result<std::borrow::Cow<'_, [u8]>, String> {
         match (self.jsets.get(idx), self.jset_locs.get(idx)) {
-            (Some(b), Some(loc)) if b.is_empty() => Ok(self.read_jset(loc)?.into()),
+            (Some(b), Some(Some(loc))) if b.is_empty() => Ok(self.read_jset(loc)?.into()),
             (Some(b), _) => Ok(b.as_slice().into()),
             _ => Err(format!("no journal entry {}", idx)),
         }
@@ -478,6 +479,7 @@ impl Fs {
         }
         self.jsets.push(bytes);
         self.jset_seqs.push(seq);
+        self.jset_locs.push(None);
         jkeys::sort(&mut self.journal_keys);
         let n = jkeys::dedup_newest(&mut self.journal_keys);
         self.journal_keys.truncate(n);

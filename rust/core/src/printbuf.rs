@@ -80,8 +80,11 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
         let mut line = [b' '; 64];
         line[0] = b'\n';
         if i < line.len() {
+            let before = self.pos();
             self.out.push(line.get(..1 + i).unwrap_or(&[]));
-            self.last_newline = self.pos() - i;
+            // Where the newline landed (a sink that ran out of room may have
+            // taken less than the push).
+            self.last_newline = (before + 1).min(self.pos());
         } else {
             self.out.push(b"\n");
             self.last_newline = self.pos();
@@ -252,8 +255,9 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
                 nl.fill(b' ');
                 nl[0] = b'\n';
             }
+            let before = self.pos();
             self.out.push(line.get(..len + 1 + i).unwrap_or(&[]));
-            self.last_newline = self.pos() - i;
+            self.last_newline = (before + len + 1).min(self.pos());
             self.last_field = self.pos();
             self.cur_tabstop = 0;
         } else {
@@ -492,6 +496,31 @@ mod tests {
             }
             assert_eq!(a, b);
         }
+    }
+
+    #[test]
+    fn a_full_buffer_keeps_the_line_start_where_text_landed() {
+        // Room for the text and the newline only: the indent is cut off, and a
+        // later indent_sub must not take back text.
+        let mut b = [0u8; 12];
+        let mut f = FixedBuf::new(&mut b);
+        {
+            let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut f);
+            pb.indent_add(4);
+            pb.field_u64("ab", 7);
+            pb.indent_sub(4);
+            pb.newline();
+        }
+        assert_eq!(f.as_bytes(), b"    ab=7\n   ");
+        let mut b = [0u8; 2];
+        let mut f = FixedBuf::new(&mut b);
+        {
+            let mut pb: Printbuf<'_, dyn TextOut> = Printbuf::new(&mut f);
+            pb.indent_add(8);
+            pb.newline();
+            pb.indent_sub(8);
+        }
+        assert_eq!(f.as_bytes(), b"  ");
     }
 
     #[test]

@@ -258,6 +258,11 @@ pub(crate) fn range(
             return Err(EIO);
         };
         for_each_key_from(fs, btree, 0, d, AcctView::Listing, from, &mut |k, v| {
+            // Never below `from`, even where a corrupt node's keys are out of order
+            // (the search into it assumes they are sorted).
+            if k.p < from {
+                return ControlFlow::Continue(());
+            }
             if k.p > to {
                 done = true;
                 return ControlFlow::Break(());
