@@ -16,7 +16,9 @@
 # kernel printed a BUG/WARNING/Oops/KASAN/lockdep report, or the guest hung.
 # Without --script: an interactive shell. The console log is kept in
 # build/vm/<name>.log. Extra files for the guest: $VM_FILES (space separated),
-# copied to /data in the guest.
+# copied to /data in the guest. $VM_KERNEL_DIR and $VM_MODULE boot another kernel
+# build (scripts/build-kernel.sh's output directory) with a module built for it
+# (the benchmark kernel: scripts/bench.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 script="" ; disks=() ; module=1 ; timeout=${VM_TIMEOUT:-600} ; append="" ; name="" ; rw=0
@@ -33,10 +35,10 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-kdir=$("$top/scripts/build-kernel.sh" 2>/dev/null | tail -n1)
+kdir=${VM_KERNEL_DIR:-$("$top/scripts/build-kernel.sh" 2>/dev/null | tail -n1)}
 bz=$kdir/src/arch/x86/boot/bzImage
 [ -f "$bz" ] || { echo "run.sh: no kernel image (make kernel)" >&2; exit 2; }
-ko=$top/bcachefs.ko
+ko=${VM_MODULE:-$top/bcachefs.ko}
 if [ $module = 1 ] && [ ! -f "$ko" ]; then echo "run.sh: no bcachefs.ko (make)" >&2; exit 2; fi
 if [ ${#disks[@]} -eq 0 ] && [ -z "$script" ] && [ -n "${VM_SAMPLE_IMAGE:-}" ]; then
     disks=("$VM_SAMPLE_IMAGE")
