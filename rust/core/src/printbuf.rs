@@ -30,6 +30,10 @@ pub trait TextOut {
 
 const MAX_TABSTOPS: usize = 8;
 
+/// Bytes of the stack line a newline (with its indent), or a short field line and
+/// its newline, goes out in as one push.
+const LINE: usize = 64;
+
 /// Printing state on top of a [`TextOut`].
 pub struct Printbuf<'o, O: TextOut + ?Sized> {
     /// The buffer.
@@ -75,17 +79,26 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
 
     /// `prt_newline`: newline, then the current indent.
     pub fn newline(&mut self) {
+        self.line_end(&mut [0; LINE], 0);
+    }
+
+    /// The first `n` bytes of `line` raw, then [`Printbuf::newline`]: written after
+    /// them into `line` and pushed with them when they fit (a newline and a usual
+    /// indent always do).
+    fn line_end(&mut self, line: &mut [u8; LINE], n: usize) {
         let i = self.indent;
-        // One push for the newline and a usual indent.
-        let mut line = [b' '; 64];
-        line[0] = b'\n';
-        if i < line.len() {
-            let before = self.pos();
-            self.out.push(line.get(..1 + i).unwrap_or(&[]));
+        let before = self.pos();
+        if let Some(nl) = line.get_mut(n..).and_then(|l| l.get_mut(..1 + i)) {
+            nl.fill(b' ');
+            if let Some(c) = nl.first_mut() {
+                *c = b'\n';
+            }
+            self.out.push(line.get(..n + 1 + i).unwrap_or(&[]));
             // Where the newline landed (a sink that ran out of room may have
             // taken less than the push).
-            self.last_newline = (before + 1).min(self.pos());
+            self.last_newline = (before + n + 1).min(self.pos());
         } else {
+            self.out.push(line.get(..n).unwrap_or(&[]));
             self.out.push(b"\n");
             self.last_newline = self.pos();
             self.spaces(i);
@@ -229,17 +242,18 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
 
     /// `name=v` and a `'\n'` as text: what `writeln!(pb, "{}={}", name, v)` prints
     /// when `name` holds no `'\n'`, `'\t'` or `'\r'` (it goes out raw, as a field
-    /// name from a table does), in one push when it is short (the inode printer's
-    /// lines).
+    /// name from a table does), in one push when it is short and an indent is set
+    /// (the inode printer's lines).
     pub fn field_u64(&mut self, name: &str, v: u64) {
         let n = name.as_bytes();
-        let mut line = [0u8; 64];
+        // A short name, '=' and the (at most 20) digits fit a line.
         if n.len() > 40 {
             self.raw(n);
             self.str("=");
             self.u64(v);
             return self.str("\n");
         }
+        let mut line = [0u8; LINE];
         let (head, rest) = line.split_at_mut(n.len());
         head.copy_from_slice(n);
         let mut len = n.len();
@@ -248,21 +262,13 @@ impl<'o, O: TextOut + ?Sized> Printbuf<'o, O> {
             len += 1;
         }
         len += decimal(v, line.get_mut(len..).unwrap_or(&mut []));
-        // The newline, and the indent it starts (as `str("\n")`), in the same push.
-        let i = self.indent;
-        if self.has_indent_or_tabstops && len + 1 + i <= line.len() {
-            if let Some(nl) = line.get_mut(len..len + 1 + i) {
-                nl.fill(b' ');
-                nl[0] = b'\n';
-            }
-            let before = self.pos();
-            self.out.push(line.get(..len + 1 + i).unwrap_or(&[]));
-            self.last_newline = (before + len + 1).min(self.pos());
-            self.last_field = self.pos();
-            self.cur_tabstop = 0;
+        // The newline as `str("\n")` prints it: with the indent it starts, or raw
+        // when no indent or tabstop is set.
+        if self.has_indent_or_tabstops {
+            self.line_end(&mut line, len);
         } else {
             self.out.push(line.get(..len).unwrap_or(&[]));
-            self.str("\n");
+            self.out.push(b"\n");
         }
     }
 

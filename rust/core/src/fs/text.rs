@@ -34,9 +34,8 @@ pub fn inode_unpacked_to_text(pb: &mut Pb<'_, '_>, u: &InodeUnpacked) {
     prt_bitflags(pb, &INODE_FLAG_NAMES, (u.flags & ((1 << 20) - 1)) as u64);
     let _ = writeln!(pb, "({:x})", u.flags);
     // Numbers print without core::fmt: this is most of `list -b inodes`.
-    pb.str("journal_seq=");
-    pb.u64(u.journal_seq);
-    pb.str("\nhash_seed=");
+    pb.field_u64("journal_seq", u.journal_seq);
+    pb.str("hash_seed=");
     pb.hex(u.hash_seed);
     pb.str("\nhash_type=");
     prt_opt(pb, &STR_HASH_NAMES, "str_hash_type", u.str_hash() as u64);
