@@ -326,14 +326,14 @@ int bch_rs_vfs_fill_super(struct super_block *sb, u64 root_inum)
 	sb->s_xattr = bch_rs_xattr_handlers;
 
 	/*
-	 * A backing_dev_info of its own, as upstream's mount sets up: an anonymous super
-	 * block otherwise shares the noop one, whose ra_pages of 0 turns readahead off
-	 * and has the page cache read every file a folio at a time.
+	 * A backing_dev_info of its own, as upstream's mount sets up (its readahead
+	 * window is the default, VM_READAHEAD_PAGES): an anonymous super block
+	 * otherwise shares the noop one, whose ra_pages of 0 turns readahead off and
+	 * has the page cache read every file a folio at a time.
 	 */
 	ret = super_setup_bdi(sb);
 	if (ret)
 		return ret;
-	sb->s_bdi->ra_pages = VM_READAHEAD_PAGES;
 
 	root = bch_rs_iget(sb, root_inum);
 	if (IS_ERR(root))
