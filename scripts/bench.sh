@@ -30,6 +30,20 @@
 # test kernel instead, as the VM tests see it. gc's VM part runs on the debug kernel.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+export PYTHONPATH=$top/scripts  # bench_time.py: wall and peak RSS of a run
+# big.img, unpacked once under build/bench: its path in $big (exits when absent).
+big_img() {
+    local zst=$top/../shared/perf/big.img.zst
+    big=$top/build/bench/big.img
+    if [ ! -s "$big" ]; then
+        [ -f "$zst" ] || { echo "SKIP: $zst absent"; exit 0; }
+        mkdir -p "$top/build/bench"
+        zstd -q -d "$zst" -o "$big"
+    fi
+}
+need_time() {
+    command -v /usr/bin/time > /dev/null || { echo "SKIP: /usr/bin/time absent"; exit 0; }
+}
 # Sets up the kernel and module the VM benchmarks boot.
 vm_kernel() {
     if [ "${BENCH_KERNEL:-bench}" = debug ]; then
@@ -51,8 +65,13 @@ vm_kernel() {
 }
 case ${1:-} in
 tree-walk)
+    case ${2:-churn} in
+    churn) img=$("$top/scripts/fixture-images.sh" churn) || { echo "SKIP: no churn fixture"; exit 0; };;
+    big) big_img; img=$big;;
+    *) echo "usage: scripts/bench.sh tree-walk [churn|big]" >&2; exit 2;;
+    esac
     vm_kernel
-    BENCH_IMAGE=${2:-churn} "$top/scripts/vm/run-one.sh" "$top/benches/vm/tree-walk.sh" >/dev/null || true
+    BENCH_IMAGE=$img "$top/scripts/vm/run-one.sh" "$top/benches/vm/tree-walk.sh" >/dev/null || true
     grep -a '^BENCH\|^FAIL' "$top/build/vm/tree-walk.log"
     ;;
 big-files)
@@ -90,33 +109,25 @@ gc)
     ;;
 fsck)
     (cd "$top" && cargo build --release -q -p bcachefs-rs)
-    zst=$top/../shared/perf/big.img.zst
     ref=$top/../shared/reference/bcachefs
-    [ -f "$zst" ] || { echo "SKIP: $zst absent"; exit 0; }
-    mkdir -p "$top/build/bench"
-    big=$top/build/bench/big.img
-    [ -s "$big" ] || zstd -q -d "$zst" -o "$big"
+    big_img
+    need_time
     copy=$top/build/bench/fsck-y/big.img
     mkdir -p "$(dirname "$copy")"
     cp --sparse=always "$big" "$copy"; chmod u+w "$copy"
-    # One child of GNU time per measurement: its wall time and peak RSS (a child
-    # forked from python would start from python's RSS, which ru_maxrss keeps
-    # across exec).
+    # Median wall and peak RSS of 3 runs, each after $PREP when it is set.
     measure() { # label command...
         python3 - "$@" <<'PY'
-import os, statistics, subprocess, sys, tempfile
+import os, statistics, subprocess, sys
+from bench_time import timed
 label, cmd = sys.argv[1], sys.argv[2:]
-walls, rss = [], []
+runs = []
 for _ in range(3):
     if os.environ.get("PREP"):
         subprocess.run(["sh", "-c", os.environ["PREP"]], check=True)
-    with tempfile.NamedTemporaryFile("r") as f:
-        subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", f.name] + cmd,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wall, kb = f.read().split()[-2:]
-    walls.append(float(wall))
-    rss.append(int(kb) / 1024)
-print("BENCH fsck %-28s wall %.3f s  peak %.1f MiB" % (label, statistics.median(walls), statistics.median(rss)))
+    runs.append(timed(cmd))
+print("BENCH fsck %-28s wall %.3f s  peak %.1f MiB" % (label, statistics.median(r[0] for r in runs),
+                                                      statistics.median(r[1] for r in runs)))
 PY
     }
     measure "bcachefs-rs fsck -n" "$top/target/release/bcachefs-rs" fsck -n "$big"
@@ -142,38 +153,20 @@ PY
     ;;
 list)
     (cd "$top" && cargo build --release -q -p bcachefs-rs)
-    zst=$top/../shared/perf/big.img.zst
     ref=$top/../shared/reference/bcachefs
-    [ -f "$zst" ] || { echo "SKIP: $zst absent"; exit 0; }
     [ -x "$ref" ] || { echo "SKIP: $ref absent"; exit 0; }
-    mkdir -p "$top/build/bench"
-    big=$top/build/bench/big.img
-    [ -s "$big" ] || zstd -q -d "$zst" -o "$big"
-    # Each run is one child of GNU time (wall and peak RSS: a child forked from
-    # python would start from python's RSS, which ru_maxrss keeps across exec), its
-    # output hashed as it is read, not written anywhere.
-    command -v /usr/bin/time > /dev/null || { echo "SKIP: /usr/bin/time absent"; exit 0; }
+    big_img
+    need_time
+    # Each run's output is hashed as it is read, not written anywhere.
     python3 - "$top/target/release/bcachefs-rs" "$ref" "$big" <<'PY'
-import hashlib, statistics, subprocess, sys, tempfile
+import statistics, sys
+from bench_time import timed
 ours, ref, img = sys.argv[1:]
-def run(cmd):
-    with tempfile.NamedTemporaryFile("r") as f:
-        p = subprocess.Popen(["/usr/bin/time", "-f", "%e %M", "-o", f.name] + cmd,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        h = hashlib.sha256()
-        while True:
-            b = p.stdout.read(1 << 20)
-            if not b:
-                break
-            h.update(b)
-        p.wait()
-        wall, kb = f.read().split()[-2:]
-    return float(wall), int(kb) / 1024, h.hexdigest()
 for btree in ["inodes", "extents", "dirents"]:
     res = {"ours": [], "ref": []}
     for _ in range(3):
-        res["ours"].append(run([ours, "list", "-b", btree, img]))
-        res["ref"].append(run([ref, "list", "-b", btree, img]))
+        res["ours"].append(timed([ours, "list", "-b", btree, img], digest=True))
+        res["ref"].append(timed([ref, "list", "-b", btree, img], digest=True))
     med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
            for k, v in res.items()}
     same = len({r[2] for v in res.values() for r in v}) == 1

@@ -6,8 +6,6 @@
 # Timeout: 900
 . /lib.sh
 mkdir -p /mnt
-now() { cut -d' ' -f1 /proc/uptime; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 set -- basic zstd lz4
 for d in vda vdb vdc; do
     for run in 1 2; do

@@ -1,14 +1,12 @@
 # Benchmark (not a test): inside the VM, time mount, a full walk (readdir + stat of
-# every path) and a read of every byte of an image (churn, or big.img:
-# benches/vm/tree-walk-host.sh), with cold caches, 3 runs; prints figures, their
+# every path) and a read of every byte of an image (churn, or big.img: scripts/bench.sh
+# and benches/vm/tree-walk-host.sh), with cold caches, 3 runs; prints figures, their
 # medians and the node cache counters after the last run.
 # Run: scripts/bench.sh tree-walk [churn|big]
 # Host: benches/vm/tree-walk-host.sh
 # Timeout: 5400
 . /lib.sh
 mkdir -p /mnt
-now() { cut -d' ' -f1 /proc/uptime; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 for run in 1 2 3; do
     echo 3 > /proc/sys/vm/drop_caches
     t0=$(now)

@@ -9,6 +9,15 @@ fsdir() {
     dirname "$1"
 }
 
+# Benchmarks' clock, in seconds: a file's mtime on the guest's tmpfs, which ticks
+# every few milliseconds (busybox's date has no %N, /proc/uptime counts 10 ms and
+# the test kernel has no adjtimex). secs A B: B - A, two decimals.
+now() {
+    touch /tmp/.clock
+    stat -c '%Y %y' /tmp/.clock | awk '{ split($3, t, "."); printf "%s.%s\n", $1, substr(t[2], 1, 6) }'
+}
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
 # A counter from btree_cache: counter "reads issued"
 counter() { sed -n "s/^$1\t//p" "$(fsdir)/btree_cache"; }
 
