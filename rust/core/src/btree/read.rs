@@ -5,7 +5,7 @@
 //! Nothing here allocates: the caller hands a buffer holding the node's bytes and a
 //! slice to describe the bsets in.
 
-use super::super::bkey::{Bkey, BkeyFormat};
+use super::super::bkey::{Bkey, BkeyFormat, Unpacker};
 use super::super::bpos::Bpos;
 use super::super::bytes::{le16, le32, le64};
 use super::super::csum::{self, Checksummer, Csum, CsumError};
@@ -415,7 +415,7 @@ pub enum KeyError {
 pub struct KeyIter<'a> {
     b: &'a [u8],
     off: usize,
-    f: BkeyFormat,
+    f: Unpacker,
     done: bool,
 }
 
@@ -425,7 +425,7 @@ impl<'a> KeyIter<'a> {
         KeyIter {
             b,
             off: 0,
-            f,
+            f: Unpacker::new(&f),
             done: false,
         }
     }
@@ -433,18 +433,15 @@ impl<'a> KeyIter<'a> {
 
 /// Decodes the key at the start of `rest` (a bset's remaining key bytes) into `k`:
 /// returns the header's length and the key's whole length in bytes.
-pub(crate) fn key_at(
-    rest: &[u8],
-    f: &BkeyFormat,
-    k: &mut Bkey,
-) -> Result<(usize, usize), KeyError> {
+#[inline(always)]
+pub(crate) fn key_at(rest: &[u8], f: &Unpacker, k: &mut Bkey) -> Result<(usize, usize), KeyError> {
     let u64s = rest.first().copied().unwrap_or(0) as usize;
     let kb = u64s * 8;
     if u64s == 0 || kb > rest.len() {
         return Err(KeyError::BadSize);
     }
     let kbytes = rest.get(..kb).unwrap_or(&[]);
-    let hdr = match Bkey::decode_into(kbytes, f, k) {
+    let hdr = match f.decode_into(kbytes, k) {
         Some(x) => x,
         None => {
             return Err(if rest.get(1).map(|f| f & 0x7f > 1) == Some(true) {

@@ -10,8 +10,10 @@
 //! its iterators): the front one is the next key, and a cursor that stepped on
 //! sinks past those before it. Bsets written one after another mostly hold
 //! disjoint ranges, so a step costs one comparison, whatever the number of bsets.
+//! The order is a permutation kept in the cursors' `ord` fields, so a cursor's
+//! decoded key never moves: sinking swaps two indices.
 
-use super::super::bkey::{Bkey, BkeyFormat};
+use super::super::bkey::{Bkey, BkeyFormat, Unpacker};
 use super::super::bpos::Bpos;
 use super::read::{key_at, BsetRef, KeyError};
 
@@ -29,6 +31,8 @@ pub struct Cursor {
     /// Value offset in the buffer and length.
     voff: u32,
     vlen: u32,
+    /// In slot `i`: the index of the cursor that comes out `i`-th.
+    ord: u32,
     k: Bkey,
 }
 
@@ -78,14 +82,19 @@ pub struct MergeStats {
 /// The k-way merge over a node's bsets.
 pub struct Merge<'a, 'c> {
     buf: &'a [u8],
-    f: BkeyFormat,
+    f: Unpacker,
     min: Bpos,
     max: Bpos,
-    /// The bsets' cursors, sorted by [`Cursor::before`] (the ones in use: as
-    /// many as there are bsets).
+    /// The bsets' cursors (the ones in use: as many as there are bsets), in the
+    /// order of their `ord` fields sorted by [`Cursor::before`].
     cursors: &'c mut [Cursor],
-    /// How many cursors at the front the last key used: they step on first.
+    /// How many cursors at the front of the order the last key used: they step
+    /// on first.
     used: usize,
+    /// Whether the front cursor is in a run (see [`Merge::next`]) ...
+    run: bool,
+    /// ... that ends at this position (`None`: at the cursor's end).
+    run_end: Option<Bpos>,
     validate: Option<(u32, u8)>,
     /// What was left out so far.
     pub stats: MergeStats,
@@ -110,17 +119,20 @@ impl<'a, 'c> Merge<'a, 'c> {
         }
         let mut m = Merge {
             buf,
-            f,
+            f: Unpacker::new(&f),
             min,
             max,
             cursors,
             used: 0,
+            run: false,
+            run_end: None,
             validate: None,
             stats: MergeStats::default(),
         };
         for (i, b) in bsets.iter().enumerate().take(n) {
             m.cursors[i] = Cursor {
                 idx: i as u32,
+                ord: i as u32,
                 ..Cursor::default()
             };
             let (s, e) = (b.start as usize, b.start as usize + b.len as usize);
@@ -147,31 +159,56 @@ impl<'a, 'c> Merge<'a, 'c> {
         self
     }
 
-    /// Moves cursor `i` back past the cursors after it that come out before it
-    /// (those after it are sorted).
+    /// The cursor that comes out `i`-th.
+    fn at(&self, i: usize) -> Option<&Cursor> {
+        let o = self.cursors.get(i)?.ord as usize;
+        self.cursors.get(o)
+    }
+
+    /// Moves the `i`-th cursor of the order back past the cursors after it that
+    /// come out before it (those after it are sorted).
     fn sink(&mut self, mut i: usize) {
-        while i + 1 < self.cursors.len() && self.cursors[i + 1].before(&self.cursors[i]) {
-            self.cursors.swap(i, i + 1);
+        while let (Some(a), Some(b)) = (self.at(i), self.at(i + 1)) {
+            if !b.before(a) {
+                break;
+            }
+            if let Some([x, y, ..]) = self.cursors.get_mut(i..) {
+                core::mem::swap(&mut x.ord, &mut y.ord);
+            }
             i += 1;
         }
     }
 
     /// Decodes cursor `i`'s next key into it.
     fn fill(&mut self, i: usize) {
+        let mut k = Bkey::default();
+        if self.step(i, &mut k) {
+            if let Some(c) = self.cursors.get_mut(i) {
+                c.k = k;
+            }
+        }
+    }
+
+    /// Decodes cursor `i`'s next key into `k` and moves the cursor past it
+    /// (its value's place kept in the cursor): whether there was one. A key that
+    /// does not decode ends the cursor, counted.
+    #[inline(always)]
+    fn step(&mut self, i: usize, k: &mut Bkey) -> bool {
         let Some(c) = self.cursors.get_mut(i) else {
-            return;
+            return false;
         };
         let rest = self.buf.get(c.pos as usize..c.end as usize).unwrap_or(&[]);
         if rest.is_empty() {
             c.live = false;
-            return;
+            return false;
         }
-        match key_at(rest, &self.f, &mut c.k) {
+        match key_at(rest, &self.f, k) {
             Ok((hdr, kb)) => {
                 c.voff = c.pos + hdr as u32;
                 c.vlen = (kb - hdr) as u32;
                 c.pos += kb as u32;
                 c.live = true;
+                true
             }
             Err(e) => {
                 c.live = false;
@@ -179,8 +216,41 @@ impl<'a, 'c> Merge<'a, 'c> {
                 if self.stats.first_bad.is_none() {
                     self.stats.first_bad = Some(e);
                 }
+                false
             }
         }
+    }
+
+    /// Key `k` with the value of cursor `o` as the merge gives it, or `None`
+    /// (counted) when it is a deletion, outside the node or invalid.
+    #[inline(always)]
+    fn emit(&mut self, k: &Bkey, o: usize) -> Option<MergedKey<'a>> {
+        let c = self.cursors.get(o)?;
+        let (voff, vlen) = (c.voff, c.vlen);
+        if k.typ == super::super::ids::KeyType::Deleted as u8 {
+            self.stats.deleted += 1;
+            return None;
+        }
+        if k.p < self.min || k.p > self.max {
+            self.stats.outside += 1;
+            return None;
+        }
+        let v = self
+            .buf
+            .get(voff as usize..(voff + vlen) as usize)
+            .unwrap_or(&[]);
+        if let Some((btree, level)) = self.validate {
+            // A copy goes to the validator, so that `k` itself never has its
+            // address taken and can stay in registers (a key stored field by
+            // field and reloaded whole stalls on store forwarding).
+            let kc = *k;
+            if let Err(e) = super::validate::validate_key(btree, level, &kc, v) {
+                self.stats.invalid += 1;
+                self.stats.first_invalid.get_or_insert(e);
+                return None;
+            }
+        }
+        Some(MergedKey { k: *k, v })
     }
 }
 
@@ -188,52 +258,68 @@ impl<'a> Iterator for Merge<'a, '_> {
     type Item = MergedKey<'a>;
     fn next(&mut self) -> Option<MergedKey<'a>> {
         loop {
+            let front = self.cursors.first().map_or(usize::MAX, |c| c.ord as usize);
+            // A run: while the front cursor's keys stay before the next cursor's
+            // key (which does not move meanwhile), they come out one after another
+            // with one comparison each. Bsets that hold disjoint ranges, and a node
+            // of one bset, merge this way.
+            if self.run && self.used == 1 {
+                // The key is decoded straight into what is returned, and only
+                // kept in the cursor when it ends the run.
+                let mut k = Bkey::default();
+                if self.step(front, &mut k) {
+                    if self.run_end.is_none_or(|e| k.p < e) {
+                        match self.emit(&k, front) {
+                            Some(m) => return Some(m),
+                            None => continue,
+                        }
+                    }
+                    if let Some(c) = self.cursors.get_mut(front) {
+                        c.k = k;
+                    }
+                }
+                // The run ended: the front cursor (already stepped on) sinks to
+                // its place.
+                self.run = false;
+                self.sink(0);
+                self.used = 0;
+            }
             // The cursors the last key used step on, and sink to their places
             // (the last first: those after each are sorted by then). The winner's
             // key stayed in its cursor until now, so it was copied once, into what
             // was returned.
             for i in (0..self.used).rev() {
-                self.fill(i);
+                let o = self.cursors.get(i).map_or(usize::MAX, |c| c.ord as usize);
+                self.fill(o);
                 self.sink(i);
             }
             self.used = 0;
             // The front cursor holds the smallest position, from the newest bset
             // holding it; the others at that position follow it.
-            let first = self.cursors.first()?;
+            let first = self.at(0)?;
             if !first.live {
                 return None;
             }
             let pos = first.k.p;
-            let same = self
-                .cursors
-                .iter()
-                .skip(1)
-                .take_while(|c| c.live && c.k.p == pos)
-                .count();
+            let mut same = 0;
+            while let Some(c) = self.at(1 + same) {
+                if !c.live || c.k.p != pos {
+                    break;
+                }
+                same += 1;
+            }
             self.stats.overwritten += same as u32;
             self.used = 1 + same;
-            let c = self.cursors.first()?;
-            let (k, voff, vlen) = (&c.k, c.voff, c.vlen);
-            if k.typ == super::super::ids::KeyType::Deleted as u8 {
-                self.stats.deleted += 1;
-                continue;
+            // A run starts when the front key stands alone: it lasts until the
+            // front cursor reaches the second cursor's key (or, if none is left,
+            // to its end).
+            self.run = same == 0;
+            self.run_end = self.at(1).filter(|c| c.live).map(|c| c.k.p);
+            let front = self.cursors.first().map_or(usize::MAX, |c| c.ord as usize);
+            let k = self.cursors.get(front).map(|c| c.k).unwrap_or_default();
+            if let Some(m) = self.emit(&k, front) {
+                return Some(m);
             }
-            if pos < self.min || pos > self.max {
-                self.stats.outside += 1;
-                continue;
-            }
-            let v = self
-                .buf
-                .get(voff as usize..(voff + vlen) as usize)
-                .unwrap_or(&[]);
-            if let Some((btree, level)) = self.validate {
-                if let Err(e) = super::validate::validate_key(btree, level, k, v) {
-                    self.stats.invalid += 1;
-                    self.stats.first_invalid.get_or_insert(e);
-                    continue;
-                }
-            }
-            return Some(MergedKey { k: *k, v });
         }
     }
 }
