@@ -53,6 +53,7 @@ pub mod shim {
 mod bdev;
 mod btree;
 mod commit;
+mod data;
 mod debugfs;
 mod fs;
 mod gc;

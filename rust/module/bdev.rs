@@ -9,6 +9,9 @@ use kernel::prelude::*;
 use crate::shim;
 use kernel::error::to_result;
 
+/// The most one bio reads or writes (shim.c's `BCH_RS_BIO_MAX_BYTES`).
+pub(crate) const BIO_MAX_BYTES: usize = 1 << 20;
+
 /// An open block device.
 pub(crate) struct BlockDev {
     file: *mut shim::file,
@@ -113,6 +116,33 @@ impl BlockDev {
         // SAFETY: the caller guarantees `buf` and `private` stay valid until endio.
         let ret = unsafe {
             shim::bch_rs_bdev_read_async(self.file, sector, buf.cast(), len, private.cast_mut())
+        };
+        to_result(ret)
+    }
+
+    /// [`BlockDev::read_async`] for file data (no `REQ_META`); the endio calls
+    /// `bch_rs_data_read_endio`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`BlockDev::read_async`].
+    pub(crate) unsafe fn data_read_async(
+        &self,
+        sector: u64,
+        buf: *mut u8,
+        len: usize,
+        private: *const c_void,
+    ) -> Result {
+        self.check_range(sector, len)?;
+        // SAFETY: the caller guarantees `buf` and `private` stay valid until endio.
+        let ret = unsafe {
+            shim::bch_rs_bdev_data_read_async(
+                self.file,
+                sector,
+                buf.cast(),
+                len,
+                private.cast_mut(),
+            )
         };
         to_result(ret)
     }

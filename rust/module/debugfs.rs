@@ -65,6 +65,7 @@ enum Kind {
     Nodes(u8),
     Ondisk,
     CacheStats,
+    DataStats,
 }
 
 /// What a debugfs file is: handed to the C side as its `i_private`.
@@ -128,6 +129,7 @@ pub(crate) fn create(fs: &Arc<Fs>) -> Result<Option<DebugfsTree>> {
         Ok(())
     };
     file(&mut tree, c"btree_cache", dir, 0, Kind::CacheStats)?;
+    file(&mut tree, c"data_reads", dir, 0, Kind::DataStats)?;
     let Some(btrees) = mkdir(c"btrees", dir) else {
         return Ok(Some(tree));
     };
@@ -180,6 +182,10 @@ impl Dump {
                 cache_stats(fs, &mut out);
                 self.done = true;
             }
+            Kind::DataStats => {
+                data_stats(fs, &mut out);
+                self.done = true;
+            }
             Kind::Keys | Kind::Nodes(_) | Kind::Ondisk => {
                 let mut oom = false;
                 let failed = self.walk.failed;
@@ -208,7 +214,7 @@ impl Dump {
                         self.err = Some(EIO);
                     }
                 }
-                Kind::CacheStats => {}
+                Kind::CacheStats | Kind::DataStats => {}
             }
         }
         if out.oom {
@@ -319,6 +325,20 @@ fn cache_stats(fs: &Fs, out: &mut KText<'_>) {
         get(&st.write_bytes),
         get(&st.write_waits),
         get(&st.write_errors),
+    );
+}
+
+fn data_stats(fs: &Fs, out: &mut KText<'_>) {
+    let st = &fs.data_stats;
+    let mut pb: Pb<'_, '_> = Printbuf::new(out);
+    let get = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let _ = write!(
+        pb,
+        "reads issued\t{}\nin flight\t{}\nmost in flight\t{}\nreplica failures\t{}\n",
+        get(&st.reads),
+        get(&st.in_flight),
+        get(&st.max_in_flight),
+        get(&st.failures),
     );
 }
 

@@ -149,6 +149,8 @@ pub(crate) struct Fs {
     gens: UnsafeCell<KVec<KVVec<u8>>>,
     gens_ready: AtomicBool,
     pub(crate) cache: NodeCache,
+    /// Readahead's data bios.
+    pub(crate) data_stats: crate::data::DataStats,
     /// The mounted subvolume's snapshot and root directory inode, set once at open.
     snapshot: AtomicU32,
     root_inum: AtomicU64,
@@ -471,6 +473,7 @@ impl Fs {
                 // SAFETY: allocated just above and not yet shared.
                 unsafe { shim::bch_rs_destroy_workqueue(wq) };
             })?,
+            data_stats: Default::default(),
             snapshot: AtomicU32::new(0),
             root_inum: AtomicU64::new(0),
             wq: AtomicPtr::new(wq),

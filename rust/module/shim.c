@@ -359,6 +359,28 @@ int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t
 	return 0;
 }
 
+static void bch_rs_data_bio_endio(struct bio *bio)
+{
+	void *private = bio->bi_private;
+	int err = blk_status_to_errno(bio->bi_status);
+
+	bio_put(bio);
+	bch_rs_data_read_endio(private, err);
+}
+
+int bch_rs_bdev_data_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
+				void *private)
+{
+	struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, len, REQ_OP_READ);
+
+	if (!bio)
+		return -EINVAL;
+	bio->bi_private = private;
+	bio->bi_end_io = bch_rs_data_bio_endio;
+	submit_bio(bio);
+	return 0;
+}
+
 static blk_opf_t bch_rs_write_opf(unsigned int flags)
 {
 	return REQ_OP_WRITE | REQ_META | REQ_SYNC |

@@ -96,6 +96,12 @@ int bch_rs_bdev_read_sync(struct file *bdev_file, u64 sector, void *buf, size_t 
  */
 int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
 			   void *private);
+/*
+ * The same for file data (REQ_OP_READ, no REQ_META): the endio calls
+ * bch_rs_data_read_endio(private, errno) in interrupt context.
+ */
+int bch_rs_bdev_data_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
+				void *private);
 /* After DMA into buf completed: make its vmalloc alias coherent. */
 void bch_rs_read_done(void *buf, size_t len);
 /* Writes: REQ_OP_WRITE | REQ_META | REQ_SYNC, plus these. */
@@ -181,11 +187,14 @@ int bch_rs_dir_lookup(void *fs, u64 dir, u64 hash_seed, u32 bi_flags, const char
 		      size_t len, u64 *inum);
 int bch_rs_dir_read(void *fs, u64 dir, u64 pos, void *ctx);
 int bch_rs_file_read(void *fs, u64 inum, u64 pos, void *buf, size_t len);
+/* The same for a readahead window: every extent's bio in flight at once. */
+int bch_rs_file_read_window(void *fs, u64 inum, u64 pos, void *buf, size_t len);
 ssize_t bch_rs_xattr_list(void *fs, u64 inum, char *buf, size_t size);
 int bch_rs_xattr_get(void *fs, u64 inum, const char *name, size_t len, void *buf, size_t size);
 int bch_rs_fs_statfs(void *fs, struct bch_rs_statfs *out);
 /* A read completed (interrupt context). */
 void bch_rs_read_endio(void *private, int err);
+void bch_rs_data_read_endio(void *private, int err);
 void bch_rs_write_endio(void *private, int err);
 /* One gc pass over fs (in its gc thread), and the last pass's status as text. */
 void bch_rs_gc_pass(void *fs);

@@ -236,7 +236,8 @@ static int bch_rs_read_folio(struct file *file, struct folio *folio)
 /*
  * A readahead window in one pass over the file's extents: each extent in the window
  * is read (and its checksum verified, or it is decompressed) once, not once per
- * folio it covers, into a buffer copied into the folios. On an error every folio
+ * folio it covers, into a buffer copied into the folios. Every extent's bio is in
+ * flight at once and completes on the filesystem's workqueue (data.rs). On an error every folio
  * of the window is left not uptodate: the page cache then reads each alone through
  * read_folio, so the folios the error does not touch still read.
  */
@@ -254,8 +255,8 @@ static void bch_rs_readahead(struct readahead_control *rac)
 	if (pos < size) {
 		fill = min_t(loff_t, len, size - pos);
 		data = kvmalloc(fill, GFP_KERNEL);
-		ret = data ? bch_rs_file_read(inode->i_sb->s_fs_info, inode->i_ino, pos,
-					      data, fill) : -ENOMEM;
+		ret = data ? bch_rs_file_read_window(inode->i_sb->s_fs_info, inode->i_ino,
+						     pos, data, fill) : -ENOMEM;
 	}
 	while ((folio = readahead_folio(rac))) {
 		size_t off = folio_pos(folio) - pos;

@@ -11,11 +11,11 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::btree::iter;
+use crate::data;
 use crate::eopnotsupp;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
-use crate::format::data::extents_format::{compression, DecodedPtr};
-use crate::format::data::read::{self as dread, DataError, DataExtent, Decompressor, Piece};
+use crate::format::data::read::{self as dread, Piece};
 use crate::format::fs::inode_format::field;
 use crate::format::fs::str_hash::HashInfo;
 use crate::format::fs::tree::{self, Keys, Tree, DT_SUBVOL};
@@ -39,32 +39,6 @@ impl Keys for FsKeys<'_> {
         f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
     ) -> Result {
         iter::range(self.0, btree, from, to, f)
-    }
-}
-
-/// zstd and gzip through the kernel's libraries (lz4 is the core's own).
-struct KernelDecompress;
-
-// vfs.c names the compression types itself: they must be the core's.
-const _: () = assert!(
-    shim::BCH_RS_COMPRESSION_GZIP == compression::GZIP as u32
-        && shim::BCH_RS_COMPRESSION_ZSTD == compression::ZSTD as u32
-);
-
-impl Decompressor for KernelDecompress {
-    fn decompress(&self, typ: u8, src: &[u8], dst: &mut [u8]) -> bool {
-        // SAFETY: both slices are valid for their lengths; the C function reads
-        // `src` and writes at most `dst.len()` bytes to `dst`.
-        let r = unsafe {
-            shim::bch_rs_decompress(
-                u32::from(typ),
-                src.as_ptr().cast(),
-                src.len(),
-                dst.as_mut_ptr().cast(),
-                dst.len(),
-            )
-        };
-        r == 0
     }
 }
 
@@ -206,118 +180,18 @@ pub(crate) extern "C" fn bch_rs_dir_read(
     })
 }
 
-/// Why a replica of an extent could not be used.
-enum Failure {
-    Data(DataError),
-    Io(Error),
-}
-
-impl kernel::fmt::Display for Failure {
-    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
-        match self {
-            Failure::Data(DataError::Csum(want, got)) => write!(
-                f,
-                "data checksum mismatch: stored {:x}:{:x}, computed {:x}:{:x}",
-                want.hi, want.lo, got.hi, got.lo
-            ),
-            Failure::Data(DataError::CsumType(_)) => f.write_str("checksum type not supported"),
-            Failure::Data(DataError::Decompress(t)) => write!(
-                f,
-                "{} decompression failed",
-                ids::COMPRESSION_TYPE_NAMES
-                    .get(*t as usize)
-                    .copied()
-                    .unwrap_or("?")
-            ),
-            Failure::Data(DataError::CompressionType(t)) => {
-                write!(f, "unknown compression type {}", t)
-            }
-            Failure::Data(DataError::BadSize) => f.write_str("extent sizes do not fit its data"),
-            Failure::Io(e) => write!(f, "read error {}", e.to_errno()),
-        }
-    }
-}
-
-/// A position printed as the reference prints it.
-struct Pos(Bpos);
-
-impl kernel::fmt::Display for Pos {
-    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// Reads one replica of a data extent into `dst`.
-fn read_replica(
-    fs: &Fs,
-    p: &DecodedPtr,
-    plan: &dread::Plan,
-    dst: &mut [u8],
-) -> core::result::Result<(), Failure> {
-    let dev = fs.dev(u32::from(plan.dev)).ok_or(Failure::Io(ENXIO))?;
-    let mut raw =
-        KVVec::from_elem(0u8, plan.bytes, GFP_KERNEL).map_err(|e| Failure::Io(e.into()))?;
-    dev.read(plan.sector, &mut raw).map_err(Failure::Io)?;
-    let mut scratch =
-        KVVec::from_elem(0u8, plan.scratch, GFP_KERNEL).map_err(|e| Failure::Io(e.into()))?;
-    let b = dread::decode(
-        p,
-        plan,
-        &raw,
-        &mut scratch,
-        &KernelHashes,
-        &KernelDecompress,
-    )
-    .map_err(Failure::Data)?;
-    dst.copy_from_slice(b);
-    Ok(())
-}
-
-/// Reads one data extent's bytes into `dst`, trying each replica in turn; each
-/// failure is logged, and a success after one says so.
-fn read_extent(fs: &Fs, inum: u64, x: &DataExtent<'_>, dst: &mut [u8]) -> Result {
-    let mut failures = 0u32;
-    for p in dread::replicas(x, fs) {
-        if p.ptr.unwritten {
-            return Ok(());
-        }
-        let plan = dread::plan(&p, x.skip, dst.len());
-        match read_replica(fs, &p, &plan, dst) {
-            Ok(()) => {
-                if failures > 0 {
-                    pr_warn!(
-                        "{}: inode {} extent {}: read from another replica (dev {})\n",
-                        fs.uuid(),
-                        inum,
-                        Pos(x.k.p),
-                        plan.dev
-                    );
-                }
-                return Ok(());
-            }
-            Err(e) => {
-                failures += 1;
-                pr_err!(
-                    "{}: inode {} extent {}: dev {} sector {}: {}\n",
-                    fs.uuid(),
-                    inum,
-                    Pos(x.k.p),
-                    plan.dev,
-                    plan.sector,
-                    e
-                );
-            }
-        }
-    }
-    if failures == 0 {
-        pr_err!(
-            "{}: inode {} extent {}: no pointer to read\n",
-            fs.uuid(),
-            inum,
-            Pos(x.k.p)
-        );
-    }
-    Err(EIO)
+/// Logs that `inum` has an extent of key type `typ`, which cannot be read.
+fn unsupported(fs: &Fs, inum: u64, typ: u8) -> Error {
+    pr_err!(
+        "{}: inode {}: extents of type {} cannot be read yet\n",
+        fs.uuid(),
+        inum,
+        ids::KEY_TYPE_NAMES
+            .get(typ as usize)
+            .copied()
+            .unwrap_or("?")
+    );
+    eopnotsupp()
 }
 
 /// Reads `len` bytes of file `inum` at byte `pos` into `buf` (holes as zeros).
@@ -337,19 +211,8 @@ pub(crate) extern "C" fn bch_rs_file_read(
         let mut err: Option<Error> = None;
         dread::fill(t, inum, pos, out, &mut |piece, dst| {
             let r = match piece {
-                Piece::Data(x) => read_extent(fs, inum, &x, dst),
-                Piece::Unsupported(typ) => {
-                    pr_err!(
-                        "{}: inode {}: extents of type {} cannot be read yet\n",
-                        fs.uuid(),
-                        inum,
-                        ids::KEY_TYPE_NAMES
-                            .get(typ as usize)
-                            .copied()
-                            .unwrap_or("?")
-                    );
-                    Err(eopnotsupp())
-                }
+                Piece::Data(x) => data::read_extent(fs, inum, &x, dst),
+                Piece::Unsupported(typ) => Err(unsupported(fs, inum, typ)),
             };
             match r {
                 Ok(()) => ControlFlow::Continue(()),
@@ -361,6 +224,52 @@ pub(crate) extern "C" fn bch_rs_file_read(
         })?;
         err.map_or(Ok(()), Err)
     })
+}
+
+/// [`bch_rs_file_read`] for a readahead window: every extent's read is started
+/// before the first is waited for (see [`data::Window`]).
+#[no_mangle]
+pub(crate) extern "C" fn bch_rs_file_read_window(
+    m: *mut c_void,
+    inum: u64,
+    pos: u64,
+    buf: *mut c_void,
+    len: usize,
+) -> c_int {
+    // SAFETY: `m` is a super block's `s_fs_info`, alive while the super block is.
+    let fs = unsafe { fs_of(m) };
+    // SAFETY: `buf` is the caller's buffer, valid for `len` bytes, untouched by it
+    // until this call returns.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    let win = match data::Window::new(fs) {
+        Ok(w) => w,
+        Err(e) => return e.to_errno(),
+    };
+    let r = with_tree(fs, |t| {
+        let mut err: Option<Error> = None;
+        dread::fill(t, inum, pos, out, &mut |piece, dst| match piece {
+            Piece::Data(x) => {
+                // SAFETY: `dst` is a part of `out`, which nothing else touches
+                // until `win.wait()` below returned.
+                unsafe { win.read(inum, &x, dst) };
+                ControlFlow::Continue(())
+            }
+            Piece::Unsupported(typ) => {
+                err = Some(unsupported(fs, inum, typ));
+                ControlFlow::Break(())
+            }
+        })?;
+        err.map_or(Ok(()), Err)
+    });
+    // Every read started is waited for, whatever happened since.
+    let w = win.wait();
+    if r != 0 {
+        return r;
+    }
+    match w {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 const USER_PREFIX: &[u8] = b"user.";
