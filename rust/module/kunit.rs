@@ -202,4 +202,22 @@ mod tests {
         drop(a);
         complete(&_e);
     }
+
+    #[test]
+    fn bset_composition_matches_the_tools() {
+        use crate::format::btree::write::{
+            known_answer_digest, known_answer_node, KNOWN_ANSWER_DIGESTS, KNOWN_ANSWER_SECTORS,
+        };
+        // The commit's way: a node buffer and an unwritten-key store in kernel
+        // memory, the kernel's crc32c, crc64 and xxhash. The digests are the ones
+        // the tool's cargo test (tool/tests/known_answer.rs) gets with its own.
+        for (ty, want) in KNOWN_ANSWER_DIGESTS {
+            let mut buf =
+                KVVec::from_elem(0u8, (KNOWN_ANSWER_SECTORS as usize) << 9, GFP_KERNEL).unwrap();
+            let mut store = KVVec::from_elem(0u8, 512, GFP_KERNEL).unwrap();
+            let b = known_answer_node(&mut buf, &mut store, ty, &KernelHashes).unwrap();
+            assert_eq!((b.offset, b.sectors), (1, 1));
+            assert_eq!(known_answer_digest(&buf), want);
+        }
+    }
 }

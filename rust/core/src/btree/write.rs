@@ -320,3 +320,108 @@ pub fn new_header(
         seq,
     }
 }
+
+/// Sectors of the [`known_answer_node`] (in 512-byte blocks).
+pub const KNOWN_ANSWER_SECTORS: u32 = 8;
+
+/// The FNV-1a digest of each [`known_answer_node`], by bset checksum type: what
+/// every build of this code (the kernel module with the kernel's hash functions,
+/// the tool with its own) must compose byte for byte.
+pub const KNOWN_ANSWER_DIGESTS: [(u8, u64); 3] = [
+    (csum::ty::CRC32C, 0xb01a_697a_0c50_afeb),
+    (csum::ty::CRC64, 0x8be6_06d1_bf71_654e),
+    (csum::ty::XXHASH, 0x6e59_4038_a846_8bd3),
+];
+
+/// Composes a fixed two-bset node in `buf` (at least [`KNOWN_ANSWER_SECTORS`]
+/// sectors): an extents leaf whose first bset ([`write_bset`]) holds three cookies
+/// packed with a small format, and whose second, appended by [`append_bset`] from
+/// an [`super::update::Unwritten`] set kept in `store` (as the kernel's commit
+/// does), replaces one, deletes one and adds one whose position does not fit the
+/// format (written unpacked). Both bsets are checksummed with `csum_type`.
+pub fn known_answer_node(
+    buf: &mut [u8],
+    store: &mut [u8],
+    csum_type: u8,
+    csum: &dyn Checksummer,
+) -> Result<BsetRef, AppendError> {
+    const MAGIC: u64 = 0x6c1e_57a9_0b3d_2f11;
+    let format = BkeyFormat {
+        key_u64s: 2,
+        nr_fields: 6,
+        bits_per_field: [8, 16, 32, 0, 0, 0],
+        field_offset: [4096, 0, 0, 0, 0, 0],
+    };
+    let h = new_header(
+        MAGIC,
+        0,
+        0,
+        Bpos::MIN,
+        Bpos::MAX,
+        format,
+        0x5eed_0123_4567_89ab,
+        2,
+    );
+    let wctx = WriteCtx {
+        magic: MAGIC,
+        block_sectors: 1,
+        node_sectors: KNOWN_ANSWER_SECTORS,
+        csum_type,
+        version: 0x0400,
+        csum,
+    };
+    let cookie = |inode: u64, offset: u64, snapshot: u32| Bkey {
+        u64s: 0,
+        format: 0,
+        needs_whiteout: false,
+        typ: super::super::ids::KeyType::Cookie as u8,
+        version_hi: 0,
+        version_lo: 0,
+        size: 0,
+        p: Bpos::new(inode, offset, snapshot),
+    };
+    let first = [
+        (cookie(4096, 8, u32::MAX), [1u8; 8]),
+        (cookie(4097, 16, u32::MAX), [2u8; 8]),
+        (cookie(4100, 24, u32::MAX), [3u8; 8]),
+    ];
+    let mut it = first.iter().map(|(k, v)| (*k, &v[..]));
+    let b0 = write_bset(buf, &wctx, &h, 0, 100, &mut it).map_err(AppendError::Write)?;
+    let mut unwritten = super::update::Unwritten::new(store);
+    let full = |_| AppendError::Write(WriteError::NoRoom);
+    unwritten
+        .insert(&cookie(1 << 40, 1, 1), &[9u8; 16])
+        .map_err(full)?;
+    unwritten
+        .insert(&cookie(4097, 16, u32::MAX), &[7u8; 8])
+        .map_err(full)?;
+    unwritten
+        .delete(Bpos::new(4100, 24, u32::MAX))
+        .map_err(full)?;
+    let ctx = NodeCtx {
+        magic: MAGIC,
+        block_sectors: 1,
+        node_sectors: KNOWN_ANSWER_SECTORS,
+        written: b0.offset + b0.sectors,
+        btree_id: Some(0),
+        level: Some(0),
+        min_key: Some(Bpos::MIN),
+        max_key: Some(Bpos::MAX),
+        seq: Some(h.seq),
+        range_updated: false,
+        csum,
+        blacklisted: &|_| false,
+        accept_bad_csum: false,
+    };
+    let mut bsets = [BsetRef::default(); KNOWN_ANSWER_SECTORS as usize + 1];
+    let mut it = unwritten.iter();
+    append_bset(buf, &ctx, 0x0400, 101, &mut it, &mut bsets)
+}
+
+/// FNV-1a over `b`: the digest [`KNOWN_ANSWER_DIGESTS`] holds (no hash function
+/// of the host or the kernel takes part in it).
+pub fn known_answer_digest(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
