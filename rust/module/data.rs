@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
+use kernel::workqueue::{impl_has_work, new_work, Queue, Work, WorkItem};
 
 use crate::bdev::{self, BIO_MAX_BYTES};
 use crate::format::bpos::Bpos;
@@ -331,10 +331,12 @@ impl Window {
 struct Dst(*mut u8, usize);
 
 // SAFETY: `Dst` is a part of the window's buffer that only its extent's read
-// writes (the parts are disjoint), and only until the window's reader, which owns
-// the buffer, has stopped waiting; the raw pointer is not tied to a thread.
+// writes (`dread::fill` hands out disjoint parts), and only until the window's
+// reader, which owns the buffer, has stopped waiting; the raw pointer is not tied
+// to a thread.
 unsafe impl Send for Dst {}
-// SAFETY: as for `Send`: only the extent's work item, under its mutex, writes it.
+// SAFETY: as for `Send`: it is written only by whoever holds its op's mutex (the
+// work item, or the reader submitting a read over a bio's size).
 unsafe impl Sync for Dst {}
 
 struct ExtentState {
@@ -371,17 +373,22 @@ impl_has_work! {
 }
 
 impl ExtentRead {
-    /// The extent is done: read, or failed with every failure logged.
-    fn finish(&self, st: &ExtentState, ok: bool) {
-        let fs = &self.win.fs;
-        if ok && st.failures > 0 {
-            let dev = self.ptrs.get(st.replica).map_or(0, |p| p.ptr.dev);
-            log_other_replica(fs, self.inum, self.pos, dev);
-        }
+    /// The extent is done: read (`ok`), or failed with every failure logged. Its
+    /// buffer goes now, not when the last reference does.
+    fn finish(&self, st: &mut ExtentState, ok: bool) {
+        st.raw = KVVec::new();
         if !ok {
             self.win.fail(EIO);
         }
         self.win.put();
+    }
+
+    /// Replica `st.replica` was read after others failed: say so.
+    fn recovered(&self, st: &ExtentState) {
+        if st.failures > 0 {
+            let dev = self.ptrs.get(st.replica).map_or(0, |p| p.ptr.dev);
+            log_other_replica(&self.win.fs, self.inum, self.pos, dev);
+        }
     }
 
     /// Checks the current replica's bytes into the window's buffer.
@@ -407,16 +414,23 @@ fn submit(op: Arc<ExtentRead>) {
     let fs = &op.win.fs;
     loop {
         let Some(p) = op.ptrs.get(st.replica).copied() else {
+            // Every written replica failed: an unwritten pointer after them reads
+            // as the zeros the buffer holds.
             let ok = op.unwritten;
-            op.finish(&st, ok);
+            op.finish(&mut st, ok);
             return;
         };
         let plan = dread::plan(&p, op.skip, op.dst.1);
         let r = match fs.dev(u32::from(plan.dev)) {
             None => Err(Failure::Io(ENXIO)),
             Some(dev) => {
-                st.raw.clear();
-                match st.raw.resize(plan.bytes, 0, GFP_KERNEL) {
+                let len = if st.raw.len() == plan.bytes {
+                    Ok(())
+                } else {
+                    st.raw.clear();
+                    st.raw.resize(plan.bytes, 0, GFP_KERNEL)
+                };
+                match len {
                     Err(e) => Err(Failure::Io(e.into())),
                     Ok(()) if plan.bytes > BIO_MAX_BYTES => {
                         let r = dev.read(plan.sector, &mut st.raw).map_err(Failure::Io);
@@ -451,7 +465,8 @@ fn submit(op: Arc<ExtentRead>) {
         };
         match r {
             Ok(()) => {
-                op.finish(&st, true);
+                op.recovered(&st);
+                op.finish(&mut st, true);
                 return;
             }
             Err(e) => {
@@ -470,10 +485,15 @@ pub(crate) extern "C" fn bch_rs_data_read_endio(private: *mut c_void, err: c_int
     // SAFETY: `private` is the reference `submit` leaked for this read.
     let op = unsafe { Arc::from_raw(private.cast::<ExtentRead>().cast_const()) };
     op.io_err.store(err, Ordering::Release);
-    let fs = op.win.fs.clone();
-    match fs.wq() {
+    // No reference to the filesystem is taken here: dropping the last one in
+    // interrupt context would shut it down there.
+    let wq: Option<*const Queue> = op.win.fs.wq().map(core::ptr::from_ref::<Queue>);
+    match wq {
         Some(wq) => {
-            let _ = wq.enqueue(op);
+            // SAFETY: the queue is destroyed only at shutdown, which waits for every
+            // read; this one's reader is still waiting for it (its work item has
+            // not run yet).
+            let _ = unsafe { &*wq }.enqueue(op);
         }
         // Cannot happen: the queue outlives every read. Never drop the op here.
         None => {
@@ -489,7 +509,7 @@ impl WorkItem for ExtentRead {
         op.win.fs.data_stats.ended();
         let mut st = op.st.lock();
         let Some(p) = op.ptrs.get(st.replica).copied() else {
-            op.finish(&st, false);
+            op.finish(&mut st, false);
             return;
         };
         let plan = dread::plan(&p, op.skip, op.dst.1);
@@ -501,7 +521,10 @@ impl WorkItem for ExtentRead {
             op.decode(&p, &plan, &st.raw)
         };
         match r {
-            Ok(()) => op.finish(&st, true),
+            Ok(()) => {
+                op.recovered(&st);
+                op.finish(&mut st, true);
+            }
             Err(e) => {
                 log_failure(&op.win.fs, op.inum, op.pos, &plan, &e);
                 op.win

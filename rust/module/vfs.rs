@@ -249,8 +249,9 @@ pub(crate) extern "C" fn bch_rs_file_read_window(
         let mut err: Option<Error> = None;
         dread::fill(t, inum, pos, out, &mut |piece, dst| match piece {
             Piece::Data(x) => {
-                // SAFETY: `dst` is a part of `out`, which nothing else touches
-                // until `win.wait()` below returned.
+                // SAFETY: `dst` is a part of `out` that `fill` hands out once and
+                // never touches again (its parts do not overlap), and `out` lives
+                // until `win.wait()` below has returned.
                 unsafe { win.read(inum, &x, dst) };
                 ControlFlow::Continue(())
             }

@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicI32, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
+use kernel::workqueue::{impl_has_work, new_work, Queue, Work, WorkItem};
 
 use super::cache::{KeyRef, Lookup, Node, NodeData, NodeId, NodeRef, ReplicaError, READ_IN_FLIGHT};
 use crate::format::btree::ptr::{BtreePtr, ExtentPtr};
@@ -191,10 +191,15 @@ pub(crate) extern "C" fn bch_rs_read_endio(private: *mut c_void, err: c_int) {
     // SAFETY: `private` is the reference `submit` leaked for this read.
     let op = unsafe { Arc::from_raw(private.cast::<ReadOp>().cast_const()) };
     op.io_err.store(err, Ordering::Release);
-    let fs = op.fs.clone();
-    match fs.wq() {
+    // No reference to the filesystem is taken here: dropping the last one in
+    // interrupt context would shut it down there.
+    let wq: Option<*const Queue> = op.fs.wq().map(core::ptr::from_ref::<Queue>);
+    match wq {
         Some(wq) => {
-            let _ = wq.enqueue(op);
+            // SAFETY: the queue is destroyed only at shutdown, after every node read
+            // ended: each has a waiter in `get_node` (a VFS call, the gc thread or a
+            // debugfs reader, all done by then) until its work item has run.
+            let _ = unsafe { &*wq }.enqueue(op);
         }
         // Cannot happen: the queue outlives every read. Never drop the op here.
         None => {

@@ -45,6 +45,10 @@ pub enum Piece<'a> {
 /// unwritten space stay zero (`out` is zeroed first), inline data is copied, and
 /// `read(at, piece, dst)` is called for what must come from a device or cannot be
 /// read, `dst` being the part of `out` it covers. Stops early when `read` breaks.
+///
+/// Keys come in order of their end; a byte goes to the first key that covers it,
+/// as upstream's read takes the extent at each position and goes on from its end.
+/// So the parts handed out never overlap, even when a damaged btree's extents do.
 pub fn fill<K: Keys>(
     tree: &Tree<'_, K>,
     inum: u64,
@@ -55,13 +59,16 @@ pub fn fill<K: Keys>(
     out.fill(0);
     let end = pos.saturating_add(out.len() as u64);
     let (s0, s1) = (pos / SECTOR, end.div_ceil(SECTOR));
+    // Where the bytes not yet given to a key start.
+    let mut done = pos;
     tree.extents(inum, s0, s1, &mut |k, v| {
         let kstart = k.start_pos().offset.saturating_mul(SECTOR);
         let kend = k.p.offset.saturating_mul(SECTOR);
-        let (a, b) = (kstart.max(pos), kend.min(end));
+        let (a, b) = (kstart.max(done), kend.min(end));
         if a >= b {
             return ControlFlow::Continue(());
         }
+        done = b;
         let dst = &mut out[(a - pos) as usize..(b - pos) as usize];
         let skip = a - kstart;
         let t = |x: KeyType| k.typ == x as u8;
@@ -338,6 +345,74 @@ mod tests {
         assert!(!lz4_decompress(&src[..8], &mut long));
         let bad = [0x15, b'a', 9, 0];
         assert!(!lz4_decompress(&bad, &mut [0u8; 8]));
+    }
+
+    #[test]
+    fn fill_gives_each_byte_to_the_first_key_covering_it() {
+        extern crate alloc;
+        use super::super::super::bpos::Bpos;
+        use super::super::super::fs::tree::{Keys, Tree};
+        use alloc::vec::Vec;
+        struct Two(Vec<(Bkey, Vec<u8>)>);
+        impl Keys for Two {
+            type Error = ();
+            fn range(
+                &self,
+                btree: u32,
+                from: Bpos,
+                to: Bpos,
+                f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
+            ) -> Result<(), ()> {
+                for (k, v) in self
+                    .0
+                    .iter()
+                    .filter(|(k, _)| btree == 0 && k.p >= from && k.p <= to)
+                {
+                    if f(k, v).is_break() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+        let inline = |end: u64, size: u32| Bkey {
+            typ: KeyType::InlineData as u8,
+            size,
+            p: Bpos::new(7, end, u32::MAX),
+            ..Bkey::default()
+        };
+        // Damaged: sectors 2..4 in one key, 0..6 in the next (keys go by their end).
+        let keys = Two(alloc::vec![
+            (inline(4, 2), alloc::vec![b'a'; 1024]),
+            (inline(6, 6), alloc::vec![b'b'; 3072]),
+        ]);
+        let t = Tree::new(&keys, &NoCsum, u32::MAX);
+        let mut out = [0xffu8; 3072];
+        let mut calls = 0;
+        fill(&t, 7, 0, &mut out, &mut |_, _| {
+            calls += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(calls, 0);
+        // 0..1 KiB: no key starts there before the first one's end (a hole, as
+        // upstream reads it); 1..2 KiB the first key's; 2..3 KiB the second's.
+        assert!(out[..1024].iter().all(|&b| b == 0));
+        assert!(out[1024..2048].iter().all(|&b| b == b'a'));
+        assert!(out[2048..].iter().all(|&b| b == b'b'));
+    }
+
+    struct NoCsum;
+    impl Checksummer for NoCsum {
+        fn crc32c(&self, _: u32, _: &[u8]) -> u32 {
+            0
+        }
+        fn crc64_be(&self, _: u64, _: &[u8]) -> u64 {
+            0
+        }
+        fn xxh64(&self, _: &[u8]) -> u64 {
+            0
+        }
     }
 
     fn dp(crc: Crc) -> DecodedPtr {
