@@ -111,29 +111,62 @@ pub(crate) struct Done {
 
 /// The writes a commit may still make: unlimited, or (the `repair_writes_max`
 /// parameter, for crash tests) a count after which it stops as a crash would.
-struct Budget(Option<u32>);
+/// With `repair_write_pause_ms` (crash tests that kill the machine) each write
+/// done is logged and followed by that pause before the next one starts.
+struct Budget {
+    left: Option<u32>,
+    pause_ms: u32,
+    /// Writes done, and how many were done at the last pause.
+    done: u32,
+    paused_at: u32,
+}
 
 impl Budget {
     fn from_param() -> Budget {
         // SAFETY: reads a module parameter.
         let max = unsafe { crate::shim::bch_rs_repair_writes_max() };
-        Budget(u32::try_from(max).ok())
+        // SAFETY: reads a module parameter.
+        let pause_ms = unsafe { crate::shim::bch_rs_repair_write_pause_ms() };
+        Budget {
+            left: u32::try_from(max).ok(),
+            pause_ms,
+            done: 0,
+            paused_at: 0,
+        }
+    }
+
+    /// Before the next write: the pause after the last one, if asked for.
+    fn pause(&mut self, fs: &Fs) {
+        if self.pause_ms == 0 || self.done == self.paused_at {
+            return;
+        }
+        self.paused_at = self.done;
+        pr_notice!(
+            "{}: repair: {} writes done, pausing {} ms (repair_write_pause_ms)\n",
+            fs.uuid(),
+            self.done,
+            self.pause_ms
+        );
+        // SAFETY: sleeps; the commit runs in process context (the mount).
+        unsafe { crate::shim::bch_rs_msleep(self.pause_ms) };
     }
 
     /// How many of `n` writes may go; the rest stop the commit.
-    fn allow(&self, n: usize) -> usize {
-        self.0.map_or(n, |left| n.min(left as usize))
+    fn allow(&mut self, fs: &Fs, n: usize) -> usize {
+        self.pause(fs);
+        self.left.map_or(n, |left| n.min(left as usize))
     }
 
     fn spend(&mut self, n: usize) {
-        if let Some(left) = self.0.as_mut() {
+        self.done = self.done.saturating_add(n as u32);
+        if let Some(left) = self.left.as_mut() {
             *left = left.saturating_sub(n as u32);
         }
     }
 
     /// One write: `Err` once the budget is spent.
     fn take(&mut self, fs: &Fs) -> Result {
-        if self.allow(1) == 0 {
+        if self.allow(fs, 1) == 0 {
             return Err(stopped(fs));
         }
         self.spend(1);
@@ -322,7 +355,7 @@ pub(crate) fn commit(
     for (i, mut imgs) in images {
         let t = &touched[i];
         let nr = imgs.len();
-        let allowed = budget.allow(nr);
+        let allowed = budget.allow(fs, nr);
         if allowed == 0 {
             return Err(stopped(fs));
         }

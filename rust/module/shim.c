@@ -45,6 +45,17 @@ int bch_rs_repair_writes_max(void)
 	return READ_ONCE(repair_writes_max);
 }
 
+/* Crash tests by killing the VM: a repair at mount pauses after each write. */
+static unsigned int repair_write_pause_ms;
+module_param(repair_write_pause_ms, uint, 0644);
+MODULE_PARM_DESC(repair_write_pause_ms,
+		 "Testing: a repair at mount (fsck,fix_errors) logs each write done and sleeps this long before the next, so a test can kill the machine between two writes (0, the default: no pause)");
+
+unsigned int bch_rs_repair_write_pause_ms(void)
+{
+	return READ_ONCE(repair_write_pause_ms);
+}
+
 unsigned int bch_rs_btree_cache_max(void)
 {
 	return max(READ_ONCE(btree_cache_max), 16U);

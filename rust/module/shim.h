@@ -75,6 +75,9 @@ u64 bch_rs_xxh64(const void *data, size_t len);
 unsigned int bch_rs_btree_cache_max(void);
 /* Module parameter repair_writes_max: -1, or the writes a repair stops after. */
 int bch_rs_repair_writes_max(void);
+/* Module parameter repair_write_pause_ms: 0, or how long a repair sleeps after each
+ * write (logged) before the next. */
+unsigned int bch_rs_repair_write_pause_ms(void);
 
 /* Block devices, opened read-only and shared (no holder). */
 /* Registers an opened filesystem (its 16-byte UUID); NULL with *err = -EBUSY when

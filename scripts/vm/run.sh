@@ -2,7 +2,7 @@
 # Boot the test kernel under QEMU TCG with bcachefs.ko and run one guest script.
 #
 #   scripts/vm/run.sh [--script FILE] [--disk IMG]... [--rw] [--no-module] [--timeout SEC]
-#                     [--append ARGS] [--name NAME]
+#                     [--append ARGS] [--name NAME] [--kill-on PATTERN]
 #
 # Disks attach in order as /dev/vda, /dev/vdb, ... (raw, snapshot mode: the guest's
 # writes never reach the image files). With --rw they attach writable: what the
@@ -18,10 +18,15 @@
 # build/vm/<name>.log. Extra files for the guest: $VM_FILES (space separated),
 # copied to /data in the guest. $VM_KERNEL_DIR and $VM_MODULE boot another kernel
 # build (scripts/build-kernel.sh's output directory) with a module built for it
-# (the benchmark kernel: scripts/bench.sh).
+# (the benchmark kernel: scripts/bench.sh). --kill-on PATTERN kills QEMU (SIGKILL:
+# no unmount, no power off) as soon as the console shows a line matching the
+# extended regex PATTERN: the run passes when it was killed so with no kernel report
+# before, and fails when the guest ended or hung without showing it (crash tests:
+# with --rw the disks keep what the guest had written by then).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 script="" ; disks=() ; module=1 ; timeout=${VM_TIMEOUT:-600} ; append="" ; name="" ; rw=0
+kill_on=""
 while [ $# -gt 0 ]; do
     case $1 in
         --script) script=$2; shift;;
@@ -31,6 +36,7 @@ while [ $# -gt 0 ]; do
         --timeout) timeout=$2; shift;;
         --append) append=$2; shift;;
         --name) name=$2; shift;;
+        --kill-on) kill_on=$2; shift;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2;;
     esac
     shift
@@ -109,10 +115,35 @@ splat=$(sed -n "s/^splat='\(.*\)'$/\1/p" "$top/scripts/vm/verdict.sh")
 # bcachefs, KTAP or the test markers) is the test kernel failing to boot under TCG,
 # seen once in many boots: boot once more, keeping that log. Reports after that
 # point always fail the test.
+# run_killed: QEMU in the background, killed (SIGKILL) once the console shows
+# $kill_on or at the timeout; sets killed.
+run_killed() {
+    "${qemu[@]}" < /dev/null > "$log" 2>&1 &
+    local qpid=$! deadline=$(( $(date +%s) + timeout ))
+    killed=0
+    while kill -0 "$qpid" 2> /dev/null; do
+        if grep -aqE "$kill_on" "$log"; then
+            kill -9 "$qpid" 2> /dev/null || true
+            killed=1
+            break
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            kill -9 "$qpid" 2> /dev/null || true
+            break
+        fi
+        sleep 0.05
+    done
+    wait "$qpid" 2> /dev/null || true
+}
 for attempt in 1 2; do
     set +e
-    timeout --foreground -k 5 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1
-    qrc=$?
+    if [ -n "$kill_on" ]; then
+        run_killed
+        qrc=0
+    else
+        timeout --foreground -k 5 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1
+        qrc=$?
+    fi
     set -e
     first_report=$(grep -aEn "$splat" "$log" | head -n1 | cut -d: -f1 || true)
     first_ours=$(grep -aEn 'bcachefs|KTAP|VMTEST' "$log" | head -n1 | cut -d: -f1 || true)
@@ -124,6 +155,21 @@ for attempt in 1 2; do
     fi
     break
 done
+if [ -n "$kill_on" ]; then
+    sed -n '/^VMTEST-START/,$p' "$log" | sed '1d' | grep -av '^VMTEST-EXIT' | tr -d '\r' || true
+    reports=$(grep -aEn "$splat" "$log" | grep -av "VMTEST" | head -n 20 || true)
+    if [ -n "$reports" ]; then
+        printf '%s\n' "$reports" | sed 's/^/run.sh: kernel report: /' >&2
+        echo "run.sh: FAIL (kernel report; console log: $log)" >&2
+        exit 3
+    fi
+    if [ "$killed" = 0 ]; then
+        echo "run.sh: FAIL (the console never showed '$kill_on'; console log: $log)" >&2
+        exit 7
+    fi
+    echo "run.sh: killed QEMU at '$kill_on'"
+    exit 0
+fi
 # What the script printed: the lines between the markers (kernel lines interleave).
 sed -n '/^VMTEST-START/,/^VMTEST-EXIT/p' "$log" | sed '1d;$d' | tr -d '\r'
 exec "$top/scripts/vm/verdict.sh" "$log" "$qrc"

@@ -45,32 +45,6 @@ dev() {
 }
 stat_nr() { awk -v t="$1:" '$1 == t { print $2 }' /sys/fs/bcachefs/*/btree_write_stats; }
 
-# pass_findings: waits for the mounted filesystem's first gc pass (its fsck pass:
-# after a repair, over the filesystem opened again from disk) and prints its
-# findings count, but for btree_bitmap_gc: a bitmap marking more than the btree
-# uses that no repair can shrink further (its granularity; unclean's is so) is a
-# message, not a finding left (the offline repair leaves it too, which the host
-# checks).
-pass_findings() {
-    i=0
-    while ! grep -q '^passes: [1-9]' /sys/fs/bcachefs/*/internal/gc_status; do
-        i=$((i + 1)); [ $i -le 1200 ] || fail "no gc pass"
-        sleep 0.5
-    done
-    st=$(cat /sys/fs/bcachefs/*/internal/gc_status)
-    all=$(echo "$st" | sed -n 's/^findings: //p')
-    bm=$(echo "$st" | sed -n 's/^  btree_bitmap_gc: //p')
-    echo $((all - ${bm:-0}))
-}
-
-# check_pass D: a read-only mount with a gc pass; prints pass_findings.
-check_pass() {
-    dmesg -c > /dev/null
-    mount -t bcachefs -o ro,fsck "$1" /mnt || fail "$1: mount -o ro,fsck"
-    pass_findings
-    umount /mnt || fail "$1: umount"
-}
-
 n=0
 for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen alloc-dirty alloc-type; do
     d=$(dev $n); n=$((n + 1))

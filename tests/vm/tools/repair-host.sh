@@ -30,6 +30,12 @@
 #           change on its own terms (see ss below).
 #       Prints one `ok: KIND: ...` line per check passed; fails (exit 1) on any
 #       mismatch, with a short diff.
+#   REPAIR_SET=kill (tests/vm/tools/repair-kill-host.sh, the repair-kill test):
+#       prepare makes only the killed copies (`kills` below): DIR/crash-killN.img
+#       (acct-dev's damage) and DIR/uncrash-killN.img (unclean-acct's), each booted
+#       once (scripts/vm/run.sh --kill-on) with its repair at mount pausing after
+#       every write (repair_write_pause_ms) until QEMU is killed after N writes;
+#       verify checks those as above, and nothing else.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../../.." && pwd)
 damaged=(acct-dev:basic:acct-dev acct-btree:basic:acct-btree bucket-gen:basic:bucket-gen
@@ -37,9 +43,19 @@ damaged=(acct-dev:basic:acct-dev acct-btree:basic:acct-btree bucket-gen:basic:bu
     alloc-dirty:basic:alloc-dirty alloc-type:basic:alloc-type)
 crashes=(crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 uncrash3
     uncrash4 uncrash5 uncrash6)
+# Killed: the acct-dev damage (crash-killN, N = 1..4) and unclean-acct's
+# (uncrash-killN, N = 5, 6), each repair at mount interrupted by killing QEMU
+# after N writes in a boot of its own.
+kills=(crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6)
+# REPAIR_SET=kill (repair-kill-host.sh): only the killed copies.
+set=${REPAIR_SET:-all}
 images=()
-for s in "${damaged[@]}"; do images+=("${s%%:*}"); done
-images+=("${crashes[@]}")
+if [ "$set" = kill ]; then
+    images=("${kills[@]}")
+else
+    for s in "${damaged[@]}"; do images+=("${s%%:*}"); done
+    images+=("${crashes[@]}")
+fi
 # damage_of IMAGE: the damaged image an image is a copy of.
 damage_of() {
     case $1 in uncrash*) echo unclean-acct;; crash*) echo acct-dev;; *) echo "$1";; esac
@@ -55,6 +71,28 @@ for s in /run/bcachefs/*.sock; do
     if [ -e "$s" ] && [ ! -d "/proc/$p" ]; then rm -f "$s"; fi
 done
 
+# prepare_kills DIR: the killed copies (see `kills`).
+prepare_kills() {
+    local dir=$1 k
+    # Each killed copy: a boot that mounts it -o fsck,fix_errors with the repair
+    # pausing after every write, killed (QEMU SIGKILL: no unmount, no module
+    # unload) once the console says N writes are done.
+    cat > "$dir/kill.sh" <<'GUEST'
+. /lib.sh
+mkdir -p /mnt
+echo 4000 > /sys/module/bcachefs/parameters/repair_write_pause_ms
+mount -t bcachefs -o fsck,fix_errors /dev/vda /mnt
+fail "the mount returned before the machine was killed"
+GUEST
+    for k in "${kills[@]}"; do
+        cp --sparse=always "$dir/$(damage_of "$k").damaged" "$dir/$k.img"
+        "$top/scripts/vm/run.sh" --rw --disk "$dir/$k.img" --script "$dir/kill.sh" \
+            --name "repair-$k" --timeout 300 --kill-on "repair: ${k##*kill} writes done" >&2 ||
+            { echo "FAIL: $k: the killed boot failed" >&2; exit 1; }
+        echo "$dir/$k.img"
+    done
+}
+
 prepare() {
     local dir=$1 src s k fx kind
     local fixtures=${FIXTURES:-$top/../shared/fixtures}
@@ -67,14 +105,20 @@ prepare() {
     (cd "$top" && cargo build --release -q -p bcachefs-rs) >&2
     for s in "${damaged[@]}"; do
         k=${s%%:*}; fx=${s#*:}; fx=${fx%%:*}; kind=${s##*:}
+        # The killed copies need only the accounting damage.
+        if [ "$set" = kill ] && [ "$k" != acct-dev ] && [ "$k" != unclean-acct ]; then continue; fi
         src=$("$top/scripts/fixture-images.sh" "$fx")
         # Never written in place: the fixture cache is shared with other runs.
         cp --sparse=always "$src" "$dir/$k.img"
         chmod u+w "$dir/$k.img"
         "$bin" damage "$kind" "$dir/$k.img" >&2
         cp --sparse=always "$dir/$k.img" "$dir/$k.damaged"
-        echo "$dir/$k.img"
+        if [ "$set" = all ]; then echo "$dir/$k.img"; fi
     done
+    if [ "$set" = kill ]; then
+        prepare_kills "$dir"
+        return
+    fi
     for k in "${crashes[@]}"; do
         cp --sparse=always "$dir/$(damage_of "$k").damaged" "$dir/$k.img"
         echo "$dir/$k.img"
@@ -253,6 +297,7 @@ verify() {
             echo "ok: $k: show-super equals the offline repair's (but for write time and seqs)"
         fi
     done
+    [ "$set" = all ] || return $fail
     # replicas2, repaired on both devices: as the offline repair of the same damage
     # (a copy of the damaged pair under DIR/offline, same names).
     local r2=("$dir/r2.dev0.img" "$dir/r2.dev1.img")

@@ -1,0 +1,34 @@
+# VM test: a repair at mount (-o fsck,fix_errors) interrupted by killing the
+# machine. repair-kill-host.sh prepare makes copies of basic and of unclean (not
+# shut down cleanly) with an accounting counter damaged and boots each once: the
+# repair pauses after every write (repair_write_pause_ms) and QEMU is killed
+# (SIGKILL: no unmount, no module unload) once the console says N writes are done:
+# on basic N = 1..4 (the node bset, the two journal entries, the first superblock
+# copy: the commit point); on unclean N = 5 (its three blacklist superblock
+# copies and two node bsets) and 6 (the journal entry that commits: the next
+# mount replays it). Here each disk mounts read-only with a gc pass (the damage still there
+# before the commit point, repaired after it), then a repair at mount completes it
+# and a gc pass finds nothing. On the host afterwards (verify): our fsck and upstream's clean,
+# the leaf keys and superblock as the offline fsck -y of the same damage leaves.
+# Host: tests/vm/tools/repair-kill-host.sh
+# Timeout: 600
+. /lib.sh
+mkdir -p /mnt
+n=0
+dev() { echo /dev/vd$(echo abcdefgh | cut -c$(($1 + 1))); }
+for c in crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6; do
+    i=${c##*kill}
+    d=$(dev $n); n=$((n + 1))
+    # The write that commits: basic's first superblock copy, unclean's journal entry.
+    commit=4; [ "${c%%-*}" = uncrash ] && commit=6
+    left=$(check_pass "$d")
+    want=1; [ "$i" -ge $commit ] && want=0
+    [ "$left" = "$want" ] || fail "$c: killed after $i writes, the disk mounts with $left finding(s), not $want"
+    dmesg -c > /dev/null
+    mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "$c: repair after the kill"; }
+    f=$(pass_findings)
+    umount /mnt || fail "$c: umount"
+    [ "$f" = 0 ] || fail "$c: $f findings after the repair completed"
+    ok "$c: the machine killed after $i writes, the disk mounts with $left finding(s) left; the next repair completes it"
+done
+
