@@ -196,7 +196,9 @@ pub struct NodeCtx<'a> {
 }
 
 fn round_up_sectors(bytes: usize, block_sectors: u32) -> u32 {
-    let blk = (block_sectors as usize) << 9;
+    // A block size of 0 (a caller's bad context) reads as one sector, not as a
+    // division by zero.
+    let blk = (block_sectors.max(1) as usize) << 9;
     ((bytes.div_ceil(blk) * blk) >> 9) as u32
 }
 
@@ -476,5 +478,17 @@ impl<'a> Iterator for KeyIter<'a> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_size_of_zero_rounds_to_sectors() {
+        assert_eq!(round_up_sectors(100, 0), 1);
+        assert_eq!(round_up_sectors(1025, 0), 3);
+        assert_eq!(round_up_sectors(1025, 8), 8);
     }
 }
