@@ -444,8 +444,7 @@ fn encode(k: &Bkey, v: &[u8], packed: bool, f: &BkeyFormat, out: &mut [u8]) -> O
 struct FieldLoc {
     /// Bits (0: the field is its offset alone).
     bits: u32,
-    /// Which u64 holds the field's top bit, counted from the key's last one (the
-    /// fields take at most six).
+    /// Index of the u64 holding the field's top bit.
     word: usize,
     /// Bits above the field in that word.
     shift: u32,
@@ -481,7 +480,7 @@ impl Unpacker {
             }
             *loc = FieldLoc {
                 bits,
-                word,
+                word: u.n.saturating_sub(1 + word),
                 shift: at % 64,
                 offset: f.field_offset[i],
             };
@@ -503,12 +502,7 @@ impl Unpacker {
             return None;
         }
         let kb = b.get(..n * 8)?;
-        // The key's last u64s, the last first: all the fields can touch.
-        let mut w = [0u64; BKEY_NR_FIELDS + 1];
-        for (i, x) in w.iter_mut().enumerate().take(n) {
-            *x = le64(kb, (n - 1 - i) * 8).unwrap_or(0);
-        }
-        let word = |i: usize| w.get(i).copied().unwrap_or(0);
+        let word = |i: usize| le64(kb, i * 8).unwrap_or(0);
         let mut v = [0u64; BKEY_NR_FIELDS];
         for (out, l) in v.iter_mut().zip(self.fields.iter()) {
             let raw = if l.bits == 0 {
@@ -516,11 +510,11 @@ impl Unpacker {
             } else if l.shift + l.bits <= 64 {
                 (word(l.word) << l.shift) >> (64 - l.bits)
             } else {
-                // The field runs on into the next lower u64 (shift > 0 here, and
+                // The field runs on into the next lower word (shift > 0 here, and
                 // the low part is 1..=63 bits).
                 let lo = l.shift + l.bits - 64;
                 let hi = (word(l.word) << l.shift) >> l.shift;
-                (hi << lo) | (word(l.word + 1) >> (64 - lo))
+                (hi << lo) | (word(l.word.wrapping_sub(1)) >> (64 - lo))
             };
             *out = raw.wrapping_add(l.offset);
         }
