@@ -4,11 +4,12 @@
 //! whose read and checksum (or decompression) pass, each failure logged.
 //!
 //! `read_folio` reads one extent after another and waits on each
-//! ([`read_extent`]). A readahead window ([`Window`]) has every extent's bio in
-//! flight at once: each endio only queues its extent's work item on the
+//! ([`read_extent`]). A readahead window ([`WindowReader`]) has every extent's bio
+//! in flight at once: each endio only queues its extent's work item on the
 //! filesystem's workqueue, which verifies or decompresses the data into the
 //! window's buffer, or submits the next replica; the reader sleeps on a bit that
-//! the last extent to finish clears, as node reads do.
+//! the last extent to finish clears, as node reads do. A window of one extent is
+//! read by its reader, as `read_folio` would.
 
 use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
@@ -186,9 +187,9 @@ pub(crate) fn read_extent(fs: &Fs, inum: u64, x: &DataExtent<'_>, dst: &mut [u8]
 /// Counters of a filesystem's data bios (the debugfs file `data_reads`).
 #[derive(Default)]
 pub(crate) struct DataStats {
-    /// Bios submitted for readahead windows.
+    /// Replica reads of readahead windows (in flight or waited for).
     pub(crate) reads: AtomicU64,
-    /// Those submitted and not completed yet, and the most there were at once.
+    /// Bios in flight not completed yet, and the most there were at once.
     pub(crate) in_flight: AtomicU64,
     pub(crate) max_in_flight: AtomicU64,
     /// Replicas that failed (each logged).
@@ -196,6 +197,11 @@ pub(crate) struct DataStats {
 }
 
 impl DataStats {
+    /// A replica read by the window's reader itself, waited for.
+    fn read_here(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn started(&self) {
         self.reads.fetch_add(1, Ordering::Relaxed);
         let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
@@ -235,14 +241,20 @@ impl Window {
         )?)
     }
 
-    /// Starts reading extent `x` into `dst` (which the caller keeps, untouched,
-    /// until [`Window::wait`] returned). A failure to start is the window's error.
+    /// The read of extent `x` into `dst`, counted in the window but not started:
+    /// `None` when there is nothing to read (unwritten space) or it failed (the
+    /// window's error).
     ///
     /// # Safety
     ///
     /// `dst` must stay valid for writes, and not be accessed by anyone else, until
     /// [`Window::wait`] on this window has returned.
-    pub(crate) unsafe fn read(self: &Arc<Self>, inum: u64, x: &DataExtent<'_>, dst: &mut [u8]) {
+    unsafe fn prepare(
+        self: &Arc<Self>,
+        inum: u64,
+        x: &DataExtent<'_>,
+        dst: &mut [u8],
+    ) -> Option<Arc<ExtentRead>> {
         let mut ptrs = KVec::new();
         let mut unwritten = false;
         for p in dread::replicas(x, &*self.fs) {
@@ -252,7 +264,7 @@ impl Window {
             }
             if ptrs.push(p, GFP_KERNEL).is_err() {
                 self.fail(ENOMEM);
-                return;
+                return None;
             }
         }
         if ptrs.is_empty() {
@@ -261,7 +273,7 @@ impl Window {
                 log_no_pointer(&self.fs, inum, x.k.p);
                 self.fail(EIO);
             }
-            return;
+            return None;
         }
         let op = Arc::pin_init(
             pin_init!(ExtentRead {
@@ -285,9 +297,12 @@ impl Window {
         match op {
             Ok(op) => {
                 self.pending.fetch_add(1, Ordering::AcqRel);
-                submit(op);
+                Some(op)
             }
-            Err(_) => self.fail(ENOMEM),
+            Err(_) => {
+                self.fail(ENOMEM);
+                None
+            }
         }
     }
 
@@ -314,7 +329,7 @@ impl Window {
     }
 
     /// Waits until every extent started is read (or failed): the window's result.
-    pub(crate) fn wait(&self) -> Result {
+    fn wait(&self) -> Result {
         self.put();
         // SAFETY: as in `put`; wait_on_bit only reads the word atomically.
         unsafe {
@@ -324,6 +339,59 @@ impl Window {
             0 => Ok(()),
             e => Err(Error::from_errno(e)),
         }
+    }
+}
+
+/// A readahead window's reader: its extents' reads, every bio in flight at once.
+/// A window of one extent (most of a small file's) is read by the reader itself,
+/// as `read_folio` reads: a work item would only add a hop to the workqueue and
+/// back. The first extent is held until a second one shows the window needs more.
+pub(crate) struct WindowReader {
+    win: Arc<Window>,
+    held: Option<Arc<ExtentRead>>,
+    started: bool,
+}
+
+impl WindowReader {
+    /// A window of `fs` with nothing read yet.
+    pub(crate) fn new(fs: &Arc<Fs>) -> Result<WindowReader> {
+        Ok(WindowReader {
+            win: Window::new(fs)?,
+            held: None,
+            started: false,
+        })
+    }
+
+    /// Reads extent `x` into `dst` (which the caller keeps, untouched, until
+    /// [`WindowReader::wait`] returned); a failure is the window's error.
+    ///
+    /// # Safety
+    ///
+    /// `dst` must stay valid for writes, and not be accessed by anyone else, until
+    /// [`WindowReader::wait`] has returned.
+    pub(crate) unsafe fn read(&mut self, inum: u64, x: &DataExtent<'_>, dst: &mut [u8]) {
+        // SAFETY: the caller's guarantee, until `wait`, which waits for the window.
+        let Some(op) = (unsafe { self.win.prepare(inum, x, dst) }) else {
+            return;
+        };
+        if !self.started && self.held.is_none() {
+            self.held = Some(op);
+            return;
+        }
+        if let Some(h) = self.held.take() {
+            submit(h, false);
+        }
+        self.started = true;
+        submit(op, false);
+    }
+
+    /// Reads a held extent here, then waits for every read started: the window's
+    /// result.
+    pub(crate) fn wait(mut self) -> Result {
+        if let Some(h) = self.held.take() {
+            submit(h, true);
+        }
+        self.win.wait()
     }
 }
 
@@ -407,9 +475,9 @@ impl ExtentRead {
 }
 
 /// Submits the read of the current replica; replicas that cannot be read are
-/// logged and skipped, and the extent finishes when none is left. A replica of
-/// over a bio's size is read here and waited for.
-fn submit(op: Arc<ExtentRead>) {
+/// logged and skipped, and the extent finishes when none is left. With `here`, or
+/// for a replica of over a bio's size, the read is done here and waited for.
+fn submit(op: Arc<ExtentRead>, here: bool) {
     let mut st = op.st.lock();
     let fs = &op.win.fs;
     loop {
@@ -432,7 +500,8 @@ fn submit(op: Arc<ExtentRead>) {
                 };
                 match len {
                     Err(e) => Err(Failure::Io(e.into())),
-                    Ok(()) if plan.bytes > BIO_MAX_BYTES => {
+                    Ok(()) if here || plan.bytes > BIO_MAX_BYTES => {
+                        fs.data_stats.read_here();
                         let r = dev.read(plan.sector, &mut st.raw).map_err(Failure::Io);
                         r.and_then(|()| op.decode(&p, &plan, &st.raw))
                     }
@@ -535,7 +604,7 @@ impl WorkItem for ExtentRead {
                 st.failures += 1;
                 st.replica += 1;
                 drop(st);
-                submit(op);
+                submit(op, false);
             }
         }
     }

@@ -227,7 +227,7 @@ pub(crate) extern "C" fn bch_rs_file_read(
 }
 
 /// [`bch_rs_file_read`] for a readahead window: every extent's read is started
-/// before the first is waited for (see [`data::Window`]).
+/// before the first is waited for (see [`data::WindowReader`]).
 #[no_mangle]
 pub(crate) extern "C" fn bch_rs_file_read_window(
     m: *mut c_void,
@@ -241,7 +241,7 @@ pub(crate) extern "C" fn bch_rs_file_read_window(
     // SAFETY: `buf` is the caller's buffer, valid for `len` bytes, untouched by it
     // until this call returns.
     let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    let win = match data::Window::new(fs) {
+    let mut win = match data::WindowReader::new(fs) {
         Ok(w) => w,
         Err(e) => return e.to_errno(),
     };
