@@ -71,16 +71,12 @@ fn main() {
     }
     let bytes: usize = nodes.iter().map(|n| n.buf.len()).sum();
     let bl = |_| false;
-    let mut bsets = vec![BsetRef::default(); 4096];
-    let mut cursors = vec![Cursor::default(); 4096];
-    let mut best = f64::MAX;
-    let mut keys = 0u64;
-    for _ in 0..rounds {
-        let t = Instant::now();
-        keys = 0;
-        for n in &nodes {
+    // Each node's read context, made once for every round.
+    let ctxs: Vec<NodeCtx> = nodes
+        .iter()
+        .map(|n| {
             let (btree, level, min, max, seq, written) = n.ctx;
-            let ctx = NodeCtx {
+            NodeCtx {
                 magic: s.bset_magic(),
                 block_sectors: s.block_sectors(),
                 node_sectors: s.btree_node_sectors(),
@@ -94,8 +90,18 @@ fn main() {
                 csum: &Hashes,
                 blacklisted: &bl,
                 accept_bad_csum: false,
-            };
-            let (h, nb) = read_bsets(&n.buf, &ctx, &mut bsets, &mut |_| {}).expect("node");
+            }
+        })
+        .collect();
+    let mut bsets = vec![BsetRef::default(); 4096];
+    let mut cursors = vec![Cursor::default(); 4096];
+    let mut best = f64::MAX;
+    let mut keys = 0u64;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        keys = 0;
+        for (n, ctx) in nodes.iter().zip(&ctxs) {
+            let (h, nb) = read_bsets(&n.buf, ctx, &mut bsets, &mut |_| {}).expect("node");
             for k in Merge::new(
                 &n.buf,
                 h.format,
@@ -115,24 +121,8 @@ fn main() {
     let mut best_rd = f64::MAX;
     for _ in 0..rounds {
         let t = Instant::now();
-        for n in &nodes {
-            let (btree, level, min, max, seq, written) = n.ctx;
-            let ctx = NodeCtx {
-                magic: s.bset_magic(),
-                block_sectors: s.block_sectors(),
-                node_sectors: s.btree_node_sectors(),
-                written,
-                btree_id: Some(btree),
-                level: Some(level),
-                min_key: Some(min),
-                max_key: Some(max),
-                seq: Some(seq),
-                range_updated: false,
-                csum: &Hashes,
-                blacklisted: &bl,
-                accept_bad_csum: false,
-            };
-            let r = read_bsets(&n.buf, &ctx, &mut bsets, &mut |_| {}).expect("node");
+        for (n, ctx) in nodes.iter().zip(&ctxs) {
+            let r = read_bsets(&n.buf, ctx, &mut bsets, &mut |_| {}).expect("node");
             std::hint::black_box(r.1);
         }
         best_rd = best_rd.min(t.elapsed().as_secs_f64());
