@@ -95,3 +95,13 @@ check_pass() {
     pass_findings
     umount /mnt || fail "$1: umount"
 }
+
+# complete_repair D NAME: a repair at mount of D (-o fsck,fix_errors) succeeds and
+# the gc pass over the repaired filesystem finds nothing.
+complete_repair() {
+    dmesg -c > /dev/null
+    mount -t bcachefs -o fsck,fix_errors "$1" /mnt || { dmesg | tail -n 20; fail "$2: repair at mount"; }
+    f=$(pass_findings)
+    umount /mnt || fail "$2: umount"
+    [ "$f" = 0 ] || fail "$2: $f findings after the repair completed"
+}

@@ -24,11 +24,7 @@ for c in crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-k
     left=$(check_pass "$d")
     want=1; [ "$i" -ge $commit ] && want=0
     [ "$left" = "$want" ] || fail "$c: killed after $i writes, the disk mounts with $left finding(s), not $want"
-    dmesg -c > /dev/null
-    mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "$c: repair after the kill"; }
-    f=$(pass_findings)
-    umount /mnt || fail "$c: umount"
-    [ "$f" = 0 ] || fail "$c: $f findings after the repair completed"
+    complete_repair "$d" "$c: after the kill"
     ok "$c: the machine killed after $i writes, the disk mounts with $left finding(s) left; the next repair completes it"
 done
 

@@ -85,11 +85,7 @@ for c in crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 un
     echo -1 > $param
     dmesg | grep -q "stopped by repair_writes_max" || { dmesg | tail; fail "$c: no stop logged"; }
     left=$(check_pass "$d")
-    dmesg -c > /dev/null
-    mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "$c: repair after the stop"; }
-    f=$(pass_findings)
-    umount /mnt || fail "$c: umount"
-    [ "$f" = 0 ] || fail "$c: $f findings after the repair completed"
+    complete_repair "$d" "$c: after the stop"
     ok "$c: stopped after $i writes, the disk mounts with $left finding(s) left; the next repair completes it"
 done
 
