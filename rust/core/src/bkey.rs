@@ -730,13 +730,7 @@ mod tests {
     fn unpacker_equals_the_model_on_random_formats() {
         let mut bytes = [0u8; 64];
         super::super::bytes::fill_pseudo_random(&mut bytes, 11);
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rnd = super::super::bytes::pseudo_random_below(0x2545_f491_4f6c_dd1d);
         let mut ok = 0;
         for _ in 0..20000 {
             let mut bits = [0u8; 6];

@@ -130,15 +130,27 @@ impl core::fmt::Display for Uuid {
     }
 }
 
+/// One step of xorshift64.
+#[cfg(test)]
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 /// Test input: fills `v` with an xorshift64 stream seeded from `seed` (the same
 /// bytes every run), for tests that feed decoders garbage.
 #[cfg(test)]
 pub(crate) fn fill_pseudo_random(v: &mut [u8], seed: u64) {
     let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
     for b in v.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
+        *b = xorshift(&mut x) as u8;
     }
+}
+
+/// Test input: an xorshift64 stream from `state` (not 0), each draw below `n`.
+#[cfg(test)]
+pub(crate) fn pseudo_random_below(mut state: u64) -> impl FnMut(u64) -> u64 {
+    move |n| xorshift(&mut state) % n
 }

@@ -396,13 +396,7 @@ mod tests {
 
     #[test]
     fn merge_equals_the_model_on_random_bsets() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rnd = super::super::super::bytes::pseudo_random_below(0x9e37_79b9_7f4a_7c15);
         for round in 0..3000 {
             let nb = 1 + rnd(7) as usize;
             let mut buf = vec![0u8; 0];
