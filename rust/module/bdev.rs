@@ -98,7 +98,8 @@ impl BlockDev {
         to_result(ret)
     }
 
-    /// Starts a read of `len` bytes at `sector` into `buf`; `bch_rs_read_endio` is
+    /// Starts a read of `len` bytes at `sector` into `buf`; the endio of `kind`
+    /// (`bch_rs_read_endio` for a node, `bch_rs_data_read_endio` for file data) is
     /// called with `private` when it completes.
     ///
     /// # Safety
@@ -111,41 +112,32 @@ impl BlockDev {
         buf: *mut u8,
         len: usize,
         private: *const c_void,
+        kind: ReadKind,
     ) -> Result {
         self.check_range(sector, len)?;
+        let data = c_int::from(kind == ReadKind::Data);
         // SAFETY: the caller guarantees `buf` and `private` stay valid until endio.
         let ret = unsafe {
-            shim::bch_rs_bdev_read_async(self.file, sector, buf.cast(), len, private.cast_mut())
-        };
-        to_result(ret)
-    }
-
-    /// [`BlockDev::read_async`] for file data (no `REQ_META`); the endio calls
-    /// `bch_rs_data_read_endio`.
-    ///
-    /// # Safety
-    ///
-    /// As for [`BlockDev::read_async`].
-    pub(crate) unsafe fn data_read_async(
-        &self,
-        sector: u64,
-        buf: *mut u8,
-        len: usize,
-        private: *const c_void,
-    ) -> Result {
-        self.check_range(sector, len)?;
-        // SAFETY: the caller guarantees `buf` and `private` stay valid until endio.
-        let ret = unsafe {
-            shim::bch_rs_bdev_data_read_async(
+            shim::bch_rs_bdev_read_async(
                 self.file,
                 sector,
                 buf.cast(),
                 len,
                 private.cast_mut(),
+                data,
             )
         };
         to_result(ret)
     }
+}
+
+/// What an asynchronous read is for: it picks the bio's flags and its endio.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadKind {
+    /// A btree node (REQ_META; `bch_rs_read_endio`).
+    Node,
+    /// File data (`bch_rs_data_read_endio`).
+    Data,
 }
 
 impl BlockDev {

@@ -3,9 +3,9 @@
 //! File data reads from the devices: an extent is read from its first replica
 //! whose read and checksum (or decompression) pass, each failure logged.
 //!
-//! `read_folio` reads one extent after another and waits on each
-//! ([`read_extent`]). A readahead window ([`WindowReader`]) has every extent's bio
-//! in flight at once: each endio only queues its extent's work item on the
+//! Both go through a [`WindowReader`]. `read_folio`'s reads one extent after
+//! another, each waited for by the reader. A readahead window has every extent's
+//! bio in flight at once: each endio only queues its extent's work item on the
 //! filesystem's workqueue, which verifies or decompresses the data into the
 //! window's buffer, or submits the next replica; the reader sleeps on a bit that
 //! the last extent to finish clears, as node reads do. A window of one extent is
@@ -15,9 +15,9 @@ use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-use kernel::workqueue::{impl_has_work, new_work, Queue, Work, WorkItem};
+use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 
-use crate::bdev::{self, BIO_MAX_BYTES};
+use crate::bdev::{self, ReadKind, BIO_MAX_BYTES};
 use crate::format::bpos::Bpos;
 use crate::format::data::extents_format::{compression, DecodedPtr};
 use crate::format::data::read::{self as dread, DataError, DataExtent, Decompressor};
@@ -27,7 +27,7 @@ use crate::hash::KernelHashes;
 use crate::shim;
 
 /// zstd and gzip through the kernel's libraries (lz4 is the core's own).
-pub(crate) struct KernelDecompress;
+struct KernelDecompress;
 
 // vfs.c names the compression types itself: they must be the core's.
 const _: () = assert!(
@@ -93,20 +93,6 @@ impl kernel::fmt::Display for Pos {
     }
 }
 
-/// Reads one replica of a data extent into `dst`.
-fn read_replica(
-    fs: &Fs,
-    p: &DecodedPtr,
-    plan: &dread::Plan,
-    dst: &mut [u8],
-) -> core::result::Result<(), Failure> {
-    let dev = fs.dev(u32::from(plan.dev)).ok_or(Failure::Io(ENXIO))?;
-    let mut raw =
-        KVVec::from_elem(0u8, plan.bytes, GFP_KERNEL).map_err(|e| Failure::Io(e.into()))?;
-    dev.read(plan.sector, &mut raw).map_err(Failure::Io)?;
-    decode(p, plan, &raw, dst)
-}
-
 /// Checks (or decompresses) a replica's bytes `raw` as `plan` says, into `dst`.
 fn decode(
     p: &DecodedPtr,
@@ -156,38 +142,10 @@ fn log_no_pointer(fs: &Fs, inum: u64, pos: Bpos) {
     );
 }
 
-/// Reads one data extent's bytes into `dst`, trying each replica in turn; each
-/// failure is logged, and a success after one says so.
-pub(crate) fn read_extent(fs: &Fs, inum: u64, x: &DataExtent<'_>, dst: &mut [u8]) -> Result {
-    let mut failures = 0u32;
-    for p in dread::replicas(x, fs) {
-        if p.ptr.unwritten {
-            return Ok(());
-        }
-        let plan = dread::plan(&p, x.skip, dst.len());
-        match read_replica(fs, &p, &plan, dst) {
-            Ok(()) => {
-                if failures > 0 {
-                    log_other_replica(fs, inum, x.k.p, plan.dev);
-                }
-                return Ok(());
-            }
-            Err(e) => {
-                failures += 1;
-                log_failure(fs, inum, x.k.p, &plan, &e);
-            }
-        }
-    }
-    if failures == 0 {
-        log_no_pointer(fs, inum, x.k.p);
-    }
-    Err(EIO)
-}
-
-/// Counters of a filesystem's data bios (the debugfs file `data_reads`).
+/// Counters of a filesystem's data reads (the debugfs file `data_reads`).
 #[derive(Default)]
 pub(crate) struct DataStats {
-    /// Replica reads of readahead windows (in flight or waited for).
+    /// Replica reads of file data (in flight or waited for).
     pub(crate) reads: AtomicU64,
     /// Bios in flight not completed yet, and the most there were at once.
     pub(crate) in_flight: AtomicU64,
@@ -216,9 +174,9 @@ impl DataStats {
 /// Bit of [`Window`]'s `flags` set while its extents are being read.
 const WINDOW_IN_FLIGHT: u32 = 0;
 
-/// The reads of one readahead window: its extents in flight, the first error, and
-/// the bit its reader sleeps on.
-pub(crate) struct Window {
+/// What the reads of one [`WindowReader`] share: the extents not finished, the
+/// first error, and the bit the reader sleeps on.
+struct Window {
     fs: Arc<Fs>,
     /// Extents not finished, plus one held by the reader while it submits.
     pending: AtomicUsize,
@@ -229,7 +187,7 @@ pub(crate) struct Window {
 
 impl Window {
     /// A window of `fs` with nothing in flight yet.
-    pub(crate) fn new(fs: &Arc<Fs>) -> Result<Arc<Window>> {
+    fn new(fs: &Arc<Fs>) -> Result<Arc<Window>> {
         Ok(Arc::new(
             Window {
                 fs: fs.clone(),
@@ -342,24 +300,32 @@ impl Window {
     }
 }
 
-/// A readahead window's reader: its extents' reads, every bio in flight at once.
-/// A window of one extent (most of a small file's) is read by the reader itself,
-/// as `read_folio` reads: a work item would only add a hop to the workqueue and
-/// back. The first extent is held until a second one shows the window needs more.
+/// The reads of a range of a file: a readahead window's, every bio in flight at
+/// once (`parallel`), or a folio's, each extent read and waited for in turn by
+/// the reader. A parallel window of one extent (most of a small file's) is read
+/// by the reader itself too: a work item would only add a hop to the workqueue and
+/// back. Its first extent is held until a second shows the window needs more.
 pub(crate) struct WindowReader {
     win: Arc<Window>,
+    parallel: bool,
     held: Option<Arc<ExtentRead>>,
     started: bool,
 }
 
 impl WindowReader {
     /// A window of `fs` with nothing read yet.
-    pub(crate) fn new(fs: &Arc<Fs>) -> Result<WindowReader> {
+    pub(crate) fn new(fs: &Arc<Fs>, parallel: bool) -> Result<WindowReader> {
         Ok(WindowReader {
             win: Window::new(fs)?,
+            parallel,
             held: None,
             started: false,
         })
+    }
+
+    /// Whether an extent of the window failed (as far as the reader knows yet).
+    pub(crate) fn failed(&self) -> bool {
+        self.win.err.load(Ordering::Acquire) != 0
     }
 
     /// Reads extent `x` into `dst` (which the caller keeps, untouched, until
@@ -374,6 +340,10 @@ impl WindowReader {
         let Some(op) = (unsafe { self.win.prepare(inum, x, dst) }) else {
             return;
         };
+        if !self.parallel {
+            submit(op, true);
+            return;
+        }
         if !self.started && self.held.is_none() {
             self.held = Some(op);
             return;
@@ -512,11 +482,12 @@ fn submit(op: Arc<ExtentRead>, here: bool) {
                         // after the endio; the op owning it is kept alive by the
                         // reference passed as private, taken back in the endio.
                         let r = unsafe {
-                            dev.data_read_async(
+                            dev.read_async(
                                 plan.sector,
                                 st.raw.as_mut_ptr(),
                                 plan.bytes,
                                 private.cast(),
+                                ReadKind::Data,
                             )
                         };
                         match r {
@@ -554,21 +525,7 @@ pub(crate) extern "C" fn bch_rs_data_read_endio(private: *mut c_void, err: c_int
     // SAFETY: `private` is the reference `submit` leaked for this read.
     let op = unsafe { Arc::from_raw(private.cast::<ExtentRead>().cast_const()) };
     op.io_err.store(err, Ordering::Release);
-    // No reference to the filesystem is taken here: dropping the last one in
-    // interrupt context would shut it down there.
-    let wq: Option<*const Queue> = op.win.fs.wq().map(core::ptr::from_ref::<Queue>);
-    match wq {
-        Some(wq) => {
-            // SAFETY: the queue is destroyed only at shutdown, which waits for every
-            // read; this one's reader is still waiting for it (its work item has
-            // not run yet).
-            let _ = unsafe { &*wq }.enqueue(op);
-        }
-        // Cannot happen: the queue outlives every read. Never drop the op here.
-        None => {
-            let _ = kernel::workqueue::system().enqueue(op);
-        }
-    }
+    Fs::queue_io(op, |op| &op.win.fs);
 }
 
 impl WorkItem for ExtentRead {

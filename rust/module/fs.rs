@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};
+use kernel::workqueue::{HasWork, Queue, WorkItem};
 
 use crate::bdev::BlockDev;
 use crate::btree::cache::NodeCache;
@@ -318,6 +319,31 @@ impl Fs {
         // SAFETY: `p` came from alloc_workqueue and is destroyed only by `shutdown`,
         // which first waits for every read to finish (no caller is left).
         Some(unsafe { kernel::workqueue::Queue::from_raw(p.cast()) })
+    }
+
+    /// From a bio's endio (interrupt context): queues the work item `op` of a
+    /// read or write on the workqueue of its filesystem (`fs_of(op)`), taking no
+    /// reference to the filesystem: dropping the last one here would shut it down
+    /// in interrupt context.
+    pub(crate) fn queue_io<T>(op: Arc<T>, fs_of: fn(&T) -> &Fs)
+    where
+        T: WorkItem<Pointer = Arc<T>> + HasWork<T> + Send + Sync + 'static,
+    {
+        let wq = fs_of(&op).wq().map(core::ptr::from_ref::<Queue>);
+        match wq {
+            Some(wq) => {
+                // SAFETY: the queue is destroyed only at shutdown, after every IO
+                // ended: each has a waiter until its work item has run (`get_node`
+                // for a node read, the file read for data, the writer for a node
+                // write: a VFS call, the mount, the gc thread or a debugfs reader,
+                // all done by then).
+                let _ = unsafe { &*wq }.enqueue(op);
+            }
+            // Cannot happen: the queue outlives every IO. Never drop the op here.
+            None => {
+                let _ = kernel::workqueue::system().enqueue(op);
+            }
+        }
     }
 
     pub(crate) fn is_blacklisted(&self, seq: u64) -> bool {

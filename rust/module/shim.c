@@ -357,19 +357,6 @@ static void bch_rs_bio_endio(struct bio *bio)
 	bch_rs_read_endio(private, err);
 }
 
-int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
-			   void *private)
-{
-	struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, len, BCH_RS_READ_OPF);
-
-	if (!bio)
-		return -EINVAL;
-	bio->bi_private = private;
-	bio->bi_end_io = bch_rs_bio_endio;
-	submit_bio(bio);
-	return 0;
-}
-
 static void bch_rs_data_bio_endio(struct bio *bio)
 {
 	void *private = bio->bi_private;
@@ -379,15 +366,16 @@ static void bch_rs_data_bio_endio(struct bio *bio)
 	bch_rs_data_read_endio(private, err);
 }
 
-int bch_rs_bdev_data_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
-				void *private)
+int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
+			   void *private, int data)
 {
-	struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, len, REQ_OP_READ);
+	struct bio *bio = bch_rs_bio_map(bdev_file, sector, buf, len,
+					 data ? REQ_OP_READ : BCH_RS_READ_OPF);
 
 	if (!bio)
 		return -EINVAL;
 	bio->bi_private = private;
-	bio->bi_end_io = bch_rs_data_bio_endio;
+	bio->bi_end_io = data ? bch_rs_data_bio_endio : bch_rs_bio_endio;
 	submit_bio(bio);
 	return 0;
 }

@@ -93,18 +93,14 @@ u64 bch_rs_bdev_sectors(struct file *bdev_file);
 /* Reads len bytes at sector into buf (kmalloc or vmalloc memory) and waits. */
 int bch_rs_bdev_read_sync(struct file *bdev_file, u64 sector, void *buf, size_t len);
 /*
- * Submits a REQ_META read of len bytes (at most 1 MiB) at sector into buf and
- * returns at once; the bio's endio calls bch_rs_read_endio(private, errno) in
- * interrupt context. Returns 0 or a negative errno (then no endio comes).
+ * Submits a read of len bytes (at most 1 MiB) at sector into buf and returns at
+ * once: a node read (REQ_META), whose endio calls bch_rs_read_endio(private,
+ * errno), or with data set a file data read (no REQ_META), whose endio calls
+ * bch_rs_data_read_endio(private, errno); both in interrupt context. Returns 0 or
+ * a negative errno (then no endio comes).
  */
 int bch_rs_bdev_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
-			   void *private);
-/*
- * The same for file data (REQ_OP_READ, no REQ_META): the endio calls
- * bch_rs_data_read_endio(private, errno) in interrupt context.
- */
-int bch_rs_bdev_data_read_async(struct file *bdev_file, u64 sector, void *buf, size_t len,
-				void *private);
+			   void *private, int data);
 /* After DMA into buf completed: make its vmalloc alias coherent. */
 void bch_rs_read_done(void *buf, size_t len);
 /* Writes: REQ_OP_WRITE | REQ_META | REQ_SYNC, plus these. */

@@ -194,7 +194,8 @@ fn unsupported(fs: &Fs, inum: u64, typ: u8) -> Error {
     eopnotsupp()
 }
 
-/// Reads `len` bytes of file `inum` at byte `pos` into `buf` (holes as zeros).
+/// Reads `len` bytes of file `inum` at byte `pos` into `buf` (holes as zeros),
+/// for `read_folio`: one extent after another.
 #[no_mangle]
 pub(crate) extern "C" fn bch_rs_file_read(
     m: *mut c_void,
@@ -203,27 +204,7 @@ pub(crate) extern "C" fn bch_rs_file_read(
     buf: *mut c_void,
     len: usize,
 ) -> c_int {
-    // SAFETY: `m` is a super block's `s_fs_info`, alive while the super block is.
-    let fs = unsafe { fs_of(m) };
-    // SAFETY: `buf` is the caller's mapped folio, valid for `len` bytes.
-    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    with_tree(fs, |t| {
-        let mut err: Option<Error> = None;
-        dread::fill(t, inum, pos, out, &mut |piece, dst| {
-            let r = match piece {
-                Piece::Data(x) => data::read_extent(fs, inum, &x, dst),
-                Piece::Unsupported(typ) => Err(unsupported(fs, inum, typ)),
-            };
-            match r {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    err = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
-        })?;
-        err.map_or(Ok(()), Err)
-    })
+    file_read(m, inum, pos, buf, len, false)
 }
 
 /// [`bch_rs_file_read`] for a readahead window: every extent's read is started
@@ -236,12 +217,23 @@ pub(crate) extern "C" fn bch_rs_file_read_window(
     buf: *mut c_void,
     len: usize,
 ) -> c_int {
+    file_read(m, inum, pos, buf, len, true)
+}
+
+fn file_read(
+    m: *mut c_void,
+    inum: u64,
+    pos: u64,
+    buf: *mut c_void,
+    len: usize,
+    parallel: bool,
+) -> c_int {
     // SAFETY: `m` is a super block's `s_fs_info`, alive while the super block is.
     let fs = unsafe { fs_of(m) };
-    // SAFETY: `buf` is the caller's buffer, valid for `len` bytes, untouched by it
-    // until this call returns.
+    // SAFETY: `buf` is the caller's buffer (a mapped folio, or readahead's), valid
+    // for `len` bytes and untouched by it until this call returns.
     let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    let mut win = match data::WindowReader::new(fs) {
+    let mut win = match data::WindowReader::new(fs, parallel) {
         Ok(w) => w,
         Err(e) => return e.to_errno(),
     };
@@ -253,7 +245,12 @@ pub(crate) extern "C" fn bch_rs_file_read_window(
                 // never touches again (its parts do not overlap), and `out` lives
                 // until `win.wait()` below has returned.
                 unsafe { win.read(inum, &x, dst) };
-                ControlFlow::Continue(())
+                // A failed extent fails the range: nothing after it is read.
+                if win.failed() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
             }
             Piece::Unsupported(typ) => {
                 err = Some(unsupported(fs, inum, typ));

@@ -29,10 +29,10 @@ for fx in basic lz4 zstd csum-xxhash churn; do
     reads=$(sed -n 's/^reads issued\t//p' "$(fsdir)/data_reads")
     most=$(sed -n 's/^most in flight\t//p' "$(fsdir)/data_reads")
     left=$(sed -n 's/^in flight\t//p' "$(fsdir)/data_reads")
-    [ "${reads:-0}" -gt 0 ] || fail "$fx: no readahead data reads counted"
+    [ "${reads:-0}" -gt 0 ] || fail "$fx: no data reads counted"
     [ "$left" = 0 ] || fail "$fx: $left data bios still in flight after the reads"
     [ "$most" -gt "$most_all" ] && most_all=$most
-    ok "$fx: $files files equal the manifest through mmap and odd-sized reads ($reads readahead replica reads, at most $most bios in flight)"
+    ok "$fx: $files files equal the manifest through mmap and odd-sized reads ($reads replica reads, at most $most bios in flight)"
     umount /mnt || fail "umount $fx"
 done
 [ "$most_all" -gt 1 ] || fail "readahead never had two data bios in flight (at most $most_all)"

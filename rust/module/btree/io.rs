@@ -11,9 +11,10 @@ use core::sync::atomic::{AtomicI32, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-use kernel::workqueue::{impl_has_work, new_work, Queue, Work, WorkItem};
+use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 
 use super::cache::{KeyRef, Lookup, Node, NodeData, NodeId, NodeRef, ReplicaError, READ_IN_FLIGHT};
+use crate::bdev::ReadKind;
 use crate::format::btree::ptr::{BtreePtr, ExtentPtr};
 use crate::format::btree::read::{read_bsets, BsetRef, NodeCtx, NodeError};
 use crate::format::btree::sort::{Cursor, Merge};
@@ -167,7 +168,15 @@ fn submit(op: Arc<ReadOp>) {
         // SAFETY: `st.buf` is not touched until the work item runs after the endio
         // (the op, which owns it, is kept alive by the reference passed as private
         // and reclaimed in `bch_rs_read_endio`).
-        let r = unsafe { dev.read_async(p.offset, st.buf.as_mut_ptr(), len, private.cast()) };
+        let r = unsafe {
+            dev.read_async(
+                p.offset,
+                st.buf.as_mut_ptr(),
+                len,
+                private.cast(),
+                ReadKind::Node,
+            )
+        };
         match r {
             Ok(()) => return,
             Err(e) => {
@@ -191,21 +200,7 @@ pub(crate) extern "C" fn bch_rs_read_endio(private: *mut c_void, err: c_int) {
     // SAFETY: `private` is the reference `submit` leaked for this read.
     let op = unsafe { Arc::from_raw(private.cast::<ReadOp>().cast_const()) };
     op.io_err.store(err, Ordering::Release);
-    // No reference to the filesystem is taken here: dropping the last one in
-    // interrupt context would shut it down there.
-    let wq: Option<*const Queue> = op.fs.wq().map(core::ptr::from_ref::<Queue>);
-    match wq {
-        Some(wq) => {
-            // SAFETY: the queue is destroyed only at shutdown, after every node read
-            // ended: each has a waiter in `get_node` (a VFS call, the gc thread or a
-            // debugfs reader, all done by then) until its work item has run.
-            let _ = unsafe { &*wq }.enqueue(op);
-        }
-        // Cannot happen: the queue outlives every read. Never drop the op here.
-        None => {
-            let _ = kernel::workqueue::system().enqueue(op);
-        }
-    }
+    Fs::queue_io(op, |op| &op.fs);
 }
 
 impl WorkItem for ReadOp {

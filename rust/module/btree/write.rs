@@ -189,15 +189,7 @@ unsafe fn replica_done(op: *const WriteOp, i: usize, err: i32) {
     // SAFETY: the last replica takes back the reference write_node leaked for
     // the work item, once.
     let w = unsafe { Arc::from_raw(op) };
-    match o.fs.wq() {
-        Some(wq) => {
-            let _ = wq.enqueue(w);
-        }
-        // The queue outlives every write (the writer waits): not reached.
-        None => {
-            let _ = kernel::workqueue::system().enqueue(w);
-        }
-    }
+    Fs::queue_io(w, |w| &w.fs);
 }
 
 /// What a replica's bio carries to its endio: the write (no reference: see
