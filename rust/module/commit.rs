@@ -242,7 +242,8 @@ pub(crate) fn next_journal_seq(fs: &Fs) -> Option<u64> {
 /// `live`: the filesystem is mounted and read meanwhile (the gc thread's writes):
 /// the roots readers see are replaced once the commit is done, and a filesystem
 /// with a journal to replay is refused (its keys overlay the nodes in memory).
-/// Commits are serialized by the write state's lock, held throughout.
+/// Commits are serialized by the write state's lock, held throughout; a frozen
+/// filesystem, or one remounted read-only, starts none ([`Fs::writes_held`]).
 pub(crate) fn commit(
     fs: &Arc<Fs>,
     updates: &[Update],
@@ -255,6 +256,7 @@ pub(crate) fn commit(
         return Err(EROFS);
     }
     let mut ws = fs.wstate.lock();
+    fs.writes_held()?;
     if live && !ws.clean {
         pr_err!(
             "{}: not written while mounted: the filesystem has a journal to replay (mount it again with fsck,fix_errors)\n",

@@ -115,6 +115,12 @@ impl AsRef<[u8]> for Jbuf {
     }
 }
 
+/// The error of a commit refused because the filesystem is frozen (EAGAIN: a
+/// later pass writes it).
+pub(crate) fn frozen_errno() -> Error {
+    EAGAIN
+}
+
 /// One mounted filesystem.
 pub(crate) struct Fs {
     /// Devices by member index.
@@ -146,6 +152,11 @@ pub(crate) struct Fs {
     pub(crate) writable: bool,
     /// A write failed while mounted: nothing more is written (emergency read-only).
     pub(crate) write_error: AtomicBool,
+    /// Freezes not yet thawed, and a remount read-only: while either holds, no
+    /// commit starts (each is set under `wstate`, so a commit in progress ends
+    /// first). See [`Fs::writes_held`].
+    pub(crate) frozen: AtomicU32,
+    pub(crate) remounted_ro: AtomicBool,
     /// Bucket generations per device, from the alloc btree; set once at open.
     gens: UnsafeCell<KVec<KVVec<u8>>>,
     gens_ready: AtomicBool,
@@ -493,6 +504,8 @@ impl Fs {
             journal_start: 0,
             writable,
             write_error: AtomicBool::new(false),
+            frozen: AtomicU32::new(0),
+            remounted_ro: AtomicBool::new(false),
             gens: UnsafeCell::new(KVec::new()),
             gens_ready: AtomicBool::new(false),
             cache: NodeCache::new().inspect_err(|_| {
@@ -534,7 +547,6 @@ impl Fs {
         Ok(fs)
     }
 
-    /// Btrees with no root yet get an empty one, as upstream allocates them.
     /// A write failed while mounted: no more writes, one log line.
     pub(crate) fn emergency_read_only(&self) {
         if !self.write_error.swap(true, Ordering::AcqRel) {
@@ -543,6 +555,19 @@ impl Fs {
                 self.uuid()
             );
         }
+    }
+
+    /// Why no commit may start now, if one may not: the filesystem is frozen
+    /// ([`frozen_errno`]) or was remounted read-only (EROFS). Called with `wstate`
+    /// held, under which both are set.
+    pub(crate) fn writes_held(&self) -> Result {
+        if self.frozen.load(Ordering::Acquire) > 0 {
+            return Err(frozen_errno());
+        }
+        if self.remounted_ro.load(Ordering::Acquire) {
+            return Err(EROFS);
+        }
+        Ok(())
     }
 
     /// The root of `btree`.

@@ -35,7 +35,7 @@ use crate::format::journal::keys::AcctView;
 use crate::format::printbuf::{FixedBuf, Printbuf};
 use crate::format::sb::Sb;
 use crate::format::text::{Pb, TextCtx};
-use crate::fs::{Fs, PtrKey};
+use crate::fs::{frozen_errno, Fs, PtrKey};
 use crate::repair::alloc_change;
 use crate::shim;
 
@@ -442,9 +442,9 @@ pub(crate) extern "C" fn bch_rs_write_stats(
 /// as upstream's gc thread does, while the filesystem is mounted and read.
 fn write_oldest_gens(fs: &Arc<Fs>, gens: &[Update], st: &Status) {
     let mut write_failed = false;
+    let n = gens.iter().filter(|u| u.btree == ids::btree::ALLOC).count();
     match commit(fs, gens, &SbChanges::default(), &mut write_failed, true) {
         Ok(done) => {
-            let n = gens.iter().filter(|u| u.btree == ids::btree::ALLOC).count();
             st.oldest_gen_written.fetch_add(n as u64, Ordering::Relaxed);
             pr_info!(
                 "{}: gc: wrote the oldest gens of {} bucket(s): {} node bset(s), journal seq {}\n",
@@ -457,10 +457,20 @@ fn write_oldest_gens(fs: &Arc<Fs>, gens: &[Update], st: &Status) {
         Err(_) if write_failed => {
             fs.emergency_read_only();
         }
+        Err(e) if e == frozen_errno() => pr_info!(
+            "{}: gc: the filesystem is frozen: the oldest gens of {} bucket(s) left for a pass after the thaw\n",
+            fs.uuid(),
+            n
+        ),
+        Err(e) if e == EROFS && fs.remounted_ro.load(Ordering::Acquire) => pr_info!(
+            "{}: gc: remounted read-only: the oldest gens of {} bucket(s) not written\n",
+            fs.uuid(),
+            n
+        ),
         Err(e) => pr_err!(
             "{}: gc: the oldest gens of {} bucket(s) not written: error {}\n",
             fs.uuid(),
-            gens.len(),
+            n,
             e.to_errno()
         ),
     }

@@ -160,9 +160,19 @@ static void bch_rs_free_fc(struct fs_context *fc)
 	kfree(fc->fs_private);
 }
 
+/* A remount: whether it asks for read-write, and the options given. */
+static int bch_rs_reconfigure(struct fs_context *fc)
+{
+	unsigned int *opts = fc->fs_private;
+	int rw_asked = (fc->sb_flags_mask & SB_RDONLY) && !(fc->sb_flags & SB_RDONLY);
+
+	return bch_rs_fs_remount(fc->root->d_sb->s_fs_info, rw_asked, *opts);
+}
+
 static const struct fs_context_operations bch_rs_context_ops = {
 	.parse_param	= bch_rs_parse_param,
 	.get_tree	= bch_rs_get_tree,
+	.reconfigure	= bch_rs_reconfigure,
 	.free		= bch_rs_free_fc,
 };
 

@@ -178,6 +178,16 @@ int bch_rs_fs_start(void *fs);
 void bch_rs_fs_stop_gc(void *fs);
 /* Unmount: stop IO and release the filesystem. */
 void bch_rs_fs_close(void *fs);
+/*
+ * A remount: rw_asked when it asks for read-write (files stay read-only: refused),
+ * opts the options given. Returns 0 or a negative errno.
+ */
+int bch_rs_fs_remount(void *fs, int rw_asked, unsigned int opts);
+/*
+ * Freeze (hold 1, before the VFS freezes the super block: waits for a commit in
+ * progress, and none starts) and thaw (hold -1, once the VFS thawed it).
+ */
+void bch_rs_fs_hold_writes(void *fs, int hold);
 /* The root directory's inode number of the mounted subvolume. */
 u64 bch_rs_fs_root(void *fs);
 /* VFS operations (rust/module/vfs.rs); errors are negative errnos. */

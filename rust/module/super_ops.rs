@@ -6,6 +6,8 @@
 //! readers), stop the gc thread (a pass in progress stops at the next node), then
 //! stop IO.
 
+use core::sync::atomic::Ordering;
+
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -164,6 +166,60 @@ pub(crate) extern "C" fn bch_rs_fs_stop_gc(m: *mut c_void) {
     // the sysfs files reach the filesystem through their own state, not `m`).
     let m = unsafe { &mut *m.cast::<Mounted>() };
     drop(m.gc.take());
+}
+
+/// `reconfigure` (shim.c): a remount. Files are read-only whatever the mount, so
+/// one that asks for read-write (`rw_asked`) is refused with EROFS. Going (or
+/// staying) read-only stops the writes a mount makes itself (a `fix_errors`
+/// mount's gc thread): a commit in progress ends first, and none starts again
+/// until the filesystem is mounted anew. The mount options (`opts`) are taken
+/// at mount only: given again, they change nothing, and the log says so.
+#[no_mangle]
+pub(crate) extern "C" fn bch_rs_fs_remount(m: *mut c_void, rw_asked: c_int, opts: c_uint) -> c_int {
+    // SAFETY: `m` is the super block's `s_fs_info`, alive while it is mounted.
+    let fs = unsafe { fs_of(m) };
+    if rw_asked != 0 {
+        pr_err!(
+            "{}: remount read-write refused: files are read-only (no file writes yet)
+",
+            fs.uuid()
+        );
+        return EROFS.to_errno();
+    }
+    if opts != 0 {
+        pr_notice!(
+            "{}: remount: fsck, fix_errors and nochanges are taken at mount only; not changed
+",
+            fs.uuid()
+        );
+    }
+    let _ws = fs.wstate.lock();
+    if fs.writable && !fs.remounted_ro.swap(true, Ordering::AcqRel) {
+        pr_info!(
+            "{}: remounted read-only: nothing more is written until the next mount
+",
+            fs.uuid()
+        );
+    }
+    0
+}
+
+/// `freeze_super` and `thaw_super` (vfs.c): `hold` 1 before the VFS freezes the
+/// super block (a commit in progress ends first; none starts while frozen), -1
+/// once it thawed it. Freezes nest as the VFS's do (one count per freeze that
+/// succeeded).
+#[no_mangle]
+pub(crate) extern "C" fn bch_rs_fs_hold_writes(m: *mut c_void, hold: c_int) {
+    // SAFETY: `m` is the super block's `s_fs_info`, alive while it is mounted.
+    let fs = unsafe { fs_of(m) };
+    let _ws = fs.wstate.lock();
+    if hold > 0 {
+        fs.frozen.fetch_add(1, Ordering::AcqRel);
+    } else {
+        let _ = fs
+            .frozen
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
 }
 
 /// `kill_sb` (or a mount that failed after opening): releases the mount.

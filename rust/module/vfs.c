@@ -67,10 +67,39 @@ static int bch_rs_statfs(struct dentry *dentry, struct kstatfs *buf)
 	return 0;
 }
 
+/*
+ * Freeze and thaw: the super block is read-only to the VFS (files are), so
+ * freeze_super() would not call a ->freeze_fs; the writes a mount makes itself
+ * (the gc thread's) are held here around the VFS's own freeze.
+ */
+static int bch_rs_freeze_super(struct super_block *sb, enum freeze_holder who,
+			       const void *owner)
+{
+	int ret;
+
+	bch_rs_fs_hold_writes(sb->s_fs_info, 1);
+	ret = freeze_super(sb, who, owner);
+	if (ret)
+		bch_rs_fs_hold_writes(sb->s_fs_info, -1);
+	return ret;
+}
+
+static int bch_rs_thaw_super(struct super_block *sb, enum freeze_holder who,
+			     const void *owner)
+{
+	int ret = thaw_super(sb, who, owner);
+
+	if (!ret)
+		bch_rs_fs_hold_writes(sb->s_fs_info, -1);
+	return ret;
+}
+
 static const struct super_operations bch_rs_super_ops = {
 	.alloc_inode	= bch_rs_alloc_inode,
 	.free_inode	= bch_rs_free_inode,
 	.statfs		= bch_rs_statfs,
+	.freeze_super	= bch_rs_freeze_super,
+	.thaw_super	= bch_rs_thaw_super,
 };
 
 static const struct inode_operations bch_rs_dir_iops;

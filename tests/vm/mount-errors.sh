@@ -4,7 +4,8 @@
 # device without a bcachefs superblock (its primary copy alone gone: a backup serves), a fix_errors mount beside another mount of
 # the same filesystem. And the options that are there: a plain
 # mount runs no gc pass, -o fsck runs one, nochanges is taken (with fix_errors on a
-# read-only mount: the repairs are only logged).
+# read-only mount: the repairs are only logged). A remount read-write is refused
+# (chmod and touch then fail as before), a remount read-only taken.
 # Disks: basic
 . /lib.sh
 mkdir -p /mnt
@@ -24,6 +25,15 @@ mount -t bcachefs -o ro /dev/vda /mnt || fail "mount -o ro"
 sleep 2
 grep -q '^passes: 0$' /sys/fs/bcachefs/*/internal/gc_status || fail "a plain mount ran a gc pass"
 grep -q '^running: 0$' /sys/fs/bcachefs/*/internal/gc_status || fail "a plain mount runs a gc pass"
+# A remount read-write is refused (files are read-only), and changes nothing.
+dmesg -c > /dev/null
+if mount -o remount,rw /mnt 2>/dev/null; then fail "remount,rw: taken"; fi
+dmesg | grep -q "remount read-write refused" || { dmesg; fail "remount,rw: not logged"; }
+grep -q " /mnt bcachefs ro" /proc/mounts || fail "remount,rw: /proc/mounts says $(grep /mnt /proc/mounts)"
+if chmod 600 /mnt/hello.txt 2>/dev/null; then fail "remount,rw: chmod taken"; fi
+if touch /mnt/hello.txt 2>/dev/null; then fail "remount,rw: touch taken"; fi
+mount -o remount,ro /mnt || fail "remount,ro"
+ok "remount,rw refused: $(dmesg | grep 'remount read-write refused' | head -n1)"
 umount /mnt || fail umount
 dmesg -c > /dev/null
 mount -t bcachefs -o ro,fsck,nochanges /dev/vda /mnt || fail "mount -o ro,fsck,nochanges"

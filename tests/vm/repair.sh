@@ -27,7 +27,10 @@
 #   triggered gc pass writes the 8 oldest gens (upstream's gc_gens) through the
 #   same commit: every reader's tree equals the manifest, the write stats and
 #   gc_status show the writes, a further pass finds nothing to advance; on the host
-#   every btree's leaf keys then equal churn's own.
+#   every btree's leaf keys then equal churn's own. Before that, a mount of the same
+#   disk frozen (fsfreeze) for one triggered pass and remounted read-only for
+#   another: both passes see the gens and write nothing, and the disk's hash is
+#   unchanged (a commit in progress would end first).
 # Host: tests/vm/tools/repair-host.sh
 # Manifests: churn
 # Timeout: 900
@@ -129,9 +132,6 @@ ok "r2err: the second replica's write failed, nothing committed, emergency read-
 
 # Written while mounted: the gc thread writes oldest gens while 8 readers walk.
 d=$(dev $n); n=$((n + 1))
-dmesg -c > /dev/null
-mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "gens: mount"; }
-gdir=$(echo /sys/fs/bcachefs/*/internal)
 gcst() { sed -n "s/^$1: //p" "$gdir/gc_status"; }
 wait_passes() {
     i=0
@@ -140,6 +140,34 @@ wait_passes() {
         sleep 0.5
     done
 }
+# The disk as it is (read past the page cache: the module's bios bypass it).
+disk_sum() { dd if="$d" iflag=direct bs=1M 2>/dev/null | sha256sum; }
+# First a mount that is frozen, then remounted read-only: its passes write nothing.
+dmesg -c > /dev/null
+mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "gens: mount"; }
+gdir=$(echo /sys/fs/bcachefs/*/internal)
+wait_passes 1
+h0=$(disk_sum)
+fsfreeze --freeze /mnt || fail "gens: freeze"
+echo 1 > "$gdir/trigger_gc" || fail "gens: trigger_gc"
+wait_passes 2
+[ "$(gcst oldest_gen_advance)" = 8 ] || fail "gens: frozen, the pass sees $(gcst oldest_gen_advance) gens to advance"
+[ "$(gcst oldest_gen_written)" = 0 ] || fail "gens: written while frozen"
+dmesg | grep -q 'gc: the filesystem is frozen' || { dmesg | tail; fail "gens: no frozen pass logged"; }
+[ "$(disk_sum)" = "$h0" ] || fail "gens: the disk changed while frozen"
+fsfreeze --unfreeze /mnt || fail "gens: thaw"
+mount -o remount,ro /mnt || fail "gens: remount,ro"
+dmesg | grep -q 'remounted read-only: nothing more is written' || fail "gens: remount,ro not logged"
+echo 1 > "$gdir/trigger_gc" || fail "gens: trigger_gc"
+wait_passes 3
+[ "$(gcst oldest_gen_written)" = 0 ] || fail "gens: written after remount,ro"
+dmesg | grep -q 'gc: remounted read-only: the oldest gens of 8 bucket' || { dmesg | tail; fail "gens: no read-only pass logged"; }
+[ "$(disk_sum)" = "$h0" ] || fail "gens: the disk changed after remount,ro"
+umount /mnt || fail "gens: umount"
+ok "gens: frozen, then remounted read-only: two passes with 8 gens to advance wrote nothing, the disk unchanged"
+dmesg -c > /dev/null
+mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "gens: mount"; }
+gdir=$(echo /sys/fs/bcachefs/*/internal)
 wait_passes 1
 [ "$(gcst oldest_gen_advance)" = 8 ] || fail "gens: the fsck pass sees $(gcst oldest_gen_advance) gens to advance"
 [ "$(gcst oldest_gen_written)" = 0 ] || fail "gens: the mount's fsck pass wrote"
