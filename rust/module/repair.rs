@@ -12,10 +12,15 @@
 //!   and fragmentation LRU keys they move, unless the bucket leaves the freespace
 //!   btree (cutting a freespace extent is the offline tool's for now);
 //! - the members' btree-allocated bitmaps (`btree_bitmap_not_marked`, the
-//!   `btree_bitmap_gc` pass), a superblock-only change.
+//!   `btree_bitmap_gc` pass), a superblock-only change;
+//! - a leaf key's pointer gens (`ptr_gen_newer_than_bucket_gen`, `stale_dirty_ptr`):
+//!   set to the bucket's, with the backpointers that name the old gen. The counts
+//!   (alloc keys, accounting) wait for a recount over the fixed pointers, as the
+//!   offline tool's rounds do: the repair commits the pointers alone and asks for a
+//!   second repair ([`Outcome::Repaired`]'s `recount`), which the mount runs once
+//!   the filesystem is opened again.
 //!
-//! The rest (pointer gens, topology, node rewrites) is logged as left for the
-//! offline tool.
+//! The rest (topology, node rewrites) is logged as left for the offline tool.
 
 use core::fmt::Write as _;
 use core::ops::ControlFlow;
@@ -26,10 +31,11 @@ use kernel::sync::Arc;
 use crate::btree::iter::range;
 use crate::commit::{commit, next_journal_seq, SbChanges, Update};
 use crate::eopnotsupp;
-use crate::format::alloc::format::{accounting_nr_counters, AllocV4, BUCKET_GENS_NR};
+use crate::format::alloc::format::{accounting_nr_counters, AllocV4, Backpointer, BUCKET_GENS_NR};
 use crate::format::alloc::trigger::derived_changes;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
+use crate::format::data::extents_format::set_ptr_gens;
 use crate::format::gc::finding::{Finding, Kind};
 use crate::format::gc::repair::{accounting_values, accounting_version, apply_field};
 use crate::format::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
@@ -73,10 +79,135 @@ struct Plan {
     /// The bitmaps' repair, decided once for every bitmap finding: `Some(why)`
     /// when it is not made.
     bitmap: Option<Option<&'static str>>,
+    /// Keys whose pointer gens are reset (btree, key, value), and the
+    /// backpointers that named the old gens.
+    ptr_keys: KVec<(u32, Bkey, KVec<u8>)>,
+    bps: KVec<(Bkey, KVec<u8>)>,
     /// The pass could not read every node.
     unreadable: bool,
     fixing: u32,
+    /// Counts left for the recount after the pointer fixes.
+    deferred: u32,
     left: u32,
+}
+
+/// A pointer gen finding on a leaf key, whose repair resets the pointer's gen.
+fn is_ptr_gen_fix(f: &Finding) -> bool {
+    matches!(f.kind, Kind::StaleDirtyPtr | Kind::PtrGenNewerThanBucketGen)
+        && f.level == 0
+        && f.btree.is_some()
+        && f.pos.is_some()
+        && f.bucket.is_some()
+}
+
+/// A count that a pass over unfixed pointers gets wrong: repaired after the
+/// recount, once the pointers are fixed.
+fn is_count(f: &Finding) -> bool {
+    matches!(
+        f.kind,
+        Kind::AllocKeyWrong | Kind::OldestGenTooNew | Kind::AccountingMismatch
+    )
+}
+
+/// The repair of a pointer gen finding ([`is_ptr_gen_fix`]): the pointer's gen
+/// set to its bucket's, as upstream's check_fix_ptrs resets it, and each
+/// backpointer of that pointer that names the pointer's gen given the bucket's, as
+/// the offline `fsck -y` does (upstream's check_extents_to_backpointers, after the
+/// pointers).
+fn ptr_gen_fix(fs: &Arc<Fs>, f: &Finding, p: &mut Plan) -> Result<Option<&'static str>> {
+    let (Some(bt), Some(pos), Some((dev, bucket))) = (f.btree, f.pos, f.bucket) else {
+        return Ok(Some("pointer finding without its key"));
+    };
+    let (bucket_size, shift) = {
+        let sb = fs.sb();
+        let Some(m) = sb.member(dev as usize) else {
+            return Ok(Some("pointer to a missing device"));
+        };
+        (u64::from(m.bucket_size()).max(1), sb.extent_bp_shift())
+    };
+    let i = match p
+        .ptr_keys
+        .iter()
+        .position(|(b, k, _)| *b == bt && k.p == pos)
+    {
+        Some(i) => i,
+        None => match leaf_key(fs, bt, pos)? {
+            Some((k, v)) => {
+                p.ptr_keys.push((bt, k, v), GFP_KERNEL)?;
+                p.ptr_keys.len() - 1
+            }
+            None => return Ok(Some("the key is not in its btree")),
+        },
+    };
+    let (_, k, v) = &mut p.ptr_keys[i];
+    let n = set_ptr_gens(k.typ, v, &mut |ptr| {
+        (u32::from(ptr.dev) == dev
+            && !ptr.cached
+            && ptr.offset / bucket_size == bucket
+            && ptr.gen == f.ptr_gen)
+            .then_some(f.gen)
+    });
+    if n == 0 {
+        return Ok(Some("no such pointer in the key"));
+    }
+    // The bucket's backpointers: from its first sector to its last, in
+    // backpointer positions.
+    let (Some(lo), Some(hi)) = (
+        bucket
+            .checked_mul(bucket_size)
+            .and_then(|s| s.checked_shl(shift)),
+        bucket
+            .checked_add(1)
+            .and_then(|b| b.checked_mul(bucket_size))
+            .and_then(|s| s.checked_shl(shift)),
+    ) else {
+        return Ok(Some("bucket past what backpointers can name"));
+    };
+    let from = Bpos::new(u64::from(dev), lo, 0);
+    let to = Bpos::new(u64::from(dev), hi.saturating_sub(1), u32::MAX);
+    let mut found: KVec<(Bkey, KVec<u8>)> = KVec::new();
+    let mut err = Ok(());
+    range(fs, btree::BACKPOINTERS, from, to, &mut |bk, bv| {
+        if bk.typ != KeyType::Backpointer as u8 {
+            return ControlFlow::Continue(());
+        }
+        let bp = Backpointer::read(bv);
+        if u32::from(bp.btree_id) != bt
+            || bp.level != f.level
+            || bp.pos != pos
+            || bp.bucket_gen != f.ptr_gen
+        {
+            return ControlFlow::Continue(());
+        }
+        let mut nv = KVec::new();
+        let r = nv
+            .extend_from_slice(bv, GFP_KERNEL)
+            .map_err(Error::from)
+            .and_then(|()| {
+                Backpointer {
+                    bucket_gen: f.gen,
+                    ..bp
+                }
+                .write(&mut nv)
+                .ok_or(EINVAL)
+            })
+            .and_then(|()| found.push((*bk, nv), GFP_KERNEL).map_err(Error::from));
+        match r {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                err = Err(e);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    err?;
+    for (k, v) in found {
+        match p.bps.iter().position(|(b, _)| b.p == k.p) {
+            Some(j) => p.bps[j] = (k, v),
+            None => p.bps.push((k, v), GFP_KERNEL)?,
+        }
+    }
+    Ok(None)
 }
 
 /// Why a finding is not repaired here, or `None` when its repair was planned.
@@ -194,6 +325,9 @@ fn plan_one(
                 apply_field(a, f);
             }
             Ok(None)
+        }
+        Kind::StaleDirtyPtr | Kind::PtrGenNewerThanBucketGen if is_ptr_gen_fix(f) => {
+            ptr_gen_fix(fs, f, p)
         }
         Kind::BtreeBitmapNotMarked | Kind::BtreeBitmapGc => {
             // One change covers every bitmap finding, all devices or none.
@@ -325,7 +459,15 @@ fn alloc_updates(fs: &Fs, p: &mut Plan) -> Result<core::result::Result<(), Bpos>
     Ok(Ok(()))
 }
 
-fn log_finding(fs: &Fs, f: &Finding, why: Option<&str>) {
+/// What became of a finding, for its log line.
+enum Fate<'a> {
+    Fixing,
+    /// Repaired by the next repair, after the recount.
+    Deferred,
+    NotFixed(&'a str),
+}
+
+fn log_finding(fs: &Fs, f: &Finding, fate: Fate<'_>) {
     let mut b = [0u8; 640];
     let mut w = FixedBuf::new(&mut b);
     {
@@ -334,9 +476,16 @@ fn log_finding(fs: &Fs, f: &Finding, why: Option<&str>) {
     }
     let line = core::str::from_utf8(w.as_bytes()).unwrap_or("?");
     let line = line.trim_end();
-    match why {
-        None => pr_info!("{}: repair: fixing: {}\n", fs.uuid(), line),
-        Some(why) => pr_warn!("{}: repair: not fixed ({}): {}\n", fs.uuid(), why, line),
+    match fate {
+        Fate::Fixing => pr_info!("{}: repair: fixing: {}\n", fs.uuid(), line),
+        Fate::Deferred => pr_info!(
+            "{}: repair: after the recount over the fixed pointers: {}\n",
+            fs.uuid(),
+            line
+        ),
+        Fate::NotFixed(why) => {
+            pr_warn!("{}: repair: not fixed ({}): {}\n", fs.uuid(), why, line)
+        }
     }
 }
 
@@ -346,8 +495,9 @@ pub(crate) enum Outcome {
     /// Nothing written (nothing to repair, nochanges, or a repair the kernel cannot
     /// write yet: logged).
     Unchanged,
-    /// Committed: the filesystem is to be opened afresh.
-    Repaired,
+    /// Committed: the filesystem is to be opened afresh; with `recount`, pointers
+    /// were fixed and the counts wait for a repair of their own over them.
+    Repaired { recount: bool },
     /// A device write failed (logged): the disks hold the old filesystem or the
     /// repaired one, as after a crash; the mount goes on read-only (emergency
     /// read-only), from what is on disk.
@@ -377,13 +527,29 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
         unreadable: stats.unreadable > 0,
         ..Plan::default()
     };
-    for f in c.findings.iter() {
-        let why = plan_one(fs, &c, f, &mut p, acct_version)?;
-        match why {
-            None => p.fixing += 1,
-            Some(_) => p.left += 1,
+    // Pointers first: when any is fixed, the counts wait for a recount over the
+    // fixed pointers.
+    let mut recount = false;
+    for ptrs in [true, false] {
+        for f in c.findings.iter().filter(|f| is_ptr_gen_fix(f) == ptrs) {
+            if recount && is_count(f) {
+                p.deferred += 1;
+                log_finding(fs, f, Fate::Deferred);
+                continue;
+            }
+            let why = plan_one(fs, &c, f, &mut p, acct_version)?;
+            recount |= ptrs && why.is_none();
+            match why {
+                None => {
+                    p.fixing += 1;
+                    log_finding(fs, f, Fate::Fixing);
+                }
+                Some(why) => {
+                    p.left += 1;
+                    log_finding(fs, f, Fate::NotFixed(why));
+                }
+            }
         }
-        log_finding(fs, f, why);
     }
     if let Err(at) = alloc_updates(fs, &mut p)? {
         pr_err!(
@@ -406,17 +572,42 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
             GFP_KERNEL,
         )?;
     }
+    for (bt, k, v) in core::mem::take(&mut p.ptr_keys) {
+        p.updates.push(
+            Update {
+                btree: bt,
+                level: 0,
+                k,
+                v,
+                journal_v: None,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    for (k, v) in core::mem::take(&mut p.bps) {
+        p.updates.push(
+            Update {
+                btree: btree::BACKPOINTERS,
+                level: 0,
+                k,
+                v,
+                journal_v: None,
+            },
+            GFP_KERNEL,
+        )?;
+    }
     p.updates
         .sort_unstable_by_key(|u| (u.btree, u.level, u.k.p));
-    let mut summary = [0u8; 160];
+    let mut summary = [0u8; 192];
     let mut w = FixedBuf::new(&mut summary);
     {
         let mut pb: Pb<'_, '_> = Printbuf::new(&mut w);
         let _ = write!(
             pb,
-            "{} findings: fixing {}, leaving {}; {} keys and {} superblock change(s) to write",
+            "{} findings: fixing {}, {} after a recount, leaving {}; {} keys and {} superblock change(s) to write",
             c.findings.len(),
             p.fixing,
+            p.deferred,
             p.left,
             p.updates.len(),
             p.changes.bitmaps.len() + usize::from(p.changes.passes_done != 0)
@@ -461,5 +652,7 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
             "still dirty: its journal replays, the repair's entries last"
         }
     );
-    Ok(Outcome::Repaired)
+    Ok(Outcome::Repaired {
+        recount: p.deferred > 0,
+    })
 }

@@ -61,17 +61,20 @@ pub(crate) extern "C" fn bch_rs_fs_open(
     let r = (|| -> Result<KBox<Mounted>> {
         let opts = MountOpts::from_bits(opts);
         let mut fs = Fs::open(source, read_only != 0, opts)?;
-        let outcome = if opts.fix_errors {
+        // A repair that fixed pointers leaves the counts to a second repair, over
+        // the filesystem opened again with them fixed.
+        let mut repairs = 0;
+        while fs.opts.fix_errors && repairs < 2 {
+            repairs += 1;
             // On an error the filesystem is shut down here, in the mount's
             // context, not by whichever completion drops the last reference.
-            crate::repair::repair_at_mount(&fs).inspect_err(|_| fs.shutdown())?
-        } else {
-            Outcome::Unchanged
-        };
-        if outcome != Outcome::Unchanged {
+            let outcome = crate::repair::repair_at_mount(&fs).inspect_err(|_| fs.shutdown())?;
+            if outcome == Outcome::Unchanged {
+                break;
+            }
             // Everything read so far (cache, journal, roots) predates the writes:
             // the filesystem is opened again from what is now on disk; after a
-            // failed write, read-only (emergency read-only).
+            // failed write, read-only (emergency read-only), which ends the loop.
             let (ro, o) = match outcome {
                 Outcome::WriteFailed => {
                     pr_err!(
@@ -96,11 +99,19 @@ pub(crate) extern "C" fn bch_rs_fs_open(
             fs.write_stats.absorb(&old.write_stats);
             fs.cache.stats.absorb_writes(&old.cache.stats);
             drop(old);
-            if outcome == Outcome::Repaired {
-                pr_info!(
-                    "{}: repaired at mount; files stay read-only (no file writes yet)\n",
+            match outcome {
+                Outcome::Repaired { recount: true } => pr_info!(
+                    "{}: repaired pointers at mount; a second repair recounts over them\n",
                     fs.uuid()
-                );
+                ),
+                Outcome::Repaired { recount: false } => {
+                    pr_info!(
+                        "{}: repaired at mount; files stay read-only (no file writes yet)\n",
+                        fs.uuid()
+                    );
+                    break;
+                }
+                _ => break,
             }
         }
         KBox::new(

@@ -15,6 +15,7 @@ use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::ptr::BtreePtr;
 use bcachefs_core::btree::read::{seal_bset, KeyIter};
+use bcachefs_core::data::extents_format::set_ptr_gens;
 use bcachefs_core::ids::{self, KeyType};
 use bcachefs_core::sb::write::SbEdit;
 use bcachefs_core::sb::{format as sbf, Sb};
@@ -180,7 +181,7 @@ pub fn clear_member_bitmap(path: &str, dev: usize) -> Result<(), String> {
 }
 
 /// The kinds of [`damage`], in the order the tests use them.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "acct-dev",
     "acct-btree",
     "bucket-gen",
@@ -188,6 +189,7 @@ pub const KINDS: [&str; 7] = [
     "oldest-gen",
     "alloc-dirty",
     "alloc-type",
+    "ptr-gen",
 ];
 
 /// Adds 3 to the first counter of the first accounting key of type `typ`.
@@ -314,6 +316,29 @@ pub fn damage(kind: &str, paths: &[String]) -> Result<String, String> {
                 "alloc: bucket {}:{} (free): oldest_gen one behind its gen (a gens pass advances it; fsck finds nothing)",
                 p.inode, p.offset
             )
+        }
+        "ptr-gen" => {
+            // The first dirty pointer of the first extent that has one: its gen
+            // +1, past its bucket's (ptr_gen_newer_than_bucket_gen).
+            let first_dirty = |v: &mut [u8]| {
+                let mut seen = false;
+                set_ptr_gens(KeyType::Extent as u8, v, &mut |p| {
+                    if seen || p.cached {
+                        return None;
+                    }
+                    seen = true;
+                    Some(p.gen.wrapping_add(1))
+                })
+            };
+            let p = edit_leaf_key(
+                paths,
+                ids::btree::EXTENTS,
+                &|k, v| k.typ == KeyType::Extent as u8 && first_dirty(&mut v.to_vec()) == 1,
+                &|v| {
+                    first_dirty(v);
+                },
+            )?;
+            format!("extents: {}: first dirty pointer's gen +1", p)
         }
         "bitmap" => {
             for path in paths {

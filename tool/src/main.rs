@@ -35,6 +35,8 @@ commands:
                                      gen (not a finding: a gens pass advances it)
                          alloc-dirty a user bucket's alloc key: dirty_sectors +8
                          alloc-type  a user bucket's alloc key: data_type cached
+                         ptr-gen     the first extent's first dirty pointer: gen +1,
+                                     past its bucket's
   mutate [-k KIND] SEED IMAGE... | mutate --locate IMAGE...
                        a test tool, not an upstream command: seeded metadata damage
                        for the reliability campaign (scripts/campaign.sh), in place;
