@@ -61,6 +61,23 @@ fn leaf_key(fs: &Arc<Fs>, btree: u32, pos: Bpos) -> Result<Option<(Bkey, KVec<u8
     Ok(out)
 }
 
+/// Why a finding is not repaired when the leaf that holds its key cannot be read
+/// (its repair would be appended to that leaf).
+const LEAF_UNREADABLE: &str = "the leaf holding its key cannot be read";
+
+/// A leaf key and its value, if there is one, or why it could not be read.
+type KeyRead = core::result::Result<Option<(Bkey, KVec<u8>)>, &'static str>;
+
+/// [`leaf_key`], with a leaf that cannot be read (EIO) given as `Err(why)`: that
+/// finding is left, the others are repaired.
+fn readable_key(fs: &Arc<Fs>, btree: u32, pos: Bpos) -> Result<KeyRead> {
+    match leaf_key(fs, btree, pos) {
+        Ok(kv) => Ok(Ok(kv)),
+        Err(e) if e == EIO => Ok(Err(LEAF_UNREADABLE)),
+        Err(e) => Err(e),
+    }
+}
+
 /// One alloc key being repaired: as found, and as it will be.
 struct AllocFix {
     k: Bkey,
@@ -125,22 +142,26 @@ fn ptr_gen_fix(fs: &Arc<Fs>, f: &Finding, p: &mut Plan) -> Result<Option<&'stati
         };
         (u64::from(m.bucket_size()).max(1), sb.extent_bp_shift())
     };
-    let i = match p
+    // The key as planned so far (another of its pointers may be fixed already),
+    // or as it is.
+    let at = p
         .ptr_keys
         .iter()
-        .position(|(b, k, _)| *b == bt && k.p == pos)
-    {
-        Some(i) => i,
-        None => match leaf_key(fs, bt, pos)? {
-            Some((k, v)) => {
-                p.ptr_keys.push((bt, k, v), GFP_KERNEL)?;
-                p.ptr_keys.len() - 1
-            }
-            None => return Ok(Some("the key is not in its btree")),
+        .position(|(b, k, _)| *b == bt && k.p == pos);
+    let (k, mut v) = match at {
+        Some(i) => {
+            let (_, k, v) = &p.ptr_keys[i];
+            let mut c = KVec::new();
+            c.extend_from_slice(v, GFP_KERNEL)?;
+            (*k, c)
+        }
+        None => match readable_key(fs, bt, pos)? {
+            Err(why) => return Ok(Some(why)),
+            Ok(Some(kv)) => kv,
+            Ok(None) => return Ok(Some("the key is not in its btree")),
         },
     };
-    let (_, k, v) = &mut p.ptr_keys[i];
-    let n = set_ptr_gens(k.typ, v, &mut |ptr| {
+    let n = set_ptr_gens(k.typ, &mut v, &mut |ptr| {
         (u32::from(ptr.dev) == dev
             && !ptr.cached
             && ptr.offset / bucket_size == bucket
@@ -167,7 +188,7 @@ fn ptr_gen_fix(fs: &Arc<Fs>, f: &Finding, p: &mut Plan) -> Result<Option<&'stati
     let to = Bpos::new(u64::from(dev), hi.saturating_sub(1), u32::MAX);
     let mut found: KVec<(Bkey, KVec<u8>)> = KVec::new();
     let mut err = Ok(());
-    range(fs, btree::BACKPOINTERS, from, to, &mut |bk, bv| {
+    let r = range(fs, btree::BACKPOINTERS, from, to, &mut |bk, bv| {
         if bk.typ != KeyType::Backpointer as u8 {
             return ControlFlow::Continue(());
         }
@@ -199,8 +220,17 @@ fn ptr_gen_fix(fs: &Arc<Fs>, f: &Finding, p: &mut Plan) -> Result<Option<&'stati
                 ControlFlow::Break(())
             }
         }
-    })?;
+    });
+    match r {
+        Err(e) if e == EIO => return Ok(Some("a leaf of its backpointers cannot be read")),
+        r => r?,
+    }
     err?;
+    // Planned only now, with everything it needs read.
+    match at {
+        Some(i) => p.ptr_keys[i].2 = v,
+        None => p.ptr_keys.push((bt, k, v), GFP_KERNEL)?,
+    }
     for (k, v) in found {
         match p.bps.iter().position(|(b, _)| b.p == k.p) {
             Some(j) => p.bps[j] = (k, v),
@@ -225,7 +255,11 @@ fn plan_one(
             };
             let n = usize::from(n);
             let at = ap.to_bpos();
-            let k = match leaf_key(fs, btree::ACCOUNTING, at)? {
+            let k = match readable_key(fs, btree::ACCOUNTING, at)? {
+                Err(why) => return Ok(Some(why)),
+                Ok(kv) => kv,
+            };
+            let k = match k {
                 Some((k, v)) if accounting_nr_counters(&v) == n => k,
                 Some(_) => return Ok(Some("accounting key with more counters than gc recounts")),
                 None => Bkey {
@@ -264,9 +298,10 @@ fn plan_one(
             let i = match p.gens.iter().position(|(k, _)| k.p == at) {
                 Some(i) => i,
                 None => {
-                    let kv = match leaf_key(fs, btree::BUCKET_GENS, at)? {
-                        Some(kv) => kv,
-                        None => (
+                    let kv = match readable_key(fs, btree::BUCKET_GENS, at)? {
+                        Err(why) => return Ok(Some(why)),
+                        Ok(Some(kv)) => kv,
+                        Ok(None) => (
                             Bkey {
                                 typ: KeyType::BucketGens as u8,
                                 p: at,
@@ -300,8 +335,9 @@ fn plan_one(
             let at = Bpos::new(u64::from(dev), bucket, 0);
             let i = match p.alloc.iter().position(|a| a.k.p == at) {
                 Some(i) => i,
-                None => match leaf_key(fs, btree::ALLOC, at)? {
-                    Some((k, v)) if k.typ == KeyType::AllocV4 as u8 => {
+                None => match readable_key(fs, btree::ALLOC, at)? {
+                    Err(why) => return Ok(Some(why)),
+                    Ok(Some((k, v))) if k.typ == KeyType::AllocV4 as u8 => {
                         let old = AllocV4::read(&v);
                         p.alloc.push(
                             AllocFix {
@@ -314,8 +350,10 @@ fn plan_one(
                         )?;
                         p.alloc.len() - 1
                     }
-                    Some(_) => return Ok(Some("alloc key older than alloc_v4: not rewritten yet")),
-                    None => return Ok(Some("no alloc key for the bucket")),
+                    Ok(Some(_)) => {
+                        return Ok(Some("alloc key older than alloc_v4: not rewritten yet"))
+                    }
+                    Ok(None) => return Ok(Some("no alloc key for the bucket")),
                 },
             };
             let a = &mut p.alloc[i].new;
@@ -602,12 +640,13 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
     let mut w = FixedBuf::new(&mut summary);
     {
         let mut pb: Pb<'_, '_> = Printbuf::new(&mut w);
+        let _ = write!(pb, "{} findings: fixing {}, ", c.findings.len(), p.fixing);
+        if p.deferred > 0 {
+            let _ = write!(pb, "{} after a recount, ", p.deferred);
+        }
         let _ = write!(
             pb,
-            "{} findings: fixing {}, {} after a recount, leaving {}; {} keys and {} superblock change(s) to write",
-            c.findings.len(),
-            p.fixing,
-            p.deferred,
+            "leaving {}; {} keys and {} superblock change(s) to write",
             p.left,
             p.updates.len(),
             p.changes.bitmaps.len() + usize::from(p.changes.passes_done != 0)
@@ -634,6 +673,16 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
         // Refused before anything was written (logged where refused).
         Err(e) if e == eopnotsupp() => {
             pr_err!("{}: repair: nothing written\n", fs.uuid());
+            return Ok(Outcome::Unchanged);
+        }
+        // A node the commit had to read could not be: nothing is committed (what
+        // it may have written lies past its nodes' sectors_written), and the mount
+        // goes on as it found the filesystem.
+        Err(e) if e == EIO => {
+            pr_err!(
+                "{}: repair: a node on the way to a key to repair cannot be read: nothing committed\n",
+                fs.uuid()
+            );
             return Ok(Outcome::Unchanged);
         }
         Err(e) => return Err(e),
