@@ -16,7 +16,11 @@
 # one case (several may be named). D disks attach per boot (default 24).
 # Verdict per case: mounted, or refused with a log line. Any kernel report
 # (oops, BUG, WARNING, KASAN, lockdep, hung task, soft lockup), a guest timeout,
-# a refusal without a log line or a failed unmount fails the run: the case's
+# a refusal without a log line or a failed unmount fails the run, and so does a
+# repair at mount (every case but one in CAMPAIGN_FIX_EVERY, default 1: each is
+# also mounted -o fsck,fix_errors after its read-only pass; campaign-guest.sh)
+# that refuses silently, leaves an image the read-only mount took no longer
+# mounting, or with fewer paths or files read: the case's
 # images, mutation and console log are kept in build/campaign/failures/CASE/,
 # and the rest of its boot runs in a new boot. The figures print at the end.
 set -euo pipefail
@@ -101,7 +105,12 @@ boot() {
             disks+=(--disk "$i")
             devs="${devs:+$devs:}/dev/vd$letter"
         done
-        echo "$name $devs" >> "$out/cases"
+        # Cases are numbered by seed: every CAMPAIGN_FIX_EVERY-th gets a repair.
+        if [ $((s % ${CAMPAIGN_FIX_EVERY:-1})) = 0 ]; then
+            echo "$name $devs fix=1" >> "$out/cases"
+        else
+            echo "$name $devs" >> "$out/cases"
+        fi
     done
     nboots=$((nboots + 1)); : > "$out/boots/$nboots"
     local rc=0 log
@@ -109,9 +118,9 @@ boot() {
         --name campaign --timeout $((90 + ${CAMPAIGN_CASE_SECONDS:-30} * ${#todo[@]})) "${disks[@]}" \
         > "$out/boot.out" 2> "$out/boot.err" || rc=$?
     log=$top/build/vm/campaign.log
-    grep -a '^CASE ' "$out/boot.out" >> "$results" || true
+    grep -aE '^CASE(-FIX)? ' "$out/boot.out" >> "$results" || true
     # Cases with a bad verdict of their own.
-    grep -aE '^CASE [^ ]+ (silent|umount-failed)' "$out/boot.out" | while read -r _ name _; do
+    grep -aE '^CASE(-FIX)? [^ ]+ (silent|umount-failed|broke|lost)' "$out/boot.out" | while read -r _ name _; do
         mkdir -p "$out/failures/$name"
         cp -r "$out/run/$name/." "$out/failures/$name/"
         cp "$log" "$out/failures/$name/console.log"
@@ -188,12 +197,17 @@ silent=$(cnt '^CASE [^ ]+ silent ')
 umf=$(cnt '^CASE [^ ]+ umount-failed')
 crash=$(cnt '^CASE [^ ]+ CRASH ')
 hangs=$(grep -acE '^CASE [^ ]+ CRASH .*(hung|timeout)' "$results" || true)
+fixes=$(cnt '^CASE-FIX ')
+fix_bad=$(cnt '^CASE-FIX [^ ]+ (silent|umount-failed|broke|lost)')
 echo "campaign: $((mounted + refused + silent + umf + crash)) images and IO error cases in $nboots boots" \
     "$([ $report = 1 ] || echo "(seeds $seed..$last_seed, fixtures: $fixtures; $skipped seeds whose mutation did not apply)")"
 echo "campaign: mounted $mounted, refused with a log line $refused, refused silently $silent," \
     "umount failed $umf"
 echo "campaign: paths $(sum paths), files read $(sum files), bytes $(sum bytes)," \
     "xattrs $(sum xattrs), EIOs $(sum eio), other errors $(sum errors)"
+echo "campaign: repairs at mount $fixes: wrote $(cnt '^CASE-FIX [^ ]+ repaired')," \
+    "unchanged $(cnt '^CASE-FIX [^ ]+ unchanged'), emergency read-only $(cnt '^CASE-FIX [^ ]+ emergency')," \
+    "refused with a log line $(cnt '^CASE-FIX [^ ]+ refused'); silent, failed unmount, no longer mounting or fewer paths $fix_bad"
 echo "campaign: kernel reports or hangs $crash (hangs $hangs)" \
     "$([ $report = 1 ] || echo ", $(( $(date +%s) - t_start )) s")"
 # Per mutation kind: images, mounted, refused.
@@ -203,5 +217,5 @@ if [ -s "$out/mutations.txt" ]; then
          END { for (k in n) printf "campaign: %-12s %5d images, %5d mounted, %5d refused\n", k, n[k], m[k], r[k] }' \
         "$out/mutations.txt" "$results" | sort
 fi
-grep -aE '^CASE [^ ]+ (silent|umount-failed|CRASH)' "$results" || true
-[ $((silent + umf + crash)) = 0 ] && [ $iorc = 0 ]
+grep -aE '^CASE(-FIX)? [^ ]+ (silent|umount-failed|broke|lost|CRASH)' "$results" || true
+[ $((silent + umf + crash + fix_bad)) = 0 ] && [ $iorc = 0 ]

@@ -9,8 +9,10 @@
 #   module    bcachefs.ko, then again with CLIPPY=1; any warning fails
 #   vm        every tests/vm/*.sh in its own QEMU boot (KUnit included)
 #   campaign  the sampled reliability campaign: 100 mutated images (seeds 1..100)
-#             mounted, walked, read and unmounted in a few boots, then the IO
-#             error scenarios (scripts/campaign.sh; CAMPAIGN_IMAGES)
+#             mounted, walked, read and unmounted in a few boots, every second one
+#             then repaired at mount and mounted again (CAMPAIGN_FIX_EVERY, default
+#             2 here), then the IO error scenarios (scripts/campaign.sh;
+#             CAMPAIGN_IMAGES)
 # CHECK_STAGES="cargo parity" runs only those stages.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -89,7 +91,9 @@ st_vm() {
     return $rc
 }
 
-st_campaign() { scripts/campaign.sh --images "${CAMPAIGN_IMAGES:-100}" --seed 1; }
+st_campaign() {
+    CAMPAIGN_FIX_EVERY=${CAMPAIGN_FIX_EVERY:-2} scripts/campaign.sh --images "${CAMPAIGN_IMAGES:-100}" --seed 1
+}
 
 mkdir -p build
 stage setup st_setup
