@@ -140,7 +140,10 @@ fn ptr_gen_fix(fs: &Arc<Fs>, f: &Finding, p: &mut Plan) -> Result<Option<&'stati
         let Some(m) = sb.member(dev as usize) else {
             return Ok(Some("pointer to a missing device"));
         };
-        (u64::from(m.bucket_size()).max(1), sb.extent_bp_shift())
+        (
+            u64::from(m.bucket_size()).max(1),
+            sb.extent_bp_shift_or_default(),
+        )
     };
     // The key as planned so far (another of its pointers may be fixed already),
     // or as it is.
@@ -173,14 +176,17 @@ fn ptr_gen_fix(fs: &Arc<Fs>, f: &Finding, p: &mut Plan) -> Result<Option<&'stati
     }
     // The bucket's backpointers: from its first sector to its last, in
     // backpointer positions.
+    let scale = 1u64.checked_shl(shift);
     let (Some(lo), Some(hi)) = (
         bucket
             .checked_mul(bucket_size)
-            .and_then(|s| s.checked_shl(shift)),
+            .zip(scale)
+            .and_then(|(s, m)| s.checked_mul(m)),
         bucket
             .checked_add(1)
             .and_then(|b| b.checked_mul(bucket_size))
-            .and_then(|s| s.checked_shl(shift)),
+            .zip(scale)
+            .and_then(|(s, m)| s.checked_mul(m)),
     ) else {
         return Ok(Some("bucket past what backpointers can name"));
     };
@@ -701,7 +707,8 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
             "still dirty: its journal replays, the repair's entries last"
         }
     );
-    Ok(Outcome::Repaired {
-        recount: p.deferred > 0,
-    })
+    // Fixed pointers count where the pass did not count them: a recount over
+    // them, whether or not this pass found counts to put off (a stale pointer
+    // into a bucket used since finds none, and is counted there once fixed).
+    Ok(Outcome::Repaired { recount })
 }

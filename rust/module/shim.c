@@ -160,13 +160,13 @@ static void bch_rs_free_fc(struct fs_context *fc)
 	kfree(fc->fs_private);
 }
 
-/* A remount: whether it asks for read-write, and the options given. */
+/* A remount: read-only (1), read-write (0) or neither asked (-1), the options given. */
 static int bch_rs_reconfigure(struct fs_context *fc)
 {
 	unsigned int *opts = fc->fs_private;
-	int rw_asked = (fc->sb_flags_mask & SB_RDONLY) && !(fc->sb_flags & SB_RDONLY);
+	int ro = (fc->sb_flags_mask & SB_RDONLY) ? !!(fc->sb_flags & SB_RDONLY) : -1;
 
-	return bch_rs_fs_remount(fc->root->d_sb->s_fs_info, rw_asked, *opts);
+	return bch_rs_fs_remount(fc->root->d_sb->s_fs_info, ro, *opts);
 }
 
 static const struct fs_context_operations bch_rs_context_ops = {

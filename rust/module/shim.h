@@ -179,10 +179,11 @@ void bch_rs_fs_stop_gc(void *fs);
 /* Unmount: stop IO and release the filesystem. */
 void bch_rs_fs_close(void *fs);
 /*
- * A remount: rw_asked when it asks for read-write (files stay read-only: refused),
- * opts the options given. Returns 0 or a negative errno.
+ * A remount: ro 1 when it asks for read-only, 0 for read-write (files stay
+ * read-only: refused), -1 when it asks for neither; opts the options given.
+ * Returns 0 or a negative errno.
  */
-int bch_rs_fs_remount(void *fs, int rw_asked, unsigned int opts);
+int bch_rs_fs_remount(void *fs, int ro, unsigned int opts);
 /*
  * Freeze (hold 1, before the VFS freezes the super block: waits for a commit in
  * progress, and none starts) and thaw (hold -1, once the VFS thawed it).

@@ -100,11 +100,11 @@ pub(crate) extern "C" fn bch_rs_fs_open(
             fs.cache.stats.absorb_writes(&old.cache.stats);
             drop(old);
             match outcome {
-                Outcome::Repaired { recount: true } => pr_info!(
+                Outcome::Repaired { recount: true } if repairs < 2 => pr_info!(
                     "{}: repaired pointers at mount; a second repair recounts over them\n",
                     fs.uuid()
                 ),
-                Outcome::Repaired { recount: false } => {
+                Outcome::Repaired { .. } => {
                     pr_info!(
                         "{}: repaired at mount; files stay read-only (no file writes yet)\n",
                         fs.uuid()
@@ -180,35 +180,36 @@ pub(crate) extern "C" fn bch_rs_fs_stop_gc(m: *mut c_void) {
 }
 
 /// `reconfigure` (shim.c): a remount. Files are read-only whatever the mount, so
-/// one that asks for read-write (`rw_asked`) is refused with EROFS. Going (or
-/// staying) read-only stops the writes a mount makes itself (a `fix_errors`
+/// one that asks for read-write (`ro` 0) is refused with EROFS. One that asks for
+/// read-only (`ro` 1) stops the writes a mount makes itself (a `fix_errors`
 /// mount's gc thread): a commit in progress ends first, and none starts again
-/// until the filesystem is mounted anew. The mount options (`opts`) are taken
-/// at mount only: given again, they change nothing, and the log says so.
+/// while the filesystem stays mounted. One that asks for neither (`ro` -1, a
+/// reconfigure of options alone) changes nothing. The mount options (`opts`) are
+/// taken at mount only: given again, they change nothing, and the log says so.
 #[no_mangle]
-pub(crate) extern "C" fn bch_rs_fs_remount(m: *mut c_void, rw_asked: c_int, opts: c_uint) -> c_int {
+pub(crate) extern "C" fn bch_rs_fs_remount(m: *mut c_void, ro: c_int, opts: c_uint) -> c_int {
     // SAFETY: `m` is the super block's `s_fs_info`, alive while it is mounted.
     let fs = unsafe { fs_of(m) };
-    if rw_asked != 0 {
+    if ro == 0 {
         pr_err!(
-            "{}: remount read-write refused: files are read-only (no file writes yet)
-",
+            "{}: remount read-write refused: files are read-only (no file writes yet)\n",
             fs.uuid()
         );
         return EROFS.to_errno();
     }
     if opts != 0 {
         pr_notice!(
-            "{}: remount: fsck, fix_errors and nochanges are taken at mount only; not changed
-",
+            "{}: remount: fsck, fix_errors and nochanges are taken at mount only; not changed\n",
             fs.uuid()
         );
+    }
+    if ro < 0 {
+        return 0;
     }
     let _ws = fs.wstate.lock();
     if fs.writable && !fs.remounted_ro.swap(true, Ordering::AcqRel) {
         pr_info!(
-            "{}: remounted read-only: nothing more is written until the next mount
-",
+            "{}: remounted read-only: nothing more is written while it stays mounted\n",
             fs.uuid()
         );
     }

@@ -68,9 +68,10 @@ static int bch_rs_statfs(struct dentry *dentry, struct kstatfs *buf)
 }
 
 /*
- * Freeze and thaw: the super block is read-only to the VFS (files are), so
- * freeze_super() would not call a ->freeze_fs; the writes a mount makes itself
- * (the gc thread's) are held here around the VFS's own freeze.
+ * Freeze and thaw (FIFREEZE/FITHAW, and the kernel's own freezes): the super block
+ * is read-only to the VFS (files are), for which freeze_super() calls no
+ * ->freeze_fs, so the writes a mount makes itself (the gc thread's) are held
+ * here, around the VFS's own freeze.
  */
 static int bch_rs_freeze_super(struct super_block *sb, enum freeze_holder who,
 			       const void *owner)
@@ -79,7 +80,8 @@ static int bch_rs_freeze_super(struct super_block *sb, enum freeze_holder who,
 
 	bch_rs_fs_hold_writes(sb->s_fs_info, 1);
 	ret = freeze_super(sb, who, owner);
-	if (ret)
+	/* A positive return (a WARN in the VFS) still counted the freeze. */
+	if (ret < 0)
 		bch_rs_fs_hold_writes(sb->s_fs_info, -1);
 	return ret;
 }

@@ -193,7 +193,7 @@ fn ptr_gen_fix(
     }
     // The backpointers of those pointers name the bucket's gen too (upstream's
     // check_extents_to_backpointers fixes them after the pointers).
-    let shift = fs.sb().extent_bp_shift();
+    let shift = fs.sb().extent_bp_shift_or_default();
     let lo = (bucket * bucket_size) << shift;
     let hi = ((bucket + 1) * bucket_size) << shift;
     for (bk, bv) in backpointers(fs, bps) {
@@ -393,7 +393,7 @@ fn put_back_scanned(
         return Ok(None);
     }
     let found = scanned.get_or_insert_with(|| crate::scan::scan(fs));
-    let shift = fs.sb().extent_bp_shift();
+    let shift = fs.sb().extent_bp_shift_or_default();
     let live: BTreeMap<Bpos, Backpointer> = backpointers(fs, bps)
         .iter()
         .map(|(k, v)| (k.p, Backpointer::read(v)))

@@ -898,7 +898,7 @@ fn triggers(
 ) -> Result<BTreeMap<(u32, u8, Bpos), Update>, String> {
     let s = fs.sb();
     let ns = s.btree_node_sectors();
-    let bp_shift = s.extent_bp_shift();
+    let bp_shift = s.extent_bp_shift_or_default();
     let mut upd: BTreeMap<(u32, u8, Bpos), Update> = BTreeMap::new();
     let mut put = |u: Update| {
         upd.insert((u.btree, u.level, u.k.p), u);

@@ -38,7 +38,9 @@ pub fn btree_backpointer(
     bp_shift: u32,
 ) -> (Bpos, Backpointer) {
     (
-        Bpos::new(u64::from(p.dev), p.offset << bp_shift, 0),
+        // A shift of 64 or more (a damaged superblock) wraps as the C shift does
+        // on x86 instead of panicking.
+        Bpos::new(u64::from(p.dev), p.offset.wrapping_shl(bp_shift), 0),
         Backpointer {
             btree_id: btree as u8,
             level: holder_level,

@@ -340,6 +340,15 @@ impl<'a> Sb<'a> {
     pub fn extent_bp_shift(&self) -> u32 {
         bits(self.flags(6), 40, 48) as u32
     }
+    /// `c->sb.extent_bp_shift`, the shift backpointer positions are made with:
+    /// [`Sb::extent_bp_shift`], or `BCH_SB_EXTENT_BP_SHIFT_DEFAULT` when unset, as
+    /// upstream's superblock read sets it.
+    pub fn extent_bp_shift_or_default(&self) -> u32 {
+        match self.extent_bp_shift() {
+            0 => super::alloc::format::EXTENT_BP_SHIFT_DEFAULT,
+            s => s,
+        }
+    }
     /// `BCH_SB_SHARD_INUMS_NBITS`.
     pub fn shard_inode_numbers_bits(&self) -> u32 {
         bits(self.flags(6), 0, 4) as u32
