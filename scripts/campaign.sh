@@ -17,10 +17,11 @@
 # Verdict per case: mounted, or refused with a log line. Any kernel report
 # (oops, BUG, WARNING, KASAN, lockdep, hung task, soft lockup), a guest timeout,
 # a refusal without a log line or a failed unmount fails the run, and so does a
-# repair at mount (every case but one in CAMPAIGN_FIX_EVERY, default 1: each is
-# also mounted -o fsck,fix_errors after its read-only pass; campaign-guest.sh)
+# repair at mount (the cases whose seed is a multiple of CAMPAIGN_FIX_EVERY,
+# default 1, every case; 0 for none: each is also mounted -o fsck,fix_errors after
+# its read-only pass; campaign-guest.sh)
 # that refuses silently, leaves an image the read-only mount took no longer
-# mounting, or with fewer paths or files read: the case's
+# mounting, or with fewer paths, files or bytes read or more EIOs: the case's
 # images, mutation and console log are kept in build/campaign/failures/CASE/,
 # and the rest of its boot runs in a new boot. The figures print at the end.
 set -euo pipefail
@@ -94,7 +95,7 @@ nboots=0
 # boot CASE...: one VM boot over those cases (each "NAME FX SEED"); cases the boot
 # did not finish run again in the next boot.
 boot() {
-    local todo=("$@") disks=() lines=() c name fx s imgs i letter devs
+    local todo=("$@") disks=() lines=() c name fx s imgs i letter devs fe
     : > "$out/cases"
     for c in "${todo[@]}"; do
         read -r name fx s <<< "$c"
@@ -106,7 +107,8 @@ boot() {
             devs="${devs:+$devs:}/dev/vd$letter"
         done
         # Cases are numbered by seed: every CAMPAIGN_FIX_EVERY-th gets a repair.
-        if [ $((s % ${CAMPAIGN_FIX_EVERY:-1})) = 0 ]; then
+        fe=${CAMPAIGN_FIX_EVERY:-1}
+        if [ "$fe" -gt 0 ] && [ $((s % fe)) = 0 ]; then
             echo "$name $devs fix=1" >> "$out/cases"
         else
             echo "$name $devs" >> "$out/cases"
@@ -207,7 +209,7 @@ echo "campaign: paths $(sum paths), files read $(sum files), bytes $(sum bytes),
     "xattrs $(sum xattrs), EIOs $(sum eio), other errors $(sum errors)"
 echo "campaign: repairs at mount $fixes: wrote $(cnt '^CASE-FIX [^ ]+ repaired')," \
     "unchanged $(cnt '^CASE-FIX [^ ]+ unchanged'), emergency read-only $(cnt '^CASE-FIX [^ ]+ emergency')," \
-    "refused with a log line $(cnt '^CASE-FIX [^ ]+ refused'); silent, failed unmount, no longer mounting or fewer paths $fix_bad"
+    "refused with a log line $(cnt '^CASE-FIX [^ ]+ refused'); silent, failed unmount, no longer mounting or reading less $fix_bad"
 echo "campaign: kernel reports or hangs $crash (hangs $hangs)" \
     "$([ $report = 1 ] || echo ", $(( $(date +%s) - t_start )) s")"
 # Per mutation kind: images, mounted, refused.

@@ -16,7 +16,7 @@
 # snapshots, so its writes last until the boot ends), walked and unmounted, and
 # mounted read-only once more: a repair may write, refuse (with a log line) or go
 # emergency read-only, but must leave an image that still mounts, with at least the
-# paths and files the first walk read. Before the CASE line it prints
+# paths, files and bytes the first walk read and no more EIOs. Before the CASE line it prints
 #   CASE-FIX NAME repaired|unchanged|emergency|refused ..., mounts after: ..  or
 #   CASE-FIX NAME broke|lost|silent|umount-failed ...  (a failure)
 # A kernel report or a hang ends the boot; the host names the case from the last
@@ -70,11 +70,18 @@ fix_case() {
             echo "CASE-FIX $1 umount-failed after the repair"
             return
         fi
-        if [ "$(count paths "$r")" -lt "$(count paths "$3")" ] ||
-            [ "$(count files "$r")" -lt "$(count files "$3")" ]; then
-            echo "CASE-FIX $1 lost: fewer paths or files after the repair ($outcome): $r, before: $3"
-            return
-        fi
+        # Nothing read before is lost: as many paths, files and bytes, no more EIOs.
+        # A walk that printed no figures counts as a loss.
+        local w a b
+        for w in paths files bytes eio; do
+            a=$(count $w "$r"); b=$(count $w "$3")
+            if [ -z "$a" ] || [ -z "$b" ] ||
+                { [ $w = eio ] && [ "$a" -gt "$b" ]; } ||
+                { [ $w != eio ] && [ "$a" -lt "$b" ]; }; then
+                echo "CASE-FIX $1 lost: $w after the repair ($outcome): $r, before: $3"
+                return
+            fi
+        done
         echo "CASE-FIX $1 $outcome, mounts after: $r"
     else
         rc=$?
