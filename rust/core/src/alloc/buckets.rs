@@ -181,5 +181,8 @@ mod tests {
         let (at, bp) = btree_backpointer(4, 1, Bpos::new(9, 9, 9), &p(1), 32, 10);
         assert_eq!(at, Bpos::new(1, 1024 << 10, 0));
         assert_eq!((bp.level, bp.bucket_gen, bp.bucket_len), (1, 2, 32));
+        // A damaged superblock's shift of 64 or more: no panic (the shift wraps).
+        let (at, _) = btree_backpointer(4, 1, Bpos::new(9, 9, 9), &p(1), 32, 200);
+        assert_eq!(at, Bpos::new(1, 1024 << (200 % 64), 0));
     }
 }

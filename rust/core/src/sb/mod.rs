@@ -824,3 +824,20 @@ pub fn btree_roots(
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::format::SB_FLAGS;
+    use super::Sb;
+
+    #[test]
+    fn extent_bp_shift_default_when_unset() {
+        let mut b = [0u8; 1024];
+        assert_eq!(Sb { b: &b }.extent_bp_shift(), 0);
+        assert_eq!(Sb { b: &b }.extent_bp_shift_or_default(), 10);
+        // flags[6] bits 40..48.
+        b[SB_FLAGS + 8 * 6 + 5] = 16;
+        assert_eq!(Sb { b: &b }.extent_bp_shift(), 16);
+        assert_eq!(Sb { b: &b }.extent_bp_shift_or_default(), 16);
+    }
+}
