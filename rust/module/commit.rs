@@ -64,6 +64,19 @@ pub(crate) struct Update {
     pub(crate) journal_v: Option<KVec<u8>>,
 }
 
+impl Update {
+    /// Key `k` with value `v` in a leaf of `btree`, the journal's copy the same.
+    pub(crate) fn leaf(btree: u32, k: Bkey, v: KVec<u8>) -> Update {
+        Update {
+            btree,
+            level: 0,
+            k,
+            v,
+            journal_v: None,
+        }
+    }
+}
+
 /// Superblock changes a repair makes, on every device's superblock.
 #[derive(Default)]
 pub(crate) struct SbChanges {

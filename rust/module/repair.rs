@@ -31,6 +31,7 @@ use kernel::sync::Arc;
 use crate::btree::iter::range;
 use crate::commit::{commit, next_journal_seq, SbChanges, Update};
 use crate::eopnotsupp;
+use crate::format::alloc::buckets::bucket_backpointers;
 use crate::format::alloc::format::{accounting_nr_counters, AllocV4, Backpointer, BUCKET_GENS_NR};
 use crate::format::alloc::trigger::derived_changes;
 use crate::format::bkey::Bkey;
@@ -174,24 +175,9 @@ fn ptr_gen_fix(fs: &Arc<Fs>, f: &Finding, p: &mut Plan) -> Result<Option<&'stati
     if n == 0 {
         return Ok(Some("no such pointer in the key"));
     }
-    // The bucket's backpointers: from its first sector to its last, in
-    // backpointer positions.
-    let scale = 1u64.checked_shl(shift);
-    let (Some(lo), Some(hi)) = (
-        bucket
-            .checked_mul(bucket_size)
-            .zip(scale)
-            .and_then(|(s, m)| s.checked_mul(m)),
-        bucket
-            .checked_add(1)
-            .and_then(|b| b.checked_mul(bucket_size))
-            .zip(scale)
-            .and_then(|(s, m)| s.checked_mul(m)),
-    ) else {
+    let Some((from, to)) = bucket_backpointers(dev, bucket, bucket_size, shift) else {
         return Ok(Some("bucket past what backpointers can name"));
     };
-    let from = Bpos::new(u64::from(dev), lo, 0);
-    let to = Bpos::new(u64::from(dev), hi.saturating_sub(1), u32::MAX);
     let mut found: KVec<(Bkey, KVec<u8>)> = KVec::new();
     let mut err = Ok(());
     let r = range(fs, btree::BACKPOINTERS, from, to, &mut |bk, bv| {
@@ -263,12 +249,11 @@ fn plan_one(
             let at = ap.to_bpos();
             let k = match readable_key(fs, btree::ACCOUNTING, at)? {
                 Err(why) => return Ok(Some(why)),
-                Ok(kv) => kv,
-            };
-            let k = match k {
-                Some((k, v)) if accounting_nr_counters(&v) == n => k,
-                Some(_) => return Ok(Some("accounting key with more counters than gc recounts")),
-                None => Bkey {
+                Ok(Some((k, v))) if accounting_nr_counters(&v) == n => k,
+                Ok(Some(_)) => {
+                    return Ok(Some("accounting key with more counters than gc recounts"))
+                }
+                Ok(None) => Bkey {
                     typ: KeyType::Accounting as u8,
                     p: at,
                     ..Default::default()
@@ -464,31 +449,13 @@ pub(crate) fn alloc_change(
             size: d.size,
             ..Default::default()
         };
-        err = out.push(
-            Update {
-                btree: d.btree,
-                level: 0,
-                k,
-                v: KVec::new(),
-                journal_v: None,
-            },
-            GFP_KERNEL,
-        );
+        err = out.push(Update::leaf(d.btree, k, KVec::new()), GFP_KERNEL);
     });
     err?;
     let mut nv = KVec::new();
     nv.extend_from_slice(v, GFP_KERNEL)?;
     new.write(&mut nv);
-    out.push(
-        Update {
-            btree: btree::ALLOC,
-            level: 0,
-            k: *k,
-            v: nv,
-            journal_v: None,
-        },
-        GFP_KERNEL,
-    )?;
+    out.push(Update::leaf(btree::ALLOC, *k, nv), GFP_KERNEL)?;
     Ok(true)
 }
 
@@ -605,40 +572,15 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
         return Ok(Outcome::Unchanged);
     }
     for (k, v) in core::mem::take(&mut p.gens) {
-        p.updates.push(
-            Update {
-                btree: btree::BUCKET_GENS,
-                level: 0,
-                k,
-                v,
-                journal_v: None,
-            },
-            GFP_KERNEL,
-        )?;
+        p.updates
+            .push(Update::leaf(btree::BUCKET_GENS, k, v), GFP_KERNEL)?;
     }
     for (bt, k, v) in core::mem::take(&mut p.ptr_keys) {
-        p.updates.push(
-            Update {
-                btree: bt,
-                level: 0,
-                k,
-                v,
-                journal_v: None,
-            },
-            GFP_KERNEL,
-        )?;
+        p.updates.push(Update::leaf(bt, k, v), GFP_KERNEL)?;
     }
     for (k, v) in core::mem::take(&mut p.bps) {
-        p.updates.push(
-            Update {
-                btree: btree::BACKPOINTERS,
-                level: 0,
-                k,
-                v,
-                journal_v: None,
-            },
-            GFP_KERNEL,
-        )?;
+        p.updates
+            .push(Update::leaf(btree::BACKPOINTERS, k, v), GFP_KERNEL)?;
     }
     p.updates
         .sort_unstable_by_key(|u| (u.btree, u.level, u.k.p));

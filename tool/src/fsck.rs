@@ -19,6 +19,7 @@ use crate::repair::{
     commit, leaf_key, next_journal_seq, node_key, FileSink, SbChanges, Sink, Update,
 };
 use crate::update::{punch_freespace, Txn};
+use bcachefs_core::alloc::buckets::bucket_backpointers;
 use bcachefs_core::alloc::format::DATA_BTREE;
 use bcachefs_core::alloc::trigger::derived_changes;
 use bcachefs_core::btree::ptr::{set_min_key, set_range_updated};
@@ -194,10 +195,10 @@ fn ptr_gen_fix(
     // The backpointers of those pointers name the bucket's gen too (upstream's
     // check_extents_to_backpointers fixes them after the pointers).
     let shift = fs.sb().extent_bp_shift_or_default();
-    let lo = (bucket * bucket_size) << shift;
-    let hi = ((bucket + 1) * bucket_size) << shift;
+    let (from, to) = bucket_backpointers(dev, bucket, bucket_size, shift)
+        .ok_or("bucket past what backpointers can name")?;
     for (bk, bv) in backpointers(fs, bps) {
-        if bk.p.inode != u64::from(dev) || !(lo..hi).contains(&bk.p.offset) {
+        if !(from..=to).contains(&bk.p) {
             continue;
         }
         let bp = Backpointer::read(bv);

@@ -53,6 +53,27 @@ pub fn btree_backpointer(
     )
 }
 
+/// The backpointer positions of bucket `bucket` of device `dev` (`bucket_size`
+/// sectors), `bp_shift` being the filesystem's extent backpointer shift: from its
+/// first sector's to the last position before the next bucket's (upstream's
+/// `bucket_pos_to_bp_start` and `bucket_pos_to_bp_end`). `None` when a position
+/// cannot hold them.
+pub fn bucket_backpointers(
+    dev: u32,
+    bucket: u64,
+    bucket_size: u64,
+    bp_shift: u32,
+) -> Option<(Bpos, Bpos)> {
+    let scale = 1u64.checked_shl(bp_shift)?;
+    let start = |b: u64| b.checked_mul(bucket_size)?.checked_mul(scale);
+    let lo = start(bucket)?;
+    let hi = start(bucket.checked_add(1)?)?;
+    Some((
+        Bpos::new(u64::from(dev), lo, 0),
+        Bpos::new(u64::from(dev), hi.checked_sub(1)?, u32::MAX),
+    ))
+}
+
 /// The accounting a node pointer with replicas `ptrs` held at `holder_level` of
 /// `btree` counts in, each with its counters (`sign` +1 on insert, -1 on removal).
 pub fn btree_ptr_accounting(
@@ -184,5 +205,24 @@ mod tests {
         // A damaged superblock's shift of 64 or more: no panic (the shift wraps).
         let (at, _) = btree_backpointer(4, 1, Bpos::new(9, 9, 9), &p(1), 32, 200);
         assert_eq!(at, Bpos::new(1, 1024 << (200 % 64), 0));
+    }
+
+    #[test]
+    fn a_buckets_backpointers() {
+        // Bucket 8 of 128 sectors, shift 10: sectors 1024..1152.
+        let (from, to) = bucket_backpointers(2, 8, 128, 10).unwrap();
+        assert_eq!(from, Bpos::new(2, 1024 << 10, 0));
+        assert_eq!(to, Bpos::new(2, (1152 << 10) - 1, u32::MAX));
+        // The node backpointer of a pointer at the bucket's first sector is in it.
+        let ptr = Ptr {
+            dev: 2,
+            offset: 1024,
+            ..Default::default()
+        };
+        let (at, _) = btree_backpointer(0, 1, Bpos::default(), &ptr, 32, 10);
+        assert!(from <= at && at <= to);
+        // Past what a position holds, or a shift of 64: none.
+        assert_eq!(bucket_backpointers(0, u64::MAX / 128, 128, 10), None);
+        assert_eq!(bucket_backpointers(0, 1, 128, 64), None);
     }
 }
