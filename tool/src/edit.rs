@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Damaging an image in place, for tests: a key's value changed in its leaf (the
 //! bset resealed, so the node still reads cleanly and only the change is wrong),
-//! or a member's btree-allocated bitmap cleared in every superblock copy. The
+//! a member's btree-allocated bitmap cleared in every superblock copy, or keys
+//! written through the commit path (a bucket in use made free). The
 //! `damage` subcommand and the tests use it; upstream has no such command.
 
 use std::cell::Cell;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 
+use bcachefs_core::alloc::foreground::FREESPACE_BUCKET_MASK;
 use bcachefs_core::alloc::format::{
-    acct, AccountingPos, AllocV4, ACCOUNTING_TYPE_NAMES, BUCKET_GENS_NR, DATA_USER,
+    acct, AccountingPos, AllocV4, ACCOUNTING_TYPE_NAMES, BUCKET_GENS_NR, DATA_BTREE, DATA_FREE,
+    DATA_USER,
 };
+use bcachefs_core::alloc::trigger::freespace_genbits;
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::ptr::BtreePtr;
@@ -23,6 +27,8 @@ use bcachefs_core::sb::{format as sbf, Sb};
 use crate::fs::{read_sb, Fs};
 use crate::hash::Hashes;
 use crate::list::Walk;
+use crate::repair::{commit, leaf_key, FileSink, SbChanges, Sink, Update};
+use crate::update::Txn;
 
 /// Changes, in place in its leaf, the value of the first key of `btree` (leaf by leaf, bset
 /// by bset) that `pick` accepts and that the journal does not overlay (so the edit is
@@ -180,8 +186,77 @@ pub fn clear_member_bitmap(path: &str, dev: usize) -> Result<(), String> {
     f.sync_data().map_err(|e| format!("{}: {}", path, e))
 }
 
+/// The bucket in use (user data or btree nodes) just below a freespace extent:
+/// its alloc key made free (data type and dirty sectors 0) and the extent grown
+/// down over it, both written through the commit path, as if the allocator had
+/// lost the bucket's data. Returns the bucket (device, index).
+fn free_a_used_bucket(paths: &[String]) -> Result<(u64, u64), String> {
+    let fs = Fs::open(paths)?;
+    let mut extents = Vec::new();
+    Walk { fs: &fs, errors: 0 }.leaf_keys(ids::btree::FREESPACE, &mut |key| {
+        if key.k.typ == KeyType::Set as u8 && key.k.size > 0 {
+            extents.push(key.k);
+        }
+    });
+    for e in extents {
+        let start = e.p.offset.saturating_sub(u64::from(e.size));
+        if start & FREESPACE_BUCKET_MASK == 0 {
+            continue;
+        }
+        let (dev, bucket) = (e.p.inode, (start & FREESPACE_BUCKET_MASK) - 1);
+        let at = Bpos::new(dev, bucket, 0);
+        let Some((k, v)) = leaf_key(&fs, ids::btree::ALLOC, at) else {
+            continue;
+        };
+        let a = AllocV4::read(&v);
+        if k.typ != KeyType::AllocV4 as u8 || !matches!(a.data_type, DATA_USER | DATA_BTREE) {
+            continue;
+        }
+        let free = AllocV4 {
+            data_type: DATA_FREE,
+            dirty_sectors: 0,
+            ..a
+        };
+        // The freed bucket's freespace position must be the one just below the
+        // extent (the same gen bits).
+        if bucket | freespace_genbits(&free) != start - 1 {
+            continue;
+        }
+        let mut nv = v.clone();
+        free.write(&mut nv);
+        let updates = vec![
+            Update {
+                btree: ids::btree::ALLOC,
+                level: 0,
+                k,
+                v: nv,
+                journal_v: None,
+            },
+            Update {
+                btree: ids::btree::FREESPACE,
+                level: 0,
+                k: Bkey {
+                    size: e.size + 1,
+                    ..e
+                },
+                v: Vec::new(),
+                journal_v: None,
+            },
+        ];
+        let txn = Txn {
+            updates,
+            ..Txn::default()
+        };
+        let mut sink = FileSink::open(&fs, paths)?;
+        commit(&fs, &txn, &SbChanges::default(), &mut sink)?;
+        sink.flush()?;
+        return Ok((dev, bucket));
+    }
+    Err("no bucket in use just below a freespace extent".into())
+}
+
 /// The kinds of [`damage`], in the order the tests use them.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "acct-dev",
     "acct-btree",
     "bucket-gen",
@@ -190,6 +265,7 @@ pub const KINDS: [&str; 8] = [
     "alloc-dirty",
     "alloc-type",
     "ptr-gen",
+    "alloc-free",
 ];
 
 /// Adds 3 to the first counter of the first accounting key of type `typ`.
@@ -339,6 +415,13 @@ pub fn damage(kind: &str, paths: &[String]) -> Result<String, String> {
                 },
             )?;
             format!("extents: {}: first dirty pointer's gen +1", p)
+        }
+        "alloc-free" => {
+            let (dev, b) = free_a_used_bucket(paths)?;
+            format!(
+                "alloc: bucket {}:{} (in use): made free, and the freespace extent above it grown over it",
+                dev, b
+            )
         }
         "bitmap" => {
             for path in paths {

@@ -102,6 +102,42 @@ fn alloc_type() {
     damaged_then_repaired("alloc-type", "alloc_key_data_type_wrong", "wrong data_type");
 }
 
+/// alloc-free: a bucket in use (basic's last btree bucket below the free ones)
+/// made free in its alloc key, the freespace extent above it grown over it. Our
+/// fsck finds the alloc key's data type and dirty sectors wrong; `fsck -y` puts
+/// them back and cuts the bucket out of the extent (upstream calls the extent
+/// `freespace_key_wrong`), leaving the alloc, freespace, LRU and need_discard keys
+/// exactly as basic has them, and upstream's fsck clean.
+#[test]
+fn alloc_free() {
+    let Some(devs) = copy_fixture("basic", "damage-alloc-free") else {
+        return;
+    };
+    let img = &devs[0];
+    let (code, out) = ours(&["damage", "alloc-free"], img);
+    assert_eq!(code, Some(0), "{}", out);
+    assert!(out.contains("made free"), "{}", out);
+    let (code, out) = ours(&["fsck", "-n"], img);
+    assert_eq!(code, Some(4), "{}", out);
+    assert!(
+        out.contains("(alloc_key_data_type_wrong;") && out.contains("got free, should be"),
+        "{}",
+        out
+    );
+    let (code, out) = ours(&["fsck", "-y"], img);
+    assert_eq!(code, Some(1), "{}", out);
+    let (code, out) = ours(&["fsck", "-n"], img);
+    assert_eq!((code, out.as_str()), (Some(0), ""), "after the repair");
+    let basic = common::image("basic", "img").unwrap();
+    for bt in ["alloc", "freespace", "lru", "need_discard"] {
+        let (_, want) = ours(&["list", "-b", bt], &basic);
+        let (_, got) = ours(&["list", "-b", bt], img);
+        assert!(got == want, "{}: not as basic has it", bt);
+    }
+    upstream_clean(img, "alloc-free");
+    std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
+}
+
 /// oldest-gen is no finding (on churn: basic has no alloc key of a free bucket;
 /// churn's one finding is its bitmap, as its fsck.txt says): each call puts one
 /// more free bucket's oldest gen one behind, which only a gens pass advances.
