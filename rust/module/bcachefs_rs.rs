@@ -7,6 +7,7 @@
 //! - [`shim`]: declarations of the C shims (rust/module/shim.h, via bindgen);
 //! - [`hash`]: the kernel's crc32c/crc64/xxhash behind the core's `Checksummer`;
 //! - [`bdev`]: block devices, synchronous reads and writes, bio submission;
+//! - [`alloc`]: the allocator's side of a commit (freespace extents cut);
 //! - [`fs`]: an opened filesystem: superblock, journal replay, btree roots;
 //! - [`btree`]: the node cache and its IO lock bits, node reads and writes
 //!   completed on a workqueue, and walks over a btree;
@@ -50,6 +51,7 @@ pub mod shim {
     include!("shim_generated.rs");
 }
 
+mod alloc;
 mod bdev;
 mod btree;
 mod commit;

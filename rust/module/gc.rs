@@ -17,6 +17,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+use crate::alloc::Freespace;
 use crate::btree::cache::ReplicaError;
 use crate::btree::io::get_node;
 use crate::btree::iter::for_each_key;
@@ -278,6 +279,7 @@ pub(crate) fn run_pass(
     let complete = r.is_ok() && stats.unreadable == 0;
     if let (Some(out), true) = (gens, complete) {
         let mut err = Ok(());
+        let mut holes: KVec<(u32, u64)> = KVec::new();
         for_each_leaf_key(fs, ids::btree::ALLOC, &mut |k, v| {
             if k.typ != KeyType::AllocV4 as u8 || err.is_err() {
                 return;
@@ -294,13 +296,20 @@ pub(crate) fn run_pass(
                 return;
             }
             let n = with_oldest_gen(&a, target);
-            // A bucket leaving the freespace btree is left for the next pass.
+            // A free bucket whose gen bits change moves in the freespace btree:
+            // its old position is cut out once the walk is done.
             match alloc_change(fs, k, v, &a, &n, out) {
-                Ok(_) => {}
+                Ok(Some(hole)) => err = holes.push(hole, GFP_KERNEL).map_err(Into::into),
+                Ok(None) => {}
                 Err(e) => err = Err(e),
             }
         })?;
         err?;
+        let mut cuts = Freespace::default();
+        for &(dev, pos) in holes.iter() {
+            cuts.take(fs, dev, pos)?;
+        }
+        cuts.updates(out)?;
     }
     if let Some(c) = collect {
         c.findings = kept;

@@ -8,9 +8,9 @@
 //!
 //! - accounting counters set to the recount (`accounting_mismatch`);
 //! - a bucket's gen in its `bucket_gens` key (`bucket_gens_key_wrong`);
-//! - alloc key fields and oldest gens (`alloc_key_*_wrong`), with the need_discard
-//!   and fragmentation LRU keys they move, unless the bucket leaves the freespace
-//!   btree (cutting a freespace extent is the offline tool's for now);
+//! - alloc key fields and oldest gens (`alloc_key_*_wrong`), with the need_discard,
+//!   fragmentation LRU and freespace keys they move (a bucket that leaves the
+//!   freespace btree is cut out of the extent holding it: [`crate::alloc`]);
 //! - the members' btree-allocated bitmaps (`btree_bitmap_not_marked`, the
 //!   `btree_bitmap_gc` pass), a superblock-only change;
 //! - a leaf key's pointer gens (`ptr_gen_newer_than_bucket_gen`, `stale_dirty_ptr`):
@@ -28,6 +28,7 @@ use core::ops::ControlFlow;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+use crate::alloc::Freespace;
 use crate::btree::iter::range;
 use crate::commit::{commit, next_journal_seq, SbChanges, Update};
 use crate::eopnotsupp;
@@ -410,9 +411,10 @@ fn bitmap_changes(
 
 /// The updates an alloc key's change from `old` to `new` writes, as the alloc
 /// trigger moves them: the derived keys (need_discard, fragmentation LRU, a
-/// freespace key set), then the key itself, pushed to `out`. A bucket that would
-/// leave the freespace btree (cutting a freespace extent is offline only) pushes
-/// nothing and returns `false`.
+/// freespace key set), then the key itself, pushed to `out`. A bucket that leaves
+/// the freespace btree is returned, (dev, `genbits | bucket`): the caller cuts it
+/// out of the extent holding it ([`Freespace::take`]), once no walk is in
+/// progress.
 pub(crate) fn alloc_change(
     fs: &Fs,
     k: &Bkey,
@@ -420,23 +422,22 @@ pub(crate) fn alloc_change(
     old: &AllocV4,
     new: &AllocV4,
     out: &mut KVec<Update>,
-) -> Result<bool> {
+) -> Result<Option<(u32, u64)>> {
     let (dev, bucket) = (k.p.inode as u32, k.p.offset);
     let bucket_size = fs
         .sb()
         .member(dev as usize)
         .map(|m| m.bucket_size())
         .unwrap_or(0);
-    let mut punch = false;
-    derived_changes(dev, bucket, bucket_size, old, new, &mut |d| {
-        punch |= d.btree == btree::FREESPACE && !d.set;
-    });
-    if punch {
-        return Ok(false);
-    }
+    let mut hole = None;
     let mut err = Ok(());
     derived_changes(dev, bucket, bucket_size, old, new, &mut |d| {
         if err.is_err() {
+            return;
+        }
+        // A freespace key's position is its bucket's plus one (it ends there).
+        if d.btree == btree::FREESPACE && !d.set {
+            hole = Some((dev, d.pos.offset.saturating_sub(1)));
             return;
         }
         let k = Bkey {
@@ -456,18 +457,26 @@ pub(crate) fn alloc_change(
     nv.extend_from_slice(v, GFP_KERNEL)?;
     new.write(&mut nv);
     out.push(Update::leaf(btree::ALLOC, *k, nv), GFP_KERNEL)?;
-    Ok(true)
+    Ok(hole)
 }
 
-/// The updates of every alloc key being repaired; `Err` names a bucket that would
-/// leave the freespace btree (nothing is then written).
-fn alloc_updates(fs: &Fs, p: &mut Plan) -> Result<core::result::Result<(), Bpos>> {
+/// The updates of every alloc key being repaired, with the freespace extents cut
+/// where a bucket leaves the freespace btree.
+fn alloc_updates(fs: &Arc<Fs>, p: &mut Plan) -> Result {
+    let mut cuts = Freespace::default();
     for a in p.alloc.iter() {
-        if !alloc_change(fs, &a.k, &a.v, &a.old, &a.new, &mut p.updates)? {
-            return Ok(Err(a.k.p));
+        if let Some((dev, pos)) = alloc_change(fs, &a.k, &a.v, &a.old, &a.new, &mut p.updates)? {
+            cuts.take(fs, dev, pos)?;
         }
     }
-    Ok(Ok(()))
+    if cuts.cut > 0 {
+        pr_info!(
+            "{}: repair: cutting {} bucket(s) out of the freespace btree\n",
+            fs.uuid(),
+            cuts.cut
+        );
+    }
+    cuts.updates(&mut p.updates)
 }
 
 /// What became of a finding, for its log line.
@@ -562,14 +571,16 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
             }
         }
     }
-    if let Err(at) = alloc_updates(fs, &mut p)? {
-        pr_err!(
-            "{}: repair: bucket {}:{} would leave the freespace btree: cutting its extent is not done in the kernel yet (repair offline: bcachefs-rs fsck -y); nothing written\n",
-            fs.uuid(),
-            at.inode,
-            at.offset
-        );
-        return Ok(Outcome::Unchanged);
+    match alloc_updates(fs, &mut p) {
+        Ok(()) => {}
+        Err(e) if e == EIO => {
+            pr_err!(
+                "{}: repair: a freespace leaf to cut a bucket out of cannot be read; nothing written\n",
+                fs.uuid()
+            );
+            return Ok(Outcome::Unchanged);
+        }
+        Err(e) => return Err(e),
     }
     for (k, v) in core::mem::take(&mut p.gens) {
         p.updates

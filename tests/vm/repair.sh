@@ -1,10 +1,12 @@
 # VM test: repairs at mount (-o fsck,fix_errors) through the kernel's write path.
-# - four damaged copies of basic (tests/vm/tools/repair-host.sh prepare: an
+# - eight damaged copies of basic (tests/vm/tools/repair-host.sh prepare: an
 #   accounting counter of a device's data type, one of a btree's, a bucket's gen in
 #   bucket_gens, member 0's btree bitmap cleared, an alloc key's dirty sectors or
 #   data type: the repair moves its fragmentation LRU key; an extent pointer's gen
 #   one past its bucket's: the pointer is fixed first, the counts the pass got
-#   wrong over it wait for a second repair, which finds nothing) and two of unclean (not shut down
+#   wrong over it wait for a second repair, which finds nothing; a bucket in use
+#   made free with the freespace extent above it grown over it: the repair cuts it
+#   out of the extent again) and two of unclean (not shut down
 #   cleanly: the repair goes over its journal and leaves it dirty): each mounted with
 #   -o fsck,fix_errors, every finding logged as fixed, the write stats and cache
 #   counters showing the node writes, files still read-only; mounted again with
@@ -51,7 +53,7 @@ dev() {
 stat_nr() { awk -v t="$1:" '$1 == t { print $2 }' /sys/fs/bcachefs/*/btree_write_stats; }
 
 n=0
-for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen alloc-dirty alloc-type ptr-gen; do
+for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen alloc-dirty alloc-type ptr-gen alloc-free; do
     d=$(dev $n); n=$((n + 1))
     dmesg -c > /dev/null
     mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "$k: mount -o fsck,fix_errors"; }
@@ -66,6 +68,11 @@ for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen a
         dmesg | grep -q 'a second repair recounts' || fail "$k: no second repair"
         [ "$(dmesg | grep -c 'repair: wrote ')" = 1 ] || fail "$k: the second repair wrote"
         dmesg | grep -q 'found nothing to repair' || fail "$k: the second repair found something"
+    fi
+    if [ $k = alloc-free ]; then
+        # The bucket goes back in use: cut out of the freespace extent grown over it.
+        dmesg | grep -q 'repair: cutting [1-9][0-9]* bucket(s) out of the freespace btree' ||
+            fail "$k: no freespace cut logged"
     fi
     # Leaves get init_next_bset writes, their parents interior ones.
     nodes=$(($(stat_nr init_next_bset) + $(stat_nr interior)))

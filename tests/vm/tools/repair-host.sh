@@ -40,7 +40,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../../.." && pwd)
 damaged=(acct-dev:basic:acct-dev acct-btree:basic:acct-btree bucket-gen:basic:bucket-gen
     bitmap:basic:bitmap unclean-acct:unclean:acct-dev unclean-bucket-gen:unclean:bucket-gen
-    alloc-dirty:basic:alloc-dirty alloc-type:basic:alloc-type ptr-gen:basic:ptr-gen)
+    alloc-dirty:basic:alloc-dirty alloc-type:basic:alloc-type ptr-gen:basic:ptr-gen
+    alloc-free:basic:alloc-free)
 crashes=(crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 uncrash3
     uncrash4 uncrash5 uncrash6)
 # Killed: the acct-dev damage (crash-killN, N = 1..4) and unclean-acct's
