@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The allocator's side of a commit in the kernel. So far: buckets cut out of the
+//! The allocator's side of a commit in the kernel: buckets cut out of the
 //! freespace btree's extents, as the transaction layer's extent overwrite does
 //! when the alloc trigger deletes one bucket's freespace key from a longer extent
-//! (upstream's `bch2_btree_bit_mod_iter`; the offline tool's `Freespace::take`).
-//! The arithmetic is the core's [`freespace_punch`]; the extents are read from
-//! the btree as each cut needs them.
+//! (upstream's `bch2_btree_bit_mod_iter`; the offline tool's `Freespace::take`),
+//! and space for new btree nodes ([`Allocator`], the offline tool's rules: a free
+//! bucket from the freespace btree, marked in the member's btree bitmap first,
+//! node-sized pieces of it, one per replica). The arithmetic and the bucket rules
+//! are the core's ([`freespace_punch`], [`bucket_usable`]).
 
 use core::ops::ControlFlow;
 
@@ -14,9 +16,13 @@ use kernel::sync::Arc;
 
 use crate::btree::iter::range;
 use crate::commit::Update;
-use crate::format::alloc::foreground::freespace_punch;
+use crate::format::alloc::foreground::{
+    bitmap_marked, bucket_usable, freespace_punch, nodes_per_bucket, FREESPACE_BUCKET_MASK,
+};
+use crate::format::alloc::format::AllocV4;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
+use crate::format::btree::ptr::ExtentPtr;
 use crate::format::ids::{btree, KeyType};
 use crate::fs::Fs;
 
@@ -37,6 +43,60 @@ pub(crate) struct Freespace {
 }
 
 impl Freespace {
+    /// Reads every extent of device `dev` (journal overlaid), with the caller's
+    /// freespace `updates` on top, so that [`Freespace::take`] never reads the
+    /// btree for it again.
+    fn load(&mut self, fs: &Arc<Fs>, dev: u32, updates: &[Update]) -> Result {
+        let d = u64::from(dev);
+        let mut err = Ok(());
+        let mut found: KVec<(u64, u64)> = KVec::new();
+        range(
+            fs,
+            btree::FREESPACE,
+            Bpos::new(d, 0, 0),
+            Bpos::new(d, u64::MAX, u32::MAX),
+            &mut |k, _| {
+                if k.typ == KeyType::Set as u8 && k.size > 0 {
+                    let start = k.p.offset.saturating_sub(u64::from(k.size));
+                    if let Err(e) = found.push((start, k.p.offset), GFP_KERNEL) {
+                        err = Err(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            },
+        )?;
+        err?;
+        for u in updates
+            .iter()
+            .filter(|u| u.btree == btree::FREESPACE && u.level == 0 && u.k.p.inode == d)
+        {
+            found.retain(|&mut (_, e)| e != u.k.p.offset);
+            if u.k.typ == KeyType::Set as u8 && u.k.size > 0 {
+                let start = u.k.p.offset.saturating_sub(u64::from(u.k.size));
+                found.push((start, u.k.p.offset), GFP_KERNEL)?;
+            }
+        }
+        found.sort_unstable();
+        for &(start, end) in found.iter() {
+            self.read.push((dev, end), GFP_KERNEL)?;
+            self.pieces.push((dev, start, end), GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// Device `dev`'s extents as cut so far, lowest first.
+    fn extents_of(&self, dev: u32) -> Result<KVec<(u64, u64)>> {
+        let mut out = KVec::new();
+        for &(d, s, e) in self.pieces.iter() {
+            if d == dev {
+                out.push((s, e), GFP_KERNEL)?;
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Takes position `pos` (`genbits | bucket`) of device `dev` out of the extent
     /// holding it, if any (a position no extent holds needs nothing). A freespace
     /// leaf that cannot be read fails with EIO.
@@ -133,4 +193,190 @@ fn holding(fs: &Arc<Fs>, dev: u32, pos: u64) -> Result<Option<(u64, u64)>> {
         },
     )?;
     Ok(found)
+}
+
+/// The node a new node replaces: btree, level, max key.
+pub(crate) type NodeFor = (u32, u8, Bpos);
+
+/// One device's space as the allocator sees it.
+struct DevSpace {
+    dev: u32,
+    bucket_size: u64,
+    first_bucket: u64,
+    nbuckets: u64,
+    bitmap: u64,
+    shift: u8,
+    /// The bucket being filled: (bucket, gen, nodes handed out).
+    open: Option<(u64, u8, u32)>,
+}
+
+/// Space for new btree nodes (the offline tool's `Allocator`): buckets from the
+/// freespace btree, node-sized pieces of each, one piece per replica. Planning a
+/// commit runs more than once (the pointer triggers' keys may land in nodes too):
+/// a node rewritten again in a later round gets the same space and seq.
+pub(crate) struct Allocator {
+    devs: KVec<DevSpace>,
+    replicas: usize,
+    node_sectors: u32,
+    /// Buckets whose alloc keys the caller's updates change: never handed out.
+    busy: KVec<(u32, u64)>,
+    flushed_seq: u64,
+    /// The freespace btree with the caller's updates, less what was handed out.
+    pub(crate) free: Freespace,
+    /// Nodes handed out: to whom, their pointers and random seqs.
+    given: KVec<(NodeFor, KVec<ExtentPtr>, u64)>,
+}
+
+impl Allocator {
+    /// The allocator of a commit of `updates` (the caller's: their alloc keys
+    /// are busy, their freespace keys are the freespace btree's).
+    pub(crate) fn new(fs: &Arc<Fs>, updates: &[Update]) -> Result<Allocator> {
+        let s = fs.sb();
+        let mut devs = KVec::new();
+        let mut free = Freespace::default();
+        for (i, d) in fs.devs.iter().enumerate() {
+            if d.is_none() {
+                continue;
+            }
+            let m = s.member(i).ok_or(EINVAL)?;
+            let dev = u32::try_from(i).map_err(|_| EINVAL)?;
+            devs.push(
+                DevSpace {
+                    dev,
+                    bucket_size: u64::from(m.bucket_size()),
+                    first_bucket: u64::from(m.first_bucket()),
+                    nbuckets: m.nbuckets(),
+                    bitmap: m.btree_allocated_bitmap(),
+                    shift: m.btree_bitmap_shift(),
+                    open: None,
+                },
+                GFP_KERNEL,
+            )?;
+            free.load(fs, dev, updates)?;
+        }
+        let mut busy = KVec::new();
+        for u in updates.iter().filter(|u| u.btree == btree::ALLOC) {
+            busy.push((u.k.p.inode as u32, u.k.p.offset), GFP_KERNEL)?;
+        }
+        Ok(Allocator {
+            devs,
+            // Metadata replicas wanted (BCH_SB_META_REPLICAS_WANT).
+            replicas: (((s.flags(0) >> 48) & 0xf) as usize).max(1),
+            node_sectors: s.btree_node_sectors(),
+            busy,
+            flushed_seq: fs.journal_seq,
+            free,
+            given: KVec::new(),
+        })
+    }
+
+    /// Space for the new node that replaces node `id` (btree, level, max key), and
+    /// its random seq: a pointer on each of `replicas` devices (fewer when fewer
+    /// devices have space, as upstream accepts); what it got in an earlier round
+    /// if it did. ENOSPC when no device has a free bucket.
+    pub(crate) fn node(&mut self, fs: &Arc<Fs>, id: NodeFor) -> Result<(KVec<ExtentPtr>, u64)> {
+        if let Some((_, p, seq)) = self.given.iter().find(|(g, _, _)| *g == id) {
+            let mut ptrs = KVec::new();
+            ptrs.extend_from_slice(p, GFP_KERNEL)?;
+            return Ok((ptrs, *seq));
+        }
+        let mut ptrs = KVec::new();
+        for i in 0..self.devs.len() {
+            if ptrs.len() == self.replicas {
+                break;
+            }
+            if let Some(p) = self.piece(fs, i)? {
+                ptrs.push(p, GFP_KERNEL)?;
+            }
+        }
+        if ptrs.is_empty() {
+            return Err(ENOSPC);
+        }
+        let seq = random_seq();
+        let mut kept = KVec::new();
+        kept.extend_from_slice(&ptrs, GFP_KERNEL)?;
+        self.given.push((id, kept, seq), GFP_KERNEL)?;
+        Ok((ptrs, seq))
+    }
+
+    /// The next node-sized piece on device `i`.
+    fn piece(&mut self, fs: &Arc<Fs>, i: usize) -> Result<Option<ExtentPtr>> {
+        let d = self.devs.get(i).ok_or(EINVAL)?;
+        let per = nodes_per_bucket(d.bucket_size as u32, self.node_sectors);
+        if per == 0 {
+            return Ok(None);
+        }
+        if d.open.is_none_or(|(_, _, n)| n >= per) {
+            let Some((bucket, gen)) = self.bucket(fs, i)? else {
+                return Ok(None);
+            };
+            self.devs[i].open = Some((bucket, gen, 0));
+        }
+        let d = &mut self.devs[i];
+        let (bucket, gen, n) = d.open.ok_or(EINVAL)?;
+        d.open = Some((bucket, gen, n + 1));
+        let offset = bucket
+            .checked_mul(d.bucket_size)
+            .and_then(|o| o.checked_add(u64::from(n) * u64::from(self.node_sectors)))
+            .ok_or(EINVAL)?;
+        Ok(Some(ExtentPtr {
+            dev: u8::try_from(d.dev).map_err(|_| EINVAL)?,
+            offset,
+            gen,
+            cached: false,
+            unwritten: false,
+        }))
+    }
+
+    /// A free bucket of device `i`, taken out of the freespace btree: one marked
+    /// in the btree bitmap first, then any.
+    fn bucket(&mut self, fs: &Arc<Fs>, i: usize) -> Result<Option<(u64, u8)>> {
+        let dev = self.devs[i].dev;
+        let extents = self.free.extents_of(dev)?;
+        for want_marked in [true, false] {
+            for &(start, end) in extents.iter() {
+                for pos in start..end {
+                    let d = &self.devs[i];
+                    let bucket = pos & FREESPACE_BUCKET_MASK;
+                    let Some(at) = bucket.checked_mul(d.bucket_size) else {
+                        continue;
+                    };
+                    if (want_marked && !bitmap_marked(d.bitmap, d.shift, at, d.bucket_size))
+                        || self.busy.contains(&(dev, bucket))
+                    {
+                        continue;
+                    }
+                    let (first, nbuckets) = (d.first_bucket, d.nbuckets);
+                    let a = alloc_key(fs, dev, bucket)?;
+                    if bucket_usable(pos, &a, first, nbuckets, self.flushed_seq).is_ok() {
+                        self.free.take(fs, dev, pos)?;
+                        return Ok(Some((bucket, a.gen)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The alloc key of a bucket as it is on disk (none reads as a free bucket of gen
+/// 0, as the offline tool reads it).
+pub(crate) fn alloc_key(fs: &Arc<Fs>, dev: u32, bucket: u64) -> Result<AllocV4> {
+    let at = Bpos::new(u64::from(dev), bucket, 0);
+    let mut a = None;
+    range(fs, btree::ALLOC, at, at, &mut |k, v| {
+        if k.p == at {
+            a = AllocV4::from_key(k.typ, v);
+        }
+        ControlFlow::Break(())
+    })?;
+    Ok(a.unwrap_or_default())
+}
+
+/// A new node's random seq (never 0).
+fn random_seq() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: `b` is a live buffer of 8 bytes, written by get_random_bytes alone.
+    unsafe { kernel::bindings::get_random_bytes(b.as_mut_ptr().cast(), b.len()) };
+    u64::from_le_bytes(b).max(1)
 }

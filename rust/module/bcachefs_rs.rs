@@ -16,6 +16,7 @@
 //!   and sweep, gens and accounting checks) and its sysfs status;
 //! - [`repair`]: repair at mount (`-o fsck,fix_errors`): gc findings to key
 //!   updates, committed by [`commit`] (node bsets, journal entries, superblock);
+//! - [`trigger`]: what the triggers write for node pointers a commit moves;
 //! - [`super_ops`]: mount and unmount, called from the C fs_context trampolines;
 //! - [`vfs`]: the tree through the VFS (inodes, lookup, readdir, file data, xattrs,
 //!   statfs), called from the C tables in vfs.c;
@@ -63,6 +64,7 @@ mod hash;
 mod kunit;
 mod repair;
 mod super_ops;
+mod trigger;
 mod vfs;
 
 module! {

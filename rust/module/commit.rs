@@ -9,7 +9,15 @@
 //!    the workqueue). A bset past its pointer's `sectors_written` is not read, so it
 //!    stays invisible until the pointer that covers it is committed; each written
 //!    node's pointer, its `sectors_written` advanced, becomes a key of its parent's
-//!    bset (or the btree's new root), up to the roots;
+//!    bset (or the btree's new root), up to the roots. A node asked to be rewritten
+//!    (read with a bad checksum), or that cannot take a bset (no room, a damaged or
+//!    unreadable replica), is written whole to new space instead: its keys as read
+//!    with its new ones, in buckets the [`Allocator`] takes from the freespace
+//!    btree; its new pointer replaces the old one in its parent, and the triggers
+//!    of both pointers ([`crate::trigger`]: alloc keys and their derived keys,
+//!    backpointers, accounting, the members' btree bitmaps) are planned with the
+//!    caller's keys, in rounds until they settle, as the offline tool plans them.
+//!    A new node lies in a free bucket and nothing points to it until the commit;
 //! 2. a cache flush of every device;
 //! 3. one journal entry (REQ_PREFLUSH | REQ_FUA) with every key at every level and
 //!    the roots, then a last entry with only the roots;
@@ -23,25 +31,33 @@
 //! write, with the superblock's own changes), our entries start [`DIRTY_SKIP`]
 //! further on and replay on top of it (their `last_seq` is its replay start), and it
 //! stays dirty: there the first of our journal entries commits the keys. A node
-//! without room for the bset refuses the whole commit (rewriting nodes to new space
-//! is the offline tool's for now); nothing is written then.
+//! to rewrite whose keys need a split (not done in the kernel yet), or no free
+//! bucket for it, refuses the whole commit; nothing is written then.
 
 use core::ops::ControlFlow;
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+use crate::alloc::Allocator;
 use crate::bdev::WriteFlags;
+use crate::btree::cache::Node;
 use crate::btree::io::get_node;
 use crate::btree::iter::for_each_key;
 use crate::btree::write::{write_node, Image, WriteType};
 use crate::eopnotsupp;
+use crate::format::alloc::foreground::bitmap_mark;
 use crate::format::bkey::{Bkey, BKEY_BYTES};
 use crate::format::bpos::Bpos;
+use crate::format::btree::interior::{fits_one_node, key_u64s, must_split, node_format};
 use crate::format::btree::ptr::{set_sectors_written, BtreePtr};
-use crate::format::btree::read::{BsetRef, NodeCtx};
+use crate::format::btree::read::{BsetRef, NodeCtx, NodeHeader};
 use crate::format::btree::update::Unwritten;
-use crate::format::btree::write::{append_bset, AppendError, WriteError};
+use crate::format::btree::write::{
+    append_bset, new_header, write_bset, AppendError, WriteCtx, WriteError,
+};
+use crate::format::data::extents_format::BtreePtrV2;
+use crate::format::ids::KeyType;
 use crate::format::journal::keys::AcctView;
 use crate::format::journal::read::{entry, JSET_BYTES};
 use crate::format::journal::write::{
@@ -52,6 +68,7 @@ use crate::format::sb::write::{member, SbEdit};
 use crate::format::sb::{JsetEntries, Sb};
 use crate::fs::{Fs, JournalPos, PtrKey, Root, WriteState};
 use crate::hash::KernelHashes;
+use crate::trigger::{triggers, PtrChange};
 
 /// One key to write at `level` of `btree`.
 pub(crate) struct Update {
@@ -65,6 +82,27 @@ pub(crate) struct Update {
 }
 
 impl Update {
+    /// A copy.
+    pub(crate) fn try_clone(&self) -> Result<Update> {
+        let mut v = KVec::new();
+        v.extend_from_slice(&self.v, GFP_KERNEL)?;
+        let journal_v = match &self.journal_v {
+            Some(j) => {
+                let mut c = KVec::new();
+                c.extend_from_slice(j, GFP_KERNEL)?;
+                Some(c)
+            }
+            None => None,
+        };
+        Ok(Update {
+            btree: self.btree,
+            level: self.level,
+            k: self.k,
+            v,
+            journal_v,
+        })
+    }
+
     /// Key `k` with value `v` in a leaf of `btree`, the journal's copy the same.
     pub(crate) fn leaf(btree: u32, k: Bkey, v: KVec<u8>) -> Update {
         Update {
@@ -112,8 +150,11 @@ impl SbChanges {
 /// What a commit wrote.
 #[derive(Default, Debug)]
 pub(crate) struct Done {
-    /// Nodes that got a bset, and the bytes written to them (every replica).
+    /// Nodes that got a bset, and the bytes written to them and to new nodes
+    /// (every replica).
     pub(crate) nodes: u32,
+    /// New nodes written (a node rewritten to new space).
+    pub(crate) new_nodes: u32,
     pub(crate) node_bytes: u64,
     /// Journal entries, their first seq.
     pub(crate) journal_entries: u32,
@@ -228,6 +269,20 @@ struct Touched {
     ptr: PtrKey,
     parent: Option<usize>,
     keys: KVec<(Bkey, KVec<u8>)>,
+    /// Written whole to new space rather than appended to: why.
+    rewrite: Option<&'static str>,
+}
+
+/// A commit, planned: the nodes it writes, their images (in the order to write
+/// them: `None` for a new node) and the roots after it, and the node pointers it
+/// inserts or removes (for the triggers).
+struct Planned {
+    touched: KVec<Touched>,
+    images: KVec<(Option<usize>, KVec<Image>, WriteType)>,
+    roots: KVec<Option<Root>>,
+    changes: KVec<PtrChange>,
+    /// Nodes written whole to new space: btree, level, max key, why.
+    rewritten: KVec<(u32, u8, Bpos, &'static str)>,
 }
 
 /// The seq after which a commit's journal entries go: past the newest entry found
@@ -260,6 +315,7 @@ pub(crate) fn next_journal_seq(fs: &Fs) -> Option<u64> {
 pub(crate) fn commit(
     fs: &Arc<Fs>,
     updates: &[Update],
+    rewrites: &[(u32, u8, Bpos, &'static str)],
     changes: &SbChanges,
     write_failed: &mut bool,
     live: bool,
@@ -279,7 +335,7 @@ pub(crate) fn commit(
     }
     let mut done = Done::default();
     let mut budget = Budget::from_param();
-    if updates.is_empty() {
+    if updates.is_empty() && rewrites.is_empty() {
         if !changes.is_empty() {
             done.sb_copies = wf.on(write_sb(fs, &mut ws, None, changes, None, &mut budget))?;
         }
@@ -294,65 +350,86 @@ pub(crate) fn commit(
     // older than our first entry.
     let clean = ws.clean;
     let last_seq = if clean { seq } else { fs.journal_start };
-    // The nodes each key goes to, and their ancestors.
-    let mut touched: KVec<Touched> = KVec::new();
-    for u in updates {
-        let path = path_to(fs, u.btree, u.k.p, u.level)?;
-        let mut parent = None;
-        for (level, ptr) in path.iter() {
-            let at = match touched
-                .iter()
-                .position(|t| t.btree == u.btree && t.level == *level && same_node(&t.ptr, ptr))
-            {
-                Some(i) => i,
-                None => {
-                    touched.push(
-                        Touched {
-                            btree: u.btree,
-                            level: *level,
-                            ptr: *ptr,
-                            parent,
-                            keys: KVec::new(),
-                        },
-                        GFP_KERNEL,
-                    )?;
-                    touched.len() - 1
-                }
-            };
-            parent = Some(at);
+    // Planning, in rounds when nodes move: the triggers of the node pointers a
+    // round inserts or removes write keys (alloc, backpointers, accounting...)
+    // that go into nodes too, so the next round plans the caller's updates with
+    // them, until they stop changing. Each round gets the same new nodes.
+    let mut alloc: Option<Allocator> = None;
+    let mut trig: KVec<Update> = KVec::new();
+    let mut new_nodes: KVec<(u32, u64)> = KVec::new();
+    let mut rounds = 0;
+    let (all, mut p) = loop {
+        let all = with_triggers(updates, &trig)?;
+        let p = plan(fs, &all, updates, rewrites, seq, &mut alloc)?;
+        let mut t = KVec::new();
+        new_nodes.clear();
+        if !p.changes.is_empty() {
+            let a = alloc.as_ref().ok_or(EINVAL)?;
+            triggers(fs, &p.changes, updates, seq, a, &mut t, &mut new_nodes)?;
         }
-        let leaf = parent.ok_or(EINVAL)?;
-        let mut v = KVec::new();
-        v.extend_from_slice(&u.v, GFP_KERNEL)?;
-        touched[leaf].keys.push((u.k, v), GFP_KERNEL)?;
-    }
-    // Level by level from the bottom: compose each node's bset, hand its new
-    // pointer up. Nothing is written until every node has its images.
-    let mut roots = fs.roots()?;
-    let mut images: KVec<(usize, KVec<Image>)> = KVec::new();
-    let max_level = touched.iter().map(|t| t.level).max().unwrap_or(0);
-    for level in 0..=max_level {
-        for i in 0..touched.len() {
-            if touched[i].level != level || touched[i].keys.is_empty() {
-                continue;
+        if same_updates(&t, &trig) {
+            break (all, p);
+        }
+        trig = t;
+        rounds += 1;
+        if rounds > 4 {
+            pr_err!(
+                "{}: repair: planning the commit did not settle (its trigger keys kept changing); nothing written\n",
+                fs.uuid()
+            );
+            return Err(eopnotsupp());
+        }
+    };
+    // Each member's bitmap, as the caller leaves it, marks every new node
+    // (`bch2_dev_btree_bitmap_mark`).
+    let mut sb_changes = SbChanges {
+        bitmaps: KVec::new(),
+        passes_done: changes.passes_done,
+    };
+    sb_changes
+        .bitmaps
+        .extend_from_slice(&changes.bitmaps, GFP_KERNEL)?;
+    let ns = u64::from(fs.sb().btree_node_sectors());
+    for &(dev, offset) in new_nodes.iter() {
+        let m = fs.sb().member(dev as usize).ok_or(EINVAL)?;
+        let cur = sb_changes
+            .bitmaps
+            .iter()
+            .find(|(d, _)| *d == dev)
+            .map(|(_, b)| *b)
+            .unwrap_or_else(|| m.btree_allocated_bitmap());
+        let marked = bitmap_mark(cur, m.btree_bitmap_shift(), offset, ns).ok_or(EINVAL)?;
+        if marked != cur {
+            match sb_changes.bitmaps.iter_mut().find(|(d, _)| *d == dev) {
+                Some(b) => b.1 = marked,
+                None => sb_changes.bitmaps.push((dev, marked), GFP_KERNEL)?,
             }
-            let keys = core::mem::take(&mut touched[i].keys);
-            let t = &touched[i];
-            let (imgs, sectors) = append(fs, t, &keys, seq)?;
-            let mut ptr = t.ptr;
-            let mut v = KVec::new();
-            v.extend_from_slice(ptr.val(), GFP_KERNEL)?;
-            set_sectors_written(&mut v, sectors).ok_or(EINVAL)?;
-            ptr = PtrKey::new(ptr.k, &v).ok_or(EINVAL)?;
-            match t.parent {
-                Some(p) => touched[p].keys.push((ptr.k, v), GFP_KERNEL)?,
-                None => roots[t.btree as usize] = Some(Root { level, ptr }),
-            }
-            // Put back for the journal entry: the keys this node got.
-            touched[i].keys = keys;
-            images.push((i, imgs), GFP_KERNEL)?;
         }
     }
+    for &(btree, level, max, why) in p.rewritten.iter() {
+        let to = p
+            .changes
+            .iter()
+            .find(|c| c.insert && c.btree == btree && c.holder == level + 1 && c.ptr.k.p == max)
+            .and_then(|c| first_offset(&c.ptr))
+            .unwrap_or((0, 0));
+        pr_info!(
+            "{}: repair: btree {} level {} node at {}:{}: {}: rewritten to new space at {}:{}\n",
+            fs.uuid(),
+            btree,
+            level,
+            max.inode,
+            max.offset,
+            why,
+            to.0,
+            to.1
+        );
+    }
+    let changes = &sb_changes;
+    let updates = &all[..];
+    let roots = core::mem::take(&mut p.roots);
+    let touched = core::mem::take(&mut p.touched);
+    let images = core::mem::take(&mut p.images);
     // Every image is composed: nothing can refuse the commit any more. On a dirty
     // filesystem the skipped seqs are blacklisted first.
     if !clean {
@@ -366,9 +443,9 @@ pub(crate) fn commit(
             &mut budget,
         ))?;
     }
-    // The node images, each under its node's WRITE_IN_FLIGHT bit.
-    for (i, mut imgs) in images {
-        let t = &touched[i];
+    // The node images, each under its node's WRITE_IN_FLIGHT bit: new nodes in
+    // free space, bsets past their nodes' sectors_written.
+    for (i, mut imgs, typ) in images {
         let nr = imgs.len();
         let allowed = budget.allow(fs, nr);
         if allowed == 0 {
@@ -377,13 +454,14 @@ pub(crate) fn commit(
         imgs.truncate(allowed);
         budget.spend(allowed);
         done.node_bytes += imgs.iter().map(|i| i.data.len() as u64).sum::<u64>();
-        let node = get_node(fs, t.btree, t.level, &t.ptr)?;
-        let typ = if t.level > 0 {
-            WriteType::Interior
-        } else {
-            WriteType::InitNextBset
+        let w = match i {
+            Some(i) => {
+                let t = &touched[i];
+                let node = get_node(fs, t.btree, t.level, &t.ptr)?;
+                write_node(fs, node.node(), typ, imgs)?
+            }
+            None => write_node(fs, &Node::new_detached()?, typ, imgs)?,
         };
-        let w = write_node(fs, node.node(), typ, imgs)?;
         if allowed < nr {
             return Err(stopped(fs));
         }
@@ -400,7 +478,11 @@ pub(crate) fn commit(
             );
             return wf.on(Err(EIO));
         }
-        done.nodes += 1;
+        if i.is_some() {
+            done.nodes += 1;
+        } else {
+            done.new_nodes += 1;
+        }
     }
     for d in fs.devs.iter().flatten() {
         wf.on(d.flush().inspect_err(|e| {
@@ -461,6 +543,330 @@ pub(crate) fn commit(
     Ok(done)
 }
 
+/// The caller's `updates` with the triggers' keys `trig` on top (a trigger key
+/// replaces the caller's update of the same key, which it was computed over).
+fn with_triggers(updates: &[Update], trig: &[Update]) -> Result<KVec<Update>> {
+    let mut all = KVec::new();
+    for u in updates.iter() {
+        if trig
+            .iter()
+            .any(|t| t.btree == u.btree && t.level == u.level && t.k.p == u.k.p)
+        {
+            continue;
+        }
+        all.push(u.try_clone()?, GFP_KERNEL)?;
+    }
+    for t in trig.iter() {
+        all.push(t.try_clone()?, GFP_KERNEL)?;
+    }
+    Ok(all)
+}
+
+/// Whether two lists of trigger keys are the same keys, in the same order.
+fn same_updates(a: &[Update], b: &[Update]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.btree == y.btree
+                && x.level == y.level
+                && x.k == y.k
+                && x.v[..] == y.v[..]
+                && x.journal_v.as_deref() == y.journal_v.as_deref()
+        })
+}
+
+/// Plans the commit of `all` (the caller's updates, and the triggers' keys of
+/// the last round) and of the node `rewrites` (btree, level, the node's max key,
+/// why)
+/// in journal entry `seq`, level by level from the bottom: each touched node gets
+/// its keys as an appended bset, or is written whole to new space (asked for, or
+/// when a bset cannot be appended: no room, a damaged replica), and its new
+/// pointer goes to its parent (or becomes the btree's root). Nothing is written.
+/// New nodes take space from `alloc`, made on first need from the caller's
+/// `caller` updates.
+fn plan(
+    fs: &Arc<Fs>,
+    all: &[Update],
+    caller: &[Update],
+    rewrites: &[(u32, u8, Bpos, &'static str)],
+    seq: u64,
+    alloc: &mut Option<Allocator>,
+) -> Result<Planned> {
+    let mut touched: KVec<Touched> = KVec::new();
+    // Registers the nodes of `path` (root first); returns the last one's index.
+    let register = |touched: &mut KVec<Touched>, btree: u32, path: &[(u8, PtrKey)]| {
+        let mut parent = None;
+        for (level, ptr) in path.iter() {
+            let at = match touched
+                .iter()
+                .position(|t| t.btree == btree && t.level == *level && same_node(&t.ptr, ptr))
+            {
+                Some(i) => i,
+                None => {
+                    touched.push(
+                        Touched {
+                            btree,
+                            level: *level,
+                            ptr: *ptr,
+                            parent,
+                            keys: KVec::new(),
+                            rewrite: None,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                    touched.len() - 1
+                }
+            };
+            parent = Some(at);
+        }
+        parent.ok_or(EINVAL)
+    };
+    for u in all {
+        let path = path_to(fs, u.btree, u.k.p, u.level)?;
+        let leaf = register(&mut touched, u.btree, &path)?;
+        let mut v = KVec::new();
+        v.extend_from_slice(&u.v, GFP_KERNEL)?;
+        touched[leaf].keys.push((u.k, v), GFP_KERNEL)?;
+    }
+    for &(btree, level, max, why) in rewrites {
+        let path = path_to(fs, btree, max, level)?;
+        if path.last().map(|(_, p)| p.k.p) != Some(max) {
+            pr_err!(
+                "{}: repair: btree {} has no node at level {} ending at {}:{} to rewrite\n",
+                fs.uuid(),
+                btree,
+                level,
+                max.inode,
+                max.offset
+            );
+            return Err(eopnotsupp());
+        }
+        let i = register(&mut touched, btree, &path)?;
+        touched[i].rewrite = Some(why);
+    }
+    let mut roots = fs.roots()?;
+    let mut images: KVec<(Option<usize>, KVec<Image>, WriteType)> = KVec::new();
+    let mut changes: KVec<PtrChange> = KVec::new();
+    let mut rewritten = KVec::new();
+    let max_level = touched.iter().map(|t| t.level).max().unwrap_or(0);
+    for level in 0..=max_level {
+        // By btree, then position (the order the offline tool takes nodes in, and
+        // so hands out new space in).
+        let mut here = KVec::new();
+        for (i, t) in touched.iter().enumerate() {
+            if t.level == level && (!t.keys.is_empty() || t.rewrite.is_some()) {
+                here.push(i, GFP_KERNEL)?;
+            }
+        }
+        here.sort_unstable_by_key(|&i| (touched[i].btree, touched[i].ptr.k.p));
+        for i in here {
+            let keys = core::mem::take(&mut touched[i].keys);
+            let t = &touched[i];
+            let mut why = t.rewrite;
+            let mut new_ptr = None;
+            if why.is_none() {
+                match append(fs, t, &keys, seq)? {
+                    Ok((imgs, sectors)) => {
+                        let mut v = KVec::new();
+                        v.extend_from_slice(t.ptr.val(), GFP_KERNEL)?;
+                        set_sectors_written(&mut v, sectors).ok_or(EINVAL)?;
+                        new_ptr = Some(PtrKey::new(t.ptr.k, &v).ok_or(EINVAL)?);
+                        let typ = if t.level > 0 {
+                            WriteType::Interior
+                        } else {
+                            WriteType::InitNextBset
+                        };
+                        images.push((Some(i), imgs, typ), GFP_KERNEL)?;
+                    }
+                    Err(w) => why = Some(w),
+                }
+            }
+            if let Some(why) = why {
+                let (ptr, imgs) = rewrite_node(fs, t, &keys, seq, alloc, caller, why)?;
+                changes.push(
+                    PtrChange {
+                        btree: t.btree,
+                        holder: level + 1,
+                        ptr: t.ptr,
+                        insert: false,
+                    },
+                    GFP_KERNEL,
+                )?;
+                changes.push(
+                    PtrChange {
+                        btree: t.btree,
+                        holder: level + 1,
+                        ptr,
+                        insert: true,
+                    },
+                    GFP_KERNEL,
+                )?;
+                images.push((None, imgs, WriteType::Initial), GFP_KERNEL)?;
+                rewritten.push((t.btree, level, t.ptr.k.p, why), GFP_KERNEL)?;
+                new_ptr = Some(ptr);
+            }
+            let ptr = new_ptr.ok_or(EINVAL)?;
+            match t.parent {
+                Some(pi) => {
+                    let mut v = KVec::new();
+                    v.extend_from_slice(ptr.val(), GFP_KERNEL)?;
+                    touched[pi].keys.push((ptr.k, v), GFP_KERNEL)?;
+                }
+                None => roots[t.btree as usize] = Some(Root { level, ptr }),
+            }
+            // Put back for the journal entry: the keys this node got.
+            touched[i].keys = keys;
+        }
+    }
+    Ok(Planned {
+        touched,
+        images,
+        roots,
+        changes,
+        rewritten,
+    })
+}
+
+/// Node `t` with `pending` keys applied, written whole to new space (`why`: the
+/// reason, logged): one new node over the old one's range, from the keys its
+/// read kept (a copy that failed its checksum salvaged, invalid keys dropped, as
+/// the offline tool rewrites it), its header's rewrite count one more, a new
+/// random seq. Returns its pointer and its images (one per replica). A node whose
+/// keys need a split, or that cannot be read, is refused (EOPNOTSUPP, logged).
+fn rewrite_node(
+    fs: &Arc<Fs>,
+    t: &Touched,
+    pending: &[(Bkey, KVec<u8>)],
+    seq: u64,
+    alloc: &mut Option<Allocator>,
+    caller: &[Update],
+    why: &str,
+) -> Result<(PtrKey, KVec<Image>)> {
+    let s = fs.sb();
+    let ns = s.btree_node_sectors();
+    let refuse = |what: &str| {
+        pr_err!(
+            "{}: repair: btree {} level {} node at {}:{}: {}; {}: nothing written (repair offline: bcachefs-rs fsck -y)\n",
+            fs.uuid(),
+            t.btree,
+            t.level,
+            t.ptr.k.p.inode,
+            t.ptr.k.p.offset,
+            why,
+            what
+        );
+        eopnotsupp()
+    };
+    let bp = BtreePtr::decode(t.ptr.k.typ, t.ptr.val()).ok_or(EINVAL)?;
+    let (min, max) = (bp.min_key.unwrap_or(Bpos::MIN), t.ptr.k.p);
+    let node = get_node(fs, t.btree, t.level, &t.ptr).map_err(|e| {
+        if e == EIO {
+            refuse("it cannot be read to be rewritten")
+        } else {
+            e
+        }
+    })?;
+    let d = node.data().ok_or(EIO)?;
+    if d.failed {
+        return Err(refuse("it cannot be read to be rewritten"));
+    }
+    let h = NodeHeader::parse(&d.buf).ok_or_else(|| refuse("its header cannot be read"))?;
+    // The node's keys, then each pending key over the one at its position.
+    let mut keys: KVec<(Bkey, &[u8])> = KVec::new();
+    for k in d.keys.iter() {
+        keys.push((k.k, d.val(k)), GFP_KERNEL)?;
+    }
+    for (k, v) in pending {
+        match keys.binary_search_by(|(x, _)| x.p.cmp(&k.p)) {
+            Ok(i) => keys[i] = (*k, &v[..]),
+            Err(i) => {
+                keys.reserve(1, GFP_KERNEL)?;
+                keys.insert_within_capacity(i, (*k, &v[..]))
+                    .map_err(|_| ENOMEM)?;
+            }
+        }
+    }
+    keys.retain(|(k, _)| k.typ != KeyType::Deleted as u8 && k.p >= min && k.p <= max);
+    let live: usize = keys
+        .iter()
+        .map(|(k, v)| key_u64s(k, v.len(), &h.format))
+        .sum();
+    if must_split(live, ns) {
+        return Err(refuse(
+            "its keys need a split, which is not done in the kernel yet",
+        ));
+    }
+    let mut f = node_format(min, max, &mut keys.iter().map(|(k, _)| k));
+    let u64s: usize = keys.iter().map(|(k, v)| key_u64s(k, v.len(), &f)).sum();
+    if !fits_one_node(u64s, ns) {
+        f = h.format;
+    }
+    if alloc.is_none() {
+        *alloc = Some(Allocator::new(fs, caller)?);
+    }
+    let a = alloc.as_mut().ok_or(EINVAL)?;
+    let (ptrs, bset_seq) = a.node(fs, (t.btree, t.level, max)).map_err(|e| {
+        if e == ENOSPC {
+            refuse("no free bucket for a new node")
+        } else {
+            e
+        }
+    })?;
+    let node_seq = (h.flags >> 32) as u32;
+    let nh = new_header(
+        s.bset_magic(),
+        t.btree,
+        t.level,
+        min,
+        max,
+        f,
+        bset_seq,
+        node_seq.wrapping_add(1),
+    );
+    let wctx = WriteCtx {
+        magic: s.bset_magic(),
+        block_sectors: s.block_sectors(),
+        node_sectors: ns,
+        csum_type: s.meta_csum_type(),
+        version: s.version(),
+        csum: &KernelHashes,
+    };
+    let mut buf = KVVec::from_elem(0u8, (ns as usize) << 9, GFP_KERNEL)?;
+    let mut it = keys.iter().map(|(k, v)| (*k, *v));
+    let r = write_bset(&mut buf, &wctx, &nh, 0, seq, &mut it)
+        .map_err(|_| refuse("its keys do not fit a new node"))?;
+    let len = (r.sectors as usize) << 9;
+    let written = u16::try_from(r.sectors).map_err(|_| EINVAL)?;
+    let mut v = KVec::from_elem(0u8, 40 + ptrs.len() * 8, GFP_KERNEL)?;
+    BtreePtrV2 {
+        seq: bset_seq,
+        sectors_written: written,
+        flags: 0,
+        min_key: min,
+    }
+    .write(&ptrs, &mut v)
+    .ok_or(EINVAL)?;
+    let k = Bkey {
+        typ: KeyType::BtreePtrV2 as u8,
+        p: max,
+        ..Default::default()
+    };
+    let ptr = PtrKey::new(k, &v).ok_or(EINVAL)?;
+    let mut imgs = KVec::new();
+    for p in ptrs.iter() {
+        let mut data = KVVec::new();
+        data.extend_from_slice(buf.get(..len).ok_or(EINVAL)?, GFP_KERNEL)?;
+        imgs.push(
+            Image {
+                dev: u32::from(p.dev),
+                sector: p.offset,
+                data,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok((ptr, imgs))
+}
+
 /// The journal's copy of leaf key `k` of node `t`, where it differs from the node's.
 fn journal_form<'a>(updates: &'a [Update], t: &Touched, k: &Bkey) -> Option<&'a [u8]> {
     updates
@@ -518,29 +924,21 @@ fn path_to(fs: &Arc<Fs>, btree: u32, pos: Bpos, level: u8) -> Result<KVec<(u8, P
 }
 
 /// `keys` appended to node `t` as a new bset on every replica (images returned,
-/// nothing written), and the node's new `sectors_written`.
-fn append(fs: &Fs, t: &Touched, keys: &[(Bkey, KVec<u8>)], seq: u64) -> Result<(KVec<Image>, u16)> {
+/// nothing written), and the node's new `sectors_written`; or why the node must
+/// be rewritten to new space instead (no room, a replica unreadable or damaged).
+fn append(
+    fs: &Fs,
+    t: &Touched,
+    keys: &[(Bkey, KVec<u8>)],
+    seq: u64,
+) -> Result<core::result::Result<(KVec<Image>, u16), &'static str>> {
     let s = fs.sb();
     let bp = BtreePtr::decode(t.ptr.k.typ, t.ptr.val()).ok_or(EINVAL)?;
-    let refuse = |why: &str| {
-        pr_err!(
-            "{}: repair: btree {} level {} node at {}:{}: {}; rewriting it to new space is not done in the kernel yet (repair offline: bcachefs-rs fsck -y)\n",
-            fs.uuid(),
-            t.btree,
-            t.level,
-            t.ptr.k.p.inode,
-            t.ptr.k.p.offset,
-            why
-        );
-        eopnotsupp()
-    };
     if bp.written == 0 {
-        return Err(refuse("its pointer has no sectors_written"));
+        return Ok(Err("its pointer has no sectors_written"));
     }
     if u32::from(bp.written) > s.btree_node_sectors() {
-        return Err(refuse(
-            "its pointer says more sectors written than a node has",
-        ));
+        return Ok(Err("its pointer says more sectors written than a node has"));
     }
     let node_sectors = s.btree_node_sectors();
     let bytes: usize = keys
@@ -559,8 +957,12 @@ fn append(fs: &Fs, t: &Touched, keys: &[(Bkey, KVec<u8>)], seq: u64) -> Result<(
     for p in bp.ptrs() {
         let dev = fs.dev(u32::from(p.dev)).ok_or(ENXIO)?;
         let mut buf = KVVec::from_elem(0u8, (node_sectors as usize) << 9, GFP_KERNEL)?;
-        dev.read(p.offset, &mut buf[..(usize::from(bp.written)) << 9])
-            .map_err(|_| refuse("a replica is unreadable"))?;
+        if dev
+            .read(p.offset, &mut buf[..(usize::from(bp.written)) << 9])
+            .is_err()
+        {
+            return Ok(Err("a replica is unreadable"));
+        }
         let ctx = NodeCtx {
             magic: s.bset_magic(),
             block_sectors: s.block_sectors(),
@@ -577,19 +979,18 @@ fn append(fs: &Fs, t: &Touched, keys: &[(Bkey, KVec<u8>)], seq: u64) -> Result<(
             accept_bad_csum: false,
         };
         let mut it = unwritten.iter();
-        let r = append_bset(&mut buf, &ctx, s.version(), seq, &mut it, &mut bsets).map_err(
-            |e| match e {
-                AppendError::Damaged => refuse("a replica is damaged"),
-                AppendError::WrittenElsewhere => {
-                    refuse("its bsets end elsewhere than its pointer says")
-                }
+        let r = match append_bset(&mut buf, &ctx, s.version(), seq, &mut it, &mut bsets) {
+            Ok(r) => r,
+            Err(AppendError::Damaged) => return Ok(Err("a replica is damaged")),
+            Err(AppendError::WrittenElsewhere) => {
+                return Ok(Err("its bsets end elsewhere than its pointer says"))
+            }
+            Err(
                 AppendError::NoRoom
-                | AppendError::Write(WriteError::NoRoom | WriteError::BadOffset) => {
-                    refuse("no room left in the node")
-                }
-                AppendError::Write(_) => EINVAL,
-            },
-        )?;
+                | AppendError::Write(WriteError::NoRoom | WriteError::BadOffset),
+            ) => return Ok(Err("no room left in the node")),
+            Err(AppendError::Write(_)) => return Err(EINVAL),
+        };
         let range = (r.offset as usize) << 9..((r.offset + r.sectors) as usize) << 9;
         let mut data = KVVec::new();
         data.extend_from_slice(&buf[range.clone()], GFP_KERNEL)?;
@@ -604,7 +1005,7 @@ fn append(fs: &Fs, t: &Touched, keys: &[(Bkey, KVec<u8>)], seq: u64) -> Result<(
         end = Some(r.offset + r.sectors);
     }
     let w = u16::try_from(end.ok_or(EINVAL)?).map_err(|_| EINVAL)?;
-    Ok((out, w))
+    Ok(Ok((out, w)))
 }
 
 /// The journal ring and where its next entry goes.

@@ -452,7 +452,7 @@ pub(crate) extern "C" fn bch_rs_write_stats(
 fn write_oldest_gens(fs: &Arc<Fs>, gens: &[Update], st: &Status) {
     let mut write_failed = false;
     let n = gens.iter().filter(|u| u.btree == ids::btree::ALLOC).count();
-    match commit(fs, gens, &SbChanges::default(), &mut write_failed, true) {
+    match commit(fs, gens, &[], &SbChanges::default(), &mut write_failed, true) {
         Ok(done) => {
             st.oldest_gen_written.fetch_add(n as u64, Ordering::Relaxed);
             pr_info!(

@@ -20,7 +20,11 @@
 //!   second repair ([`Outcome::Repaired`]'s `recount`), which the mount runs once
 //!   the filesystem is opened again.
 //!
-//! The rest (topology, node rewrites) is logged as left for the offline tool.
+//! - a node read with a bad checksum (`bset_bad_csum`): rewritten to new space from
+//!   the keys that read ([`crate::commit`]), unless its read dropped keys too.
+//!
+//! The rest (topology, nodes whose read dropped keys) is logged as left for the
+//! offline tool.
 
 use core::fmt::Write as _;
 use core::ops::ControlFlow;
@@ -48,7 +52,7 @@ use crate::fs::Fs;
 use crate::gc::{run_pass, Collected};
 
 /// The key at `pos` of `btree`'s leaves, if any.
-fn leaf_key(fs: &Arc<Fs>, btree: u32, pos: Bpos) -> Result<Option<(Bkey, KVec<u8>)>> {
+pub(crate) fn leaf_key(fs: &Arc<Fs>, btree: u32, pos: Bpos) -> Result<Option<(Bkey, KVec<u8>)>> {
     let mut out = None;
     let mut err = Ok(());
     range(fs, btree, pos, pos, &mut |k, v| {
@@ -95,6 +99,8 @@ struct Plan {
     alloc: KVec<AllocFix>,
     gens: KVec<(Bkey, KVec<u8>)>,
     changes: SbChanges,
+    /// Nodes to rewrite to new space: (btree, level, the node's max key, why).
+    rewrites: KVec<(u32, u8, Bpos, &'static str)>,
     /// The bitmaps' repair, decided once for every bitmap finding: `Some(why)`
     /// when it is not made.
     bitmap: Option<Option<&'static str>>,
@@ -242,6 +248,33 @@ fn plan_one(
     acct_version: u64,
 ) -> Result<Option<&'static str>> {
     match f.kind {
+        Kind::NodeBadChecksum => {
+            let (Some(b), Some(n)) = (f.btree, f.node) else {
+                return Ok(Some("no node to rewrite"));
+            };
+            // Keys the read dropped would lose their backpointers' keys for good:
+            // that node is left to the offline tool.
+            let dropped = c.findings.iter().any(|o| {
+                o.kind == Kind::NodeBadKeys
+                    && o.btree == Some(b)
+                    && o.level == f.level
+                    && o.node.is_some_and(|m| m.max == n.max)
+            });
+            if dropped {
+                return Ok(Some(
+                    "keys of the node were dropped too: their backpointers are offline work",
+                ));
+            }
+            if !p
+                .rewrites
+                .iter()
+                .any(|&(rb, rl, rm, _)| (rb, rl, rm) == (b, f.level, n.max))
+            {
+                p.rewrites
+                    .push((b, f.level, n.max, "read with a bad checksum"), GFP_KERNEL)?;
+            }
+            Ok(None)
+        }
         Kind::AccountingMismatch => {
             let Some((ap, n)) = f.acct else {
                 return Ok(Some("accounting finding without its key"));
@@ -605,9 +638,10 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
         }
         let _ = write!(
             pb,
-            "leaving {}; {} keys and {} superblock change(s) to write",
+            "leaving {}; {} keys, {} node(s) to rewrite and {} superblock change(s) to write",
             p.left,
             p.updates.len(),
+            p.rewrites.len(),
             p.changes.bitmaps.len() + usize::from(p.changes.passes_done != 0)
         );
     }
@@ -620,13 +654,20 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
         );
         return Ok(Outcome::Unchanged);
     }
-    if p.updates.is_empty() && p.changes.is_empty() {
+    if p.updates.is_empty() && p.rewrites.is_empty() && p.changes.is_empty() {
         pr_info!("{}: repair: {}\n", fs.uuid(), summary);
         return Ok(Outcome::Unchanged);
     }
     pr_info!("{}: repair: {}\n", fs.uuid(), summary);
     let mut write_failed = false;
-    let done = match commit(fs, &p.updates, &p.changes, &mut write_failed, false) {
+    let done = match commit(
+        fs,
+        &p.updates,
+        &p.rewrites,
+        &p.changes,
+        &mut write_failed,
+        false,
+    ) {
         Ok(d) => d,
         Err(_) if write_failed => return Ok(Outcome::WriteFailed),
         // Refused before anything was written (logged where refused).
@@ -647,9 +688,10 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
         Err(e) => return Err(e),
     };
     pr_info!(
-        "{}: repair: wrote {} node bset(s) ({} bytes), {} journal entries from seq {}, {} superblock copies; filesystem {}\n",
+        "{}: repair: wrote {} node bset(s) and {} new node(s) ({} bytes), {} journal entries from seq {}, {} superblock copies; filesystem {}\n",
         fs.uuid(),
         done.nodes,
+        done.new_nodes,
         done.node_bytes,
         done.journal_entries,
         done.seq,

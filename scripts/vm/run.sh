@@ -105,11 +105,12 @@ if [ $rw = 1 ]; then
     done
 fi
 for d in "${disks[@]}"; do drives+=(-drive "file=$d,format=raw,if=virtio,snapshot=$snap"); done
-# No network device: the guest needs none, and every virtio disk takes a PCI slot
-# of the 32 (the repair test attaches 29).
+# No network device and no VGA: the guest needs neither (its console is the
+# serial port), and every virtio disk takes a PCI slot of the 32 (the repair test
+# attaches 30).
 qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2G -kernel "$bz" -initrd "$work/initrd.gz"
       -append "console=ttyS0 panic=-1 oops=panic loglevel=6 $append" -nographic -no-reboot
-      -nic none "${drives[@]}")
+      -nic none -vga none "${drives[@]}")
 if [ -z "$script" ]; then
     exec "${qemu[@]}"
 fi

@@ -6,7 +6,10 @@
 #   one past its bucket's: the pointer is fixed first, the counts the pass got
 #   wrong over it wait for a second repair, which finds nothing; a bucket in use
 #   made free with the freespace extent above it grown over it: the repair cuts it
-#   out of the extent again) and two of unclean (not shut down
+#   out of the extent again), one of churn with an extents leaf's first bset
+#   checksum flipped: the leaf rewritten to new space, and the accounting leaf
+#   that has no room for what the move changes rewritten too, in one commit, and
+#   two of unclean (not shut down
 #   cleanly: the repair goes over its journal and leaves it dirty): each mounted with
 #   -o fsck,fix_errors, every finding logged as fixed, the write stats and cache
 #   counters showing the node writes, files still read-only; mounted again with
@@ -53,7 +56,7 @@ dev() {
 stat_nr() { awk -v t="$1:" '$1 == t { print $2 }' /sys/fs/bcachefs/*/btree_write_stats; }
 
 n=0
-for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen alloc-dirty alloc-type ptr-gen alloc-free; do
+for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen alloc-dirty alloc-type ptr-gen alloc-free rewrite; do
     d=$(dev $n); n=$((n + 1))
     dmesg -c > /dev/null
     mount -t bcachefs -o fsck,fix_errors "$d" /mnt || { dmesg | tail -n 20; fail "$k: mount -o fsck,fix_errors"; }
@@ -69,13 +72,26 @@ for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen a
         [ "$(dmesg | grep -c 'repair: wrote ')" = 1 ] || fail "$k: the second repair wrote"
         dmesg | grep -q 'found nothing to repair' || fail "$k: the second repair found something"
     fi
+    if [ $k = rewrite ]; then
+        # The leaf read with a bad checksum goes to new space, and so does the
+        # accounting leaf that has no room left for the keys its move changes (a
+        # second planning round), as the offline repair writes them: an initial
+        # write each, in one commit with the bitmap churn asks for.
+        dmesg | grep -q 'read with a bad checksum: rewritten to new space at ' ||
+            fail "$k: the damaged leaf not rewritten"
+        dmesg | grep -q 'no room left in the node: rewritten to new space at ' ||
+            fail "$k: no full leaf rewritten"
+        dmesg | grep -q 'repair: wrote [0-9]* node bset(s) and 2 new node(s)' || fail "$k: no new nodes written"
+        [ "$(stat_nr initial)" = 2 ] || fail "$k: btree_write_stats says $(stat_nr initial) initial writes"
+    fi
     if [ $k = alloc-free ]; then
         # The bucket goes back in use: cut out of the freespace extent grown over it.
         dmesg | grep -q 'repair: cutting [1-9][0-9]* bucket(s) out of the freespace btree' ||
             fail "$k: no freespace cut logged"
     fi
-    # Leaves get init_next_bset writes, their parents interior ones.
-    nodes=$(($(stat_nr init_next_bset) + $(stat_nr interior)))
+    # Leaves get init_next_bset writes, their parents interior ones, new nodes
+    # initial ones.
+    nodes=$(($(stat_nr init_next_bset) + $(stat_nr interior) + $(stat_nr initial)))
     writes=$(counter "writes issued")
     if [ $k = bitmap ]; then
         # A superblock change only.

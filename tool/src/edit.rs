@@ -255,8 +255,60 @@ fn free_a_used_bucket(paths: &[String]) -> Result<(u64, u64), String> {
     Err("no bucket in use just below a freespace extent".into())
 }
 
+/// The first leaf of `btree` (leaf order): its first bset's stored checksum gets
+/// one bit flipped on every replica, so that its keys read only from a copy that
+/// failed its checksum (upstream's `bset_bad_csum`: the node is rewritten). Returns
+/// the leaf's max key.
+fn flip_bset_csum(paths: &[String], btree: u32) -> Result<Bpos, String> {
+    let fs = Fs::open(paths)?;
+    let root = fs
+        .roots
+        .get(btree as usize)
+        .and_then(|r| r.clone())
+        .ok_or("the btree has no root")?;
+    let mut leaf: Option<(Bpos, Vec<(u8, u64)>)> = None;
+    let mut w = Walk { fs: &fs, errors: 0 };
+    w.nodes(
+        btree,
+        root.level,
+        &root.k,
+        &root.v,
+        0,
+        &mut |_, level, k, v| {
+            if level == 0 && leaf.is_none() {
+                if let Some(bp) = BtreePtr::decode(k.typ, v) {
+                    leaf = Some((k.p, bp.ptrs().map(|p| (p.dev, p.offset)).collect()));
+                }
+            }
+        },
+    );
+    drop(fs);
+    let (max, ptrs) = leaf.ok_or("no leaf")?;
+    let devs = member_paths(paths)?;
+    for (dev, offset) in ptrs {
+        let path = devs
+            .iter()
+            .find(|(d, _)| *d == usize::from(dev))
+            .map(|(_, p)| p)
+            .ok_or_else(|| format!("no device for member {}", dev))?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("{}: {}", path, e))?;
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, offset * 512)
+            .map_err(|e| format!("{}: {}", path, e))?;
+        b[0] ^= 1;
+        f.write_all_at(&b, offset * 512)
+            .map_err(|e| format!("{}: {}", path, e))?;
+        f.sync_data().map_err(|e| format!("{}: {}", path, e))?;
+    }
+    Ok(max)
+}
+
 /// The kinds of [`damage`], in the order the tests use them.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "acct-dev",
     "acct-btree",
     "bucket-gen",
@@ -266,6 +318,7 @@ pub const KINDS: [&str; 9] = [
     "alloc-type",
     "ptr-gen",
     "alloc-free",
+    "bset-csum",
 ];
 
 /// Adds 3 to the first counter of the first accounting key of type `typ`.
@@ -421,6 +474,13 @@ pub fn damage(kind: &str, paths: &[String]) -> Result<String, String> {
             format!(
                 "alloc: bucket {}:{} (in use): made free, and the freespace extent above it grown over it",
                 dev, b
+            )
+        }
+        "bset-csum" => {
+            let max = flip_bset_csum(paths, ids::btree::EXTENTS)?;
+            format!(
+                "extents: the leaf ending at {}: its first bset's checksum flipped on every replica",
+                max
             )
         }
         "bitmap" => {

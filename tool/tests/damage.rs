@@ -138,6 +138,51 @@ fn alloc_free() {
     std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
 }
 
+/// bset-csum: the first extents leaf's first bset checksum flipped. Our fsck
+/// finds the node read with a bad checksum (its keys used from that copy, nothing
+/// dropped); `fsck -y` rewrites it to new space (on churn with a leaf of the
+/// triggers' keys that has no room left), after which upstream's fsck is clean and
+/// the extents are churn's.
+#[test]
+fn bset_csum() {
+    let Some(devs) = copy_fixture("churn", "damage-bset-csum") else {
+        return;
+    };
+    let img = &devs[0];
+    let (code, out) = ours(&["damage", "bset-csum"], img);
+    assert_eq!(code, Some(0), "{}", out);
+    let (code, out) = ours(&["fsck", "-n"], img);
+    assert_eq!(code, Some(4), "{}", out);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("extents: btree node read error"))
+        .unwrap_or_else(|| panic!("{}", out));
+    assert!(
+        line.contains("keys used from the copy that failed it (bset_bad_csum;"),
+        "{}",
+        line
+    );
+    assert!(!out.contains("bkey_invalid"), "{}", out);
+    let (code, out) = ours(&["fsck", "-y", "-v"], img);
+    assert_eq!(code, Some(1), "{}", out);
+    // The leaf, and on churn a leaf of the triggers' keys that has no room left.
+    assert!(
+        out.contains(" 2 rewritten, 0 split") || out.contains(" 1 rewritten, 0 split"),
+        "{}",
+        out
+    );
+    upstream_clean(img, "bset-csum");
+    let churn = common::image("churn", "img").unwrap();
+    let (_, want) = ours(&["list", "-b", "extents"], &churn);
+    let (_, got) = ours(&["list", "-b", "extents"], img);
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        got.replace(&name(img), "DEV") == want.replace(&name(&churn), "DEV"),
+        "extents not as churn has them"
+    );
+    std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
+}
+
 /// oldest-gen is no finding (on churn: basic has no alloc key of a free bucket;
 /// churn's one finding is its bitmap, as its fsck.txt says): each call puts one
 /// more free bucket's oldest gen one behind, which only a gens pass advances.

@@ -129,6 +129,20 @@ impl Node {
         )?)
     }
 
+    /// A node outside the cache, with no read to wait for: a new node being
+    /// written, whose write takes its `WRITE_IN_FLIGHT` bit.
+    pub(crate) fn new_detached() -> Result<Arc<Node>> {
+        Ok(Arc::new(
+            Node {
+                flags: AtomicUsize::new(0),
+                lru: AtomicU64::new(0),
+                pins: AtomicU32::new(0),
+                data: UnsafeCell::new(NodeData::default()),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
     /// Whether IO lock bit `bit` is set.
     pub(crate) fn test_bit(&self, bit: u32) -> bool {
         self.flags.load(Ordering::Acquire) & (1 << bit) != 0

@@ -41,13 +41,15 @@ top=$(cd "$(dirname "$0")/../../.." && pwd)
 damaged=(acct-dev:basic:acct-dev acct-btree:basic:acct-btree bucket-gen:basic:bucket-gen
     bitmap:basic:bitmap unclean-acct:unclean:acct-dev unclean-bucket-gen:unclean:bucket-gen
     alloc-dirty:basic:alloc-dirty alloc-type:basic:alloc-type ptr-gen:basic:ptr-gen
-    alloc-free:basic:alloc-free)
+    alloc-free:basic:alloc-free rewrite:churn:bset-csum)
 crashes=(crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 uncrash3
     uncrash4 uncrash5 uncrash6)
-# Killed: the acct-dev damage (crash-killN, N = 1..4) and unclean-acct's
-# (uncrash-killN, N = 5, 6), each repair at mount interrupted by killing QEMU
-# after N writes in a boot of its own.
-kills=(crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6)
+# Killed: the acct-dev damage (crash-killN, N = 1..4), unclean-acct's
+# (uncrash-killN, N = 5, 6) and the rewrite's (rewrite-kill2: two node images
+# written, its new leaf among them), each repair at mount interrupted by killing QEMU after N
+# writes in a boot of its own.
+kills=(crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6
+    rewrite-kill2)
 # REPAIR_SET=kill (repair-kill-host.sh): only the killed copies.
 set=${REPAIR_SET:-all}
 images=()
@@ -59,7 +61,10 @@ else
 fi
 # damage_of IMAGE: the damaged image an image is a copy of.
 damage_of() {
-    case $1 in uncrash*) echo unclean-acct;; crash*) echo acct-dev;; *) echo "$1";; esac
+    case $1 in
+        uncrash*) echo unclean-acct;; crash*) echo acct-dev;; rewrite-kill*) echo rewrite;;
+        *) echo "$1";;
+    esac
 }
 btrees=(alloc bucket_gens accounting need_discard freespace lru backpointers extents inodes dirents)
 bin=$top/target/release/bcachefs-rs
@@ -106,8 +111,9 @@ prepare() {
     (cd "$top" && cargo build --release -q -p bcachefs-rs) >&2
     for s in "${damaged[@]}"; do
         k=${s%%:*}; fx=${s#*:}; fx=${fx%%:*}; kind=${s##*:}
-        # The killed copies need only the accounting damage.
-        if [ "$set" = kill ] && [ "$k" != acct-dev ] && [ "$k" != unclean-acct ]; then continue; fi
+        # The killed copies need only the accounting damage and the rewrite.
+        if [ "$set" = kill ] && [ "$k" != acct-dev ] && [ "$k" != unclean-acct ] &&
+            [ "$k" != rewrite ]; then continue; fi
         src=$("$top/scripts/fixture-images.sh" "$fx")
         # Never written in place: the fixture cache is shared with other runs.
         cp --sparse=always "$src" "$dir/$k.img"
