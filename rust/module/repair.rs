@@ -20,11 +20,13 @@
 //!   second repair ([`Outcome::Repaired`]'s `recount`), which the mount runs once
 //!   the filesystem is opened again.
 //!
-//! - a node read with a bad checksum (`bset_bad_csum`): rewritten to new space from
-//!   the keys that read ([`crate::commit`]), unless its read dropped keys too.
+//! - a node read with a bad checksum (`bset_bad_csum`), or a leaf whose read
+//!   dropped keys that failed validation (`bkey_invalid`): rewritten to new space
+//!   from the keys that read ([`crate::commit`]), with the backpointers of the
+//!   dropped keys deleted (the counts they held are the pass's own findings).
 //!
-//! The rest (topology, nodes whose read dropped keys) is logged as left for the
-//! offline tool.
+//! The rest (topology, interior nodes' dropped pointers) is logged as left for
+//! the offline tool.
 
 use core::fmt::Write as _;
 use core::ops::ControlFlow;
@@ -248,30 +250,34 @@ fn plan_one(
     acct_version: u64,
 ) -> Result<Option<&'static str>> {
     match f.kind {
-        Kind::NodeBadChecksum => {
+        Kind::NodeBadChecksum | Kind::NodeBadKeys => {
             let (Some(b), Some(n)) = (f.btree, f.node) else {
                 return Ok(Some("no node to rewrite"));
             };
-            // Keys the read dropped would lose their backpointers' keys for good:
-            // that node is left to the offline tool.
-            let dropped = c.findings.iter().any(|o| {
-                o.kind == Kind::NodeBadKeys
-                    && o.btree == Some(b)
-                    && o.level == f.level
-                    && o.node.is_some_and(|m| m.max == n.max)
-            });
-            if dropped {
+            let bad_keys = f.kind == Kind::NodeBadKeys;
+            if bad_keys && f.level > 0 {
                 return Ok(Some(
-                    "keys of the node were dropped too: their backpointers are offline work",
+                    "an interior node's dropped pointers are topology work, not repaired in the kernel yet (repair offline: bcachefs-rs fsck -y)",
                 ));
+            }
+            if bad_keys {
+                // The keys the read dropped go for good: so do the backpointers
+                // that name them (the offline tool's dropped_keys_backpointers).
+                if let Err(why) = dropped_keys_backpointers(fs, b, n.min, n.max, p)? {
+                    return Ok(Some(why));
+                }
             }
             if !p
                 .rewrites
                 .iter()
                 .any(|&(rb, rl, rm, _)| (rb, rl, rm) == (b, f.level, n.max))
             {
-                p.rewrites
-                    .push((b, f.level, n.max, "read with a bad checksum"), GFP_KERNEL)?;
+                let why = if bad_keys {
+                    "keys failed validation"
+                } else {
+                    "read with a bad checksum"
+                };
+                p.rewrites.push((b, f.level, n.max, why), GFP_KERNEL)?;
             }
             Ok(None)
         }
@@ -510,6 +516,80 @@ fn alloc_updates(fs: &Arc<Fs>, p: &mut Plan) -> Result {
         );
     }
     cuts.updates(&mut p.updates)
+}
+
+/// The backpointers of leaf keys of `btree` in `min..=max` that no key holds any
+/// more (the read of their leaf dropped them), deleted in `p`: each names its
+/// btree, level 0 and the key's position. `Err(why)` when a leaf could not be
+/// read.
+fn dropped_keys_backpointers(
+    fs: &Arc<Fs>,
+    btree: u32,
+    min: Bpos,
+    max: Bpos,
+    p: &mut Plan,
+) -> Result<core::result::Result<(), &'static str>> {
+    let mut held: KVec<Bpos> = KVec::new();
+    let mut err = Ok(());
+    let r = range(fs, btree, min, max, &mut |k, _| {
+        if let Err(e) = held.push(k.p, GFP_KERNEL) {
+            err = Err(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    match r {
+        Err(e) if e == EIO => return Ok(Err(LEAF_UNREADABLE)),
+        r => r?,
+    }
+    err?;
+    let mut gone: KVec<Bpos> = KVec::new();
+    let r = range(
+        fs,
+        btree::BACKPOINTERS,
+        Bpos::MIN,
+        Bpos::MAX,
+        &mut |k, v| {
+            if k.typ != KeyType::Backpointer as u8 {
+                return ControlFlow::Continue(());
+            }
+            let bp = Backpointer::read(v);
+            if u32::from(bp.btree_id) == btree
+                && bp.level == 0
+                && (min..=max).contains(&bp.pos)
+                && held.binary_search(&bp.pos).is_err()
+            {
+                if let Err(e) = gone.push(k.p, GFP_KERNEL) {
+                    err = Err(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    match r {
+        Err(e) if e == EIO => return Ok(Err("a backpointers leaf cannot be read")),
+        r => r?,
+    }
+    err?;
+    for at in gone {
+        if p.updates
+            .iter()
+            .any(|u| u.btree == btree::BACKPOINTERS && u.k.p == at)
+        {
+            continue;
+        }
+        let k = Bkey {
+            typ: KeyType::Deleted as u8,
+            p: at,
+            ..Default::default()
+        };
+        p.updates.push(
+            Update::leaf(btree::BACKPOINTERS, k, KVec::new()),
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(Ok(()))
 }
 
 /// What became of a finding, for its log line.

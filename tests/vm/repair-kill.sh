@@ -6,10 +6,11 @@
 # on basic N = 1..4 (the node bset, the two journal entries, the first superblock
 # copy: the commit point); on unclean N = 5 (its three blacklist superblock
 # copies and two node bsets) and 6 (the journal entry that commits: the next
-# mount replays it); on churn with an extents leaf's checksum flipped (its repair
-# rewrites two nodes to new space) N = 2: two of its node images written (the
-# rewritten leaf's new node, in a free bucket, among them), nothing committed. Here each disk mounts read-only with a gc pass (the damage still there
-# before the commit point, repaired after it), then a repair at mount completes it
+# mount replays it); on churn with an extents leaf's checksum flipped and
+# another's key made invalid (its repair rewrites three nodes to new space) N = 2:
+# two of its node images written (a new node, in a free bucket, among them),
+# nothing committed. Here each disk mounts read-only with a gc pass (the damage
+# still there before the commit point, repaired after it), then a repair at mount completes it
 # and a gc pass finds nothing. On the host afterwards (verify): our fsck and upstream's clean,
 # the leaf keys and superblock as the offline fsck -y of the same damage leaves.
 # Host: tests/vm/tools/repair-kill-host.sh
@@ -22,12 +23,13 @@ for c in crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-k
     i=${c##*kill}
     d=$(dev $n); n=$((n + 1))
     # The write that commits: basic's first superblock copy, unclean's journal
-    # entry; the rewrite is killed long before its commit point (its finding is
-    # the leaf read with a bad checksum; churn's bitmap pass is not counted).
-    commit=4
-    case ${c%%-*} in uncrash) commit=6;; rewrite) commit=99;; esac
+    # entry; the rewrite is killed long before its commit point (its findings:
+    # two damaged leaves and the four counts the dropped key held; churn's bitmap
+    # pass is not counted).
+    commit=4; damage=1
+    case ${c%%-*} in uncrash) commit=6;; rewrite) commit=99; damage=6;; esac
     left=$(check_pass "$d")
-    want=1; [ "$i" -ge $commit ] && want=0
+    want=$damage; [ "$i" -ge $commit ] && want=0
     [ "$left" = "$want" ] || fail "$c: killed after $i writes, the disk mounts with $left finding(s), not $want"
     complete_repair "$d" "$c: after the kill"
     ok "$c: the machine killed after $i writes, the disk mounts with $left finding(s) left; the next repair completes it"

@@ -7,8 +7,10 @@
 #   wrong over it wait for a second repair, which finds nothing; a bucket in use
 #   made free with the freespace extent above it grown over it: the repair cuts it
 #   out of the extent again), one of churn with an extents leaf's first bset
-#   checksum flipped: the leaf rewritten to new space, and the accounting leaf
-#   that has no room for what the move changes rewritten too, in one commit, and
+#   checksum flipped and a key of another extents leaf made invalid (mutate
+#   node-key, seed 12): both leaves rewritten to new space (the dropped key's
+#   backpointer deleted, its counts repaired), and the accounting leaf that has
+#   no room for what the moves change rewritten too, in one commit, and
 #   two of unclean (not shut down
 #   cleanly: the repair goes over its journal and leaves it dirty): each mounted with
 #   -o fsck,fix_errors, every finding logged as fixed, the write stats and cache
@@ -73,16 +75,20 @@ for k in acct-dev acct-btree bucket-gen bitmap unclean-acct unclean-bucket-gen a
         dmesg | grep -q 'found nothing to repair' || fail "$k: the second repair found something"
     fi
     if [ $k = rewrite ]; then
-        # The leaf read with a bad checksum goes to new space, and so does the
-        # accounting leaf that has no room left for the keys its move changes (a
-        # second planning round), as the offline repair writes them: an initial
-        # write each, in one commit with the bitmap churn asks for.
+        # The leaf read with a bad checksum and the one whose key failed
+        # validation go to new space (the dropped key's backpointer deleted, the
+        # counts it held repaired), and so does the accounting leaf that has no
+        # room left for the keys the moves change (a second planning round), as
+        # the offline repair writes them: an initial write each, in one commit
+        # with the bitmap churn asks for.
         dmesg | grep -q 'read with a bad checksum: rewritten to new space at ' ||
-            fail "$k: the damaged leaf not rewritten"
+            fail "$k: the leaf read with a bad checksum not rewritten"
+        dmesg | grep -q 'keys failed validation: rewritten to new space at ' ||
+            fail "$k: the leaf with an invalid key not rewritten"
         dmesg | grep -q 'no room left in the node: rewritten to new space at ' ||
             fail "$k: no full leaf rewritten"
-        dmesg | grep -q 'repair: wrote [0-9]* node bset(s) and 2 new node(s)' || fail "$k: no new nodes written"
-        [ "$(stat_nr initial)" = 2 ] || fail "$k: btree_write_stats says $(stat_nr initial) initial writes"
+        dmesg | grep -q 'repair: wrote [0-9]* node bset(s) and 3 new node(s)' || fail "$k: no new nodes written"
+        [ "$(stat_nr initial)" = 3 ] || fail "$k: btree_write_stats says $(stat_nr initial) initial writes"
     fi
     if [ $k = alloc-free ]; then
         # The bucket goes back in use: cut out of the freespace extent grown over it.

@@ -4,7 +4,8 @@
 #   tests/vm/tools/repair-host.sh prepare DIR
 #       for each damaged image (NAME:FIXTURE:KIND in `damaged` below, in that
 #       order): a copy of the fixture, DIR/NAME.img, damaged by
-#       `bcachefs-rs damage KIND`, an untouched copy of it kept as
+#       `bcachefs-rs damage KIND` (KIND comma-separated damage kinds, or
+#       mutate-KIND-SEED for `bcachefs-rs mutate -k KIND SEED`), an untouched copy of it kept as
 #       DIR/NAME.damaged (unclean is a filesystem that was not shut down cleanly);
 #       then the crash copies: DIR/crashN.img (N = 0..5) and DIR/uncrashN.img (0..6),
 #       copies of acct-dev's and unclean-acct's damage, which the guest repairs
@@ -41,12 +42,12 @@ top=$(cd "$(dirname "$0")/../../.." && pwd)
 damaged=(acct-dev:basic:acct-dev acct-btree:basic:acct-btree bucket-gen:basic:bucket-gen
     bitmap:basic:bitmap unclean-acct:unclean:acct-dev unclean-bucket-gen:unclean:bucket-gen
     alloc-dirty:basic:alloc-dirty alloc-type:basic:alloc-type ptr-gen:basic:ptr-gen
-    alloc-free:basic:alloc-free rewrite:churn:bset-csum)
+    alloc-free:basic:alloc-free rewrite:churn:bset-csum,mutate-node-key-12)
 crashes=(crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 uncrash3
     uncrash4 uncrash5 uncrash6)
 # Killed: the acct-dev damage (crash-killN, N = 1..4), unclean-acct's
 # (uncrash-killN, N = 5, 6) and the rewrite's (rewrite-kill2: two node images
-# written, its new leaf among them), each repair at mount interrupted by killing QEMU after N
+# written, a new leaf among them), each repair at mount interrupted by killing QEMU after N
 # writes in a boot of its own.
 kills=(crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6
     rewrite-kill2)
@@ -118,7 +119,15 @@ prepare() {
         # Never written in place: the fixture cache is shared with other runs.
         cp --sparse=always "$src" "$dir/$k.img"
         chmod u+w "$dir/$k.img"
-        "$bin" damage "$kind" "$dir/$k.img" >&2
+        # KIND: damage kinds, or mutate-KIND-SEED (bcachefs-rs mutate), comma-separated.
+        for part in ${kind//,/ }; do
+            case $part in
+                mutate-*)
+                    part=${part#mutate-}
+                    "$bin" mutate -k "${part%-*}" "${part##*-}" "$dir/$k.img" >&2;;
+                *) "$bin" damage "$part" "$dir/$k.img" >&2;;
+            esac
+        done
         cp --sparse=always "$dir/$k.img" "$dir/$k.damaged"
         if [ "$set" = all ]; then echo "$dir/$k.img"; fi
     done
