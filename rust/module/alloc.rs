@@ -17,7 +17,7 @@ use kernel::sync::Arc;
 use crate::btree::iter::range;
 use crate::commit::Update;
 use crate::format::alloc::foreground::{
-    bitmap_marked, bucket_usable, freespace_punch, nodes_per_bucket, FREESPACE_BUCKET_MASK,
+    bucket_usable, freespace_punch, NodeSpace, FREESPACE_BUCKET_MASK,
 };
 use crate::format::alloc::format::AllocV4;
 use crate::format::bkey::Bkey;
@@ -198,24 +198,12 @@ fn holding(fs: &Arc<Fs>, dev: u32, pos: u64) -> Result<Option<(u64, u64)>> {
 /// The node a new node replaces: btree, level, max key.
 pub(crate) type NodeFor = (u32, u8, Bpos);
 
-/// One device's space as the allocator sees it.
-struct DevSpace {
-    dev: u32,
-    bucket_size: u64,
-    first_bucket: u64,
-    nbuckets: u64,
-    bitmap: u64,
-    shift: u8,
-    /// The bucket being filled: (bucket, gen, nodes handed out).
-    open: Option<(u64, u8, u32)>,
-}
-
 /// Space for new btree nodes (the offline tool's `Allocator`): buckets from the
 /// freespace btree, node-sized pieces of each, one piece per replica. Planning a
 /// commit runs more than once (the pointer triggers' keys may land in nodes too):
 /// a node rewritten again in a later round gets the same space and seq.
 pub(crate) struct Allocator {
-    devs: KVec<DevSpace>,
+    devs: KVec<NodeSpace>,
     replicas: usize,
     node_sectors: u32,
     /// Buckets whose alloc keys the caller's updates change: never handed out.
@@ -240,18 +228,7 @@ impl Allocator {
             }
             let m = s.member(i).ok_or(EINVAL)?;
             let dev = u32::try_from(i).map_err(|_| EINVAL)?;
-            devs.push(
-                DevSpace {
-                    dev,
-                    bucket_size: u64::from(m.bucket_size()),
-                    first_bucket: u64::from(m.first_bucket()),
-                    nbuckets: m.nbuckets(),
-                    bitmap: m.btree_allocated_bitmap(),
-                    shift: m.btree_bitmap_shift(),
-                    open: None,
-                },
-                GFP_KERNEL,
-            )?;
+            devs.push(NodeSpace::of_member(dev, &m), GFP_KERNEL)?;
             free.load(fs, dev, updates)?;
         }
         let mut busy = KVec::new();
@@ -301,31 +278,18 @@ impl Allocator {
 
     /// The next node-sized piece on device `i`.
     fn piece(&mut self, fs: &Arc<Fs>, i: usize) -> Result<Option<ExtentPtr>> {
+        let ns = self.node_sectors;
         let d = self.devs.get(i).ok_or(EINVAL)?;
-        let per = nodes_per_bucket(d.bucket_size as u32, self.node_sectors);
-        if per == 0 {
+        if !d.holds_nodes(ns) {
             return Ok(None);
         }
-        if d.open.is_none_or(|(_, _, n)| n >= per) {
+        if d.needs_bucket(ns) {
             let Some((bucket, gen)) = self.bucket(fs, i)? else {
                 return Ok(None);
             };
             self.devs[i].open = Some((bucket, gen, 0));
         }
-        let d = &mut self.devs[i];
-        let (bucket, gen, n) = d.open.ok_or(EINVAL)?;
-        d.open = Some((bucket, gen, n + 1));
-        let offset = bucket
-            .checked_mul(d.bucket_size)
-            .and_then(|o| o.checked_add(u64::from(n) * u64::from(self.node_sectors)))
-            .ok_or(EINVAL)?;
-        Ok(Some(ExtentPtr {
-            dev: u8::try_from(d.dev).map_err(|_| EINVAL)?,
-            offset,
-            gen,
-            cached: false,
-            unwritten: false,
-        }))
+        Ok(self.devs[i].next_piece(ns))
     }
 
     /// A free bucket of device `i`, taken out of the freespace btree: one marked
@@ -338,12 +302,7 @@ impl Allocator {
                 for pos in start..end {
                     let d = &self.devs[i];
                     let bucket = pos & FREESPACE_BUCKET_MASK;
-                    let Some(at) = bucket.checked_mul(d.bucket_size) else {
-                        continue;
-                    };
-                    if (want_marked && !bitmap_marked(d.bitmap, d.shift, at, d.bucket_size))
-                        || self.busy.contains(&(dev, bucket))
-                    {
+                    if !d.candidate(bucket, want_marked) || self.busy.contains(&(dev, bucket)) {
                         continue;
                     }
                     let (first, nbuckets) = (d.first_bucket, d.nbuckets);

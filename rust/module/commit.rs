@@ -54,9 +54,8 @@ use crate::format::btree::ptr::{set_sectors_written, BtreePtr};
 use crate::format::btree::read::{BsetRef, NodeCtx, NodeHeader};
 use crate::format::btree::update::Unwritten;
 use crate::format::btree::write::{
-    append_bset, new_header, write_bset, AppendError, WriteCtx, WriteError,
+    append_bset, compose_new_node, AppendError, NodeSpec, WriteCtx, WriteError,
 };
-use crate::format::data::extents_format::BtreePtrV2;
 use crate::format::ids::KeyType;
 use crate::format::journal::keys::AcctView;
 use crate::format::journal::read::{entry, JSET_BYTES};
@@ -811,40 +810,23 @@ fn rewrite_node(
             e
         }
     })?;
-    let node_seq = (h.flags >> 32) as u32;
-    let nh = new_header(
-        s.bset_magic(),
-        t.btree,
-        t.level,
+    let n = NodeSpec {
+        btree: t.btree,
+        level: t.level,
         min,
         max,
-        f,
-        bset_seq,
-        node_seq.wrapping_add(1),
-    );
-    let wctx = WriteCtx {
-        magic: s.bset_magic(),
-        block_sectors: s.block_sectors(),
-        node_sectors: ns,
-        csum_type: s.meta_csum_type(),
-        version: s.version(),
-        csum: &KernelHashes,
-    };
-    let mut buf = KVVec::from_elem(0u8, (ns as usize) << 9, GFP_KERNEL)?;
-    let mut it = keys.iter().map(|(k, v)| (*k, *v));
-    let r = write_bset(&mut buf, &wctx, &nh, 0, seq, &mut it)
-        .map_err(|_| refuse("its keys do not fit a new node"))?;
-    let len = (r.sectors as usize) << 9;
-    let written = u16::try_from(r.sectors).map_err(|_| EINVAL)?;
-    let mut v = KVec::from_elem(0u8, 40 + ptrs.len() * 8, GFP_KERNEL)?;
-    BtreePtrV2 {
+        format: f,
         seq: bset_seq,
-        sectors_written: written,
-        flags: 0,
-        min_key: min,
-    }
-    .write(&ptrs, &mut v)
-    .ok_or(EINVAL)?;
+        rewrites: ((h.flags >> 32) as u32).wrapping_add(1),
+    };
+    let wctx = WriteCtx::new_node(&s, &KernelHashes);
+    let mut buf = KVVec::from_elem(0u8, (ns as usize) << 9, GFP_KERNEL)?;
+    let mut v = KVec::from_elem(0u8, 40 + ptrs.len() * 8, GFP_KERNEL)?;
+    let mut it = keys.iter().map(|(k, v)| (*k, *v));
+    let (sectors, vlen) = compose_new_node(&mut buf, &wctx, &n, seq, &mut it, &ptrs, &mut v)
+        .map_err(|_| refuse("its keys do not fit a new node"))?;
+    v.truncate(vlen);
+    let len = (sectors as usize) << 9;
     let k = Bkey {
         typ: KeyType::BtreePtrV2 as u8,
         p: max,

@@ -20,13 +20,13 @@ use crate::format::alloc::buckets::{
 };
 use crate::format::alloc::foreground::bitmap_mark;
 use crate::format::alloc::format::{
-    accounting_counter, accounting_nr_counters, alloc_v4, write_accounting, AccountingPos, AllocV4,
-    BUCKET_GENS_NR,
+    accounting_add, accounting_len, alloc_v4, AccountingPos, AllocV4, BUCKET_GENS_NR,
 };
 use crate::format::alloc::trigger::{alloc_trigger, derived_changes};
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
 use crate::format::btree::ptr::{BtreePtr, ExtentPtr};
+use crate::format::gc::repair::accounting_version;
 use crate::format::ids::{btree, KeyType};
 use crate::format::journal::write::ty as jty;
 use crate::format::sb::JsetEntries;
@@ -292,7 +292,7 @@ pub(crate) fn triggers(
     // Accounting: each delta on top of the key as the caller leaves it, or as it
     // is; the node gets the total, the journal the delta, both with a version past
     // every delta already in the journal.
-    let version = (seq << 32) | 0xffff_ffff;
+    let version = accounting_version(seq);
     for (pos, d) in acct.iter() {
         if *d == [0; 3] {
             continue;
@@ -320,26 +320,10 @@ pub(crate) fn triggers(
                 ),
             },
         };
-        let n = if cur.is_empty() {
-            crate::format::gc::accounting::nr_counters(pos[0])
-        } else {
-            accounting_nr_counters(&cur)
-        };
-        let mut total = KVec::new();
-        let mut delta = KVec::new();
-        for i in 0..n {
-            let di = d.get(i).copied().unwrap_or(0);
-            total.push(accounting_counter(&cur, i).wrapping_add(di), GFP_KERNEL)?;
-            let j = jcur
-                .as_deref()
-                .map(|j| accounting_counter(j, i))
-                .unwrap_or(0);
-            delta.push(j.wrapping_add(di), GFP_KERNEL)?;
-        }
+        let n = accounting_len(&cur, pos[0]);
         let mut v = KVec::from_elem(0u8, n * 8, GFP_KERNEL)?;
-        write_accounting(&mut v, &total).ok_or(EINVAL)?;
         let mut jv = KVec::from_elem(0u8, n * 8, GFP_KERNEL)?;
-        write_accounting(&mut jv, &delta).ok_or(EINVAL)?;
+        accounting_add(&cur, jcur.as_deref(), d, n, &mut v, &mut jv).ok_or(EINVAL)?;
         put(
             out,
             Update {

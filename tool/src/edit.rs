@@ -107,20 +107,10 @@ pub fn edit_leaf_key(
     let (p, ptrs, buf, nk, nv) =
         found.ok_or_else(|| format!("btree {}: no key to edit", name()))?;
     drop(fs);
-    let devs = member_paths(paths)?;
-    for (dev, offset) in ptrs {
-        let path = devs
-            .iter()
-            .find(|(d, _)| *d == usize::from(dev))
-            .map(|(_, p)| p)
-            .ok_or_else(|| format!("no device for member {}", dev))?;
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| format!("{}: {}", path, e))?;
+    for (path, f, offset) in replica_files(paths, &ptrs)? {
         f.write_all_at(&buf, offset * 512)
+            .and_then(|_| f.sync_data())
             .map_err(|e| format!("{}: {}", path, e))?;
-        f.sync_data().map_err(|e| format!("{}: {}", path, e))?;
     }
     // The resealed node reads cleanly: nothing but the edit is wrong.
     let fs = Fs::open(paths)?;
@@ -131,6 +121,30 @@ pub fn edit_leaf_key(
         return Err(format!("edited leaf {}: {:?}", nk.p, nr.errs));
     }
     Ok(p)
+}
+
+/// The device file of each replica `(member, sector)` of a node, opened for
+/// reading and writing, with its path and the sector.
+fn replica_files(
+    paths: &[String],
+    ptrs: &[(u8, u64)],
+) -> Result<Vec<(String, std::fs::File, u64)>, String> {
+    let devs = member_paths(paths)?;
+    ptrs.iter()
+        .map(|&(dev, offset)| {
+            let path = devs
+                .iter()
+                .find(|(d, _)| *d == usize::from(dev))
+                .map(|(_, p)| p.clone())
+                .ok_or_else(|| format!("no device for member {}", dev))?;
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| format!("{}: {}", path, e))?;
+            Ok((path, f, offset))
+        })
+        .collect()
 }
 
 /// Each device path with its member index.
@@ -284,25 +298,15 @@ fn flip_bset_csum(paths: &[String], btree: u32) -> Result<Bpos, String> {
     );
     drop(fs);
     let (max, ptrs) = leaf.ok_or("no leaf")?;
-    let devs = member_paths(paths)?;
-    for (dev, offset) in ptrs {
-        let path = devs
-            .iter()
-            .find(|(d, _)| *d == usize::from(dev))
-            .map(|(_, p)| p)
-            .ok_or_else(|| format!("no device for member {}", dev))?;
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| format!("{}: {}", path, e))?;
+    for (path, f, offset) in replica_files(paths, &ptrs)? {
         let mut b = [0u8; 1];
         f.read_exact_at(&mut b, offset * 512)
+            .and_then(|_| {
+                b[0] ^= 1;
+                f.write_all_at(&b, offset * 512)
+            })
+            .and_then(|_| f.sync_data())
             .map_err(|e| format!("{}: {}", path, e))?;
-        b[0] ^= 1;
-        f.write_all_at(&b, offset * 512)
-            .map_err(|e| format!("{}: {}", path, e))?;
-        f.sync_data().map_err(|e| format!("{}: {}", path, e))?;
     }
     Ok(max)
 }

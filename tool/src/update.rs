@@ -20,12 +20,10 @@ use bcachefs_core::alloc::buckets::{
     btree_backpointer, btree_ptr_accounting, dev_counter_deltas, mark_btree_bucket,
 };
 use bcachefs_core::alloc::foreground::{
-    bitmap_mark, bitmap_marked, bucket_usable, freespace_punch, nodes_per_bucket,
-    FREESPACE_BUCKET_MASK,
+    bitmap_mark, bucket_usable, freespace_punch, NodeSpace, FREESPACE_BUCKET_MASK,
 };
 use bcachefs_core::alloc::format::{
-    accounting_counter, accounting_nr_counters, alloc_v4, write_accounting, AccountingPos, AllocV4,
-    BUCKET_GENS_NR,
+    accounting_add, accounting_len, alloc_v4, AccountingPos, AllocV4, BUCKET_GENS_NR,
 };
 use bcachefs_core::alloc::trigger::{alloc_trigger, derived_changes};
 use bcachefs_core::bkey::Bkey;
@@ -37,9 +35,9 @@ use bcachefs_core::btree::ptr::{set_sectors_written, BtreePtr, ExtentPtr};
 use bcachefs_core::btree::read::{BsetRef, NodeCtx};
 use bcachefs_core::btree::update::Unwritten;
 use bcachefs_core::btree::write::{
-    append_bset, new_header, write_bset, AppendError, WriteCtx, WriteError,
+    append_bset, compose_new_node, AppendError, NodeSpec, WriteCtx, WriteError,
 };
-use bcachefs_core::data::extents_format::BtreePtrV2;
+use bcachefs_core::gc::repair::accounting_version;
 use bcachefs_core::ids::{self, KeyType};
 use bcachefs_core::journal::write::ty as jty;
 use bcachefs_core::sb::JsetEntries;
@@ -646,39 +644,23 @@ fn compose_node(
     let s = fs.sb();
     let ns = s.btree_node_sectors();
     let ptrs = alloc.node()?;
-    let bset_seq = seqs.get();
-    let h = new_header(
-        s.bset_magic(),
+    let n = NodeSpec {
         btree,
         level,
         min,
         max,
-        f,
-        bset_seq,
-        node_seq,
-    );
-    let wctx = WriteCtx {
-        magic: s.bset_magic(),
-        block_sectors: s.block_sectors(),
-        node_sectors: ns,
-        csum_type: s.meta_csum_type(),
-        version: s.version(),
-        csum: &Hashes,
+        format: f,
+        seq: seqs.get(),
+        rewrites: node_seq,
     };
+    let wctx = WriteCtx::new_node(&s, &Hashes);
     let mut buf = vec![0u8; (ns as usize) << 9];
-    let mut it = keys.iter().map(|(k, v)| (*k, v.as_slice()));
-    let r = write_bset(&mut buf, &wctx, &h, 0, seq, &mut it).map_err(|e| e.to_string())?;
-    let data = buf[..(r.sectors as usize) << 9].to_vec();
-    let written = u16::try_from(r.sectors).map_err(|_| "node too big")?;
     let mut v = vec![0u8; 40 + ptrs.len() * 8];
-    BtreePtrV2 {
-        seq: bset_seq,
-        sectors_written: written,
-        flags: 0,
-        min_key: min,
-    }
-    .write(&ptrs, &mut v)
-    .ok_or("pointer value")?;
+    let mut it = keys.iter().map(|(k, v)| (*k, v.as_slice()));
+    let (sectors, len) = compose_new_node(&mut buf, &wctx, &n, seq, &mut it, &ptrs, &mut v)
+        .map_err(|e| e.to_string())?;
+    v.truncate(len);
+    let data = buf[..(sectors as usize) << 9].to_vec();
     let k = Bkey {
         typ: KeyType::BtreePtrV2 as u8,
         p: max,
@@ -695,23 +677,11 @@ fn compose_node(
     Ok(NewNode { k, v, writes })
 }
 
-/// One device's free space as the allocator sees it.
-struct DevSpace {
-    dev: u32,
-    bucket_size: u64,
-    first_bucket: u64,
-    nbuckets: u64,
-    bitmap: u64,
-    shift: u8,
-    /// The bucket being filled: (bucket, gen, nodes handed out).
-    open: Option<(u64, u8, u32)>,
-}
-
 /// Hands out btree node space: buckets from the freespace btree, node-sized
 /// pieces of each (the core's rules), one piece per replica.
 struct Allocator<'a> {
     fs: &'a Fs,
-    devs: Vec<DevSpace>,
+    devs: Vec<NodeSpace>,
     replicas: usize,
     node_sectors: u32,
     /// Buckets the caller's updates change: never allocated.
@@ -735,15 +705,7 @@ impl<'a> Allocator<'a> {
                 continue;
             }
             let m = s.member(i).ok_or("no member")?;
-            devs.push(DevSpace {
-                dev: i as u32,
-                bucket_size: u64::from(m.bucket_size()),
-                first_bucket: u64::from(m.first_bucket()),
-                nbuckets: m.nbuckets(),
-                bitmap: m.btree_allocated_bitmap(),
-                shift: m.btree_bitmap_shift(),
-                open: None,
-            });
+            devs.push(NodeSpace::of_member(i as u32, &m));
         }
         let replicas = (((s.flags(0) >> 48) & 0xf) as usize).max(1);
         let busy = caller
@@ -786,30 +748,17 @@ impl<'a> Allocator<'a> {
 
     /// The next node-sized piece on device `i`.
     fn piece(&mut self, i: usize) -> Result<Option<ExtentPtr>, String> {
-        let per = nodes_per_bucket(self.devs[i].bucket_size as u32, self.node_sectors);
-        if per == 0 {
+        let ns = self.node_sectors;
+        if !self.devs[i].holds_nodes(ns) {
             return Ok(None);
         }
-        let need_new = match self.devs[i].open {
-            Some((_, _, n)) => n >= per,
-            None => true,
-        };
-        if need_new {
+        if self.devs[i].needs_bucket(ns) {
             let Some((bucket, gen)) = self.bucket(i)? else {
                 return Ok(None);
             };
             self.devs[i].open = Some((bucket, gen, 0));
         }
-        let d = &mut self.devs[i];
-        let (bucket, gen, n) = d.open.ok_or("no open bucket")?;
-        d.open = Some((bucket, gen, n + 1));
-        Ok(Some(ExtentPtr {
-            dev: d.dev as u8,
-            offset: bucket * d.bucket_size + u64::from(n) * u64::from(self.node_sectors),
-            gen,
-            cached: false,
-            unwritten: false,
-        }))
+        Ok(self.devs[i].next_piece(ns))
     }
 
     /// A free bucket of device `i`: marked in the btree bitmap first, then any.
@@ -820,10 +769,7 @@ impl<'a> Allocator<'a> {
                 for pos in start..end {
                     let d = &self.devs[i];
                     let bucket = pos & FREESPACE_BUCKET_MASK;
-                    if (want_marked
-                        && !bitmap_marked(d.bitmap, d.shift, bucket * d.bucket_size, d.bucket_size))
-                        || self.busy.contains(&(dev, bucket))
-                    {
+                    if !d.candidate(bucket, want_marked) || self.busy.contains(&(dev, bucket)) {
                         continue;
                     }
                     let (first, nbuckets) = (d.first_bucket, d.nbuckets);
@@ -1041,7 +987,7 @@ fn triggers(
     // Accounting: each delta on top of the key as the caller leaves it, or as it
     // is; the node gets the total, the journal the delta, both with a bversion
     // past every delta already in the journal.
-    let version = (seq << 32) | 0xffff_ffff;
+    let version = accounting_version(seq);
     for (pos, d) in acct {
         if d == [0; 3] {
             continue;
@@ -1062,26 +1008,9 @@ fn triggers(
                 ),
             },
         };
-        let n = if cur.is_empty() {
-            bcachefs_core::gc::accounting::nr_counters(pos[0])
-        } else {
-            accounting_nr_counters(&cur)
-        };
-        let total: Vec<i64> = (0..n)
-            .map(|i| accounting_counter(&cur, i) + d.get(i).copied().unwrap_or(0))
-            .collect();
-        let delta: Vec<i64> = (0..n)
-            .map(|i| {
-                jcur.as_deref()
-                    .map(|j| accounting_counter(j, i))
-                    .unwrap_or(0)
-                    + d.get(i).copied().unwrap_or(0)
-            })
-            .collect();
-        let mut v = vec![0u8; n * 8];
-        write_accounting(&mut v, &total).ok_or("accounting value")?;
-        let mut jv = vec![0u8; n * 8];
-        write_accounting(&mut jv, &delta).ok_or("accounting value")?;
+        let n = accounting_len(&cur, pos[0]);
+        let (mut v, mut jv) = (vec![0u8; n * 8], vec![0u8; n * 8]);
+        accounting_add(&cur, jcur.as_deref(), &d, n, &mut v, &mut jv).ok_or("accounting value")?;
         put(Update {
             btree: ids::btree::ACCOUNTING,
             level: 0,

@@ -15,6 +15,7 @@
 //! - A bucket yields `bucket_size / node_sectors` nodes from its start; the rest
 //!   of a bucket a run leaves is not reused.
 
+use super::super::data::extents_format::Ptr;
 use super::format::{AllocV4, DATA_FREE};
 use super::trigger::freespace_genbits;
 
@@ -97,6 +98,83 @@ pub fn nodes_per_bucket(bucket_size: u32, node_sectors: u32) -> u32 {
     bucket_size.checked_div(node_sectors).unwrap_or(0)
 }
 
+/// One device's space as the btree node allocator sees it: its bucket geometry,
+/// its btree-allocated bitmap, and the bucket being filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeSpace {
+    /// Member index.
+    pub dev: u32,
+    /// Bucket size in sectors.
+    pub bucket_size: u64,
+    /// First bucket that may hold data.
+    pub first_bucket: u64,
+    /// Buckets of the device (`first_bucket..nbuckets` may hold data).
+    pub nbuckets: u64,
+    /// The member's btree-allocated bitmap.
+    pub bitmap: u64,
+    /// Sectors per bitmap bit, as a shift.
+    pub shift: u8,
+    /// The bucket being filled: (bucket, gen, nodes handed out of it).
+    pub open: Option<(u64, u8, u32)>,
+}
+
+impl NodeSpace {
+    /// Member `dev` as its superblock entry `m` describes it, no bucket open.
+    pub fn of_member(dev: u32, m: &super::super::sb::Member<'_>) -> NodeSpace {
+        NodeSpace {
+            dev,
+            bucket_size: u64::from(m.bucket_size()),
+            first_bucket: u64::from(m.first_bucket()),
+            nbuckets: m.nbuckets(),
+            bitmap: m.btree_allocated_bitmap(),
+            shift: m.btree_bitmap_shift(),
+            open: None,
+        }
+    }
+
+    /// Whether this device's buckets hold a node of `node_sectors` at all.
+    pub fn holds_nodes(&self, node_sectors: u32) -> bool {
+        u32::try_from(self.bucket_size).is_ok_and(|bs| nodes_per_bucket(bs, node_sectors) > 0)
+    }
+
+    /// Whether a new bucket must be opened before the next node.
+    pub fn needs_bucket(&self, node_sectors: u32) -> bool {
+        let per = u32::try_from(self.bucket_size)
+            .map(|bs| nodes_per_bucket(bs, node_sectors))
+            .unwrap_or(0);
+        self.open.is_none_or(|(_, _, n)| n >= per)
+    }
+
+    /// Whether free bucket `bucket` is a candidate in a pass over the buckets
+    /// the bitmap marks (`want_marked`) or over any.
+    pub fn candidate(&self, bucket: u64, want_marked: bool) -> bool {
+        !want_marked
+            || bucket
+                .checked_mul(self.bucket_size)
+                .is_some_and(|at| bitmap_marked(self.bitmap, self.shift, at, self.bucket_size))
+    }
+
+    /// The next node-sized piece of the open bucket, as a pointer (`None` when
+    /// no bucket is open or the open one is full: see [`NodeSpace::needs_bucket`]).
+    pub fn next_piece(&mut self, node_sectors: u32) -> Option<Ptr> {
+        if self.needs_bucket(node_sectors) {
+            return None;
+        }
+        let (bucket, gen, n) = self.open?;
+        let offset = bucket
+            .checked_mul(self.bucket_size)?
+            .checked_add(u64::from(n) * u64::from(node_sectors))?;
+        self.open = Some((bucket, gen, n + 1));
+        Some(Ptr {
+            dev: u8::try_from(self.dev).ok()?,
+            offset,
+            gen,
+            cached: false,
+            unwritten: false,
+        })
+    }
+}
+
 /// A piece of a freespace extent left after a punch: `(end, size)`, if any.
 pub type Piece = Option<(u64, u64)>;
 
@@ -113,6 +191,35 @@ pub fn freespace_punch(start: u64, end: u64, pos: u64) -> (Piece, Piece) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_space_hands_out_pieces_in_order() {
+        let mut d = NodeSpace {
+            dev: 1,
+            bucket_size: 256,
+            first_bucket: 16,
+            nbuckets: 512,
+            // Bit i marks sectors [i << 9, (i + 1) << 9): buckets 2 and 3 of 256.
+            bitmap: 0b10,
+            shift: 9,
+            open: None,
+        };
+        assert!(d.holds_nodes(128) && !d.holds_nodes(512));
+        assert!(d.needs_bucket(128));
+        assert_eq!(d.next_piece(128), None);
+        assert!(d.candidate(2, true) && d.candidate(3, true));
+        assert!(!d.candidate(4, true) && d.candidate(4, false));
+        assert!(!d.candidate(u64::MAX, true));
+        d.open = Some((40, 7, 0));
+        let p = d.next_piece(128).unwrap();
+        assert_eq!((p.dev, p.offset, p.gen, p.cached), (1, 40 * 256, 7, false));
+        assert_eq!(d.next_piece(128).unwrap().offset, 40 * 256 + 128);
+        assert!(d.needs_bucket(128));
+        assert_eq!(d.next_piece(128), None);
+        // A position past what a sector offset holds is no piece, not a panic.
+        d.open = Some((u64::MAX, 0, 0));
+        assert_eq!(d.next_piece(128), None);
+    }
 
     #[test]
     fn usable_and_bitmap() {

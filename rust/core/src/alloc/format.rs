@@ -648,6 +648,44 @@ pub fn write_accounting(v: &mut [u8], c: &[i64]) -> Option<usize> {
     Some(c.len() * 8)
 }
 
+/// The counters of an accounting key of type `typ` whose value is `cur` (empty: a
+/// key not written yet, with as many counters as its type has).
+pub fn accounting_len(cur: &[u8], typ: u8) -> usize {
+    if cur.is_empty() {
+        super::super::gc::accounting::nr_counters(typ)
+    } else {
+        accounting_nr_counters(cur)
+    }
+}
+
+/// A trigger's `delta` added to an accounting key of `n` counters (see
+/// [`accounting_len`]): the node's total, `cur` plus the delta, into `node_v`, and
+/// the journal's delta, `journal_cur` (what the commit already journals for the
+/// key, if anything) plus the delta, into `journal_v`; `n * 8` bytes each. `None`
+/// when a buffer is short or `n` is more than 3.
+pub fn accounting_add(
+    cur: &[u8],
+    journal_cur: Option<&[u8]>,
+    delta: &[i64; 3],
+    n: usize,
+    node_v: &mut [u8],
+    journal_v: &mut [u8],
+) -> Option<()> {
+    let mut total = [0i64; 3];
+    let mut jd = [0i64; 3];
+    for i in 0..n {
+        let d = *delta.get(i)?;
+        *total.get_mut(i)? = accounting_counter(cur, i).wrapping_add(d);
+        *jd.get_mut(i)? = journal_cur
+            .map(|j| accounting_counter(j, i))
+            .unwrap_or(0)
+            .wrapping_add(d);
+    }
+    write_accounting(node_v, total.get(..n)?)?;
+    write_accounting(journal_v, jd.get(..n)?)?;
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,6 +706,39 @@ mod tests {
             [5, -2, 1 << 40]
         );
         assert_eq!(write_accounting(&mut v[..8], &[1, 2]), None);
+    }
+
+    #[test]
+    fn accounting_add_totals_and_deltas() {
+        let mut cur = [0u8; 24];
+        write_accounting(&mut cur, &[10, 20, 30]).unwrap();
+        let mut jcur = [0u8; 24];
+        write_accounting(&mut jcur, &[1, 0, -1]).unwrap();
+        let (mut n, mut j) = ([0u8; 24], [0u8; 24]);
+        accounting_add(&cur, Some(&jcur), &[5, -5, 0], 3, &mut n, &mut j).unwrap();
+        let c = |v: &[u8]| {
+            (0..3)
+                .map(|i| accounting_counter(v, i))
+                .collect::<std::vec::Vec<_>>()
+        };
+        assert_eq!(c(&n), [15, 15, 30]);
+        assert_eq!(c(&j), [6, -5, -1]);
+        // A key not written yet: the delta is the total and the journal's delta.
+        assert_eq!(accounting_len(&[], acct::REPLICAS), 1);
+        accounting_add(&[], None, &[7, 0, 0], 1, &mut n[..8], &mut j[..8]).unwrap();
+        assert_eq!(
+            (accounting_counter(&n, 0), accounting_counter(&j, 0)),
+            (7, 7)
+        );
+        // Short buffers and too many counters are refused, not a panic.
+        assert_eq!(
+            accounting_add(&cur, None, &[1, 1, 1], 3, &mut n[..8], &mut j),
+            None
+        );
+        assert_eq!(
+            accounting_add(&cur, None, &[1, 1, 1], 4, &mut n, &mut j),
+            None
+        );
     }
 
     #[test]

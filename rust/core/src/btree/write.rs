@@ -16,9 +16,25 @@ use super::super::bkey::{encode_key, Bkey, BkeyFormat};
 use super::super::bpos::Bpos;
 use super::super::bytes::{put_le16, put_le32, put_le64, set_bits};
 use super::super::csum::{self, Checksummer, CsumError};
+use super::super::data::extents_format::{BtreePtrV2, Ptr};
 use super::format::*;
 use super::read::{bset_at, check_header, read_bsets, BsetRef, NodeCtx, NodeError, NodeHeader};
 use super::validate::{check_bset, KeyInvalid};
+
+impl<'a> WriteCtx<'a> {
+    /// The context of a new node of the filesystem whose superblock is `s`: its
+    /// magic, block and node sizes, metadata checksum type and version.
+    pub fn new_node(s: &super::super::sb::Sb<'_>, csum: &'a dyn Checksummer) -> WriteCtx<'a> {
+        WriteCtx {
+            magic: s.bset_magic(),
+            block_sectors: s.block_sectors(),
+            node_sectors: s.btree_node_sectors(),
+            csum_type: s.meta_csum_type(),
+            version: s.version(),
+            csum,
+        }
+    }
+}
 
 /// What a writer needs to know about the filesystem and the node.
 #[derive(Clone, Copy)]
@@ -53,6 +69,8 @@ pub enum WriteError {
     Invalid(NodeError),
     /// A key fails the reader's key checks (order, range, type, size).
     InvalidKey(KeyInvalid),
+    /// A new node's pointer value does not fit the buffer given for it.
+    PointerBuffer,
 }
 
 impl core::fmt::Display for WriteError {
@@ -64,6 +82,7 @@ impl core::fmt::Display for WriteError {
             WriteError::Csum(e) => write!(f, "checksum: {:?}", e),
             WriteError::Invalid(e) => write!(f, "bset would not read back: {}", e),
             WriteError::InvalidKey(e) => write!(f, "invalid key: {:?}", e),
+            WriteError::PointerBuffer => f.write_str("pointer value buffer too short"),
         }
     }
 }
@@ -321,6 +340,57 @@ pub fn new_header(
     }
 }
 
+/// What a new node is (its rewrite count one more than the node it replaces, as
+/// upstream counts them).
+#[derive(Clone, Copy, Debug)]
+pub struct NodeSpec {
+    /// Btree id.
+    pub btree: u32,
+    /// Level (0: a leaf).
+    pub level: u8,
+    /// Smallest position the node covers.
+    pub min: Bpos,
+    /// Largest position the node covers (its pointer's position).
+    pub max: Bpos,
+    /// The format its keys are packed with.
+    pub format: BkeyFormat,
+    /// Random node seq, shared by its bsets and named by its pointer.
+    pub seq: u64,
+    /// Rewrite count, kept in the header's flags.
+    pub rewrites: u32,
+}
+
+/// A new node (upstream's node allocation and its first write): `keys` (sorted,
+/// within its range) as its first bset, of journal seq `journal_seq`, into `buf`
+/// (a whole node's bytes, zeroed), and its `btree_ptr_v2` value (all of it
+/// written, `min_key` the node's) over the replicas `ptrs` into `ptr_v`, which
+/// needs 40 bytes and 8 per replica. Returns the sectors written and the pointer
+/// value's length.
+pub fn compose_new_node(
+    buf: &mut [u8],
+    ctx: &WriteCtx<'_>,
+    n: &NodeSpec,
+    journal_seq: u64,
+    keys: &mut dyn Iterator<Item = (Bkey, &[u8])>,
+    ptrs: &[Ptr],
+    ptr_v: &mut [u8],
+) -> Result<(u32, usize), WriteError> {
+    let h = new_header(
+        ctx.magic, n.btree, n.level, n.min, n.max, n.format, n.seq, n.rewrites,
+    );
+    let r = write_bset(buf, ctx, &h, 0, journal_seq, keys)?;
+    let sectors_written = u16::try_from(r.sectors).map_err(|_| WriteError::NoRoom)?;
+    let len = BtreePtrV2 {
+        seq: n.seq,
+        sectors_written,
+        flags: 0,
+        min_key: n.min,
+    }
+    .write(ptrs, ptr_v)
+    .ok_or(WriteError::PointerBuffer)?;
+    Ok((r.sectors, len))
+}
+
 /// Sectors of the [`known_answer_node`] (in 512-byte blocks).
 pub const KNOWN_ANSWER_SECTORS: u32 = 8;
 
@@ -424,4 +494,109 @@ pub fn known_answer_digest(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
         (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ptr::BtreePtr;
+    use super::super::read::{read_bsets, BsetRef, NodeCtx};
+    use super::*;
+    use crate::ids::KeyType;
+
+    use super::super::super::csum::TestSum as Sum;
+
+    /// A new node reads back through its own pointer: its keys, its range, the
+    /// pointer's seq, `sectors_written` and `min_key`; a pointer buffer too short
+    /// for its replicas is an error, not a panic.
+    #[test]
+    fn new_node_reads_back_through_its_pointer() {
+        const MAGIC: u64 = 0x1234_5678_9abc_def0;
+        let ctx = WriteCtx {
+            magic: MAGIC,
+            block_sectors: 1,
+            node_sectors: 16,
+            csum_type: 1,
+            version: 0x0400,
+            csum: &Sum,
+        };
+        let (min, max) = (Bpos::new(1, 0, 0), Bpos::new(1, 100, u32::MAX));
+        let keys: std::vec::Vec<Bkey> = (1..=20u64)
+            .map(|i| Bkey {
+                typ: KeyType::Set as u8,
+                p: Bpos::new(1, i * 4, u32::MAX),
+                ..Default::default()
+            })
+            .collect();
+        // need_discard: a btree of `set` keys.
+        let btree = 12;
+        let n = NodeSpec {
+            btree,
+            level: 0,
+            min,
+            max,
+            format: crate::btree::interior::node_format(min, max, &mut keys.iter()),
+            seq: 0x5eed,
+            rewrites: 3,
+        };
+        let ptrs = [
+            Ptr {
+                dev: 0,
+                offset: 4096,
+                gen: 2,
+                cached: false,
+                unwritten: false,
+            },
+            Ptr {
+                dev: 1,
+                offset: 8192,
+                gen: 0,
+                cached: false,
+                unwritten: false,
+            },
+        ];
+        let mut buf = [0u8; 16 << 9];
+        let mut v = [0u8; 56];
+        let mut it = keys.iter().map(|k| (*k, &[][..]));
+        let (sectors, len) =
+            compose_new_node(&mut buf, &ctx, &n, 77, &mut it, &ptrs, &mut v).unwrap();
+        assert_eq!(len, 56);
+        let bp = BtreePtr::decode(KeyType::BtreePtrV2 as u8, &v[..len]).unwrap();
+        assert_eq!(
+            (bp.seq, u32::from(bp.written), bp.min_key),
+            (0x5eed, sectors, Some(min))
+        );
+        assert_eq!(bp.ptrs().count(), 2);
+        let rctx = NodeCtx {
+            magic: MAGIC,
+            block_sectors: 1,
+            node_sectors: 16,
+            written: sectors,
+            btree_id: Some(btree),
+            level: Some(0),
+            min_key: bp.min_key,
+            max_key: Some(max),
+            seq: Some(bp.seq),
+            range_updated: false,
+            csum: &Sum,
+            blacklisted: &|_| false,
+            accept_bad_csum: false,
+        };
+        let mut bsets = [BsetRef::default(); 4];
+        let (h, nb) = read_bsets(&buf, &rctx, &mut bsets, &mut |_| {}).unwrap();
+        assert_eq!((nb, h.min_key, h.max_key, h.flags >> 32), (1, min, max, 3));
+        let mut short = [0u8; 48];
+        let mut it = keys.iter().map(|k| (*k, &[][..]));
+        assert_eq!(
+            compose_new_node(
+                &mut [0u8; 16 << 9],
+                &ctx,
+                &n,
+                77,
+                &mut it,
+                &ptrs,
+                &mut short
+            ),
+            Err(WriteError::PointerBuffer)
+        );
+    }
 }

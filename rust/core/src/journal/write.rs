@@ -289,18 +289,7 @@ mod tests {
 
     #[test]
     fn sealed_jset_reads_back() {
-        struct Sum;
-        impl Checksummer for Sum {
-            fn crc32c(&self, seed: u32, d: &[u8]) -> u32 {
-                d.iter().fold(seed, |a, &b| a.rotate_left(3) ^ u32::from(b))
-            }
-            fn crc64_be(&self, seed: u64, d: &[u8]) -> u64 {
-                d.iter().fold(seed, |a, &b| a.rotate_left(5) ^ u64::from(b))
-            }
-            fn xxh64(&self, d: &[u8]) -> u64 {
-                d.len() as u64
-            }
-        }
+        use super::super::super::csum::TestSum as Sum;
         let mut buf = [0xffu8; 4096];
         let mut b = JsetBuilder::new(&mut buf);
         let k = Bkey {
