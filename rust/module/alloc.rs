@@ -170,7 +170,8 @@ impl Freespace {
 }
 
 /// The freespace extent `[start, end)` of device `dev` that holds `pos`, as the
-/// btree has it (journal overlaid): the first extent key past `pos`.
+/// btree has it (journal overlaid): the first extent key past `pos`, if it starts
+/// at or before `pos`.
 fn holding(fs: &Arc<Fs>, dev: u32, pos: u64) -> Result<Option<(u64, u64)>> {
     let Some(from) = pos.checked_add(1) else {
         return Ok(None);
@@ -183,11 +184,14 @@ fn holding(fs: &Arc<Fs>, dev: u32, pos: u64) -> Result<Option<(u64, u64)>> {
         Bpos::new(dev, from, 0),
         Bpos::new(dev, u64::MAX, u32::MAX),
         &mut |k, _| {
-            if k.typ == KeyType::Set as u8 && k.size > 0 {
-                let start = k.p.offset.saturating_sub(u64::from(k.size));
-                if start <= pos {
-                    found = Some((start, k.p.offset));
-                }
+            // The first extent past `pos` (whiteouts skipped) is the only one that
+            // can hold it.
+            if k.typ != KeyType::Set as u8 || k.size == 0 {
+                return ControlFlow::Continue(());
+            }
+            let start = k.p.offset.saturating_sub(u64::from(k.size));
+            if start <= pos {
+                found = Some((start, k.p.offset));
             }
             ControlFlow::Break(())
         },
@@ -195,13 +199,11 @@ fn holding(fs: &Arc<Fs>, dev: u32, pos: u64) -> Result<Option<(u64, u64)>> {
     Ok(found)
 }
 
-/// The node a new node replaces: btree, level, max key.
-pub(crate) type NodeFor = (u32, u8, Bpos);
-
 /// Space for new btree nodes (the offline tool's `Allocator`): buckets from the
 /// freespace btree, node-sized pieces of each, one piece per replica. Planning a
 /// commit runs more than once (the pointer triggers' keys may land in nodes too):
-/// a node rewritten again in a later round gets the same space and seq.
+/// each round has an allocator of its own, handing out space in the order the
+/// round takes nodes, as the offline tool's rounds do.
 pub(crate) struct Allocator {
     devs: KVec<NodeSpace>,
     replicas: usize,
@@ -211,8 +213,6 @@ pub(crate) struct Allocator {
     flushed_seq: u64,
     /// The freespace btree with the caller's updates, less what was handed out.
     pub(crate) free: Freespace,
-    /// Nodes handed out: to whom, their pointers and random seqs.
-    given: KVec<(NodeFor, KVec<ExtentPtr>, u64)>,
 }
 
 impl Allocator {
@@ -243,20 +243,13 @@ impl Allocator {
             busy,
             flushed_seq: fs.journal_seq,
             free,
-            given: KVec::new(),
         })
     }
 
-    /// Space for the new node that replaces node `id` (btree, level, max key), and
-    /// its random seq: a pointer on each of `replicas` devices (fewer when fewer
-    /// devices have space, as upstream accepts); what it got in an earlier round
-    /// if it did. ENOSPC when no device has a free bucket.
-    pub(crate) fn node(&mut self, fs: &Arc<Fs>, id: NodeFor) -> Result<(KVec<ExtentPtr>, u64)> {
-        if let Some((_, p, seq)) = self.given.iter().find(|(g, _, _)| *g == id) {
-            let mut ptrs = KVec::new();
-            ptrs.extend_from_slice(p, GFP_KERNEL)?;
-            return Ok((ptrs, *seq));
-        }
+    /// Space for one node: a pointer on each of `replicas` devices (fewer when
+    /// fewer devices have space, as upstream accepts). ENOSPC when no device has
+    /// a free bucket.
+    pub(crate) fn node(&mut self, fs: &Arc<Fs>) -> Result<KVec<ExtentPtr>> {
         let mut ptrs = KVec::new();
         for i in 0..self.devs.len() {
             if ptrs.len() == self.replicas {
@@ -269,11 +262,7 @@ impl Allocator {
         if ptrs.is_empty() {
             return Err(ENOSPC);
         }
-        let seq = random_seq();
-        let mut kept = KVec::new();
-        kept.extend_from_slice(&ptrs, GFP_KERNEL)?;
-        self.given.push((id, kept, seq), GFP_KERNEL)?;
-        Ok((ptrs, seq))
+        Ok(ptrs)
     }
 
     /// The next node-sized piece on device `i`.
@@ -299,7 +288,7 @@ impl Allocator {
         let extents = self.free.extents_of(dev)?;
         for want_marked in [true, false] {
             for &(start, end) in extents.iter() {
-                for pos in start..end {
+                for pos in self.devs[i].positions(start, end) {
                     let d = &self.devs[i];
                     let bucket = pos & FREESPACE_BUCKET_MASK;
                     if !d.candidate(bucket, want_marked) || self.busy.contains(&(dev, bucket)) {
@@ -330,6 +319,31 @@ pub(crate) fn alloc_key(fs: &Arc<Fs>, dev: u32, bucket: u64) -> Result<AllocV4> 
         ControlFlow::Break(())
     })?;
     Ok(a.unwrap_or_default())
+}
+
+/// New nodes' random seqs, handed out in order: every planning round of a
+/// commit gets the same ones (the offline tool's `Seqs`).
+#[derive(Default)]
+pub(crate) struct Seqs {
+    made: KVec<u64>,
+    next: usize,
+}
+
+impl Seqs {
+    /// A planning round starts: the seqs handed out so far come again.
+    pub(crate) fn rewind(&mut self) {
+        self.next = 0;
+    }
+
+    /// The next seq.
+    pub(crate) fn get(&mut self) -> Result<u64> {
+        if self.next == self.made.len() {
+            self.made.push(random_seq(), GFP_KERNEL)?;
+        }
+        let s = self.made.get(self.next).copied().ok_or(EINVAL)?;
+        self.next += 1;
+        Ok(s)
+    }
 }
 
 /// A new node's random seq (never 0).

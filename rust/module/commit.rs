@@ -39,7 +39,7 @@ use core::ops::ControlFlow;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::alloc::Allocator;
+use crate::alloc::{Allocator, Seqs};
 use crate::bdev::WriteFlags;
 use crate::btree::cache::Node;
 use crate::btree::io::get_node;
@@ -149,11 +149,11 @@ impl SbChanges {
 /// What a commit wrote.
 #[derive(Default, Debug)]
 pub(crate) struct Done {
-    /// Nodes that got a bset, and the bytes written to them and to new nodes
-    /// (every replica).
+    /// Nodes that got a bset.
     pub(crate) nodes: u32,
     /// New nodes written (a node rewritten to new space).
     pub(crate) new_nodes: u32,
+    /// Bytes written to both (every replica).
     pub(crate) node_bytes: u64,
     /// Journal entries, their first seq.
     pub(crate) journal_entries: u32,
@@ -353,31 +353,46 @@ pub(crate) fn commit(
     // round inserts or removes write keys (alloc, backpointers, accounting...)
     // that go into nodes too, so the next round plans the caller's updates with
     // them, until they stop changing. Each round gets the same new nodes.
-    let mut alloc: Option<Allocator> = None;
+    let mut seqs = Seqs::default();
     let mut trig: KVec<Update> = KVec::new();
     let mut new_nodes: KVec<(u32, u64)> = KVec::new();
-    let mut rounds = 0;
-    let (all, mut p) = loop {
+    let mut settled = None;
+    for _ in 0..PLAN_ROUNDS {
         let all = with_triggers(updates, &trig)?;
-        let p = plan(fs, &all, updates, rewrites, seq, &mut alloc)?;
+        // Each round allocates afresh, in the order it takes nodes; the new
+        // nodes' seqs are the same every round.
+        seqs.rewind();
+        let mut r = Round {
+            fs,
+            caller: updates,
+            rewrites,
+            seq,
+            live,
+            alloc: None,
+            seqs: &mut seqs,
+        };
+        let p = refuse_damaged(fs, plan(&mut r, &all))?;
         let mut t = KVec::new();
         new_nodes.clear();
         if !p.changes.is_empty() {
-            let a = alloc.as_ref().ok_or(EINVAL)?;
-            triggers(fs, &p.changes, updates, seq, a, &mut t, &mut new_nodes)?;
+            let a = r.alloc.as_ref().ok_or(EINVAL)?;
+            refuse_damaged(
+                fs,
+                triggers(fs, &p.changes, updates, seq, a, &mut t, &mut new_nodes),
+            )?;
         }
         if same_updates(&t, &trig) {
-            break (all, p);
+            settled = Some((all, p));
+            break;
         }
         trig = t;
-        rounds += 1;
-        if rounds > 4 {
-            pr_err!(
-                "{}: repair: planning the commit did not settle (its trigger keys kept changing); nothing written\n",
-                fs.uuid()
-            );
-            return Err(eopnotsupp());
-        }
+    }
+    let Some((all, mut p)) = settled else {
+        pr_err!(
+            "{}: repair: planning the commit did not settle (its trigger keys kept changing); nothing written\n",
+            fs.uuid()
+        );
+        return Err(eopnotsupp());
     };
     // Each member's bitmap, as the caller leaves it, marks every new node
     // (`bch2_dev_btree_bitmap_mark`).
@@ -409,7 +424,12 @@ pub(crate) fn commit(
         let to = p
             .changes
             .iter()
-            .find(|c| c.insert && c.btree == btree && c.holder == level + 1 && c.ptr.k.p == max)
+            .find(|c| {
+                c.insert
+                    && c.btree == btree
+                    && c.holder == level.wrapping_add(1)
+                    && c.ptr.k.p == max
+            })
             .and_then(|c| first_offset(&c.ptr))
             .unwrap_or((0, 0));
         pr_info!(
@@ -542,6 +562,46 @@ pub(crate) fn commit(
     Ok(done)
 }
 
+/// What a planning round of a commit works with.
+struct Round<'a> {
+    fs: &'a Arc<Fs>,
+    /// The caller's updates: what the allocator (its busy buckets, its freespace)
+    /// and the triggers start from.
+    caller: &'a [Update],
+    /// Nodes to rewrite: (btree, level, the node's max key, why).
+    rewrites: &'a [(u32, u8, Bpos, &'static str)],
+    /// The commit's journal seq.
+    seq: u64,
+    /// A gc pass's writes while mounted: nodes are not moved.
+    live: bool,
+    /// The round's allocator, made on first need.
+    alloc: Option<Allocator>,
+    /// New nodes' seqs, the same in every round.
+    seqs: &'a mut Seqs,
+}
+
+/// Planning rounds a commit may take before its trigger keys settle (the offline
+/// tool's limit).
+const PLAN_ROUNDS: usize = 8;
+
+/// A planning error that a damaged key caused (EINVAL: a pointer to a missing
+/// device, an alloc key of another type, a counter too many...) refuses the
+/// commit with nothing written, logged, instead of failing the mount.
+fn refuse_damaged<T>(fs: &Fs, r: Result<T>) -> Result<T> {
+    r.map_err(|e| {
+        if e == EINVAL {
+            pr_err!(
+                "{}: repair: a key the commit must change cannot be planned (damaged: error {}); nothing written (repair offline: bcachefs-rs fsck -y)\n",
+                fs.uuid(),
+                e.to_errno()
+            );
+            eopnotsupp()
+        } else {
+            e
+        }
+    })
+}
+
 /// The caller's `updates` with the triggers' keys `trig` on top (a trigger key
 /// replaces the caller's update of the same key, which it was computed over).
 fn with_triggers(updates: &[Update], trig: &[Update]) -> Result<KVec<Update>> {
@@ -582,14 +642,8 @@ fn same_updates(a: &[Update], b: &[Update]) -> bool {
 /// pointer goes to its parent (or becomes the btree's root). Nothing is written.
 /// New nodes take space from `alloc`, made on first need from the caller's
 /// `caller` updates.
-fn plan(
-    fs: &Arc<Fs>,
-    all: &[Update],
-    caller: &[Update],
-    rewrites: &[(u32, u8, Bpos, &'static str)],
-    seq: u64,
-    alloc: &mut Option<Allocator>,
-) -> Result<Planned> {
+fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
+    let (fs, rewrites, seq, live) = (r.fs, r.rewrites, r.seq, r.live);
     let mut touched: KVec<Touched> = KVec::new();
     // Registers the nodes of `path` (root first); returns the last one's index.
     let register = |touched: &mut KVec<Touched>, btree: u32, path: &[(u8, PtrKey)]| {
@@ -680,11 +734,26 @@ fn plan(
                 }
             }
             if let Some(why) = why {
-                let (ptr, imgs) = rewrite_node(fs, t, &keys, seq, alloc, caller, why)?;
+                if live {
+                    // Nodes are not moved under readers (a gc pass's writes
+                    // while mounted): the next repair at mount moves it.
+                    pr_err!(
+                        "{}: btree {} level {} node at {}:{}: {}; not moved while mounted: nothing written\n",
+                        fs.uuid(),
+                        t.btree,
+                        level,
+                        t.ptr.k.p.inode,
+                        t.ptr.k.p.offset,
+                        why
+                    );
+                    return Err(eopnotsupp());
+                }
+                let holder = level.checked_add(1).ok_or(EINVAL)?;
+                let (ptr, imgs) = rewrite_node(r, t, &keys, why)?;
                 changes.push(
                     PtrChange {
                         btree: t.btree,
-                        holder: level + 1,
+                        holder,
                         ptr: t.ptr,
                         insert: false,
                     },
@@ -693,7 +762,7 @@ fn plan(
                 changes.push(
                     PtrChange {
                         btree: t.btree,
-                        holder: level + 1,
+                        holder,
                         ptr,
                         insert: true,
                     },
@@ -732,14 +801,12 @@ fn plan(
 /// random seq. Returns its pointer and its images (one per replica). A node whose
 /// keys need a split, or that cannot be read, is refused (EOPNOTSUPP, logged).
 fn rewrite_node(
-    fs: &Arc<Fs>,
+    r: &mut Round<'_>,
     t: &Touched,
     pending: &[(Bkey, KVec<u8>)],
-    seq: u64,
-    alloc: &mut Option<Allocator>,
-    caller: &[Update],
     why: &str,
 ) -> Result<(PtrKey, KVec<Image>)> {
+    let (fs, seq) = (r.fs, r.seq);
     let s = fs.sb();
     let ns = s.btree_node_sectors();
     let refuse = |what: &str| {
@@ -799,17 +866,18 @@ fn rewrite_node(
     if !fits_one_node(u64s, ns) {
         f = h.format;
     }
-    if alloc.is_none() {
-        *alloc = Some(Allocator::new(fs, caller)?);
+    if r.alloc.is_none() {
+        r.alloc = Some(Allocator::new(fs, r.caller)?);
     }
-    let a = alloc.as_mut().ok_or(EINVAL)?;
-    let (ptrs, bset_seq) = a.node(fs, (t.btree, t.level, max)).map_err(|e| {
+    let a = r.alloc.as_mut().ok_or(EINVAL)?;
+    let ptrs = a.node(fs).map_err(|e| {
         if e == ENOSPC {
             refuse("no free bucket for a new node")
         } else {
             e
         }
     })?;
+    let bset_seq = r.seqs.get()?;
     let n = NodeSpec {
         btree: t.btree,
         level: t.level,

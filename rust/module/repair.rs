@@ -532,6 +532,9 @@ fn dropped_keys_backpointers(
     let mut held: KVec<Bpos> = KVec::new();
     let mut err = Ok(());
     let r = range(fs, btree, min, max, &mut |k, _| {
+        if k.typ == KeyType::Deleted as u8 {
+            return ControlFlow::Continue(());
+        }
         if let Err(e) = held.push(k.p, GFP_KERNEL) {
             err = Err(e);
             return ControlFlow::Break(());

@@ -177,7 +177,8 @@ pub(crate) fn triggers(
                             None => (KVec::new(), Some(AllocV4::default())),
                         },
                     };
-                    // An alloc key older than alloc_v4 is not rewritten here.
+                    // A key that is no alloc key at all is not planned over
+                    // (older alloc versions are read, and written as v4).
                     let a = a.ok_or(EINVAL)?;
                     buckets.push(
                         Bucket {

@@ -724,7 +724,7 @@ impl<'a> Allocator<'a> {
             busy,
             keys: BTreeMap::new(),
             flushed_seq: fs.journal_seq,
-            free: Freespace::read(fs),
+            free: Freespace::read(fs).with_updates(caller.values()),
         })
     }
 
@@ -766,7 +766,7 @@ impl<'a> Allocator<'a> {
         let dev = self.devs[i].dev;
         for want_marked in [true, false] {
             for (start, end) in self.free.of(dev) {
-                for pos in start..end {
+                for pos in self.devs[i].positions(start, end) {
                     let d = &self.devs[i];
                     let bucket = pos & FREESPACE_BUCKET_MASK;
                     if !d.candidate(bucket, want_marked) || self.busy.contains(&(dev, bucket)) {
@@ -1055,6 +1055,20 @@ impl Freespace {
             extents,
             changed: BTreeMap::new(),
         }
+    }
+
+    /// The extents with `updates`' freespace keys on top (a commit's own cuts:
+    /// the allocator starts from what the commit leaves, not from the disk).
+    fn with_updates<'u>(mut self, updates: impl Iterator<Item = &'u Update>) -> Freespace {
+        for u in updates.filter(|u| u.btree == ids::btree::FREESPACE && u.level == 0) {
+            let at = (u.k.p.inode as u32, u.k.p.offset);
+            self.extents.remove(&at);
+            if u.k.typ == KeyType::Set as u8 && u.k.size > 0 {
+                self.extents
+                    .insert(at, at.1.saturating_sub(u64::from(u.k.size)));
+            }
+        }
+        self
     }
 
     /// Device `dev`'s extents `(start, end)`, lowest genbits class and bucket

@@ -154,6 +154,17 @@ impl NodeSpace {
                 .is_some_and(|at| bitmap_marked(self.bitmap, self.shift, at, self.bucket_size))
     }
 
+    /// The positions of the freespace extent `[start, end)` worth looking at:
+    /// those of buckets in `first_bucket..nbuckets`, in the extent's genbits
+    /// class (an extent cannot hold more; a damaged one that claims more is not
+    /// walked past the device's end).
+    pub fn positions(&self, start: u64, end: u64) -> core::ops::Range<u64> {
+        let class = start & !FREESPACE_BUCKET_MASK;
+        let lo = start.max(class | self.first_bucket.min(FREESPACE_BUCKET_MASK));
+        let hi = end.min(class | self.nbuckets.min(FREESPACE_BUCKET_MASK));
+        lo..hi.max(lo)
+    }
+
     /// The next node-sized piece of the open bucket, as a pointer (`None` when
     /// no bucket is open or the open one is full: see [`NodeSpace::needs_bucket`]).
     pub fn next_piece(&mut self, node_sectors: u32) -> Option<Ptr> {
@@ -184,7 +195,10 @@ pub type Piece = Option<(u64, u64)>;
 /// position when the back piece is left; otherwise it goes.
 pub fn freespace_punch(start: u64, end: u64, pos: u64) -> (Piece, Piece) {
     let front = (pos > start).then_some((pos, pos - start));
-    let back = (end > pos + 1).then_some((end, end - pos - 1));
+    let back = pos
+        .checked_add(1)
+        .filter(|&next| end > next)
+        .map(|next| (end, end - next));
     (front, back)
 }
 
@@ -219,6 +233,14 @@ mod tests {
         // A position past what a sector offset holds is no piece, not a panic.
         d.open = Some((u64::MAX, 0, 0));
         assert_eq!(d.next_piece(128), None);
+        // Only positions of the device's buckets are looked at, whatever the
+        // extent claims.
+        let g = 1u64 << 56;
+        assert_eq!(d.positions(0, 20), 16..20);
+        assert_eq!(d.positions(g | 100, g | 200), (g | 100)..(g | 200));
+        assert_eq!(d.positions(g | 500, u64::MAX), (g | 500)..(g | 512));
+        assert_eq!(d.positions(600, 700), 600..600);
+        assert!(d.positions(u64::MAX - 1, u64::MAX).is_empty());
     }
 
     #[test]
@@ -258,6 +280,11 @@ mod tests {
         assert_eq!(freespace_punch(10, 20, 19), (Some((19, 9)), None));
         assert_eq!(freespace_punch(10, 20, 14), (Some((14, 4)), Some((20, 5))));
         assert_eq!(freespace_punch(10, 11, 10), (None, None));
+        // The last position there is: no back piece, and no panic.
+        assert_eq!(
+            freespace_punch(u64::MAX - 2, u64::MAX, u64::MAX),
+            (Some((u64::MAX, 2)), None)
+        );
         assert_eq!(nodes_per_bucket(256, 32), 8);
     }
 }
