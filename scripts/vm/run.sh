@@ -117,8 +117,9 @@ fi
 splat=$(sed -n "s/^splat='\(.*\)'$/\1/p" "$top/scripts/vm/verdict.sh")
 # A kernel report before the module or the test did anything (the first line naming
 # bcachefs, KTAP or the test markers) is the test kernel failing to boot under TCG,
-# seen once in many boots: boot once more, keeping that log. Reports after that
-# point always fail the test.
+# seen once in many boots: boot once more, keeping that log (and, with --rw, the
+# disks as they were before the first boot). Reports after that point always fail
+# the test.
 # run_killed: QEMU in the background, killed (SIGKILL) once the console shows
 # $kill_on or at the timeout; sets killed.
 run_killed() {
@@ -139,7 +140,28 @@ run_killed() {
     done
     wait "$qpid" 2> /dev/null || true
 }
+# With --rw, a boot that is thrown away still ran its test and wrote its disks:
+# each disk is kept as it was before the first boot, and put back before the
+# second.
+rw_files=()
+if [ $rw = 1 ]; then
+    for d in "${disks[@]}"; do
+        case $d in blkdebug:*) d=${d#blkdebug:}; d=${d#*:};; esac
+        rw_files+=("$d")
+    done
+fi
 for attempt in 1 2; do
+    if [ $rw = 1 ]; then
+        i=0
+        for d in "${rw_files[@]}"; do
+            if [ "$attempt" = 1 ]; then
+                cp --sparse=always "$d" "$work/disk$i"
+            else
+                cp --sparse=always "$work/disk$i" "$d"
+            fi
+            i=$((i + 1))
+        done
+    fi
     set +e
     if [ -n "$kill_on" ]; then
         run_killed
