@@ -16,15 +16,14 @@ use kernel::sync::Arc;
 
 use crate::btree::iter::range;
 use crate::commit::Update;
-use crate::format::alloc::foreground::{
-    bucket_usable, freespace_punch, NodeSpace, FREESPACE_BUCKET_MASK,
-};
+use crate::format::alloc::foreground::{freespace_punch, NodeSpace};
 use crate::format::alloc::format::AllocV4;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
 use crate::format::btree::ptr::ExtentPtr;
 use crate::format::ids::{btree, KeyType};
 use crate::fs::Fs;
+use crate::repair::leaf_key;
 
 /// Freespace extents a commit cuts: the pieces left so far, and the keys that
 /// change.
@@ -39,7 +38,7 @@ pub(crate) struct Freespace {
     /// Keys the cuts write: (dev, end, size), size 0 when the key goes.
     changed: KVec<(u32, u64, u64)>,
     /// Positions taken out of an extent.
-    pub(crate) cut: u32,
+    cut: u32,
 }
 
 impl Freespace {
@@ -169,6 +168,23 @@ impl Freespace {
     }
 }
 
+/// The freespace keys that take every position of `holes` (dev, `genbits |
+/// bucket`) out of the extents holding them, pushed to `out` (the offline tool's
+/// `punch_freespace`); returns how many were cut. Call it with no btree walk in
+/// progress.
+pub(crate) fn punch_freespace(
+    fs: &Arc<Fs>,
+    holes: &[(u32, u64)],
+    out: &mut KVec<Update>,
+) -> Result<u32> {
+    let mut cuts = Freespace::default();
+    for &(dev, pos) in holes {
+        cuts.take(fs, dev, pos)?;
+    }
+    cuts.updates(out)?;
+    Ok(cuts.cut)
+}
+
 /// The freespace extent `[start, end)` of device `dev` that holds `pos`, as the
 /// btree has it (journal overlaid): the first extent key past `pos`, if it starts
 /// at or before `pos`.
@@ -281,44 +297,33 @@ impl Allocator {
         Ok(self.devs[i].next_piece(ns))
     }
 
-    /// A free bucket of device `i`, taken out of the freespace btree: one marked
-    /// in the btree bitmap first, then any.
+    /// A free bucket of device `i` (the core's choice), taken out of the
+    /// freespace btree.
     fn bucket(&mut self, fs: &Arc<Fs>, i: usize) -> Result<Option<(u64, u8)>> {
-        let dev = self.devs[i].dev;
-        let extents = self.free.extents_of(dev)?;
-        for want_marked in [true, false] {
-            for &(start, end) in extents.iter() {
-                for pos in self.devs[i].positions(start, end) {
-                    let d = &self.devs[i];
-                    let bucket = pos & FREESPACE_BUCKET_MASK;
-                    if !d.candidate(bucket, want_marked) || self.busy.contains(&(dev, bucket)) {
-                        continue;
-                    }
-                    let (first, nbuckets) = (d.first_bucket, d.nbuckets);
-                    let a = alloc_key(fs, dev, bucket)?;
-                    if bucket_usable(pos, &a, first, nbuckets, self.flushed_seq).is_ok() {
-                        self.free.take(fs, dev, pos)?;
-                        return Ok(Some((bucket, a.gen)));
-                    }
-                }
-            }
-        }
-        Ok(None)
+        let d = *self.devs.get(i).ok_or(EINVAL)?;
+        let extents = self.free.extents_of(d.dev)?;
+        let busy = &self.busy;
+        let found = d.find_bucket(
+            &extents,
+            self.flushed_seq,
+            &|b| busy.contains(&(d.dev, b)),
+            &mut |b| alloc_key(fs, d.dev, b),
+        )?;
+        let Some((pos, bucket, gen)) = found else {
+            return Ok(None);
+        };
+        self.free.take(fs, d.dev, pos)?;
+        Ok(Some((bucket, gen)))
     }
 }
 
 /// The alloc key of a bucket as it is on disk (none reads as a free bucket of gen
 /// 0, as the offline tool reads it).
-pub(crate) fn alloc_key(fs: &Arc<Fs>, dev: u32, bucket: u64) -> Result<AllocV4> {
+fn alloc_key(fs: &Arc<Fs>, dev: u32, bucket: u64) -> Result<AllocV4> {
     let at = Bpos::new(u64::from(dev), bucket, 0);
-    let mut a = None;
-    range(fs, btree::ALLOC, at, at, &mut |k, v| {
-        if k.p == at {
-            a = AllocV4::from_key(k.typ, v);
-        }
-        ControlFlow::Break(())
-    })?;
-    Ok(a.unwrap_or_default())
+    Ok(leaf_key(fs, btree::ALLOC, at)?
+        .and_then(|(k, v)| AllocV4::from_key(k.typ, &v))
+        .unwrap_or_default())
 }
 
 /// New nodes' random seqs, handed out in order: every planning round of a

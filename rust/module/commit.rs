@@ -80,25 +80,22 @@ pub(crate) struct Update {
     pub(crate) journal_v: Option<KVec<u8>>,
 }
 
+/// A copy of a key's value.
+pub(crate) fn bytes(v: &[u8]) -> Result<KVec<u8>> {
+    let mut out = KVec::new();
+    out.extend_from_slice(v, GFP_KERNEL)?;
+    Ok(out)
+}
+
 impl Update {
     /// A copy.
     pub(crate) fn try_clone(&self) -> Result<Update> {
-        let mut v = KVec::new();
-        v.extend_from_slice(&self.v, GFP_KERNEL)?;
-        let journal_v = match &self.journal_v {
-            Some(j) => {
-                let mut c = KVec::new();
-                c.extend_from_slice(j, GFP_KERNEL)?;
-                Some(c)
-            }
-            None => None,
-        };
         Ok(Update {
             btree: self.btree,
             level: self.level,
             k: self.k,
-            v,
-            journal_v,
+            v: bytes(&self.v)?,
+            journal_v: self.journal_v.as_deref().map(bytes).transpose()?,
         })
     }
 
@@ -352,7 +349,7 @@ pub(crate) fn commit(
     // Planning, in rounds when nodes move: the triggers of the node pointers a
     // round inserts or removes write keys (alloc, backpointers, accounting...)
     // that go into nodes too, so the next round plans the caller's updates with
-    // them, until they stop changing. Each round gets the same new nodes.
+    // them, until they stop changing.
     let mut seqs = Seqs::default();
     let mut trig: KVec<Update> = KVec::new();
     let mut new_nodes: KVec<(u32, u64)> = KVec::new();
@@ -634,14 +631,12 @@ fn same_updates(a: &[Update], b: &[Update]) -> bool {
 }
 
 /// Plans the commit of `all` (the caller's updates, and the triggers' keys of
-/// the last round) and of the node `rewrites` (btree, level, the node's max key,
-/// why)
-/// in journal entry `seq`, level by level from the bottom: each touched node gets
-/// its keys as an appended bset, or is written whole to new space (asked for, or
-/// when a bset cannot be appended: no room, a damaged replica), and its new
-/// pointer goes to its parent (or becomes the btree's root). Nothing is written.
-/// New nodes take space from `alloc`, made on first need from the caller's
-/// `caller` updates.
+/// the last round) and of the round's node rewrites, level by level from the
+/// bottom: each touched node gets its keys as an appended bset, or is written
+/// whole to new space (asked for, or when a bset cannot be appended: no room, a
+/// damaged replica), and its new pointer goes to its parent (or becomes the
+/// btree's root). Nothing is written. New nodes take space from the round's
+/// allocator, made on first need.
 fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
     let (fs, rewrites, seq, live) = (r.fs, r.rewrites, r.seq, r.live);
     let mut touched: KVec<Touched> = KVec::new();
@@ -676,9 +671,7 @@ fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
     for u in all {
         let path = path_to(fs, u.btree, u.k.p, u.level)?;
         let leaf = register(&mut touched, u.btree, &path)?;
-        let mut v = KVec::new();
-        v.extend_from_slice(&u.v, GFP_KERNEL)?;
-        touched[leaf].keys.push((u.k, v), GFP_KERNEL)?;
+        touched[leaf].keys.push((u.k, bytes(&u.v)?), GFP_KERNEL)?;
     }
     for &(btree, level, max, why) in rewrites {
         let path = path_to(fs, btree, max, level)?;
@@ -719,8 +712,7 @@ fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
             if why.is_none() {
                 match append(fs, t, &keys, seq)? {
                     Ok((imgs, sectors)) => {
-                        let mut v = KVec::new();
-                        v.extend_from_slice(t.ptr.val(), GFP_KERNEL)?;
+                        let mut v = bytes(t.ptr.val())?;
                         set_sectors_written(&mut v, sectors).ok_or(EINVAL)?;
                         new_ptr = Some(PtrKey::new(t.ptr.k, &v).ok_or(EINVAL)?);
                         let typ = if t.level > 0 {
@@ -774,11 +766,9 @@ fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
             }
             let ptr = new_ptr.ok_or(EINVAL)?;
             match t.parent {
-                Some(pi) => {
-                    let mut v = KVec::new();
-                    v.extend_from_slice(ptr.val(), GFP_KERNEL)?;
-                    touched[pi].keys.push((ptr.k, v), GFP_KERNEL)?;
-                }
+                Some(pi) => touched[pi]
+                    .keys
+                    .push((ptr.k, bytes(ptr.val())?), GFP_KERNEL)?,
                 None => roots[t.btree as usize] = Some(Root { level, ptr }),
             }
             // Put back for the journal entry: the keys this node got.

@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::alloc::Freespace;
+use crate::alloc::punch_freespace;
 use crate::btree::cache::ReplicaError;
 use crate::btree::io::get_node;
 use crate::btree::iter::for_each_key;
@@ -305,12 +305,7 @@ pub(crate) fn run_pass(
             }
         })?;
         err?;
-        let mut cuts = Freespace::default();
-        let cut = holes
-            .iter()
-            .try_for_each(|&(dev, pos)| cuts.take(fs, dev, pos))
-            .and_then(|()| cuts.updates(out));
-        if let Err(e) = cut {
+        if let Err(e) = punch_freespace(fs, &holes, out) {
             // The pass stands; its gens wait for a pass that can move them.
             pr_warn!(
                 "{}: gc: a freespace leaf cannot be read to move a free bucket (error {}): no gens written this pass\n",

@@ -34,7 +34,7 @@ use core::ops::ControlFlow;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::alloc::Freespace;
+use crate::alloc::punch_freespace;
 use crate::btree::iter::range;
 use crate::commit::{commit, next_journal_seq, SbChanges, Update};
 use crate::eopnotsupp;
@@ -452,7 +452,7 @@ fn bitmap_changes(
 /// trigger moves them: the derived keys (need_discard, fragmentation LRU, a
 /// freespace key set), then the key itself, pushed to `out`. A bucket that leaves
 /// the freespace btree is returned, (dev, `genbits | bucket`): the caller cuts it
-/// out of the extent holding it ([`Freespace::take`]), once no walk is in
+/// out of the extent holding it ([`punch_freespace`]), once no walk is in
 /// progress.
 pub(crate) fn alloc_change(
     fs: &Fs,
@@ -502,20 +502,21 @@ pub(crate) fn alloc_change(
 /// The updates of every alloc key being repaired, with the freespace extents cut
 /// where a bucket leaves the freespace btree.
 fn alloc_updates(fs: &Arc<Fs>, p: &mut Plan) -> Result {
-    let mut cuts = Freespace::default();
+    let mut holes = KVec::new();
     for a in p.alloc.iter() {
-        if let Some((dev, pos)) = alloc_change(fs, &a.k, &a.v, &a.old, &a.new, &mut p.updates)? {
-            cuts.take(fs, dev, pos)?;
+        if let Some(hole) = alloc_change(fs, &a.k, &a.v, &a.old, &a.new, &mut p.updates)? {
+            holes.push(hole, GFP_KERNEL)?;
         }
     }
-    if cuts.cut > 0 {
+    let cut = punch_freespace(fs, &holes, &mut p.updates)?;
+    if cut > 0 {
         pr_info!(
             "{}: repair: cutting {} bucket(s) out of the freespace btree\n",
             fs.uuid(),
-            cuts.cut
+            cut
         );
     }
-    cuts.updates(&mut p.updates)
+    Ok(())
 }
 
 /// The backpointers of leaf keys of `btree` in `min..=max` that no key holds any

@@ -14,7 +14,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::alloc::Allocator;
-use crate::commit::Update;
+use crate::commit::{bytes, Update};
 use crate::format::alloc::buckets::{
     btree_backpointer, btree_ptr_accounting, dev_counter_deltas, mark_btree_bucket,
 };
@@ -28,8 +28,6 @@ use crate::format::bpos::Bpos;
 use crate::format::btree::ptr::{BtreePtr, ExtentPtr};
 use crate::format::gc::repair::accounting_version;
 use crate::format::ids::{btree, KeyType};
-use crate::format::journal::write::ty as jty;
-use crate::format::sb::JsetEntries;
 use crate::fs::{Fs, PtrKey};
 use crate::repair::leaf_key;
 
@@ -86,29 +84,6 @@ fn caller_key(caller: &[Update], btree: u32, p: Bpos) -> Option<&Update> {
         .find(|u| u.btree == btree && u.level == 0 && u.k.p == p)
 }
 
-fn copy(v: &[u8]) -> Result<KVec<u8>> {
-    let mut out = KVec::new();
-    out.extend_from_slice(v, GFP_KERNEL)?;
-    Ok(out)
-}
-
-/// The io clocks (read, write) the superblock's clean section recorded: what a
-/// bucket that fills stamps in its io times (as the offline tool reads them).
-fn io_clocks(fs: &Fs) -> [u64; 2] {
-    let mut t = [1u64, 1];
-    if let Some((_, e)) = fs.sb().clean_field() {
-        for e in JsetEntries::new(e) {
-            if e.typ == jty::CLOCK && e.data.len() >= 16 {
-                let rw = usize::from(e.data[0] & 1);
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&e.data[8..16]);
-                t[rw] = u64::from_le_bytes(b);
-            }
-        }
-    }
-    t
-}
-
 /// The keys the triggers write for `changes` in the commit of journal entry
 /// `seq`, on top of the caller's `caller` updates, into `out` (each replacing an
 /// update of the same key there); every replica of every new node goes to
@@ -163,7 +138,7 @@ pub(crate) fn triggers(
                 None => {
                     let at = Bpos::new(u64::from(dev), bucket, 0);
                     let (v, a) = match caller_key(caller, btree::ALLOC, at) {
-                        Some(u) => (copy(&u.v)?, AllocV4::from_key(u.k.typ, &u.v)),
+                        Some(u) => (bytes(&u.v)?, AllocV4::from_key(u.k.typ, &u.v)),
                         None => match leaf_key(fs, btree::ALLOC, at)? {
                             Some((k, v)) => {
                                 let a = AllocV4::from_key(k.typ, &v);
@@ -220,7 +195,7 @@ pub(crate) fn triggers(
             }
         }
     }
-    let io_now = io_clocks(fs);
+    let io_now = s.io_clocks();
     let mut gens: KVec<(Bpos, KVec<u8>)> = KVec::new();
     for b in buckets.iter_mut() {
         alloc_trigger(&b.base, &mut b.new, io_now, seq);
@@ -259,7 +234,7 @@ pub(crate) fn triggers(
                 Some(i) => i,
                 None => {
                     let mut v = match caller_key(caller, btree::BUCKET_GENS, gp) {
-                        Some(u) => copy(&u.v)?,
+                        Some(u) => bytes(&u.v)?,
                         None => leaf_key(fs, btree::BUCKET_GENS, gp)?
                             .map(|(_, v)| v)
                             .unwrap_or_default(),
@@ -302,11 +277,8 @@ pub(crate) fn triggers(
         let (k, cur, jcur) = match caller_key(caller, btree::ACCOUNTING, at) {
             Some(u) => (
                 u.k,
-                copy(&u.v)?,
-                match &u.journal_v {
-                    Some(j) => Some(copy(j)?),
-                    None => None,
-                },
+                bytes(&u.v)?,
+                u.journal_v.as_deref().map(bytes).transpose()?,
             ),
             None => match leaf_key(fs, btree::ACCOUNTING, at)? {
                 Some((k, v)) => (k, v, None),

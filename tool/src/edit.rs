@@ -14,7 +14,7 @@ use bcachefs_core::alloc::format::{
     acct, AccountingPos, AllocV4, ACCOUNTING_TYPE_NAMES, BUCKET_GENS_NR, DATA_BTREE, DATA_FREE,
     DATA_USER,
 };
-use bcachefs_core::alloc::trigger::freespace_genbits;
+use bcachefs_core::alloc::trigger::freespace_pos;
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::ptr::BtreePtr;
@@ -231,9 +231,9 @@ fn free_a_used_bucket(paths: &[String]) -> Result<(u64, u64), String> {
             dirty_sectors: 0,
             ..a
         };
-        // The freed bucket's freespace position must be the one just below the
-        // extent (the same gen bits).
-        if bucket | freespace_genbits(&free) != start - 1 {
+        // The freed bucket's freespace key must end where the extent starts
+        // (the same gen bits).
+        if freespace_pos(dev as u32, bucket, &free).offset != start {
             continue;
         }
         let mut nv = v.clone();

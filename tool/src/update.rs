@@ -19,9 +19,7 @@ use std::io::Read;
 use bcachefs_core::alloc::buckets::{
     btree_backpointer, btree_ptr_accounting, dev_counter_deltas, mark_btree_bucket,
 };
-use bcachefs_core::alloc::foreground::{
-    bitmap_mark, bucket_usable, freespace_punch, NodeSpace, FREESPACE_BUCKET_MASK,
-};
+use bcachefs_core::alloc::foreground::{bitmap_mark, freespace_punch, NodeSpace};
 use bcachefs_core::alloc::format::{
     accounting_add, accounting_len, alloc_v4, AccountingPos, AllocV4, BUCKET_GENS_NR,
 };
@@ -39,8 +37,6 @@ use bcachefs_core::btree::write::{
 };
 use bcachefs_core::gc::repair::accounting_version;
 use bcachefs_core::ids::{self, KeyType};
-use bcachefs_core::journal::write::ty as jty;
-use bcachefs_core::sb::JsetEntries;
 
 use crate::fs::{Fs, Root};
 use crate::hash::Hashes;
@@ -761,56 +757,33 @@ impl<'a> Allocator<'a> {
         Ok(self.devs[i].next_piece(ns))
     }
 
-    /// A free bucket of device `i`: marked in the btree bitmap first, then any.
+    /// A free bucket of device `i` (the core's choice), taken out of the
+    /// freespace btree.
     fn bucket(&mut self, i: usize) -> Result<Option<(u64, u8)>, String> {
-        let dev = self.devs[i].dev;
-        for want_marked in [true, false] {
-            for (start, end) in self.free.of(dev) {
-                for pos in self.devs[i].positions(start, end) {
-                    let d = &self.devs[i];
-                    let bucket = pos & FREESPACE_BUCKET_MASK;
-                    if !d.candidate(bucket, want_marked) || self.busy.contains(&(dev, bucket)) {
-                        continue;
-                    }
-                    let (first, nbuckets) = (d.first_bucket, d.nbuckets);
-                    let a = self.alloc_key(dev, bucket);
-                    if bucket_usable(pos, &a, first, nbuckets, self.flushed_seq).is_ok() {
-                        self.free.take(dev, pos);
-                        return Ok(Some((bucket, a.gen)));
-                    }
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// The alloc key of a bucket as it is on disk (a hole reads as a free bucket
-    /// of gen 0).
-    fn alloc_key(&mut self, dev: u32, bucket: u64) -> AllocV4 {
-        let fs = self.fs;
-        *self.keys.entry((dev, bucket)).or_insert_with(|| {
-            leaf_key(fs, ids::btree::ALLOC, Bpos::new(u64::from(dev), bucket, 0))
-                .and_then(|(k, v)| AllocV4::from_key(k.typ, &v))
-                .unwrap_or_default()
-        })
+        let d = self.devs[i];
+        let extents = self.free.of(d.dev);
+        let (fs, keys, busy) = (self.fs, &mut self.keys, &self.busy);
+        let found = d.find_bucket(
+            &extents,
+            self.flushed_seq,
+            &|b| busy.contains(&(d.dev, b)),
+            &mut |b| Ok::<_, String>(alloc_key(fs, keys, d.dev, b)),
+        )?;
+        Ok(found.map(|(pos, bucket, gen)| {
+            self.free.take(d.dev, pos);
+            (bucket, gen)
+        }))
     }
 }
 
-/// The io clocks (read, write) the superblock's clean section (or its last copy)
-/// recorded: what a bucket that fills stamps in its io times.
-fn io_clocks(fs: &Fs) -> [u64; 2] {
-    let mut t = [1u64, 1];
-    if let Some((_, e)) = fs.sb().clean_field() {
-        for e in JsetEntries::new(e) {
-            if e.typ == jty::CLOCK && e.data.len() >= 16 {
-                let rw = usize::from(e.data[0] & 1);
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&e.data[8..16]);
-                t[rw] = u64::from_le_bytes(b);
-            }
-        }
-    }
-    t
+/// The alloc key of a bucket as it is on disk (a hole reads as a free bucket of
+/// gen 0), read once per bucket into `keys`.
+fn alloc_key(fs: &Fs, keys: &mut BTreeMap<(u32, u64), AllocV4>, dev: u32, bucket: u64) -> AllocV4 {
+    *keys.entry((dev, bucket)).or_insert_with(|| {
+        leaf_key(fs, ids::btree::ALLOC, Bpos::new(u64::from(dev), bucket, 0))
+            .and_then(|(k, v)| AllocV4::from_key(k.typ, &v))
+            .unwrap_or_default()
+    })
 }
 
 /// An update of a plain key: `typ` at `p`, value `v`.
@@ -928,7 +901,7 @@ fn triggers(
             }
         }
     }
-    let io_now = io_clocks(fs);
+    let io_now = s.io_clocks();
     let mut gens: BTreeMap<Bpos, Vec<u8>> = BTreeMap::new();
     for ((dev, bucket), (v, base, mut new)) in buckets {
         alloc_trigger(&base, &mut new, io_now, seq);

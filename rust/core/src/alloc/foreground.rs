@@ -132,16 +132,21 @@ impl NodeSpace {
         }
     }
 
+    /// Nodes of `node_sectors` one of this device's buckets holds.
+    fn per_bucket(&self, node_sectors: u32) -> u32 {
+        u32::try_from(self.bucket_size)
+            .map(|bs| nodes_per_bucket(bs, node_sectors))
+            .unwrap_or(0)
+    }
+
     /// Whether this device's buckets hold a node of `node_sectors` at all.
     pub fn holds_nodes(&self, node_sectors: u32) -> bool {
-        u32::try_from(self.bucket_size).is_ok_and(|bs| nodes_per_bucket(bs, node_sectors) > 0)
+        self.per_bucket(node_sectors) > 0
     }
 
     /// Whether a new bucket must be opened before the next node.
     pub fn needs_bucket(&self, node_sectors: u32) -> bool {
-        let per = u32::try_from(self.bucket_size)
-            .map(|bs| nodes_per_bucket(bs, node_sectors))
-            .unwrap_or(0);
+        let per = self.per_bucket(node_sectors);
         self.open.is_none_or(|(_, _, n)| n >= per)
     }
 
@@ -163,6 +168,38 @@ impl NodeSpace {
         let lo = start.max(class | self.first_bucket.min(FREESPACE_BUCKET_MASK));
         let hi = end.min(class | self.nbuckets.min(FREESPACE_BUCKET_MASK));
         lo..hi.max(lo)
+    }
+
+    /// The free bucket to open next (upstream's bucket choice, as an allocator
+    /// with no open buckets makes it): from `extents`, this device's freespace
+    /// extents lowest first, a bucket the bitmap marks in a first pass and any in
+    /// a second, never one `busy` names, and only one whose alloc key (from
+    /// `alloc_key`) [`bucket_usable`] accepts with the journal flushed to
+    /// `flushed_seq`. Returns its freespace position, the bucket and its gen; the
+    /// caller takes the position out of the freespace btree.
+    pub fn find_bucket<E>(
+        &self,
+        extents: &[(u64, u64)],
+        flushed_seq: u64,
+        busy: &dyn Fn(u64) -> bool,
+        alloc_key: &mut dyn FnMut(u64) -> Result<AllocV4, E>,
+    ) -> Result<Option<(u64, u64, u8)>, E> {
+        for want_marked in [true, false] {
+            for &(start, end) in extents {
+                for pos in self.positions(start, end) {
+                    let bucket = pos & FREESPACE_BUCKET_MASK;
+                    if !self.candidate(bucket, want_marked) || busy(bucket) {
+                        continue;
+                    }
+                    let a = alloc_key(bucket)?;
+                    if bucket_usable(pos, &a, self.first_bucket, self.nbuckets, flushed_seq).is_ok()
+                    {
+                        return Ok(Some((pos, bucket, a.gen)));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The next node-sized piece of the open bucket, as a pointer (`None` when
@@ -241,6 +278,53 @@ mod tests {
         assert_eq!(d.positions(g | 500, u64::MAX), (g | 500)..(g | 512));
         assert_eq!(d.positions(600, 700), 600..600);
         assert!(d.positions(u64::MAX - 1, u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn find_bucket_marked_first_then_any() {
+        let d = NodeSpace {
+            dev: 0,
+            bucket_size: 256,
+            first_bucket: 16,
+            nbuckets: 512,
+            // Bit i marks sectors [i << 9, (i + 1) << 9): buckets 2 and 3, and
+            // (bit 20) buckets 40 and 41.
+            bitmap: 0b10 | (1 << 20),
+            shift: 9,
+            open: None,
+        };
+        let free = |gen| AllocV4 {
+            gen,
+            ..Default::default()
+        };
+        let mut asked = std::vec::Vec::new();
+        let mut key = |b: u64| -> Result<AllocV4, ()> {
+            asked.push(b);
+            Ok(free(3))
+        };
+        // Bucket 20 comes first in the extents, but 40 is marked: the marked
+        // pass takes it without asking for 20's alloc key.
+        let got = d.find_bucket(&[(20, 22), (40, 42)], 9, &|b| b == 41, &mut key);
+        assert_eq!(got, Ok(Some((40, 40, 3))));
+        assert_eq!(asked, [40]);
+        // Nothing marked is free: any, in order, skipping busy ones; positions
+        // below first_bucket are not looked at.
+        let got = d.find_bucket(&[(10, 22)], 9, &|b| b == 16, &mut |_| Ok::<_, ()>(free(0)));
+        assert_eq!(got, Ok(Some((17, 17, 0))));
+        // A bucket its alloc key says is not free is passed over; none is left.
+        let used = AllocV4 {
+            data_type: super::super::format::DATA_USER,
+            ..Default::default()
+        };
+        assert_eq!(
+            d.find_bucket(&[(17, 19)], 9, &|_| false, &mut |_| Ok::<_, ()>(used)),
+            Ok(None)
+        );
+        // The lookup's error comes back as it is.
+        assert_eq!(
+            d.find_bucket(&[(17, 19)], 9, &|_| false, &mut |_| Err::<AllocV4, _>(7)),
+            Err(7)
+        );
     }
 
     #[test]

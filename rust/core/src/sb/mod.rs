@@ -436,6 +436,22 @@ impl<'a> Sb<'a> {
         Some((seq, f.get(24..)?))
     }
 
+    /// The io clocks (read, write) the `clean` field's `clock` entries recorded
+    /// (the read twin of [`super::journal::write::JsetBuilder::clock`]); 1 for a
+    /// clock it does not have. A bucket that fills stamps them in its io times.
+    pub fn io_clocks(&self) -> [u64; 2] {
+        let mut t = [1u64, 1];
+        let entries = self.clean_field().map(|(_, e)| e).unwrap_or(&[]);
+        for e in JsetEntries::new(entries) {
+            if e.typ == super::journal::write::ty::CLOCK {
+                if let (Some(&rw), Some(time)) = (e.data.first(), le64(e.data, 8)) {
+                    t[usize::from(rw & 1)] = time;
+                }
+            }
+        }
+        t
+    }
+
     /// `ext.recovery_passes_required[0]`: the recovery passes (by stable id) the
     /// filesystem asks to be run.
     pub fn recovery_passes_required(&self) -> u64 {
