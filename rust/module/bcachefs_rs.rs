@@ -16,6 +16,8 @@
 //!   and sweep, gens and accounting checks) and its sysfs status;
 //! - [`repair`]: repair at mount (`-o fsck,fix_errors`): gc findings to key
 //!   updates, committed by [`commit`] (node bsets, journal entries, superblock);
+//! - [`topology`]: topology repair at mount (unreadable nodes dropped, gaps and
+//!   overlaps closed through the parents' pointers);
 //! - [`trigger`]: what the triggers write for node pointers a commit moves;
 //! - [`super_ops`]: mount and unmount, called from the C fs_context trampolines;
 //! - [`vfs`]: the tree through the VFS (inodes, lookup, readdir, file data, xattrs,
@@ -64,6 +66,7 @@ mod hash;
 mod kunit;
 mod repair;
 mod super_ops;
+mod topology;
 mod trigger;
 mod vfs;
 

@@ -927,7 +927,12 @@ fn same_node(a: &PtrKey, b: &PtrKey) -> bool {
 
 /// The node pointers from the root of `btree` down to the node at `level` whose
 /// range holds `pos`.
-fn path_to(fs: &Arc<Fs>, btree: u32, pos: Bpos, level: u8) -> Result<KVec<(u8, PtrKey)>> {
+pub(crate) fn path_to(
+    fs: &Arc<Fs>,
+    btree: u32,
+    pos: Bpos,
+    level: u8,
+) -> Result<KVec<(u8, PtrKey)>> {
     let root = fs.root(btree).ok_or(EINVAL)?;
     if root.level < level || first_offset(&root.ptr).is_none() {
         pr_err!(

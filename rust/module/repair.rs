@@ -25,8 +25,14 @@
 //!   from the keys that read ([`crate::commit`]), with the backpointers of the
 //!   dropped keys deleted (the counts they held are the pass's own findings).
 //!
-//! The rest (topology, interior nodes' dropped pointers) is logged as left for
-//! the offline tool.
+//! - topology ([`crate::topology`]): an unreadable node dropped from its parent
+//!   (with the backpointers that name it or what it held), gaps and overlaps
+//!   closed by moving a node's start or a parent's last child's end through its
+//!   pointer. Pointers first: the counts wait for the recount, as for pointer
+//!   gens.
+//!
+//! The rest (interior nodes' dropped pointers, a gap that lost nodes found by a
+//! device scan would fill) is logged as left for the offline tool.
 
 use core::fmt::Write as _;
 use core::ops::ControlFlow;
@@ -52,6 +58,7 @@ use crate::format::printbuf::{FixedBuf, Printbuf};
 use crate::format::text::{Pb, TextCtx};
 use crate::fs::Fs;
 use crate::gc::{run_pass, Collected};
+use crate::topology::plan_topology;
 
 /// The key at `pos` of `btree`'s leaves, if any.
 pub(crate) fn leaf_key(fs: &Arc<Fs>, btree: u32, pos: Bpos) -> Result<Option<(Bkey, KVec<u8>)>> {
@@ -127,12 +134,33 @@ fn is_ptr_gen_fix(f: &Finding) -> bool {
         && f.bucket.is_some()
 }
 
-/// A count that a pass over unfixed pointers gets wrong: repaired after the
-/// recount, once the pointers are fixed.
+/// A topology finding, whose repair changes node pointers ([`crate::topology`]).
+fn is_topology(f: &Finding) -> bool {
+    matches!(
+        f.kind,
+        Kind::NodeReadError
+            | Kind::GapBetweenNodes
+            | Kind::OverlapBetweenNodes
+            | Kind::BadMinKey
+            | Kind::BadMaxKey
+    ) && f.btree.is_some()
+}
+
+/// A repair of pointers: the counts wait for a recount over them.
+fn is_pointer_fix(f: &Finding) -> bool {
+    is_ptr_gen_fix(f) || is_topology(f)
+}
+
+/// A count that a pass over unfixed pointers gets wrong (or could not make, over
+/// nodes it could not read): repaired after the recount, once the pointers are
+/// fixed.
 fn is_count(f: &Finding) -> bool {
     matches!(
         f.kind,
-        Kind::AllocKeyWrong | Kind::OldestGenTooNew | Kind::AccountingMismatch
+        Kind::AllocKeyWrong
+            | Kind::OldestGenTooNew
+            | Kind::AccountingMismatch
+            | Kind::CheckAllocationsIncomplete
     )
 }
 
@@ -398,6 +426,10 @@ fn plan_one(
         Kind::StaleDirtyPtr | Kind::PtrGenNewerThanBucketGen if is_ptr_gen_fix(f) => {
             ptr_gen_fix(fs, f, p)
         }
+        _ if is_topology(f) => plan_topology(fs, f, &mut p.updates),
+        Kind::CheckAllocationsIncomplete => Ok(Some(
+            "the pass could not count over nodes it could not read, and no repair here drops them",
+        )),
         Kind::BtreeBitmapNotMarked | Kind::BtreeBitmapGc => {
             // One change covers every bitmap finding, all devices or none.
             if let Some(why) = p.bitmap {
@@ -668,7 +700,7 @@ pub(crate) fn repair_at_mount(fs: &Arc<Fs>) -> Result<Outcome> {
     // fixed pointers.
     let mut recount = false;
     for ptrs in [true, false] {
-        for f in c.findings.iter().filter(|f| is_ptr_gen_fix(f) == ptrs) {
+        for f in c.findings.iter().filter(|f| is_pointer_fix(f) == ptrs) {
             if recount && is_count(f) {
                 p.deferred += 1;
                 log_finding(fs, f, Fate::Deferred);

@@ -9,7 +9,10 @@
 # mount replays it); on churn with an extents leaf's checksum flipped and
 # another's key made invalid (its repair rewrites three nodes to new space) N = 2:
 # two of its node images written (a new node, in a free bucket, among them),
-# nothing committed. Here each disk mounts read-only with a gc pass (the damage
+# nothing committed; on damaged-topology (a leaf zeroed: its repair drops the
+# leaf from its parent and closes the gap, then a second repair recounts) N = 9:
+# its node bsets and first journal entry written, not its superblock (the commit
+# point). Here each disk mounts read-only with a gc pass (the damage
 # still there before the commit point, repaired after it), then a repair at mount completes it
 # and a gc pass finds nothing. On the host afterwards (verify): our fsck and upstream's clean,
 # the leaf keys and superblock as the offline fsck -y of the same damage leaves.
@@ -19,7 +22,8 @@
 mkdir -p /mnt
 n=0
 dev() { echo /dev/vd$(echo abcdefgh | cut -c$(($1 + 1))); }
-for c in crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6 rewrite-kill2; do
+for c in crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6 rewrite-kill2 \
+    topology-kill9; do
     i=${c##*kill}
     d=$(dev $n); n=$((n + 1))
     # The write that commits: basic's first superblock copy, unclean's journal
@@ -27,7 +31,13 @@ for c in crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-k
     # two damaged leaves and the four counts the dropped key held; churn's bitmap
     # pass is not counted).
     commit=4; damage=1
-    case ${c%%-*} in uncrash) commit=6;; rewrite) commit=99; damage=6;; esac
+    case ${c%%-*} in
+        uncrash) commit=6;; rewrite) commit=99; damage=6;;
+        # The first repair's 8 node bsets, 2 journal entries, then the commit
+        # point; its findings: the unreadable leaf, the gap and the counts not
+        # compared (the bitmap message aside).
+        topology) commit=11; damage=3;;
+    esac
     left=$(check_pass "$d")
     want=$damage; [ "$i" -ge $commit ] && want=0
     [ "$left" = "$want" ] || fail "$c: killed after $i writes, the disk mounts with $left finding(s), not $want"

@@ -27,7 +27,10 @@ use bcachefs_core::btree::ptr::{BtreePtr, ExtentPtr};
 use bcachefs_core::btree::scan::{cover_gap, Found, Piece};
 use bcachefs_core::data::extents_format::set_ptr_gens;
 use bcachefs_core::data::extents_format::BtreePtrV2;
-use bcachefs_core::gc::repair::{accounting_values, accounting_version, apply_field};
+use bcachefs_core::gc::repair::{
+    accounting_values, accounting_version, apply_field, dropped_with_node,
+    topology_fix as topology_rule, TopologyFix,
+};
 use bcachefs_core::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
 use bcachefs_core::journal::keys::AcctView;
 
@@ -263,84 +266,74 @@ fn topology_fix(
     scanned: &mut Option<Vec<Found>>,
 ) -> Result<(), &'static str> {
     let btree = f.btree.ok_or("no btree")?;
-    if f.level >= f.root_level {
-        return Err("the root itself: needs a new root (not done yet)");
-    }
-    let parent = f.level + 1;
-    let get = |keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>, p: Bpos| {
+    let fix = topology_rule(f)?;
+    let get = |keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>, parent: u8, p: Bpos| {
         if let Some(kv) = keys.get(&(btree, parent, p)) {
             return Some(kv.clone());
         }
         node_key(fs, btree, parent, p)
     };
-    let set_min = |keys: &mut BTreeMap<(u32, u8, Bpos), (Bkey, Vec<u8>)>,
-                   (k, mut v): (Bkey, Vec<u8>),
-                   min: Bpos|
-     -> Result<(), &'static str> {
-        if k.typ != KeyType::BtreePtrV2 as u8 {
-            return Err("a btree_ptr (v1) pointer: needs a rewrite (not done yet)");
-        }
-        set_min_key(&mut v, min).ok_or("short pointer")?;
-        keys.insert((btree, parent, k.p), (k, v));
-        Ok(())
-    };
-    match f.kind {
-        Kind::NodeReadError => {
-            let n = f.node.ok_or("no node")?;
-            keys.insert((btree, parent, n.max), deleted(n.max));
+    match fix {
+        TopologyFix::Drop {
+            parent,
+            level,
+            min,
+            max,
+        } => {
+            keys.insert((btree, parent, max), deleted(max));
             // What the pointer trigger would undo: the node's backpointer, and
             // those of the keys it held (upstream's backpointer checks drop them
             // after the node goes).
             for (k, v) in backpointers(fs, bps) {
-                let bp = Backpointer::read(v);
-                let own = bp.level == parent && bp.pos == n.max;
-                let held = bp.level <= f.level && (n.min..=n.max).contains(&bp.pos);
-                if u32::from(bp.btree_id) == btree && (own || held) {
+                if dropped_with_node(&Backpointer::read(v), btree, level, min, max) {
                     keys.insert((ids::btree::BACKPOINTERS, 0, k.p), deleted(k.p));
                 }
             }
             Ok(())
         }
-        // A first child that starts after its parent: it starts where the
-        // parent does.
-        Kind::BadMinKey if f.node.is_some() && f.err.is_none() => {
-            let n = f.node.ok_or("no node")?;
-            let (want, _) = f.range.ok_or("no range")?;
-            let kv = get(keys, n.max).ok_or("the node's pointer is not readable")?;
-            set_min(keys, kv, want)
-        }
-        Kind::GapBetweenNodes | Kind::OverlapBetweenNodes if f.node.is_some() => {
-            let n = f.node.ok_or("no node")?;
-            let (start, end) = f.range.ok_or("no range")?;
-            let want = if f.kind == Kind::GapBetweenNodes {
+        TopologyFix::SetMin {
+            parent,
+            at,
+            min,
+            scan,
+        } => {
+            let want = match scan {
                 // Nodes the scan finds for the gap go back first; the next node
                 // then starts after the last of them.
-                match put_back_scanned(fs, btree, f.level, start, end, keys, bps, scanned)? {
-                    Some(last) if last == end => return Ok(()),
-                    Some(last) => last.successor(),
-                    None => start,
+                Some((start, end)) => {
+                    match put_back_scanned(fs, btree, f.level, start, end, keys, bps, scanned)? {
+                        Some(last) if last == end => return Ok(()),
+                        Some(last) => last.successor(),
+                        None => min,
+                    }
                 }
-            } else {
-                end.successor()
+                None => min,
             };
-            if want > n.max {
-                keys.insert((btree, parent, n.max), deleted(n.max));
+            if want > at {
+                keys.insert((btree, parent, at), deleted(at));
                 return Ok(());
             }
-            let kv = get(keys, n.max).ok_or("the node's pointer is not readable")?;
-            set_min(keys, kv, want)
+            let (k, mut v) = get(keys, parent, at).ok_or("the node's pointer is not readable")?;
+            if k.typ != KeyType::BtreePtrV2 as u8 {
+                return Err("a btree_ptr (v1) pointer: needs a rewrite (not done yet)");
+            }
+            set_min_key(&mut v, want).ok_or("short pointer")?;
+            keys.insert((btree, parent, k.p), (k, v));
+            Ok(())
         }
-        // The end of the parent: the last child's end moves to the parent's.
-        Kind::GapBetweenNodes | Kind::BadMaxKey if f.node.is_none() => {
-            let (a, b) = f.range.ok_or("no range")?;
-            if f.kind == Kind::GapBetweenNodes {
-                // Found nodes over the parent's missing end: the last of them
-                // reaches to the parent's end.
-                if let Some(last) = put_back_scanned(fs, btree, f.level, a, b, keys, bps, scanned)?
-                {
-                    if last != b {
+        TopologyFix::SetMax {
+            parent,
+            last,
+            to,
+            scan,
+        } => {
+            // Found nodes over the parent's missing end: the last of them reaches
+            // to the parent's end.
+            if let Some((a, b)) = scan {
+                if let Some(l) = put_back_scanned(fs, btree, f.level, a, b, keys, bps, scanned)? {
+                    if l != b {
                         let (k, mut v) = keys
-                            .remove(&(btree, parent, last))
+                            .remove(&(btree, parent, l))
                             .ok_or("scanned node's pointer")?;
                         set_range_updated(&mut v).ok_or("short pointer")?;
                         keys.insert((btree, parent, b), (Bkey { p: b, ..k }, v));
@@ -348,25 +341,17 @@ fn topology_fix(
                     return Ok(());
                 }
             }
-            let (last, parent_max) = if f.kind == Kind::GapBetweenNodes {
-                (a.predecessor(), b)
-            } else {
-                (b, a)
-            };
-            if last > parent_max {
-                return Err("children past their parent's end: not repaired yet");
-            }
-            let (k, mut v) = get(keys, last).ok_or("the last child's pointer is not readable")?;
+            let (k, mut v) =
+                get(keys, parent, last).ok_or("the last child's pointer is not readable")?;
             if k.typ != KeyType::BtreePtrV2 as u8 {
                 return Err("a btree_ptr (v1) pointer: needs a rewrite (not done yet)");
             }
             set_range_updated(&mut v).ok_or("short pointer")?;
             keys.insert((btree, parent, last), deleted(last));
-            let k = Bkey { p: parent_max, ..k };
-            keys.insert((btree, parent, parent_max), (k, v));
+            let k = Bkey { p: to, ..k };
+            keys.insert((btree, parent, to), (k, v));
             Ok(())
         }
-        _ => Err("topology repair not implemented for this case"),
     }
 }
 

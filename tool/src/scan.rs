@@ -4,7 +4,7 @@
 //! start. What each offset holds is the core's call (`btree::scan::examine`).
 
 use bcachefs_core::btree::read::BsetRef;
-use bcachefs_core::btree::scan::{examine, Found};
+use bcachefs_core::btree::scan::{examine, marked_buckets, Found};
 
 use crate::fs::{read_at, Fs};
 use crate::hash::Hashes;
@@ -27,40 +27,34 @@ pub fn scan(fs: &Fs) -> Vec<Found> {
         if bs < ns {
             continue;
         }
-        let shift = u32::from(m.btree_bitmap_shift()).min(57);
-        let bitmap = m.btree_allocated_bitmap();
-        let mut last = None;
-        for bit in (0..64).filter(|b| bitmap & (1u64 << b) != 0) {
-            let (lo, hi) = (bit << shift, (bit + 1) << shift);
-            let first = (lo / bs).max(u64::from(m.first_bucket()));
-            let end = hi.div_ceil(bs).min(m.nbuckets());
-            for b in first..end {
-                // A bucket two granules share is read once.
-                if last.is_some_and(|l| b <= l) {
-                    continue;
+        let buckets = marked_buckets(
+            m.btree_allocated_bitmap(),
+            m.btree_bitmap_shift(),
+            bs,
+            u64::from(m.first_bucket()),
+            m.nbuckets(),
+        );
+        for b in buckets {
+            let Ok(buf) = read_at(&d.file, b * bs * 512, (bs as usize) << 9) else {
+                continue;
+            };
+            let mut off = 0u64;
+            while (off + ns) as usize * 512 <= buf.len() {
+                let node = &buf[(off as usize) << 9..((off + ns) as usize) << 9];
+                if let Some(f) = examine(
+                    node,
+                    i as u8,
+                    b * bs + off,
+                    s.bset_magic(),
+                    s.block_sectors(),
+                    ns as u32,
+                    &Hashes,
+                    &|seq| fs.is_blacklisted(seq),
+                    &mut bsets,
+                ) {
+                    found.push(f);
                 }
-                last = Some(b);
-                let Ok(buf) = read_at(&d.file, b * bs * 512, (bs as usize) << 9) else {
-                    continue;
-                };
-                let mut off = 0u64;
-                while (off + ns) as usize * 512 <= buf.len() {
-                    let node = &buf[(off as usize) << 9..((off + ns) as usize) << 9];
-                    if let Some(f) = examine(
-                        node,
-                        i as u8,
-                        b * bs + off,
-                        s.bset_magic(),
-                        s.block_sectors(),
-                        ns as u32,
-                        &Hashes,
-                        &|seq| fs.is_blacklisted(seq),
-                        &mut bsets,
-                    ) {
-                        found.push(f);
-                    }
-                    off += ns;
-                }
+                off += ns;
             }
         }
     }

@@ -50,7 +50,13 @@ crashes=(crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 un
 # written, a new leaf among them), each repair at mount interrupted by killing QEMU after N
 # writes in a boot of its own.
 kills=(crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6
-    rewrite-kill2)
+    rewrite-kill2 topology-kill9)
+# Only the killed copies are made of these: damaged-topology as it is (a leaf
+# zeroed; KIND none), whose repair at mount drops the leaf from its parent (with
+# the backpointers of what it held) and closes the gap, then recounts: killed
+# after its 8 node bsets and its first journal entry (topology-kill9), before its
+# commit point.
+kill_only=(topology:damaged-topology:none)
 # REPAIR_SET=kill (repair-kill-host.sh): only the killed copies.
 set=${REPAIR_SET:-all}
 images=()
@@ -64,6 +70,7 @@ fi
 damage_of() {
     case $1 in
         uncrash*) echo unclean-acct;; crash*) echo acct-dev;; rewrite-kill*) echo rewrite;;
+        topology-kill*) echo topology;;
         *) echo "$1";;
     esac
 }
@@ -103,25 +110,29 @@ GUEST
 prepare() {
     local dir=$1 src s k fx kind
     local fixtures=${FIXTURES:-$top/../shared/fixtures}
-    for fx in basic unclean replicas2 churn; do
+    for fx in basic unclean replicas2 churn damaged-topology; do
         if [ ! -d "$fixtures/$fx" ]; then
             echo "SKIP: $fixtures/$fx not present" >&2
             exit 77
         fi
     done
     (cd "$top" && cargo build --release -q -p bcachefs-rs) >&2
-    for s in "${damaged[@]}"; do
+    local all=("${damaged[@]}")
+    [ "$set" = kill ] && all+=("${kill_only[@]}")
+    for s in "${all[@]}"; do
         k=${s%%:*}; fx=${s#*:}; fx=${fx%%:*}; kind=${s##*:}
         # The killed copies need only the accounting damage and the rewrite.
         if [ "$set" = kill ] && [ "$k" != acct-dev ] && [ "$k" != unclean-acct ] &&
-            [ "$k" != rewrite ]; then continue; fi
+            [ "$k" != rewrite ] && [ "$k" != topology ]; then continue; fi
         src=$("$top/scripts/fixture-images.sh" "$fx")
         # Never written in place: the fixture cache is shared with other runs.
         cp --sparse=always "$src" "$dir/$k.img"
         chmod u+w "$dir/$k.img"
-        # KIND: damage kinds, or mutate-KIND-SEED (bcachefs-rs mutate), comma-separated.
+        # KIND: damage kinds, or mutate-KIND-SEED (bcachefs-rs mutate), comma-separated;
+        # none: the fixture as it is (a damaged fixture).
         for part in ${kind//,/ }; do
             case $part in
+                none) ;;
                 mutate-*)
                     part=${part#mutate-}
                     "$bin" mutate -k "${part%-*}" "${part##*-}" "$dir/$k.img" >&2;;
@@ -184,13 +195,15 @@ lister() {
 # name, printed in extent pointers) read as DEV. For a crash image (NAME crashN),
 # accounting keys' versions read as VER: a repair that completes over a stopped
 # one commits at a later journal seq than the offline repair of the damage, and
-# an accounting key's version is its commit's seq.
+# an accounting key's version is its commit's seq. So for a topology repair: the
+# kernel commits the pointers, then the recount over them, where the offline
+# tool stages both rounds and commits once.
 listing() {
     local name
     name=$(basename "$2")
     lister list -b "$1" -l 0 "$2" | sed "s/ptr: ${name//./\\.} /ptr: DEV /" |
         case $3 in
-            *crash*) sed -E 's/ ver [0-9]+/ ver VER/';;
+            *crash*|topology*) sed -E 's/ ver [0-9]+/ ver VER/';;
             *) cat;;
         esac
 }

@@ -51,6 +51,36 @@ impl Found {
     }
 }
 
+/// The buckets a scan for nodes reads on one member: those its btree-allocated
+/// `bitmap` (one bit per `1 << shift` sectors) marks, each once and in order, from
+/// `first_bucket` up to `nbuckets`, for buckets of `bucket_sectors` sectors.
+pub fn marked_buckets(
+    bitmap: u64,
+    shift: u8,
+    bucket_sectors: u64,
+    first_bucket: u64,
+    nbuckets: u64,
+) -> impl Iterator<Item = u64> {
+    // At most 57: bit 63's range then ends at 2^63, inside a u64.
+    let shift = u32::from(shift).min(57);
+    let bs = bucket_sectors.max(1);
+    let mut last: Option<u64> = None;
+    (0..64u64)
+        .filter(move |b| bitmap & (1u64 << b) != 0)
+        .flat_map(move |bit| {
+            let (lo, hi) = (bit << shift, (bit + 1) << shift);
+            (lo / bs).max(first_bucket)..hi.div_ceil(bs).min(nbuckets)
+        })
+        // A bucket two granules share is read once.
+        .filter(move |&b| {
+            let new = !matches!(last, Some(l) if b <= l);
+            if new {
+                last = Some(b);
+            }
+            new
+        })
+}
+
 /// What the node-sized buffer `buf` read at sector `offset` of device `dev`
 /// holds: a node of the filesystem whose bset magic is `magic`, or `None`.
 /// `bsets` is the caller's room for the bset list.
@@ -203,6 +233,30 @@ pub fn cover_gap(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn marked_buckets_are_read_once_in_order() {
+        use super::marked_buckets;
+        // Granules of 1024 sectors (shift 10), buckets of 768: bit 0 covers
+        // buckets 0..2, bit 1 buckets 1..3 (bucket 1 shared), bit 5 buckets 6..8.
+        let b: [u64; 6] = [0, 1, 2, 6, 7, 0];
+        let mut got = [0u64; 6];
+        let mut n = 0;
+        for x in marked_buckets(0b100011, 10, 768, 0, 100) {
+            got[n] = x;
+            n += 1;
+        }
+        assert_eq!(&got[..n], &b[..5]);
+        // Up to nbuckets, from first_bucket; a zero bucket size reads as 1.
+        assert_eq!(marked_buckets(1, 10, 768, 1, 2).count(), 1);
+        assert_eq!(marked_buckets(1, 2, 0, 0, 100).count(), 4);
+        // The last granule of the widest shift ends inside a u64.
+        assert_eq!(
+            marked_buckets(1 << 63, 63, u64::MAX, 0, u64::MAX).count(),
+            1
+        );
+    }
+
     use super::*;
 
     fn f(min: u64, max: u64, node_seq: u32) -> Found {
