@@ -10,32 +10,34 @@
 //! and the offline `fsck -y` leave it. The counts the dropped nodes held are left
 //! to a recount over the repaired tree (a second repair at mount).
 //!
-//! A gap in the leaves that a device scan could fill (a node the scan finds there
-//! that the backpointers btree still names at its place) is put back only by the
-//! offline tool: here that finding is left, with its reason.
+//! Before a gap in the leaves is closed, the devices are scanned for btree nodes
+//! and a lost leaf the backpointers btree still names at its place is put back
+//! (upstream's topology repair from scanned nodes, the offline tool's rules).
 
 use core::ops::ControlFlow;
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::btree::iter::range;
+use crate::btree::io::get_node;
+use crate::btree::iter::{for_each_key, range};
 use crate::commit::{bytes, path_to, Update};
-use crate::format::alloc::format::{Backpointer, DATA_BTREE};
+use crate::format::alloc::format::{AllocV4, Backpointer, DATA_BTREE};
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
+use crate::format::btree::ptr::ExtentPtr;
 use crate::format::btree::ptr::{set_min_key, set_range_updated, BtreePtr};
 use crate::format::btree::read::BsetRef;
-use crate::format::btree::scan::{examine, marked_buckets};
+use crate::format::btree::scan::{
+    cover_gap, examine, marked_buckets, put_back_value, Found, Piece,
+};
 use crate::format::gc::finding::Finding;
 use crate::format::gc::repair::{dropped_with_node, topology_fix, TopologyFix};
 use crate::format::ids::{btree, KeyType};
-use crate::fs::Fs;
+use crate::format::journal::keys::AcctView;
+use crate::fs::{Fs, PtrKey};
 use crate::hash::KernelHashes;
 use crate::repair::leaf_key;
-
-/// Why a gap is left when the device scan finds a node for it.
-const SCAN_FOUND: &str = "a device scan finds a lost node for the gap, which only the offline repair puts back (bcachefs-rs fsck -y)";
 
 /// The planned interior key at `pos` of `btree`'s level `level`, or the tree's.
 fn pointer(
@@ -149,9 +151,14 @@ pub(crate) fn plan_topology(
             min,
             scan,
         } => {
-            if let Some((start, end)) = scan {
-                if f.level == 0 && scan_finds(fs, updates, bt, start, end)? {
-                    return Ok(Some(SCAN_FOUND));
+            // Nodes the scan finds for the gap go back first; the next node then
+            // starts after the last of them.
+            let mut min = min;
+            if let (Some((start, end)), 0) = (scan, f.level) {
+                match put_back_scanned(fs, updates, bt, start, end)? {
+                    Some(last) if last == end => return Ok(None),
+                    Some(last) => min = last.successor(),
+                    None => {}
                 }
             }
             if min > at {
@@ -178,9 +185,24 @@ pub(crate) fn plan_topology(
             to,
             scan,
         } => {
-            if let Some((start, end)) = scan {
-                if f.level == 0 && scan_finds(fs, updates, bt, start, end)? {
-                    return Ok(Some(SCAN_FOUND));
+            // Found nodes over the parent's missing end: the last of them reaches
+            // to the parent's end.
+            if let (Some((start, end)), 0) = (scan, f.level) {
+                if let Some(l) = put_back_scanned(fs, updates, bt, start, end)? {
+                    if l != end {
+                        let Some(i) = updates
+                            .iter()
+                            .position(|u| u.btree == bt && u.level == parent && u.k.p == l)
+                        else {
+                            return Err(EINVAL);
+                        };
+                        let mut u = updates.remove(i)?;
+                        if set_range_updated(&mut u.v).is_none() {
+                            return Ok(Some("short pointer"));
+                        }
+                        put(updates, bt, parent, Bkey { p: end, ..u.k }, u.v)?;
+                    }
+                    return Ok(None);
                 }
             }
             let Some((k, mut v)) = read(pointer(fs, updates, bt, parent, last))? else {
@@ -201,17 +223,16 @@ pub(crate) fn plan_topology(
     }
 }
 
-/// Whether a scan of the devices (upstream's `scan_for_btree_nodes`: every bucket
-/// the members' btree bitmaps mark) finds a leaf of `bt` overlapping
-/// `start..=end` that the backpointers btree still names at its place, i.e. one
-/// the offline repair would put back into the gap.
-fn scan_finds(fs: &Arc<Fs>, updates: &[Update], bt: u32, start: Bpos, end: Bpos) -> Result<bool> {
+/// Every node a scan of the devices finds (upstream's `scan_for_btree_nodes`:
+/// each bucket the members' btree bitmaps mark, node by node), in device and
+/// offset order.
+fn scan(fs: &Arc<Fs>) -> Result<KVec<Found>> {
     let s = fs.sb();
+    let mut found = KVec::new();
     let ns = u64::from(s.btree_node_sectors());
     if ns == 0 {
-        return Ok(false);
+        return Ok(found);
     }
-    let shift = s.extent_bp_shift_or_default();
     let nr_bsets = (ns / u64::from(s.block_sectors().max(1))) as usize + 1;
     let mut bsets = KVec::from_elem(BsetRef::default(), nr_bsets, GFP_KERNEL)?;
     for i in 0..fs.devs.len() {
@@ -234,13 +255,14 @@ fn scan_finds(fs: &Arc<Fs>, updates: &[Update], bt: u32, start: Bpos, end: Bpos)
             let Some(at) = b.checked_mul(bs) else {
                 break;
             };
+            // A bucket that cannot be read holds nothing found.
             if d.read(at, &mut buf).is_err() {
                 continue;
             }
             let mut off = 0u64;
             while off + ns <= bs {
                 let node = &buf[(off as usize) << 9..((off + ns) as usize) << 9];
-                let found = examine(
+                if let Some(c) = examine(
                     node,
                     i as u8,
                     at + off,
@@ -250,45 +272,179 @@ fn scan_finds(fs: &Arc<Fs>, updates: &[Update], bt: u32, start: Bpos, end: Bpos)
                     &KernelHashes,
                     &|seq| fs.is_blacklisted(seq),
                     &mut bsets,
-                );
+                ) {
+                    found.push(c, GFP_KERNEL)?;
+                }
                 off += ns;
-                let Some(c) = found else {
-                    continue;
-                };
-                if c.btree != bt || c.level != 0 || c.max < start || c.min > end {
-                    continue;
-                }
-                // A node the tree still points to is not lost.
-                let reachable = match pointer(fs, updates, bt, 1, c.max) {
-                    Ok(Some((k, v))) => BtreePtr::decode(k.typ, &v).is_some_and(|p| p.seq == c.seq),
-                    Ok(None) => false,
-                    Err(e) if e == EIO => false,
-                    Err(e) => return Err(e),
-                };
-                if reachable {
-                    continue;
-                }
-                let Some(bp_at) = c.offset.checked_shl(shift) else {
-                    continue;
-                };
-                let named = match leaf_key(fs, btree::BACKPOINTERS, Bpos::new(i as u64, bp_at, 0)) {
-                    Ok(Some((k, v))) if k.typ == KeyType::Backpointer as u8 => {
-                        let bp = Backpointer::read(&v);
-                        u32::from(bp.btree_id) == bt
-                            && bp.level == 1
-                            && bp.data_type == DATA_BTREE
-                            && bp.pos == c.max
-                    }
-                    Ok(_) => false,
-                    // A backpointer that cannot be read may name it.
-                    Err(e) if e == EIO => true,
-                    Err(e) => return Err(e),
-                };
-                if named {
-                    return Ok(true);
-                }
             }
         }
     }
-    Ok(false)
+    Ok(found)
+}
+
+/// The seqs of the nodes at `level` of `bt` the tree still points to, less the
+/// pointers `updates` drops. Nodes that cannot be read hold none.
+fn reachable(fs: &Arc<Fs>, updates: &[Update], bt: u32, level: u8) -> Result<KVec<u64>> {
+    let mut out = KVec::new();
+    let Some(root) = fs.root(bt) else {
+        return Ok(out);
+    };
+    if root.level <= level {
+        return Ok(out);
+    }
+    let mut cur: KVec<PtrKey> = KVec::new();
+    cur.push(root.ptr, GFP_KERNEL)?;
+    let mut l = root.level;
+    while l > level {
+        let mut next: KVec<PtrKey> = KVec::new();
+        for ptr in cur.iter() {
+            let n = match get_node(fs, bt, l, ptr) {
+                Ok(n) => n,
+                Err(e) if e == EIO => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(d) = n.data() else {
+                continue;
+            };
+            if d.failed {
+                continue;
+            }
+            let mut err = Ok(());
+            for_each_key(fs, bt, l, d, AcctView::Replayed, &mut |k, v| {
+                let dropped = updates.iter().any(|u| {
+                    u.btree == bt
+                        && u.level == l
+                        && u.k.p == k.p
+                        && u.k.typ == KeyType::Deleted as u8
+                });
+                if let (Some(p), false) = (PtrKey::new(*k, v), dropped) {
+                    if let Err(e) = next.push(p, GFP_KERNEL) {
+                        err = Err(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            })?;
+            err?;
+        }
+        cur = next;
+        l -= 1;
+    }
+    for p in cur.iter() {
+        if let Some(bp) = BtreePtr::decode(p.k.typ, p.val()) {
+            out.push(bp.seq, GFP_KERNEL)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Puts back into the parents (level 1 of `bt`) the leaves a device scan finds
+/// for the missing range `start..=end`, as the offline repair does: only a node
+/// the backpointers btree still names at its place (one the allocation info
+/// still counts as live) and that the tree no longer points to; the newest
+/// first, each in one piece, laid end to end from `start` (the core's
+/// [`cover_gap`]). Their pointers go into `updates`. Returns where the last piece
+/// ends, or `None` when nothing was found.
+fn put_back_scanned(
+    fs: &Arc<Fs>,
+    updates: &mut KVec<Update>,
+    bt: u32,
+    start: Bpos,
+    end: Bpos,
+) -> Result<Option<Bpos>> {
+    let found = scan(fs)?;
+    let shift = fs.sb().extent_bp_shift_or_default();
+    let named = |c: &Found| -> Result<bool> {
+        let Some(bp_at) = c.offset.checked_shl(shift) else {
+            return Ok(false);
+        };
+        match leaf_key(
+            fs,
+            btree::BACKPOINTERS,
+            Bpos::new(u64::from(c.dev), bp_at, 0),
+        ) {
+            Ok(Some((k, v))) if k.typ == KeyType::Backpointer as u8 => {
+                let bp = Backpointer::read(&v);
+                Ok(u32::from(bp.btree_id) == bt
+                    && bp.level == 1
+                    && bp.data_type == DATA_BTREE
+                    && bp.pos == c.max)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e == EIO => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    let live = reachable(fs, updates, bt, 0)?;
+    // One candidate per node (its first replica found); the others join its
+    // pointer.
+    let mut cands: KVec<Found> = KVec::new();
+    for c in found.iter() {
+        if c.btree != bt
+            || c.level != 0
+            || live.contains(&c.seq)
+            || cands.iter().any(|x| x.seq == c.seq)
+            || !named(c)?
+        {
+            continue;
+        }
+        cands.push(*c, GFP_KERNEL)?;
+    }
+    let mut considered = KVec::from_elem(false, cands.len(), GFP_KERNEL)?;
+    let mut pieces = KVec::from_elem(Piece::default(), cands.len(), GFP_KERNEL)?;
+    let n = cover_gap(&cands, start, end, &mut considered, &mut pieces);
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut last = start;
+    for p in pieces.iter().take(n) {
+        let c = cands.get(p.node).ok_or(EINVAL)?;
+        let mut ptrs: KVec<ExtentPtr> = KVec::new();
+        for r in found.iter().filter(|r| r.seq == c.seq) {
+            if !named(r)? {
+                continue;
+            }
+            let bs = fs
+                .sb()
+                .member(r.dev as usize)
+                .map_or(1, |m| u64::from(m.bucket_size()).max(1));
+            let at = Bpos::new(u64::from(r.dev), r.offset / bs, 0);
+            let gen = match leaf_key(fs, btree::ALLOC, at) {
+                Ok(Some((k, v))) => AllocV4::from_key(k.typ, &v).map_or(0, |a| a.gen),
+                Ok(None) => 0,
+                Err(e) if e == EIO => 0,
+                Err(e) => return Err(e),
+            };
+            ptrs.push(
+                ExtentPtr {
+                    dev: r.dev,
+                    offset: r.offset,
+                    gen,
+                    cached: false,
+                    unwritten: false,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let mut v = KVec::from_elem(0u8, 40 + ptrs.len() * 8, GFP_KERNEL)?;
+        put_back_value(c, p, &ptrs, &mut v).ok_or(EINVAL)?;
+        let k = Bkey {
+            typ: KeyType::BtreePtrV2 as u8,
+            p: p.max,
+            ..Default::default()
+        };
+        put(updates, bt, 1, k, v)?;
+        last = p.max;
+    }
+    pr_info!(
+        "{}: repair: btree {}: {} leaf(s) found by a device scan put back over {}:{}..{}:{}\n",
+        fs.uuid(),
+        bt,
+        n,
+        start.inode,
+        start.offset,
+        last.inode,
+        last.offset
+    );
+    Ok(Some(last))
 }

@@ -21,9 +21,9 @@
 . /lib.sh
 mkdir -p /mnt
 n=0
-dev() { echo /dev/vd$(echo abcdefgh | cut -c$(($1 + 1))); }
+dev() { echo /dev/vd$(echo abcdefghij | cut -c$(($1 + 1))); }
 for c in crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6 rewrite-kill2 \
-    topology-kill9; do
+    topology-kill9 scan-kill3; do
     i=${c##*kill}
     d=$(dev $n); n=$((n + 1))
     # The write that commits: basic's first superblock copy, unclean's journal
@@ -37,11 +37,24 @@ for c in crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-k
         # point; its findings: the unreadable leaf, the gap and the counts not
         # compared (the bitmap message aside).
         topology) commit=11; damage=3;;
+        # One node bset (the leaf's pointer put back), 2 journal entries, then
+        # the commit point; its findings: the gap and the counts of the leaf's
+        # keys, which the pass did not see.
+        scan) commit=4; damage=71;;
     esac
     left=$(check_pass "$d")
     want=$damage; [ "$i" -ge $commit ] && want=0
     [ "$left" = "$want" ] || fail "$c: killed after $i writes, the disk mounts with $left finding(s), not $want"
     complete_repair "$d" "$c: after the kill"
+    case ${c%%-*} in
+        topology)
+            dmesg | grep -q 'repair: fixing: extents: btree node read error' ||
+                fail "$c: the unreadable leaf not dropped"
+            dmesg | grep -q 'a second repair recounts' || fail "$c: no recount";;
+        scan)
+            dmesg | grep -q 'repair: btree 0: 1 leaf(s) found by a device scan put back' ||
+                fail "$c: the lost leaf not put back";;
+    esac
     ok "$c: the machine killed after $i writes, the disk mounts with $left finding(s) left; the next repair completes it"
 done
 

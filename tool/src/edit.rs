@@ -311,8 +311,48 @@ fn flip_bset_csum(paths: &[String], btree: u32) -> Result<Bpos, String> {
     Ok(max)
 }
 
+/// The middle child of `btree`'s root (a btree one level deep): its pointer
+/// deleted from the root through the commit path, the node left where it is, so
+/// that the tree has a gap the node would fill and the backpointers btree still
+/// names the node. Returns the leaf's max key.
+fn drop_leaf(paths: &[String], btree: u32) -> Result<Bpos, String> {
+    let fs = Fs::open(paths)?;
+    let root = fs
+        .roots
+        .get(btree as usize)
+        .and_then(|r| r.clone())
+        .ok_or("the btree has no root")?;
+    if root.level != 1 {
+        return Err(format!("the root is at level {}, not 1", root.level));
+    }
+    let mut w = Walk { fs: &fs, errors: 0 };
+    let children = w.node_keys(btree, 1, &root.k, &root.v);
+    if children.len() < 3 {
+        return Err("fewer than 3 leaves".into());
+    }
+    let max = children[children.len() / 2].k.p;
+    let txn = Txn {
+        updates: vec![Update {
+            btree,
+            level: 1,
+            k: Bkey {
+                typ: KeyType::Deleted as u8,
+                p: max,
+                ..Default::default()
+            },
+            v: Vec::new(),
+            journal_v: None,
+        }],
+        ..Txn::default()
+    };
+    let mut sink = FileSink::open(&fs, paths)?;
+    commit(&fs, &txn, &SbChanges::default(), &mut sink)?;
+    sink.flush()?;
+    Ok(max)
+}
+
 /// The kinds of [`damage`], in the order the tests use them.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 11] = [
     "acct-dev",
     "acct-btree",
     "bucket-gen",
@@ -323,6 +363,7 @@ pub const KINDS: [&str; 10] = [
     "ptr-gen",
     "alloc-free",
     "bset-csum",
+    "drop-leaf",
 ];
 
 /// Adds 3 to the first counter of the first accounting key of type `typ`.
@@ -484,6 +525,13 @@ pub fn damage(kind: &str, paths: &[String]) -> Result<String, String> {
             let max = flip_bset_csum(paths, ids::btree::EXTENTS)?;
             format!(
                 "extents: the leaf ending at {}: its first bset's checksum flipped on every replica",
+                max
+            )
+        }
+        "drop-leaf" => {
+            let max = drop_leaf(paths, ids::btree::EXTENTS)?;
+            format!(
+                "extents: the leaf ending at {}: its pointer deleted from its parent, the node left on disk (a gap a device scan fills)",
                 max
             )
         }

@@ -24,9 +24,8 @@ use bcachefs_core::alloc::format::DATA_BTREE;
 use bcachefs_core::alloc::trigger::derived_changes;
 use bcachefs_core::btree::ptr::{set_min_key, set_range_updated};
 use bcachefs_core::btree::ptr::{BtreePtr, ExtentPtr};
-use bcachefs_core::btree::scan::{cover_gap, Found, Piece};
+use bcachefs_core::btree::scan::{cover_gap, put_back_value, Found, Piece};
 use bcachefs_core::data::extents_format::set_ptr_gens;
-use bcachefs_core::data::extents_format::BtreePtrV2;
 use bcachefs_core::gc::repair::{
     accounting_values, accounting_version, apply_field, dropped_with_node,
     topology_fix as topology_rule, TopologyFix,
@@ -454,16 +453,8 @@ fn put_back_scanned(
                 unwritten: false,
             });
         }
-        let moved = p.min != c.min || p.max != c.max;
         let mut v = vec![0u8; 40 + ptrs.len() * 8];
-        BtreePtrV2 {
-            seq: c.seq,
-            sectors_written: u16::try_from(c.written).map_err(|_| "node too big")?,
-            flags: u16::from(moved),
-            min_key: p.min,
-        }
-        .write(&ptrs, &mut v)
-        .ok_or("pointer value")?;
+        put_back_value(c, p, &ptrs, &mut v).ok_or("node too big")?;
         let k = Bkey {
             typ: KeyType::BtreePtrV2 as u8,
             p: p.max,

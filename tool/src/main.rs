@@ -37,6 +37,13 @@ commands:
                          alloc-type  a user bucket's alloc key: data_type cached
                          ptr-gen     the first extent's first dirty pointer: gen +1,
                                      past its bucket's
+                         alloc-free  a bucket in use made free, the freespace extent
+                                     above it grown over it
+                         bset-csum   the first extents leaf's first bset checksum
+                                     flipped on every replica
+                         drop-leaf   the middle extents leaf's pointer deleted from
+                                     the root, the leaf left on disk (a gap a
+                                     device scan fills)
   mutate [-k KIND] SEED IMAGE... | mutate --locate IMAGE...
                        a test tool, not an upstream command: seeded metadata damage
                        for the reliability campaign (scripts/campaign.sh), in place;

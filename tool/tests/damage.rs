@@ -183,6 +183,40 @@ fn bset_csum() {
     std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
 }
 
+/// drop-leaf (on churn, whose extents btree is one level deep): the middle leaf's
+/// pointer deleted from the root, the leaf left on disk. Our fsck finds the gap;
+/// `fsck -y` scans the device, puts the leaf back (the backpointers btree still
+/// names it there), and the extents are churn's again, upstream clean.
+#[test]
+fn drop_leaf() {
+    let Some(devs) = copy_fixture("churn", "damage-drop-leaf") else {
+        return;
+    };
+    let img = &devs[0];
+    let (code, out) = ours(&["damage", "drop-leaf"], img);
+    assert_eq!(code, Some(0), "{}", out);
+    let (code, out) = ours(&["fsck", "-n"], img);
+    assert_eq!(code, Some(4), "{}", out);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("extents: gap between btree nodes at btree=extents level=1")),
+        "{}",
+        out
+    );
+    let (code, out) = ours(&["fsck", "-y"], img);
+    assert_eq!(code, Some(1), "{}", out);
+    upstream_clean(img, "drop-leaf");
+    let churn = common::image("churn", "img").unwrap();
+    let (_, want) = ours(&["list", "-b", "extents"], &churn);
+    let (_, got) = ours(&["list", "-b", "extents"], img);
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        got.replace(&name(img), "DEV") == want.replace(&name(&churn), "DEV"),
+        "extents not as churn has them"
+    );
+    std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
+}
+
 /// oldest-gen is no finding (on churn: basic has no alloc key of a free bucket;
 /// churn's one finding is its bitmap, as its fsck.txt says): each call puts one
 /// more free bucket's oldest gen one behind, which only a gens pass advances.

@@ -50,13 +50,17 @@ crashes=(crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 un
 # written, a new leaf among them), each repair at mount interrupted by killing QEMU after N
 # writes in a boot of its own.
 kills=(crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6
-    rewrite-kill2 topology-kill9)
+    rewrite-kill2 topology-kill9 scan-kill3)
 # Only the killed copies are made of these: damaged-topology as it is (a leaf
 # zeroed; KIND none), whose repair at mount drops the leaf from its parent (with
 # the backpointers of what it held) and closes the gap, then recounts: killed
 # after its 8 node bsets and its first journal entry (topology-kill9), before its
-# commit point.
-kill_only=(topology:damaged-topology:none)
+# commit point. And churn with an extents leaf's pointer deleted from its parent,
+# the leaf left on disk (damage drop-leaf): the repair scans the device, finds
+# the leaf (the backpointers btree still names it there) and puts it back; killed
+# after its node bset and both journal entries, before the superblock
+# (scan-kill3).
+kill_only=(topology:damaged-topology:none scan:churn:drop-leaf)
 # REPAIR_SET=kill (repair-kill-host.sh): only the killed copies.
 set=${REPAIR_SET:-all}
 images=()
@@ -70,7 +74,7 @@ fi
 damage_of() {
     case $1 in
         uncrash*) echo unclean-acct;; crash*) echo acct-dev;; rewrite-kill*) echo rewrite;;
-        topology-kill*) echo topology;;
+        topology-kill*) echo topology;; scan-kill*) echo scan;;
         *) echo "$1";;
     esac
 }
@@ -123,7 +127,7 @@ prepare() {
         k=${s%%:*}; fx=${s#*:}; fx=${fx%%:*}; kind=${s##*:}
         # The killed copies need only the accounting damage and the rewrite.
         if [ "$set" = kill ] && [ "$k" != acct-dev ] && [ "$k" != unclean-acct ] &&
-            [ "$k" != rewrite ] && [ "$k" != topology ]; then continue; fi
+            [ "$k" != rewrite ] && [ "$k" != topology ] && [ "$k" != scan ]; then continue; fi
         src=$("$top/scripts/fixture-images.sh" "$fx")
         # Never written in place: the fixture cache is shared with other runs.
         cp --sparse=always "$src" "$dir/$k.img"

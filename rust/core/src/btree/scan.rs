@@ -15,6 +15,7 @@
 
 use super::super::bpos::Bpos;
 use super::super::csum::Checksummer;
+use super::super::data::extents_format::{BtreePtrV2, Ptr as ExtentPtr};
 use super::read::{read_bsets, BsetRef, NodeCtx, NodeHeader};
 use super::write::written;
 
@@ -145,6 +146,21 @@ pub struct Piece {
     pub min: Bpos,
     /// End of that range (the pointer's key position).
     pub max: Bpos,
+}
+
+/// The pointer value that puts found node `c` back as piece `p` of a gap, with
+/// the replicas `ptrs`, into `out` (a `btree_ptr_v2`: the node's seq and
+/// sectors written, the piece's start, `BTREE_PTR_RANGE_UPDATED` where the piece
+/// is not the node's own range); its length. `None` when `out` is short or the
+/// node's sectors do not fit the pointer.
+pub fn put_back_value(c: &Found, p: &Piece, ptrs: &[ExtentPtr], out: &mut [u8]) -> Option<usize> {
+    BtreePtrV2 {
+        seq: c.seq,
+        sectors_written: u16::try_from(c.written).ok()?,
+        flags: u16::from(p.min != c.min || p.max != c.max),
+        min_key: p.min,
+    }
+    .write(ptrs, out)
 }
 
 /// The pieces of `start..=end` that the candidates `cands` (found nodes of the
