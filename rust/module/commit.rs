@@ -13,7 +13,8 @@
 //!    (read with a bad checksum), or that cannot take a bset (no room, a damaged or
 //!    unreadable replica), is written whole to new space instead: its keys as read
 //!    with its new ones, in buckets the [`Allocator`] takes from the freespace
-//!    btree; its new pointer replaces the old one in its parent, and the triggers
+//!    btree (split in two or more when they pass the split threshold); its new
+//!    pointers replace the old one in its parent, and the triggers
 //!    of both pointers ([`crate::trigger`]: alloc keys and their derived keys,
 //!    backpointers, accounting, the members' btree bitmaps) are planned with the
 //!    caller's keys, in rounds until they settle, as the offline tool plans them.
@@ -31,8 +32,10 @@
 //! write, with the superblock's own changes), our entries start [`DIRTY_SKIP`]
 //! further on and replay on top of it (their `last_seq` is its replay start), and it
 //! stays dirty: there the first of our journal entries commits the keys. A node
-//! to rewrite whose keys need a split (not done in the kernel yet), or no free
-//! bucket for it, refuses the whole commit; nothing is written then.
+//! rewritten whose live keys pass upstream's split threshold is split (the core's
+//! `split_groups`), and a root that splits gets a new root above its halves, as
+//! the offline tool writes them; no free bucket for a new node refuses the whole
+//! commit, and nothing is written then.
 
 use core::ops::ControlFlow;
 
@@ -47,9 +50,12 @@ use crate::btree::iter::for_each_key;
 use crate::btree::write::{write_node, Image, WriteType};
 use crate::eopnotsupp;
 use crate::format::alloc::foreground::bitmap_mark;
+use crate::format::bkey::BkeyFormat;
 use crate::format::bkey::{Bkey, BKEY_BYTES};
 use crate::format::bpos::Bpos;
-use crate::format::btree::interior::{fits_one_node, key_u64s, must_split, node_format};
+use crate::format::btree::interior::{
+    fits_one_node, key_u64s, node_format, root_format, split_groups, SplitGroup,
+};
 use crate::format::btree::ptr::{set_sectors_written, BtreePtr};
 use crate::format::btree::read::{BsetRef, NodeCtx, NodeHeader};
 use crate::format::btree::update::Unwritten;
@@ -277,8 +283,12 @@ struct Planned {
     images: KVec<(Option<usize>, KVec<Image>, WriteType)>,
     roots: KVec<Option<Root>>,
     changes: KVec<PtrChange>,
-    /// Nodes written whole to new space: btree, level, max key, why.
-    rewritten: KVec<(u32, u8, Bpos, &'static str)>,
+    /// Nodes written whole to new space: btree, level, max key, why, how many
+    /// new nodes (more than one: split).
+    rewritten: KVec<(u32, u8, Bpos, &'static str, usize)>,
+    /// Keys of new interior nodes that no touched node holds (a new root's and
+    /// those under it), for the journal: btree, level, keys.
+    extra: KVec<(u32, u8, Keys)>,
 }
 
 /// The seq after which a commit's journal entries go: past the newest entry found
@@ -417,7 +427,7 @@ pub(crate) fn commit(
             }
         }
     }
-    for &(btree, level, max, why) in p.rewritten.iter() {
+    for &(btree, level, max, why, nodes) in p.rewritten.iter() {
         let to = p
             .changes
             .iter()
@@ -429,23 +439,39 @@ pub(crate) fn commit(
             })
             .and_then(|c| first_offset(&c.ptr))
             .unwrap_or((0, 0));
-        pr_info!(
-            "{}: repair: btree {} level {} node at {}:{}: {}: rewritten to new space at {}:{}\n",
-            fs.uuid(),
-            btree,
-            level,
-            max.inode,
-            max.offset,
-            why,
-            to.0,
-            to.1
-        );
+        if nodes > 1 {
+            pr_info!(
+                "{}: repair: btree {} level {} node at {}:{}: {}: rewritten to new space, split in {} nodes (the last at {}:{})\n",
+                fs.uuid(),
+                btree,
+                level,
+                max.inode,
+                max.offset,
+                why,
+                nodes,
+                to.0,
+                to.1
+            );
+        } else {
+            pr_info!(
+                "{}: repair: btree {} level {} node at {}:{}: {}: rewritten to new space at {}:{}\n",
+                fs.uuid(),
+                btree,
+                level,
+                max.inode,
+                max.offset,
+                why,
+                to.0,
+                to.1
+            );
+        }
     }
     let changes = &sb_changes;
     let updates = &all[..];
     let roots = core::mem::take(&mut p.roots);
     let touched = core::mem::take(&mut p.touched);
     let images = core::mem::take(&mut p.images);
+    let extra = core::mem::take(&mut p.extra);
     // Every image is composed: nothing can refuse the commit any more. On a dirty
     // filesystem the skipped seqs are blacklisted first.
     if !clean {
@@ -520,6 +546,10 @@ pub(crate) fn commit(
             });
             b.btree_keys(t.btree, t.level, &mut it)
                 .map_err(|_| ENOSPC)?;
+        }
+        for (btree, level, keys) in extra.iter() {
+            let mut it = keys.iter().map(|(k, v)| (*k, &v[..]));
+            b.btree_keys(*btree, *level, &mut it).map_err(|_| ENOSPC)?;
         }
         add_roots(b, &roots)
     })?;
@@ -693,6 +723,7 @@ fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
     let mut images: KVec<(Option<usize>, KVec<Image>, WriteType)> = KVec::new();
     let mut changes: KVec<PtrChange> = KVec::new();
     let mut rewritten = KVec::new();
+    let mut extra = KVec::new();
     let max_level = touched.iter().map(|t| t.level).max().unwrap_or(0);
     for level in 0..=max_level {
         // By btree, then position (the order the offline tool takes nodes in, and
@@ -708,13 +739,13 @@ fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
             let keys = core::mem::take(&mut touched[i].keys);
             let t = &touched[i];
             let mut why = t.rewrite;
-            let mut new_ptr = None;
+            let mut new_ptrs: KVec<PtrKey> = KVec::new();
             if why.is_none() {
                 match append(fs, t, &keys, seq)? {
                     Ok((imgs, sectors)) => {
                         let mut v = bytes(t.ptr.val())?;
                         set_sectors_written(&mut v, sectors).ok_or(EINVAL)?;
-                        new_ptr = Some(PtrKey::new(t.ptr.k, &v).ok_or(EINVAL)?);
+                        new_ptrs.push(PtrKey::new(t.ptr.k, &v).ok_or(EINVAL)?, GFP_KERNEL)?;
                         let typ = if t.level > 0 {
                             WriteType::Interior
                         } else {
@@ -741,7 +772,7 @@ fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
                     return Err(eopnotsupp());
                 }
                 let holder = level.checked_add(1).ok_or(EINVAL)?;
-                let (ptr, imgs) = rewrite_node(r, t, &keys, why)?;
+                let nodes = rewrite_node(r, t, &keys, why)?;
                 changes.push(
                     PtrChange {
                         btree: t.btree,
@@ -751,25 +782,91 @@ fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
                     },
                     GFP_KERNEL,
                 )?;
-                changes.push(
-                    PtrChange {
-                        btree: t.btree,
-                        holder,
-                        ptr,
-                        insert: true,
-                    },
-                    GFP_KERNEL,
-                )?;
-                images.push((None, imgs, WriteType::Initial), GFP_KERNEL)?;
-                rewritten.push((t.btree, level, t.ptr.k.p, why), GFP_KERNEL)?;
-                new_ptr = Some(ptr);
+                rewritten.push((t.btree, level, t.ptr.k.p, why, nodes.len()), GFP_KERNEL)?;
+                for (ptr, imgs) in nodes {
+                    changes.push(
+                        PtrChange {
+                            btree: t.btree,
+                            holder,
+                            ptr,
+                            insert: true,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                    images.push((None, imgs, WriteType::Initial), GFP_KERNEL)?;
+                    new_ptrs.push(ptr, GFP_KERNEL)?;
+                }
             }
-            let ptr = new_ptr.ok_or(EINVAL)?;
-            match t.parent {
-                Some(pi) => touched[pi]
-                    .keys
-                    .push((ptr.k, bytes(ptr.val())?), GFP_KERNEL)?,
-                None => roots[t.btree as usize] = Some(Root { level, ptr }),
+            let (btree, parent) = (t.btree, t.parent);
+            match (parent, new_ptrs.len()) {
+                (Some(pi), _) => {
+                    for ptr in new_ptrs.iter() {
+                        touched[pi]
+                            .keys
+                            .push((ptr.k, bytes(ptr.val())?), GFP_KERNEL)?;
+                    }
+                }
+                (None, 1) => {
+                    roots[btree as usize] = Some(Root {
+                        level,
+                        ptr: new_ptrs[0],
+                    })
+                }
+                (None, _) => {
+                    // The root split: a new root over its halves.
+                    let mut halves: KVec<(Bkey, KVec<u8>)> = KVec::new();
+                    for ptr in new_ptrs.iter() {
+                        halves.push((ptr.k, bytes(ptr.val())?), GFP_KERNEL)?;
+                    }
+                    let up = level.checked_add(1).ok_or(EINVAL)?;
+                    let (rl, root, below) =
+                        new_root(r, btree, up, &halves).map_err(|e| match e {
+                            ComposeError::Err(e) => e,
+                            _ => {
+                                pr_err!(
+                                    "{}: repair: btree {}: no new root could be made over its split root; nothing written\n",
+                                    fs.uuid(),
+                                    btree
+                                );
+                                eopnotsupp()
+                            }
+                        })?;
+                    // For the journal: the keys of each new interior node.
+                    extra.push((btree, up, halves), GFP_KERNEL)?;
+                    for (l, (ptr, imgs)) in below {
+                        let mut k = KVec::new();
+                        k.push((ptr.k, bytes(ptr.val())?), GFP_KERNEL)?;
+                        extra.push((btree, l + 1, k), GFP_KERNEL)?;
+                        changes.push(
+                            PtrChange {
+                                btree,
+                                holder: l + 1,
+                                ptr,
+                                insert: true,
+                            },
+                            GFP_KERNEL,
+                        )?;
+                        images.push((None, imgs, WriteType::Initial), GFP_KERNEL)?;
+                    }
+                    let (ptr, imgs) = root;
+                    changes.push(
+                        PtrChange {
+                            btree,
+                            holder: rl + 1,
+                            ptr,
+                            insert: true,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                    images.push((None, imgs, WriteType::Initial), GFP_KERNEL)?;
+                    roots[btree as usize] = Some(Root { level: rl, ptr });
+                    pr_info!(
+                        "{}: repair: btree {}: its root split: a new root at level {}\n",
+                        fs.uuid(),
+                        btree,
+                        rl
+                    );
+                }
             }
             // Put back for the journal entry: the keys this node got.
             touched[i].keys = keys;
@@ -781,24 +878,34 @@ fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
         roots,
         changes,
         rewritten,
+        extra,
     })
 }
 
+/// A new node: its pointer and its images (one per replica).
+type NewNode = (PtrKey, KVec<Image>);
+
+/// Keys and their values.
+type Keys = KVec<(Bkey, KVec<u8>)>;
+
+/// A new root: its level and node, and the other new interior nodes under it
+/// with their level.
+type NewRoot = (u8, NewNode, KVec<(u8, NewNode)>);
+
 /// Node `t` with `pending` keys applied, written whole to new space (`why`: the
-/// reason, logged): one new node over the old one's range, from the keys its
-/// read kept (a copy that failed its checksum salvaged, invalid keys dropped, as
-/// the offline tool rewrites it), its header's rewrite count one more, a new
-/// random seq. Returns its pointer and its images (one per replica). A node whose
-/// keys need a split, or that cannot be read, is refused (EOPNOTSUPP, logged).
+/// reason, logged): new nodes over the old one's range, from the keys its read
+/// kept (a copy that failed its checksum salvaged, invalid keys dropped, as the
+/// offline tool rewrites it), their headers' rewrite count one more, new random
+/// seqs: one node, or as many as upstream's split rule cuts the keys into (the
+/// core's `split_groups`). A node that cannot be read is refused (EOPNOTSUPP,
+/// logged).
 fn rewrite_node(
     r: &mut Round<'_>,
     t: &Touched,
     pending: &[(Bkey, KVec<u8>)],
     why: &str,
-) -> Result<(PtrKey, KVec<Image>)> {
-    let (fs, seq) = (r.fs, r.seq);
-    let s = fs.sb();
-    let ns = s.btree_node_sectors();
+) -> Result<KVec<NewNode>> {
+    let fs = r.fs;
     let refuse = |what: &str| {
         pr_err!(
             "{}: repair: btree {} level {} node at {}:{}: {}; {}: nothing written (repair offline: bcachefs-rs fsck -y)\n",
@@ -842,47 +949,125 @@ fn rewrite_node(
         }
     }
     keys.retain(|(k, _)| k.typ != KeyType::Deleted as u8 && k.p >= min && k.p <= max);
-    let live: usize = keys
-        .iter()
-        .map(|(k, v)| key_u64s(k, v.len(), &h.format))
-        .sum();
-    if must_split(live, ns) {
-        return Err(refuse(
-            "its keys need a split, which is not done in the kernel yet",
-        ));
+    let rewrites = ((h.flags >> 32) as u32).wrapping_add(1);
+    let spec = Compose {
+        btree: t.btree,
+        level: t.level,
+        min,
+        max,
+        old_format: h.format,
+        rewrites,
+    };
+    compose_split(r, &spec, &keys).map_err(|e| match e {
+        ComposeError::NoSpace => refuse("no free bucket for a new node"),
+        ComposeError::NoFit => refuse("its keys do not fit new nodes"),
+        ComposeError::Err(e) => e,
+    })
+}
+
+/// What new nodes are made of: the btree and level, the range they fill, the
+/// format the keys come in (their sizes are measured in it, as upstream measures
+/// them, and it is the fallback format), the header's rewrite count.
+struct Compose {
+    btree: u32,
+    level: u8,
+    min: Bpos,
+    max: Bpos,
+    old_format: BkeyFormat,
+    rewrites: u32,
+}
+
+/// Why new nodes could not be composed.
+enum ComposeError {
+    NoSpace,
+    NoFit,
+    Err(Error),
+}
+
+impl From<Error> for ComposeError {
+    fn from(e: Error) -> ComposeError {
+        ComposeError::Err(e)
     }
-    let mut f = node_format(min, max, &mut keys.iter().map(|(k, _)| k));
-    let u64s: usize = keys.iter().map(|(k, v)| key_u64s(k, v.len(), &f)).sum();
-    if !fits_one_node(u64s, ns) {
-        f = h.format;
+}
+
+impl From<kernel::alloc::AllocError> for ComposeError {
+    fn from(e: kernel::alloc::AllocError) -> ComposeError {
+        ComposeError::Err(e.into())
     }
+}
+
+/// `keys` (sorted, over `c.min..=c.max`) in as many new nodes as upstream's split
+/// rule makes of them, each in the format of its range and keys (or the old one
+/// where that does not fit), in space from the round's allocator, made on first
+/// need.
+fn compose_split(
+    r: &mut Round<'_>,
+    c: &Compose,
+    keys: &[(Bkey, &[u8])],
+) -> core::result::Result<KVec<NewNode>, ComposeError> {
+    let ns = r.fs.sb().btree_node_sectors();
+    let mut sizes = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
+    for (k, v) in keys.iter() {
+        sizes.push(key_u64s(k, v.len(), &c.old_format), GFP_KERNEL)?;
+    }
+    let mut groups = KVec::from_elem(SplitGroup::default(), keys.len() + 1, GFP_KERNEL)?;
+    let mut stack = KVec::from_elem(SplitGroup::default(), keys.len() + 1, GFP_KERNEL)?;
+    let pos = |i: usize| keys.get(i).map_or(Bpos::MIN, |(k, _)| k.p);
+    let n = split_groups(&sizes, &pos, c.min, c.max, ns, &mut groups, &mut stack)
+        .ok_or(ComposeError::NoFit)?;
+    let mut out = KVec::new();
+    for g in groups.iter().take(n) {
+        let ks = keys.get(g.first..g.end).ok_or(EINVAL)?;
+        let mut f = node_format(g.lo, g.hi, &mut ks.iter().map(|(k, _)| k));
+        let u64s: usize = ks.iter().map(|(k, v)| key_u64s(k, v.len(), &f)).sum();
+        if !fits_one_node(u64s, ns) {
+            f = c.old_format;
+        }
+        out.push(compose_node(r, c, g.lo, g.hi, f, ks)?, GFP_KERNEL)?;
+    }
+    Ok(out)
+}
+
+/// One new node over `min..=max` of `c`'s btree and level holding `keys`, in
+/// format `f`: space allocated on every replica, the node composed, its pointer
+/// made.
+fn compose_node(
+    r: &mut Round<'_>,
+    c: &Compose,
+    min: Bpos,
+    max: Bpos,
+    f: BkeyFormat,
+    keys: &[(Bkey, &[u8])],
+) -> core::result::Result<NewNode, ComposeError> {
+    let (fs, seq) = (r.fs, r.seq);
+    let s = fs.sb();
+    let ns = s.btree_node_sectors();
     if r.alloc.is_none() {
         r.alloc = Some(Allocator::new(fs, r.caller)?);
     }
     let a = r.alloc.as_mut().ok_or(EINVAL)?;
     let ptrs = a.node(fs).map_err(|e| {
         if e == ENOSPC {
-            refuse("no free bucket for a new node")
+            ComposeError::NoSpace
         } else {
-            e
+            ComposeError::Err(e)
         }
     })?;
-    let bset_seq = r.seqs.get()?;
     let n = NodeSpec {
-        btree: t.btree,
-        level: t.level,
+        btree: c.btree,
+        level: c.level,
         min,
         max,
         format: f,
-        seq: bset_seq,
-        rewrites: ((h.flags >> 32) as u32).wrapping_add(1),
+        seq: r.seqs.get()?,
+        rewrites: c.rewrites,
     };
     let wctx = WriteCtx::new_node(&s, &KernelHashes);
     let mut buf = KVVec::from_elem(0u8, (ns as usize) << 9, GFP_KERNEL)?;
     let mut v = KVec::from_elem(0u8, 40 + ptrs.len() * 8, GFP_KERNEL)?;
     let mut it = keys.iter().map(|(k, v)| (*k, *v));
     let (sectors, vlen) = compose_new_node(&mut buf, &wctx, &n, seq, &mut it, &ptrs, &mut v)
-        .map_err(|_| refuse("its keys do not fit a new node"))?;
+        .map_err(|_| ComposeError::NoFit)?;
     v.truncate(vlen);
     let len = (sectors as usize) << 9;
     let k = Bkey {
@@ -905,6 +1090,58 @@ fn rewrite_node(
         )?;
     }
     Ok((ptr, imgs))
+}
+
+/// A new root of `btree` over `children` (the pointers of the old root's
+/// halves, at `level`): one node over `POS_MIN..SPOS_MAX` in the bounds' format,
+/// header seq 0, or, when they do not fit one, nodes split as any node is and
+/// another root above them (upstream's `btree_split` of a root, the offline
+/// tool's `new_root`). Returns the root's level and node, and the other new
+/// interior nodes with their level.
+fn new_root(
+    r: &mut Round<'_>,
+    btree: u32,
+    level: u8,
+    children: &[(Bkey, KVec<u8>)],
+) -> core::result::Result<NewRoot, ComposeError> {
+    let mut keys: KVec<(Bkey, KVec<u8>)> = KVec::new();
+    for (k, v) in children {
+        keys.push((*k, bytes(v)?), GFP_KERNEL)?;
+    }
+    keys.sort_unstable_by_key(|(k, _)| k.p);
+    let mut level = level;
+    let mut below = KVec::new();
+    loop {
+        if level > 8 {
+            return Err(ComposeError::NoFit);
+        }
+        let c = Compose {
+            btree,
+            level,
+            min: Bpos::MIN,
+            max: Bpos::MAX,
+            old_format: root_format(),
+            rewrites: 0,
+        };
+        let mut refs: KVec<(Bkey, &[u8])> = KVec::new();
+        for (k, v) in keys.iter() {
+            refs.push((*k, &v[..]), GFP_KERNEL)?;
+        }
+        let mut nodes = compose_split(r, &c, &refs)?;
+        drop(refs);
+        if nodes.len() == 1 {
+            let n = nodes.pop().ok_or(EINVAL)?;
+            return Ok((level, n, below));
+        }
+        keys.clear();
+        for (p, _) in nodes.iter() {
+            keys.push((p.k, bytes(p.val())?), GFP_KERNEL)?;
+        }
+        for n in nodes {
+            below.push((level, n), GFP_KERNEL)?;
+        }
+        level += 1;
+    }
 }
 
 /// The journal's copy of leaf key `k` of node `t`, where it differs from the node's.

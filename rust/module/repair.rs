@@ -41,7 +41,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::alloc::punch_freespace;
-use crate::btree::iter::range;
+use crate::btree::iter::{range, range_view};
 use crate::commit::{commit, next_journal_seq, SbChanges, Update};
 use crate::eopnotsupp;
 use crate::format::alloc::buckets::bucket_backpointers;
@@ -54,6 +54,7 @@ use crate::format::gc::finding::{Finding, Kind};
 use crate::format::gc::repair::{accounting_values, accounting_version, apply_field};
 use crate::format::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
 use crate::format::ids::{btree, KeyType};
+use crate::format::journal::keys::AcctView;
 use crate::format::printbuf::{FixedBuf, Printbuf};
 use crate::format::text::{Pb, TextCtx};
 use crate::fs::Fs;
@@ -72,6 +73,32 @@ pub(crate) fn leaf_key(fs: &Arc<Fs>, btree: u32, pos: Bpos) -> Result<Option<(Bk
         }
         ControlFlow::Break(())
     })?;
+    err?;
+    Ok(out)
+}
+
+/// The accounting key at `pos` as journal replay leaves it (the node's value and
+/// the journal's deltas newer than it), what a commit's accounting change goes on
+/// top of; [`leaf_key`] shows the listing's view, which on a filesystem with a
+/// journal to replay is not that total.
+pub(crate) fn accounting_key(fs: &Arc<Fs>, pos: Bpos) -> Result<Option<(Bkey, KVec<u8>)>> {
+    let mut out = None;
+    let mut err = Ok(());
+    range_view(
+        fs,
+        btree::ACCOUNTING,
+        pos,
+        pos,
+        AcctView::Replayed,
+        &mut |k, v| {
+            if k.p == pos {
+                let mut val = KVec::new();
+                err = val.extend_from_slice(v, GFP_KERNEL);
+                out = Some((*k, val));
+            }
+            ControlFlow::Break(())
+        },
+    )?;
     err?;
     Ok(out)
 }

@@ -29,7 +29,7 @@ use crate::format::btree::ptr::{BtreePtr, ExtentPtr};
 use crate::format::gc::repair::accounting_version;
 use crate::format::ids::{btree, KeyType};
 use crate::fs::{Fs, PtrKey};
-use crate::repair::leaf_key;
+use crate::repair::{accounting_key, leaf_key};
 
 /// A node pointer a commit inserts or removes, held at level `holder` (the node's
 /// level + 1) of `btree`.
@@ -280,7 +280,7 @@ pub(crate) fn triggers(
                 bytes(&u.v)?,
                 u.journal_v.as_deref().map(bytes).transpose()?,
             ),
-            None => match leaf_key(fs, btree::ACCOUNTING, at)? {
+            None => match accounting_key(fs, at)? {
                 Some((k, v)) => (k, v, None),
                 None => (
                     Bkey {

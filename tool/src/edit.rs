@@ -17,6 +17,7 @@ use bcachefs_core::alloc::format::{
 use bcachefs_core::alloc::trigger::freespace_pos;
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
+use bcachefs_core::btree::interior::key_u64s;
 use bcachefs_core::btree::ptr::BtreePtr;
 use bcachefs_core::btree::read::{seal_bset, KeyIter};
 use bcachefs_core::data::extents_format::set_ptr_gens;
@@ -269,35 +270,66 @@ fn free_a_used_bucket(paths: &[String]) -> Result<(u64, u64), String> {
     Err("no bucket in use just below a freespace extent".into())
 }
 
-/// The first leaf of `btree` (leaf order): its first bset's stored checksum gets
-/// one bit flipped on every replica, so that its keys read only from a copy that
-/// failed its checksum (upstream's `bset_bad_csum`: the node is rewritten). Returns
-/// the leaf's max key.
-fn flip_bset_csum(paths: &[String], btree: u32) -> Result<Bpos, String> {
+/// A leaf found: its live keys' u64s, btree, max key and replicas (device,
+/// sector).
+type Leaf = (usize, u32, Bpos, Vec<(u8, u64)>);
+
+/// A leaf's first bset's stored checksum gets one bit flipped on every replica,
+/// so that its keys read only from a copy that failed its checksum (upstream's
+/// `bset_bad_csum`: the node is rewritten): the first leaf of `btree` (leaf
+/// order), or with `btree` `None` the leaf of any btree whose live keys take the
+/// most room, which a rewrite must split when they pass upstream's split
+/// threshold. Returns the leaf's btree and max key.
+fn flip_bset_csum(paths: &[String], btree: Option<u32>) -> Result<(u32, Bpos), String> {
     let fs = Fs::open(paths)?;
-    let root = fs
-        .roots
-        .get(btree as usize)
-        .and_then(|r| r.clone())
-        .ok_or("the btree has no root")?;
-    let mut leaf: Option<(Bpos, Vec<(u8, u64)>)> = None;
-    let mut w = Walk { fs: &fs, errors: 0 };
-    w.nodes(
-        btree,
-        root.level,
-        &root.k,
-        &root.v,
-        0,
-        &mut |_, level, k, v| {
-            if level == 0 && leaf.is_none() {
-                if let Some(bp) = BtreePtr::decode(k.typ, v) {
-                    leaf = Some((k.p, bp.ptrs().map(|p| (p.dev, p.offset)).collect()));
+    let mut leaf: Option<Leaf> = None;
+    let ids: Vec<u32> = match btree {
+        Some(b) => vec![b],
+        None => (0..ids::BTREE_ID_NR as u32).collect(),
+    };
+    for id in ids {
+        let Some(root) = fs.roots.get(id as usize).and_then(|r| r.clone()) else {
+            continue;
+        };
+        let mut w = Walk { fs: &fs, errors: 0 };
+        w.nodes(
+            id,
+            root.level,
+            &root.k,
+            &root.v,
+            0,
+            &mut |w, level, k, v| {
+                if level != 0 || (btree.is_some() && leaf.is_some()) {
+                    return;
                 }
-            }
-        },
-    );
+                let Some(bp) = BtreePtr::decode(k.typ, v) else {
+                    return;
+                };
+                let live = match btree {
+                    Some(_) => 0,
+                    None => match w.fs.read_node(id, 0, k, v) {
+                        Ok(nr) => crate::list::node_merged(&nr, id, 0)
+                            .0
+                            .iter()
+                            .filter(|(k, _)| k.typ != KeyType::Deleted as u8)
+                            .map(|(k, v)| key_u64s(k, v.len(), &nr.h.format))
+                            .sum(),
+                        Err(_) => return,
+                    },
+                };
+                if leaf.as_ref().is_none_or(|l| live > l.0) {
+                    leaf = Some((
+                        live,
+                        id,
+                        k.p,
+                        bp.ptrs().map(|p| (p.dev, p.offset)).collect(),
+                    ));
+                }
+            },
+        );
+    }
     drop(fs);
-    let (max, ptrs) = leaf.ok_or("no leaf")?;
+    let (_, id, max, ptrs) = leaf.ok_or("no leaf")?;
     for (path, f, offset) in replica_files(paths, &ptrs)? {
         let mut b = [0u8; 1];
         f.read_exact_at(&mut b, offset * 512)
@@ -308,7 +340,7 @@ fn flip_bset_csum(paths: &[String], btree: u32) -> Result<Bpos, String> {
             .and_then(|_| f.sync_data())
             .map_err(|e| format!("{}: {}", path, e))?;
     }
-    Ok(max)
+    Ok((id, max))
 }
 
 /// The middle child of `btree`'s root (a btree one level deep): its pointer
@@ -352,7 +384,7 @@ fn drop_leaf(paths: &[String], btree: u32) -> Result<Bpos, String> {
 }
 
 /// The kinds of [`damage`], in the order the tests use them.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 12] = [
     "acct-dev",
     "acct-btree",
     "bucket-gen",
@@ -364,6 +396,7 @@ pub const KINDS: [&str; 11] = [
     "alloc-free",
     "bset-csum",
     "drop-leaf",
+    "bset-csum-full",
 ];
 
 /// Adds 3 to the first counter of the first accounting key of type `typ`.
@@ -521,10 +554,17 @@ pub fn damage(kind: &str, paths: &[String]) -> Result<String, String> {
                 dev, b
             )
         }
-        "bset-csum" => {
-            let max = flip_bset_csum(paths, ids::btree::EXTENTS)?;
+        "bset-csum" | "bset-csum-full" => {
+            let which = (kind == "bset-csum").then_some(ids::btree::EXTENTS);
+            let (id, max) = flip_bset_csum(paths, which)?;
             format!(
-                "extents: the leaf ending at {}: its first bset's checksum flipped on every replica",
+                "{}: the {}leaf ending at {}: its first bset's checksum flipped on every replica",
+                ids::btree_name(id).unwrap_or("?"),
+                if which.is_some() {
+                    "first "
+                } else {
+                    "fullest "
+                },
                 max
             )
         }

@@ -41,6 +41,8 @@ commands:
                                      above it grown over it
                          bset-csum   the first extents leaf's first bset checksum
                                      flipped on every replica
+                         bset-csum-full  the same for the leaf whose live keys
+                                     take the most room (of any btree)
                          drop-leaf   the middle extents leaf's pointer deleted from
                                      the root, the leaf left on disk (a gap a
                                      device scan fills)

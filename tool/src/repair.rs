@@ -33,6 +33,7 @@ use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::ptr::BtreePtr;
 use bcachefs_core::ids;
+use bcachefs_core::journal::keys::AcctView;
 use bcachefs_core::journal::read::entry;
 use bcachefs_core::journal::write::{
     jset_flags, next_slot, JsetBuilder, JsetHeader, Slot, DIRTY_SKIP,
@@ -204,6 +205,22 @@ pub(crate) fn path_to(
 /// The key at `pos` of `btree`'s leaves, as the node holds it (merged).
 pub fn leaf_key(fs: &Fs, btree: u32, pos: Bpos) -> Option<(Bkey, Vec<u8>)> {
     node_key(fs, btree, 0, pos)
+}
+
+/// The accounting key at `pos` as journal replay leaves it (the node's value and
+/// the journal's deltas newer than it: `AcctView::Replayed`), what a commit's
+/// accounting change goes on top of. `leaf_key` shows the listing's view, which
+/// on a filesystem with a journal to replay is not that total.
+pub fn accounting_key(fs: &Fs, pos: Bpos) -> Option<(Bkey, Vec<u8>)> {
+    let btree = bcachefs_core::ids::btree::ACCOUNTING;
+    let path = path_to(fs, btree, pos, 0).ok()?;
+    let (_, k, v) = path.last()?;
+    let nr = fs.read_node(btree, 0, k, v).ok()?;
+    crate::list::merged_keys(fs, btree, 0, &nr, AcctView::Replayed)
+        .0
+        .into_iter()
+        .find(|x| x.k.p == pos)
+        .map(|x| (x.k, x.v))
 }
 
 /// The key at `pos` held by `btree`'s nodes at `level` (merged).

@@ -27,7 +27,7 @@ use bcachefs_core::alloc::trigger::{alloc_trigger, derived_changes};
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::interior::{
-    fits_one_node, key_u64s, must_split, node_format, root_format, split_at,
+    fits_one_node, key_u64s, node_format, root_format, split_groups, SplitGroup,
 };
 use bcachefs_core::btree::ptr::{set_sectors_written, BtreePtr, ExtentPtr};
 use bcachefs_core::btree::read::{BsetRef, NodeCtx};
@@ -41,7 +41,7 @@ use bcachefs_core::ids::{self, KeyType};
 use crate::fs::{Fs, Root};
 use crate::hash::Hashes;
 use crate::list::{node_merged, Walk};
-use crate::repair::{leaf_key, node_id, path_to, NodeId, Update};
+use crate::repair::{accounting_key, leaf_key, node_id, path_to, NodeId, Update};
 
 /// Bytes to write: `data` at byte `off` of device `dev`.
 #[derive(Clone, Debug)]
@@ -543,23 +543,14 @@ fn compose_split(
         .map(|(k, v)| key_u64s(k, v.len(), old_format))
         .collect();
     // The ranges, cut until each fits.
-    let mut groups: Vec<(Bpos, Bpos, usize, usize)> = Vec::new();
-    let mut todo = vec![(min, max, 0usize, keys.len())];
-    while let Some((lo, hi, a, b)) = todo.pop() {
-        let live: usize = sizes[a..b].iter().sum();
-        if must_split(live, ns) && b - a >= 2 {
-            let n1 = a + split_at(&mut sizes[a..b].iter().copied(), live);
-            let pivot = keys[n1 - 1].0.p;
-            // Second half last onto the stack: the first is composed first.
-            todo.push((pivot.successor(), hi, n1, b));
-            todo.push((lo, pivot, a, n1));
-        } else {
-            groups.push((lo, hi, a, b));
-        }
-    }
+    let mut groups = vec![SplitGroup::default(); keys.len() + 1];
+    let mut stack = groups.clone();
+    let pos = |i: usize| keys.get(i).map_or(Bpos::MIN, |(k, _)| k.p);
+    let n = split_groups(&sizes, &pos, min, max, ns, &mut groups, &mut stack)
+        .ok_or("split: no room for the groups")?;
     let mut nodes = Vec::new();
-    for (lo, hi, a, b) in groups {
-        let ks = &keys[a..b];
+    for &SplitGroup { lo, hi, first, end } in &groups[..n] {
+        let ks = &keys[first..end];
         let mut f = node_format(lo, hi, &mut ks.iter().map(|(k, _)| k));
         let u64s: usize = ks.iter().map(|(k, v)| key_u64s(k, v.len(), &f)).sum();
         if !fits_one_node(u64s, ns) {
@@ -968,7 +959,7 @@ fn triggers(
         let at = AccountingPos(pos).to_bpos();
         let (k, cur, jcur) = match caller.get(&(ids::btree::ACCOUNTING, 0, at)) {
             Some(u) => (u.k, u.v.clone(), u.journal_v.clone()),
-            None => match leaf_key(fs, ids::btree::ACCOUNTING, at) {
+            None => match accounting_key(fs, at) {
                 Some((k, v)) => (k, v, None),
                 None => (
                     Bkey {

@@ -232,14 +232,27 @@ pub(crate) fn for_each_leaf_key(
 }
 
 /// Calls `f` for each key of `btree` from `from` to `to` inclusive, journal
-/// overlaid, in order, until it breaks. A leaf (or an interior node above one) in
-/// the range that cannot be read fails the call with EIO: a caller never mistakes
-/// lost keys for absent ones.
+/// overlaid (accounting deltas as the reference lists them), in order, until it
+/// breaks. A leaf (or an interior node above one) in the range that cannot be
+/// read fails the call with EIO: a caller never mistakes lost keys for absent
+/// ones.
 pub(crate) fn range(
     fs: &Arc<Fs>,
     btree: u32,
     from: Bpos,
     to: Bpos,
+    f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
+) -> Result {
+    range_view(fs, btree, from, to, AcctView::Listing, f)
+}
+
+/// [`range`], with the journal's accounting deltas shown as `view` says.
+pub(crate) fn range_view(
+    fs: &Arc<Fs>,
+    btree: u32,
+    from: Bpos,
+    to: Bpos,
+    view: AcctView,
     f: &mut dyn FnMut(&Bkey, &[u8]) -> ControlFlow<()>,
 ) -> Result {
     let mut walk = Walk::new(btree, 0, false);
@@ -257,7 +270,7 @@ pub(crate) fn range(
         let Some(d) = node.data().filter(|d| !d.failed) else {
             return Err(EIO);
         };
-        for_each_key_from(fs, btree, 0, d, AcctView::Listing, from, &mut |k, v| {
+        for_each_key_from(fs, btree, 0, d, view, from, &mut |k, v| {
             // Never below `from`, even where a corrupt node's keys are out of order
             // (the search into it assumes they are sorted).
             if k.p < from {

@@ -50,7 +50,8 @@ crashes=(crash0 crash1 crash2 crash3 crash4 crash5 uncrash0 uncrash1 uncrash2 un
 # written, a new leaf among them), each repair at mount interrupted by killing QEMU after N
 # writes in a boot of its own.
 kills=(crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kill6
-    rewrite-kill2 topology-kill9 scan-kill3)
+    rewrite-kill2 topology-kill9 scan-kill3 split-kill5
+    usplit-kill5)
 # Only the killed copies are made of these: damaged-topology as it is (a leaf
 # zeroed; KIND none), whose repair at mount drops the leaf from its parent (with
 # the backpointers of what it held) and closes the gap, then recounts: killed
@@ -59,8 +60,16 @@ kills=(crash-kill1 crash-kill2 crash-kill3 crash-kill4 uncrash-kill5 uncrash-kil
 # the leaf left on disk (damage drop-leaf): the repair scans the device, finds
 # the leaf (the backpointers btree still names it there) and puts it back; killed
 # after its node bset and both journal entries, before the superblock
-# (scan-kill3).
-kill_only=(topology:damaged-topology:none scan:churn:drop-leaf)
+# (scan-kill3). And damaged-csum (a dirents leaf read with a bad checksum) with
+# its fullest leaf's checksum flipped too (damage bset-csum-full: a backpointers
+# leaf whose live keys pass upstream's split threshold): both rewritten to new
+# space, the backpointers leaf split in two; killed after 5 writes (split-kill5),
+# long before its commit point. And the same on unclean (not shut down cleanly),
+# whose fullest leaf is an accounting leaf: split over a journal to replay, the
+# accounting keys the split moves given on top of what replay leaves (usplit);
+# killed after its three blacklist superblock copies and two node images.
+kill_only=(topology:damaged-topology:none scan:churn:drop-leaf
+    split:damaged-csum:bset-csum-full usplit:unclean:bset-csum-full)
 # REPAIR_SET=kill (repair-kill-host.sh): only the killed copies.
 set=${REPAIR_SET:-all}
 images=()
@@ -74,7 +83,8 @@ fi
 damage_of() {
     case $1 in
         uncrash*) echo unclean-acct;; crash*) echo acct-dev;; rewrite-kill*) echo rewrite;;
-        topology-kill*) echo topology;; scan-kill*) echo scan;;
+        topology-kill*) echo topology;; scan-kill*) echo scan;; split-kill*) echo split;;
+        usplit-kill*) echo usplit;;
         *) echo "$1";;
     esac
 }
@@ -114,7 +124,7 @@ GUEST
 prepare() {
     local dir=$1 src s k fx kind
     local fixtures=${FIXTURES:-$top/../shared/fixtures}
-    for fx in basic unclean replicas2 churn damaged-topology; do
+    for fx in basic unclean replicas2 churn damaged-topology damaged-csum; do
         if [ ! -d "$fixtures/$fx" ]; then
             echo "SKIP: $fixtures/$fx not present" >&2
             exit 77
@@ -127,7 +137,8 @@ prepare() {
         k=${s%%:*}; fx=${s#*:}; fx=${fx%%:*}; kind=${s##*:}
         # The killed copies need only the accounting damage and the rewrite.
         if [ "$set" = kill ] && [ "$k" != acct-dev ] && [ "$k" != unclean-acct ] &&
-            [ "$k" != rewrite ] && [ "$k" != topology ] && [ "$k" != scan ]; then continue; fi
+            [ "$k" != rewrite ] && [ "$k" != topology ] && [ "$k" != scan ] &&
+            [ "$k" != split ] && [ "$k" != usplit ]; then continue; fi
         src=$("$top/scripts/fixture-images.sh" "$fx")
         # Never written in place: the fixture cache is shared with other runs.
         cp --sparse=always "$src" "$dir/$k.img"
@@ -207,7 +218,7 @@ listing() {
     name=$(basename "$2")
     lister list -b "$1" -l 0 "$2" | sed "s/ptr: ${name//./\\.} /ptr: DEV /" |
         case $3 in
-            *crash*|topology*) sed -E 's/ ver [0-9]+/ ver VER/';;
+            *crash*|topology*|usplit*) sed -E 's/ ver [0-9]+/ ver VER/';;
             *) cat;;
         esac
 }
@@ -238,7 +249,7 @@ upstream_said() {
     sed -E -e 's/\([0-9]+ seconds?\)/(N seconds)/' -e 's/journal seq [0-9]+/journal seq N/' \
         -e 's#[^ ]*\.(img|offline)#IMG#g' |
         case $1 in
-            *crash*) sed -E 's/replaying entries [0-9]+-[0-9]+/replaying entries N-M/';;
+            *crash*|usplit*) sed -E 's/replaying entries [0-9]+-[0-9]+/replaying entries N-M/';;
             *) cat;;
         esac
 }

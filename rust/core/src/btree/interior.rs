@@ -85,6 +85,72 @@ pub fn split_at(sizes: &mut dyn Iterator<Item = usize>, live_u64s: usize) -> usi
     n
 }
 
+/// One node of a split: its range `lo..=hi` and its keys, `first..end` of the
+/// keys split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SplitGroup {
+    /// Start of the node's range.
+    pub lo: Bpos,
+    /// End of the node's range (its pointer's position).
+    pub hi: Bpos,
+    /// Index of its first key.
+    pub first: usize,
+    /// Index past its last key.
+    pub end: usize,
+}
+
+/// Upstream's split rule over keys of `sizes` u64s each (in order, measured in the
+/// format of the node they come from) whose positions `pos` gives, filling
+/// `min..=max`: a range that [`must_split`] is cut at [`split_at`] (the first
+/// half ending at its last key, the second starting at that key's successor),
+/// each half again as needed; the ranges into `out` in key order, the first
+/// composed first. `stack` is the caller's room, as long as `out`. Returns how
+/// many, or `None` when `out` or `stack` is too short.
+pub fn split_groups(
+    sizes: &[usize],
+    pos: &dyn Fn(usize) -> Bpos,
+    min: Bpos,
+    max: Bpos,
+    node_sectors: u32,
+    out: &mut [SplitGroup],
+    stack: &mut [SplitGroup],
+) -> Option<usize> {
+    let (mut n, mut top) = (0usize, 0usize);
+    *stack.get_mut(top)? = SplitGroup {
+        lo: min,
+        hi: max,
+        first: 0,
+        end: sizes.len(),
+    };
+    top += 1;
+    while top > 0 {
+        top -= 1;
+        let g = *stack.get(top)?;
+        let part = sizes.get(g.first..g.end)?;
+        let live: usize = part.iter().sum();
+        if must_split(live, node_sectors) && part.len() >= 2 {
+            let n1 = g.first + split_at(&mut part.iter().copied(), live);
+            let pivot = pos(n1.checked_sub(1)?);
+            // The second half below the first: the first is taken first.
+            *stack.get_mut(top)? = SplitGroup {
+                lo: pivot.successor(),
+                first: n1,
+                ..g
+            };
+            *stack.get_mut(top + 1)? = SplitGroup {
+                hi: pivot,
+                end: n1,
+                ..g
+            };
+            top += 2;
+        } else {
+            *out.get_mut(n)? = g;
+            n += 1;
+        }
+    }
+    Some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +185,82 @@ mod tests {
         let f = node_format(Bpos::MIN, max, &mut keys.iter());
         assert!(f.packed_fields(&keys[0]).is_some());
         assert!(fits_one_node(2027, 32) && !fits_one_node(2028, 32));
+    }
+
+    #[test]
+    fn split_groups_cut_as_upstream_splits() {
+        let pos = |i: usize| Bpos::new(1, i as u64, 0);
+        let mut out = [SplitGroup::default(); 8];
+        let mut stack = [SplitGroup::default(); 8];
+        // Under the threshold: one node over the whole range.
+        let n = split_groups(
+            &[100; 8],
+            &pos,
+            Bpos::MIN,
+            Bpos::MAX,
+            32,
+            &mut out,
+            &mut stack,
+        );
+        assert_eq!(n, Some(1));
+        assert_eq!(
+            (out[0].lo, out[0].hi, out[0].first, out[0].end),
+            (Bpos::MIN, Bpos::MAX, 0, 8)
+        );
+        // 8 keys of 200 u64s (1600 > 1521): the first half takes 3/5 (960 u64s:
+        // 5 keys), ending at key 4; the second starts after it.
+        let n = split_groups(
+            &[200; 8],
+            &pos,
+            Bpos::MIN,
+            Bpos::MAX,
+            32,
+            &mut out,
+            &mut stack,
+        );
+        assert_eq!(n, Some(2));
+        assert_eq!(
+            (out[0].lo, out[0].hi, out[0].first, out[0].end),
+            (Bpos::MIN, pos(4), 0, 5)
+        );
+        assert_eq!(
+            (out[1].lo, out[1].hi, out[1].first, out[1].end),
+            (pos(4).successor(), Bpos::MAX, 5, 8)
+        );
+        // Keys that need three nodes: halves split again, in key order.
+        // 6 keys of 500: 4 (2000 u64s) then 2; the 4 again 3 and 1.
+        let n = split_groups(
+            &[500; 6],
+            &pos,
+            Bpos::MIN,
+            Bpos::MAX,
+            32,
+            &mut out,
+            &mut stack,
+        );
+        assert_eq!(n, Some(3));
+        assert_eq!((out[0].end, out[1].end), (3, 4));
+        assert!(out[..3]
+            .windows(2)
+            .all(|w| w[0].end == w[1].first && w[0].hi.successor() == w[1].lo));
+        assert_eq!((out[0].first, out[2].end, out[2].hi), (0, 6, Bpos::MAX));
+        // Room too short for the groups.
+        assert_eq!(
+            split_groups(
+                &[500; 6],
+                &pos,
+                Bpos::MIN,
+                Bpos::MAX,
+                32,
+                &mut out[..2],
+                &mut stack
+            ),
+            None
+        );
+        // No keys: one empty node.
+        assert_eq!(
+            split_groups(&[], &pos, Bpos::MIN, Bpos::MAX, 32, &mut out, &mut stack),
+            Some(1)
+        );
     }
 }
