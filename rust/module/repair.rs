@@ -578,6 +578,37 @@ fn alloc_updates(fs: &Arc<Fs>, p: &mut Plan) -> Result {
     Ok(())
 }
 
+/// The positions of every backpointer that `pick` accepts, or why they could not
+/// all be read (a backpointers leaf that cannot be read).
+pub(crate) fn backpointers_where(
+    fs: &Arc<Fs>,
+    pick: &dyn Fn(&Backpointer) -> bool,
+) -> Result<core::result::Result<KVec<Bpos>, &'static str>> {
+    let mut found: KVec<Bpos> = KVec::new();
+    let mut err = Ok(());
+    let r = range(
+        fs,
+        btree::BACKPOINTERS,
+        Bpos::MIN,
+        Bpos::MAX,
+        &mut |k, v| {
+            if k.typ == KeyType::Backpointer as u8 && pick(&Backpointer::read(v)) {
+                if let Err(e) = found.push(k.p, GFP_KERNEL) {
+                    err = Err(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    match r {
+        Err(e) if e == EIO => return Ok(Err("a backpointers leaf cannot be read")),
+        r => r?,
+    }
+    err?;
+    Ok(Ok(found))
+}
+
 /// The backpointers of leaf keys of `btree` in `min..=max` that no key holds any
 /// more (the read of their leaf dropped them), deleted in `p`: each names its
 /// btree, level 0 and the key's position. `Err(why)` when a leaf could not be
@@ -606,35 +637,15 @@ fn dropped_keys_backpointers(
         r => r?,
     }
     err?;
-    let mut gone: KVec<Bpos> = KVec::new();
-    let r = range(
-        fs,
-        btree::BACKPOINTERS,
-        Bpos::MIN,
-        Bpos::MAX,
-        &mut |k, v| {
-            if k.typ != KeyType::Backpointer as u8 {
-                return ControlFlow::Continue(());
-            }
-            let bp = Backpointer::read(v);
-            if u32::from(bp.btree_id) == btree
-                && bp.level == 0
-                && (min..=max).contains(&bp.pos)
-                && held.binary_search(&bp.pos).is_err()
-            {
-                if let Err(e) = gone.push(k.p, GFP_KERNEL) {
-                    err = Err(e);
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
-        },
-    );
-    match r {
-        Err(e) if e == EIO => return Ok(Err("a backpointers leaf cannot be read")),
-        r => r?,
-    }
-    err?;
+    let gone = match backpointers_where(fs, &|bp| {
+        u32::from(bp.btree_id) == btree
+            && bp.level == 0
+            && (min..=max).contains(&bp.pos)
+            && held.binary_search(&bp.pos).is_err()
+    })? {
+        Ok(g) => g,
+        Err(why) => return Ok(Err(why)),
+    };
     for at in gone {
         if p.updates
             .iter()

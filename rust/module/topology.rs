@@ -20,7 +20,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::btree::io::get_node;
-use crate::btree::iter::{for_each_key, range};
+use crate::btree::iter::for_each_key;
 use crate::commit::{bytes, path_to, Update};
 use crate::format::alloc::format::{AllocV4, Backpointer, DATA_BTREE};
 use crate::format::bkey::Bkey;
@@ -29,7 +29,7 @@ use crate::format::btree::ptr::ExtentPtr;
 use crate::format::btree::ptr::{set_min_key, set_range_updated, BtreePtr};
 use crate::format::btree::read::BsetRef;
 use crate::format::btree::scan::{
-    cover_gap, examine, marked_buckets, put_back_value, Found, Piece,
+    cover_gap, examine_bucket, member_buckets, put_back_value, Found, Piece, ScanCtx,
 };
 use crate::format::gc::finding::Finding;
 use crate::format::gc::repair::{dropped_with_node, topology_fix, TopologyFix};
@@ -37,7 +37,7 @@ use crate::format::ids::{btree, KeyType};
 use crate::format::journal::keys::AcctView;
 use crate::fs::{Fs, PtrKey};
 use crate::hash::KernelHashes;
-use crate::repair::leaf_key;
+use crate::repair::{backpointers_where, leaf_key};
 
 /// The planned interior key at `pos` of `btree`'s level `level`, or the tree's.
 fn pointer(
@@ -115,30 +115,11 @@ pub(crate) fn plan_topology(
         } => {
             // What the pointer trigger would undo: the node's backpointer, and
             // those of the keys it and the nodes below it held.
-            let mut gone: KVec<Bpos> = KVec::new();
-            let mut err = Ok(());
-            let r = range(
-                fs,
-                btree::BACKPOINTERS,
-                Bpos::MIN,
-                Bpos::MAX,
-                &mut |k, v| {
-                    if k.typ == KeyType::Backpointer as u8
-                        && dropped_with_node(&Backpointer::read(v), bt, level, min, max)
-                    {
-                        if let Err(e) = gone.push(k.p, GFP_KERNEL) {
-                            err = Err(e);
-                            return ControlFlow::Break(());
-                        }
-                    }
-                    ControlFlow::Continue(())
-                },
-            );
-            match r {
-                Err(e) if e == EIO => return Ok(Some("a backpointers leaf cannot be read")),
-                r => r?,
-            }
-            err?;
+            let gone =
+                match backpointers_where(fs, &|bp| dropped_with_node(bp, bt, level, min, max))? {
+                    Ok(g) => g,
+                    Err(why) => return Ok(Some(why)),
+                };
             put(updates, bt, parent, deleted(max), KVec::new())?;
             for at in gone {
                 put(updates, btree::BACKPOINTERS, 0, deleted(at), KVec::new())?;
@@ -235,22 +216,22 @@ fn scan(fs: &Arc<Fs>) -> Result<KVec<Found>> {
     }
     let nr_bsets = (ns / u64::from(s.block_sectors().max(1))) as usize + 1;
     let mut bsets = KVec::from_elem(BsetRef::default(), nr_bsets, GFP_KERNEL)?;
+    let blacklisted = |seq| fs.is_blacklisted(seq);
+    let ctx = ScanCtx {
+        magic: s.bset_magic(),
+        block_sectors: s.block_sectors(),
+        node_sectors: ns as u32,
+        csum: &KernelHashes,
+        blacklisted: &blacklisted,
+    };
     for i in 0..fs.devs.len() {
         let (Some(d), Some(m)) = (fs.dev(i as u32), s.member(i)) else {
             continue;
         };
-        let bs = u64::from(m.bucket_size());
-        if bs < ns {
+        let Some((bs, buckets)) = member_buckets(&m, ns) else {
             continue;
-        }
+        };
         let mut buf = KVVec::from_elem(0u8, (bs as usize) << 9, GFP_KERNEL)?;
-        let buckets = marked_buckets(
-            m.btree_allocated_bitmap(),
-            m.btree_bitmap_shift(),
-            bs,
-            u64::from(m.first_bucket()),
-            m.nbuckets(),
-        );
         for b in buckets {
             let Some(at) = b.checked_mul(bs) else {
                 break;
@@ -259,24 +240,13 @@ fn scan(fs: &Arc<Fs>) -> Result<KVec<Found>> {
             if d.read(at, &mut buf).is_err() {
                 continue;
             }
-            let mut off = 0u64;
-            while off + ns <= bs {
-                let node = &buf[(off as usize) << 9..((off + ns) as usize) << 9];
-                if let Some(c) = examine(
-                    node,
-                    i as u8,
-                    at + off,
-                    s.bset_magic(),
-                    s.block_sectors(),
-                    ns as u32,
-                    &KernelHashes,
-                    &|seq| fs.is_blacklisted(seq),
-                    &mut bsets,
-                ) {
-                    found.push(c, GFP_KERNEL)?;
+            let mut err = Ok(());
+            examine_bucket(&buf, i as u8, at, &ctx, &mut bsets, &mut |c| {
+                if err.is_ok() {
+                    err = found.push(c, GFP_KERNEL);
                 }
-                off += ns;
-            }
+            });
+            err?;
         }
     }
     Ok(found)

@@ -16,6 +16,7 @@
 use super::super::bpos::Bpos;
 use super::super::csum::Checksummer;
 use super::super::data::extents_format::{BtreePtrV2, Ptr as ExtentPtr};
+use super::super::sb::Member;
 use super::read::{read_bsets, BsetRef, NodeCtx, NodeHeader};
 use super::write::written;
 
@@ -82,6 +83,27 @@ pub fn marked_buckets(
         })
 }
 
+/// The bucket size of member `m` and the buckets a scan for nodes of
+/// `node_sectors` reads on it ([`marked_buckets`]); `None` when its buckets are
+/// smaller than a node.
+pub fn member_buckets(
+    m: &Member<'_>,
+    node_sectors: u64,
+) -> Option<(u64, impl Iterator<Item = u64>)> {
+    let bs = u64::from(m.bucket_size());
+    if bs < node_sectors || bs == 0 {
+        return None;
+    }
+    let buckets = marked_buckets(
+        m.btree_allocated_bitmap(),
+        m.btree_bitmap_shift(),
+        bs,
+        u64::from(m.first_bucket()),
+        m.nbuckets(),
+    );
+    Some((bs, buckets))
+}
+
 /// What the node-sized buffer `buf` read at sector `offset` of device `dev`
 /// holds: a node of the filesystem whose bset magic is `magic`, or `None`.
 /// `bsets` is the caller's room for the bset list.
@@ -134,6 +156,54 @@ pub fn examine(
         dev,
         offset,
     })
+}
+
+/// What a scan reads nodes with: the filesystem's bset magic, block and node
+/// sectors, the checksummer and the journal blacklist.
+pub struct ScanCtx<'a> {
+    /// The filesystem's bset magic.
+    pub magic: u64,
+    /// Sectors per block.
+    pub block_sectors: u32,
+    /// Sectors per btree node.
+    pub node_sectors: u32,
+    /// Checksums.
+    pub csum: &'a dyn Checksummer,
+    /// Whether a journal seq is blacklisted.
+    pub blacklisted: &'a dyn Fn(u64) -> bool,
+}
+
+/// Every node found in `buf`, the bytes of a bucket read from sector `start` of
+/// device `dev`, node-sized piece by piece from its start ([`examine`] each),
+/// handed to `f` in order.
+pub fn examine_bucket(
+    buf: &[u8],
+    dev: u8,
+    start: u64,
+    ctx: &ScanCtx<'_>,
+    bsets: &mut [BsetRef],
+    f: &mut dyn FnMut(Found),
+) {
+    let ns = ctx.node_sectors as usize;
+    if ns == 0 {
+        return;
+    }
+    for (i, node) in buf.chunks_exact(ns << 9).enumerate() {
+        let at = start.saturating_add((i * ns) as u64);
+        if let Some(c) = examine(
+            node,
+            dev,
+            at,
+            ctx.magic,
+            ctx.block_sectors,
+            ctx.node_sectors,
+            ctx.csum,
+            ctx.blacklisted,
+            bsets,
+        ) {
+            f(c);
+        }
+    }
 }
 
 /// One piece of a gap: the found node (index into the candidates) and the range
