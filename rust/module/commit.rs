@@ -37,7 +37,6 @@
 //! the offline tool writes them; no free bucket for a new node refuses the whole
 //! commit, and nothing is written then.
 
-use core::fmt::Write as _;
 use core::ops::ControlFlow;
 
 use kernel::prelude::*;
@@ -69,11 +68,9 @@ use crate::format::journal::read::{entry, JSET_BYTES};
 use crate::format::journal::write::{
     jset_flags, next_slot, JsetBuilder, JsetHeader, Slot, DIRTY_SKIP,
 };
-use crate::format::printbuf::{FixedBuf, Printbuf};
 use crate::format::sb::format as sbf;
 use crate::format::sb::write::{member, SbEdit};
 use crate::format::sb::{JsetEntries, Sb};
-use crate::format::text::Pb;
 use crate::fs::{Fs, JournalPos, PtrKey, Root, WriteState};
 use crate::hash::KernelHashes;
 use crate::trigger::{triggers, PtrChange};
@@ -442,31 +439,18 @@ pub(crate) fn commit(
             })
             .and_then(|c| first_offset(&c.ptr))
             .unwrap_or((0, 0));
-        // " at D:S", or ", split in N nodes (the last at D:S)".
-        let mut buf = [0u8; 48];
-        let mut w = FixedBuf::new(&mut buf);
-        {
-            let mut pb: Pb<'_, '_> = Printbuf::new(&mut w);
-            if nodes > 1 {
-                let _ = write!(
-                    pb,
-                    "split in {} nodes (the last at {}:{})",
-                    nodes, to.0, to.1
-                );
-            } else {
-                let _ = write!(pb, "at {}:{}", to.0, to.1);
-            }
+        let uuid = fs.uuid();
+        if nodes > 1 {
+            pr_info!(
+                "{}: repair: btree {} level {} node at {}:{}: {}: rewritten to new space, split in {} nodes (the last at {}:{})\n",
+                uuid, btree, level, max.inode, max.offset, why, nodes, to.0, to.1
+            );
+        } else {
+            pr_info!(
+                "{}: repair: btree {} level {} node at {}:{}: {}: rewritten to new space at {}:{}\n",
+                uuid, btree, level, max.inode, max.offset, why, to.0, to.1
+            );
         }
-        pr_info!(
-            "{}: repair: btree {} level {} node at {}:{}: {}: rewritten to new space{}\n",
-            fs.uuid(),
-            btree,
-            level,
-            max.inode,
-            max.offset,
-            why,
-            core::str::from_utf8(w.as_bytes()).unwrap_or("?")
-        );
     }
     let changes = &sb_changes;
     let updates = &all[..];
