@@ -54,7 +54,7 @@ use crate::format::bkey::BkeyFormat;
 use crate::format::bkey::{Bkey, BKEY_BYTES};
 use crate::format::bpos::Bpos;
 use crate::format::btree::interior::{
-    fits_one_node, key_u64s, node_format, root_format, split_groups, SplitGroup,
+    key_u64s, new_node_format, root_format, split_groups, SplitGroup,
 };
 use crate::format::btree::ptr::{set_sectors_written, BtreePtr};
 use crate::format::btree::read::{BsetRef, NodeCtx, NodeHeader};
@@ -107,14 +107,31 @@ impl Update {
 
     /// Key `k` with value `v` in a leaf of `btree`, the journal's copy the same.
     pub(crate) fn leaf(btree: u32, k: Bkey, v: KVec<u8>) -> Update {
+        Update::at(btree, 0, k, v)
+    }
+
+    /// Key `k` with value `v` at `level` of `btree`, the journal's copy the same.
+    pub(crate) fn at(btree: u32, level: u8, k: Bkey, v: KVec<u8>) -> Update {
         Update {
             btree,
-            level: 0,
+            level,
             k,
             v,
             journal_v: None,
         }
     }
+}
+
+/// Sets `u` in `out`, replacing an update of the same key.
+pub(crate) fn put(out: &mut KVec<Update>, u: Update) -> Result {
+    match out
+        .iter_mut()
+        .find(|o| o.btree == u.btree && o.level == u.level && o.k.p == u.k.p)
+    {
+        Some(o) => *o = u,
+        None => out.push(u, GFP_KERNEL)?,
+    }
+    Ok(())
 }
 
 /// Superblock changes a repair makes, on every device's superblock.
@@ -806,7 +823,7 @@ fn plan(r: &mut Round<'_>, all: &[Update]) -> Result<Planned> {
                     }
                     let up = level.checked_add(1).ok_or(EINVAL)?;
                     let (rl, root, below) =
-                        new_root(r, btree, up, &halves).map_err(|e| match e {
+                        new_root(r, btree, up, &new_ptrs).map_err(|e| match e {
                             ComposeError::Err(e) => e,
                             _ => {
                                 pr_err!(
@@ -1004,11 +1021,13 @@ fn compose_split(
     let mut out = KVec::new();
     for g in groups.iter().take(n) {
         let ks = keys.get(g.first..g.end).ok_or(EINVAL)?;
-        let mut f = node_format(g.lo, g.hi, &mut ks.iter().map(|(k, _)| k));
-        let u64s: usize = ks.iter().map(|(k, v)| key_u64s(k, v.len(), &f)).sum();
-        if !fits_one_node(u64s, ns) {
-            f = c.old_format;
-        }
+        let f = new_node_format(
+            g.lo,
+            g.hi,
+            ks.iter().map(|(k, v)| (k, v.len())),
+            &c.old_format,
+            ns,
+        );
         out.push(compose_node(r, c, g.lo, g.hi, f, ks)?, GFP_KERNEL)?;
     }
     Ok(out)
@@ -1088,13 +1107,11 @@ fn new_root(
     r: &mut Round<'_>,
     btree: u32,
     level: u8,
-    children: &[(Bkey, KVec<u8>)],
+    children: &[PtrKey],
 ) -> core::result::Result<NewRoot, ComposeError> {
-    let mut keys: KVec<(Bkey, KVec<u8>)> = KVec::new();
-    for (k, v) in children {
-        keys.push((*k, bytes(v)?), GFP_KERNEL)?;
-    }
-    keys.sort_unstable_by_key(|(k, _)| k.p);
+    let mut ptrs: KVec<PtrKey> = KVec::new();
+    ptrs.extend_from_slice(children, GFP_KERNEL)?;
+    ptrs.sort_unstable_by_key(|p| p.k.p);
     let mut level = level;
     let mut below = KVec::new();
     loop {
@@ -1109,19 +1126,19 @@ fn new_root(
             old_format: root_format(),
             rewrites: 0,
         };
-        let mut refs: KVec<(Bkey, &[u8])> = KVec::new();
-        for (k, v) in keys.iter() {
-            refs.push((*k, &v[..]), GFP_KERNEL)?;
+        let mut keys: KVec<(Bkey, &[u8])> = KVec::new();
+        for p in ptrs.iter() {
+            keys.push((p.k, p.val()), GFP_KERNEL)?;
         }
-        let mut nodes = compose_split(r, &c, &refs)?;
-        drop(refs);
+        let mut nodes = compose_split(r, &c, &keys)?;
+        drop(keys);
         if nodes.len() == 1 {
             let n = nodes.pop().ok_or(EINVAL)?;
             return Ok((level, n, below));
         }
-        keys.clear();
+        ptrs.clear();
         for (p, _) in nodes.iter() {
-            keys.push((p.k, bytes(p.val())?), GFP_KERNEL)?;
+            ptrs.push(*p, GFP_KERNEL)?;
         }
         for n in nodes {
             below.push((level, n), GFP_KERNEL)?;
@@ -1220,8 +1237,7 @@ fn append(
     }
     let mut out = KVec::new();
     let mut end = None;
-    let nr_bsets = (node_sectors / s.block_sectors().max(1)) as usize + 1;
-    let mut bsets = KVec::from_elem(BsetRef::default(), nr_bsets, GFP_KERNEL)?;
+    let mut bsets = KVec::from_elem(BsetRef::default(), s.max_bsets(), GFP_KERNEL)?;
     for p in bp.ptrs() {
         let dev = fs.dev(u32::from(p.dev)).ok_or(ENXIO)?;
         let mut buf = KVVec::from_elem(0u8, (node_sectors as usize) << 9, GFP_KERNEL)?;

@@ -28,11 +28,10 @@
 //! - topology ([`crate::topology`]): an unreadable node dropped from its parent
 //!   (with the backpointers that name it or what it held), gaps and overlaps
 //!   closed by moving a node's start or a parent's last child's end through its
-//!   pointer. Pointers first: the counts wait for the recount, as for pointer
-//!   gens.
+//!   pointer, lost leaves a device scan finds put back into a gap. Pointers
+//!   first: the counts wait for the recount, as for pointer gens.
 //!
-//! The rest (interior nodes' dropped pointers, a gap that lost nodes found by a
-//! device scan would fill) is logged as left for the offline tool.
+//! The rest (interior nodes' dropped pointers, a lost root) is logged as left.
 
 use core::fmt::Write as _;
 use core::ops::ControlFlow;
@@ -49,9 +48,10 @@ use crate::format::alloc::format::{accounting_nr_counters, AllocV4, Backpointer,
 use crate::format::alloc::trigger::derived_changes;
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
+use crate::format::btree::scan::Found;
 use crate::format::data::extents_format::set_ptr_gens;
 use crate::format::gc::finding::{Finding, Kind};
-use crate::format::gc::repair::{accounting_values, accounting_version, apply_field};
+use crate::format::gc::repair::{accounting_values, accounting_version, apply_field, is_topology};
 use crate::format::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
 use crate::format::ids::{btree, KeyType};
 use crate::format::journal::keys::AcctView;
@@ -61,20 +61,10 @@ use crate::fs::Fs;
 use crate::gc::{run_pass, Collected};
 use crate::topology::plan_topology;
 
-/// The key at `pos` of `btree`'s leaves, if any.
+/// The key at `pos` of `btree`'s leaves, if any (accounting deltas in the
+/// journal shown as the listing shows them).
 pub(crate) fn leaf_key(fs: &Arc<Fs>, btree: u32, pos: Bpos) -> Result<Option<(Bkey, KVec<u8>)>> {
-    let mut out = None;
-    let mut err = Ok(());
-    range(fs, btree, pos, pos, &mut |k, v| {
-        if k.p == pos {
-            let mut val = KVec::new();
-            err = val.extend_from_slice(v, GFP_KERNEL);
-            out = Some((*k, val));
-        }
-        ControlFlow::Break(())
-    })?;
-    err?;
-    Ok(out)
+    leaf_key_view(fs, btree, pos, AcctView::Listing)
 }
 
 /// The accounting key at `pos` as journal replay leaves it (the node's value and
@@ -82,23 +72,26 @@ pub(crate) fn leaf_key(fs: &Arc<Fs>, btree: u32, pos: Bpos) -> Result<Option<(Bk
 /// top of; [`leaf_key`] shows the listing's view, which on a filesystem with a
 /// journal to replay is not that total.
 pub(crate) fn accounting_key(fs: &Arc<Fs>, pos: Bpos) -> Result<Option<(Bkey, KVec<u8>)>> {
+    leaf_key_view(fs, btree::ACCOUNTING, pos, AcctView::Replayed)
+}
+
+/// The key at `pos` of `btree`'s leaves, accounting deltas shown as `view` says.
+fn leaf_key_view(
+    fs: &Arc<Fs>,
+    btree: u32,
+    pos: Bpos,
+    view: AcctView,
+) -> Result<Option<(Bkey, KVec<u8>)>> {
     let mut out = None;
     let mut err = Ok(());
-    range_view(
-        fs,
-        btree::ACCOUNTING,
-        pos,
-        pos,
-        AcctView::Replayed,
-        &mut |k, v| {
-            if k.p == pos {
-                let mut val = KVec::new();
-                err = val.extend_from_slice(v, GFP_KERNEL);
-                out = Some((*k, val));
-            }
-            ControlFlow::Break(())
-        },
-    )?;
+    range_view(fs, btree, pos, pos, view, &mut |k, v| {
+        if k.p == pos {
+            let mut val = KVec::new();
+            err = val.extend_from_slice(v, GFP_KERNEL);
+            out = Some((*k, val));
+        }
+        ControlFlow::Break(())
+    })?;
     err?;
     Ok(out)
 }
@@ -146,6 +139,8 @@ struct Plan {
     bps: KVec<(Bkey, KVec<u8>)>,
     /// The pass could not read every node.
     unreadable: bool,
+    /// The nodes a device scan found, once a gap needed them.
+    scanned: Option<KVec<Found>>,
     fixing: u32,
     /// Counts left for the recount after the pointer fixes.
     deferred: u32,
@@ -161,19 +156,8 @@ fn is_ptr_gen_fix(f: &Finding) -> bool {
         && f.bucket.is_some()
 }
 
-/// A topology finding, whose repair changes node pointers ([`crate::topology`]).
-fn is_topology(f: &Finding) -> bool {
-    matches!(
-        f.kind,
-        Kind::NodeReadError
-            | Kind::GapBetweenNodes
-            | Kind::OverlapBetweenNodes
-            | Kind::BadMinKey
-            | Kind::BadMaxKey
-    ) && f.btree.is_some()
-}
-
-/// A repair of pointers: the counts wait for a recount over them.
+/// A repair of pointers (a pointer gen, or topology: [`crate::topology`]): the
+/// counts wait for a recount over them.
 fn is_pointer_fix(f: &Finding) -> bool {
     is_ptr_gen_fix(f) || is_topology(f)
 }
@@ -453,7 +437,7 @@ fn plan_one(
         Kind::StaleDirtyPtr | Kind::PtrGenNewerThanBucketGen if is_ptr_gen_fix(f) => {
             ptr_gen_fix(fs, f, p)
         }
-        _ if is_topology(f) => plan_topology(fs, f, &mut p.updates),
+        _ if is_topology(f) => plan_topology(fs, f, &mut p.updates, &mut p.scanned),
         Kind::CheckAllocationsIncomplete => Ok(Some(
             "the pass could not count over nodes it could not read, and no repair here drops them",
         )),

@@ -21,7 +21,7 @@ use kernel::sync::Arc;
 
 use crate::btree::io::get_node;
 use crate::btree::iter::for_each_key;
-use crate::commit::{bytes, path_to, Update};
+use crate::commit::{bytes, path_to, put, Update};
 use crate::format::alloc::format::{AllocV4, Backpointer, DATA_BTREE};
 use crate::format::bkey::Bkey;
 use crate::format::bpos::Bpos;
@@ -60,25 +60,6 @@ fn pointer(
     }
 }
 
-/// Sets the update of key `k` at `level` of `btree`, replacing a planned one.
-fn put(updates: &mut KVec<Update>, btree: u32, level: u8, k: Bkey, v: KVec<u8>) -> Result {
-    let u = Update {
-        btree,
-        level,
-        k,
-        v,
-        journal_v: None,
-    };
-    match updates
-        .iter_mut()
-        .find(|o| o.btree == btree && o.level == level && o.k.p == k.p)
-    {
-        Some(o) => *o = u,
-        None => updates.push(u, GFP_KERNEL)?,
-    }
-    Ok(())
-}
-
 /// A whiteout at `p`.
 fn deleted(p: Bpos) -> Bkey {
     Bkey {
@@ -89,11 +70,13 @@ fn deleted(p: Bpos) -> Bkey {
 }
 
 /// Plans the repair of topology finding `f` into `updates` (keys of interior
-/// levels, and backpointers); `Some(why)` when it is not repaired.
+/// levels, and backpointers); `Some(why)` when it is not repaired. `scanned`
+/// keeps what the device scan found, read once for every gap of the repair.
 pub(crate) fn plan_topology(
     fs: &Arc<Fs>,
     f: &Finding,
     updates: &mut KVec<Update>,
+    scanned: &mut Option<KVec<Found>>,
 ) -> Result<Option<&'static str>> {
     let Some(bt) = f.btree else {
         return Ok(Some("topology finding without its btree"));
@@ -120,9 +103,12 @@ pub(crate) fn plan_topology(
                     Ok(g) => g,
                     Err(why) => return Ok(Some(why)),
                 };
-            put(updates, bt, parent, deleted(max), KVec::new())?;
+            put(updates, Update::at(bt, parent, deleted(max), KVec::new()))?;
             for at in gone {
-                put(updates, btree::BACKPOINTERS, 0, deleted(at), KVec::new())?;
+                put(
+                    updates,
+                    Update::at(btree::BACKPOINTERS, 0, deleted(at), KVec::new()),
+                )?;
             }
             Ok(None)
         }
@@ -136,14 +122,14 @@ pub(crate) fn plan_topology(
             // starts after the last of them.
             let mut min = min;
             if let (Some((start, end)), 0) = (scan, f.level) {
-                match put_back_scanned(fs, updates, bt, start, end)? {
+                match put_back_scanned(fs, updates, scanned, bt, start, end)? {
                     Some(last) if last == end => return Ok(None),
                     Some(last) => min = last.successor(),
                     None => {}
                 }
             }
             if min > at {
-                put(updates, bt, parent, deleted(at), KVec::new())?;
+                put(updates, Update::at(bt, parent, deleted(at), KVec::new()))?;
                 return Ok(None);
             }
             let Some((k, mut v)) = read(pointer(fs, updates, bt, parent, at))? else {
@@ -157,7 +143,7 @@ pub(crate) fn plan_topology(
             if set_min_key(&mut v, min).is_none() {
                 return Ok(Some("short pointer"));
             }
-            put(updates, bt, parent, k, v)?;
+            put(updates, Update::at(bt, parent, k, v))?;
             Ok(None)
         }
         TopologyFix::SetMax {
@@ -169,7 +155,7 @@ pub(crate) fn plan_topology(
             // Found nodes over the parent's missing end: the last of them reaches
             // to the parent's end.
             if let (Some((start, end)), 0) = (scan, f.level) {
-                if let Some(l) = put_back_scanned(fs, updates, bt, start, end)? {
+                if let Some(l) = put_back_scanned(fs, updates, scanned, bt, start, end)? {
                     if l != end {
                         let Some(i) = updates
                             .iter()
@@ -181,7 +167,7 @@ pub(crate) fn plan_topology(
                         if set_range_updated(&mut u.v).is_none() {
                             return Ok(Some("short pointer"));
                         }
-                        put(updates, bt, parent, Bkey { p: end, ..u.k }, u.v)?;
+                        put(updates, Update::at(bt, parent, Bkey { p: end, ..u.k }, u.v))?;
                     }
                     return Ok(None);
                 }
@@ -197,8 +183,8 @@ pub(crate) fn plan_topology(
             if set_range_updated(&mut v).is_none() {
                 return Ok(Some("short pointer"));
             }
-            put(updates, bt, parent, deleted(last), KVec::new())?;
-            put(updates, bt, parent, Bkey { p: to, ..k }, v)?;
+            put(updates, Update::at(bt, parent, deleted(last), KVec::new()))?;
+            put(updates, Update::at(bt, parent, Bkey { p: to, ..k }, v))?;
             Ok(None)
         }
     }
@@ -214,16 +200,9 @@ fn scan(fs: &Arc<Fs>) -> Result<KVec<Found>> {
     if ns == 0 {
         return Ok(found);
     }
-    let nr_bsets = (ns / u64::from(s.block_sectors().max(1))) as usize + 1;
-    let mut bsets = KVec::from_elem(BsetRef::default(), nr_bsets, GFP_KERNEL)?;
+    let mut bsets = KVec::from_elem(BsetRef::default(), s.max_bsets(), GFP_KERNEL)?;
     let blacklisted = |seq| fs.is_blacklisted(seq);
-    let ctx = ScanCtx {
-        magic: s.bset_magic(),
-        block_sectors: s.block_sectors(),
-        node_sectors: ns as u32,
-        csum: &KernelHashes,
-        blacklisted: &blacklisted,
-    };
+    let ctx = ScanCtx::of(&s, &KernelHashes, &blacklisted);
     for i in 0..fs.devs.len() {
         let (Some(d), Some(m)) = (fs.dev(i as u32), s.member(i)) else {
             continue;
@@ -314,15 +293,20 @@ fn reachable(fs: &Arc<Fs>, updates: &[Update], bt: u32, level: u8) -> Result<KVe
 /// still counts as live) and that the tree no longer points to; the newest
 /// first, each in one piece, laid end to end from `start` (the core's
 /// [`cover_gap`]). Their pointers go into `updates`. Returns where the last piece
-/// ends, or `None` when nothing was found.
+/// ends, or `None` when nothing was found. The devices are scanned on first need
+/// (`scanned`).
 fn put_back_scanned(
     fs: &Arc<Fs>,
     updates: &mut KVec<Update>,
+    scanned: &mut Option<KVec<Found>>,
     bt: u32,
     start: Bpos,
     end: Bpos,
 ) -> Result<Option<Bpos>> {
-    let found = scan(fs)?;
+    if scanned.is_none() {
+        *scanned = Some(scan(fs)?);
+    }
+    let found = scanned.as_deref().ok_or(EINVAL)?;
     let shift = fs.sb().extent_bp_shift_or_default();
     let named = |c: &Found| -> Result<bool> {
         let Some(bp_at) = c.offset.checked_shl(shift) else {
@@ -403,7 +387,7 @@ fn put_back_scanned(
             p: p.max,
             ..Default::default()
         };
-        put(updates, bt, 1, k, v)?;
+        put(updates, Update::at(bt, 1, k, v))?;
         last = p.max;
     }
     pr_info!(

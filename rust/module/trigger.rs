@@ -14,7 +14,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::alloc::Allocator;
-use crate::commit::{bytes, Update};
+use crate::commit::{bytes, put, Update};
 use crate::format::alloc::buckets::{
     btree_backpointer, btree_ptr_accounting, dev_counter_deltas, mark_btree_bucket,
 };
@@ -49,18 +49,6 @@ struct Bucket {
     v: KVec<u8>,
     base: AllocV4,
     new: AllocV4,
-}
-
-/// Sets `u` in `out`, replacing an update of the same key.
-fn put(out: &mut KVec<Update>, u: Update) -> Result {
-    match out
-        .iter_mut()
-        .find(|o| o.btree == u.btree && o.level == u.level && o.k.p == u.k.p)
-    {
-        Some(o) => *o = u,
-        None => out.push(u, GFP_KERNEL)?,
-    }
-    Ok(())
 }
 
 /// An update of a plain key: `typ` at `p` of `btree`'s leaves.

@@ -347,7 +347,7 @@ fn flip_bset_csum(paths: &[String], btree: Option<u32>) -> Result<(u32, Bpos), S
 /// deleted from the root through the commit path, the node left where it is, so
 /// that the tree has a gap the node would fill and the backpointers btree still
 /// names the node. Returns the leaf's max key.
-fn drop_leaf(paths: &[String], btree: u32) -> Result<Bpos, String> {
+pub fn drop_leaf(paths: &[String], btree: u32) -> Result<Bpos, String> {
     let fs = Fs::open(paths)?;
     let root = fs
         .roots

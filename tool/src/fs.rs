@@ -558,7 +558,7 @@ impl Fs {
                     blacklisted: &bl,
                     accept_bad_csum,
                 };
-                let nb = (node_sectors / s.block_sectors().max(1)) as usize + 1;
+                let nb = s.max_bsets();
                 let mut bsets = vec![BsetRef::default(); nb];
                 let mut warns = Vec::new();
                 let r = read_bsets(&buf, &ctx, &mut bsets, &mut |e| warns.push(e));

@@ -27,7 +27,7 @@ use bcachefs_core::btree::ptr::{BtreePtr, ExtentPtr};
 use bcachefs_core::btree::scan::{cover_gap, put_back_value, Found, Piece};
 use bcachefs_core::data::extents_format::set_ptr_gens;
 use bcachefs_core::gc::repair::{
-    accounting_values, accounting_version, apply_field, dropped_with_node,
+    accounting_values, accounting_version, apply_field, dropped_with_node, is_topology,
     topology_fix as topology_rule, TopologyFix,
 };
 use bcachefs_core::gc::{sb_wants_bitmap_gc, PASS_BTREE_BITMAP_GC};
@@ -79,15 +79,7 @@ fn plan(f: &Finding) -> Plan {
         (Kind::AccountingMismatch, _, _) if f.acct.is_some() => Plan::Accounting,
         (Kind::BucketGensKeyWrong, Some((dev, bucket)), _) => Plan::BucketGen { dev, bucket },
         (Kind::CheckAllocationsIncomplete, _, _) => Plan::Recount,
-        (
-            Kind::NodeReadError
-            | Kind::GapBetweenNodes
-            | Kind::OverlapBetweenNodes
-            | Kind::BadMinKey
-            | Kind::BadMaxKey,
-            _,
-            _,
-        ) if f.btree.is_some() => Plan::Topology,
+        _ if is_topology(f) => Plan::Topology,
         (Kind::StaleDirtyPtr | Kind::PtrGenNewerThanBucketGen, Some(_), _)
             if f.level == 0 && f.pos.is_some() =>
         {

@@ -120,9 +120,22 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// The merged keys of one node (no journal overlay); logs and returns nothing on
-    /// a read error.
+    /// The merged keys of one node, the journal overlaid (accounting deltas as
+    /// the listing shows them); logs and returns nothing on a read error.
     pub fn node_keys(&mut self, btree: u32, level: u8, k: &Bkey, v: &[u8]) -> Vec<OwnedKey> {
+        self.node_keys_view(btree, level, k, v, jkeys::AcctView::Listing)
+    }
+
+    /// [`Walk::node_keys`], with the journal's accounting deltas shown as `view`
+    /// says.
+    pub fn node_keys_view(
+        &mut self,
+        btree: u32,
+        level: u8,
+        k: &Bkey,
+        v: &[u8],
+        view: jkeys::AcctView,
+    ) -> Vec<OwnedKey> {
         let nr = match self.fs.read_node(btree, level, k, v) {
             Ok(x) => x,
             Err(fail) => {
@@ -138,7 +151,7 @@ impl<'a> Walk<'a> {
         if !nr.errs.is_empty() {
             self.node_error(btree, level, k, &nr.errs, nr.salvaged);
         }
-        let (keys, stats) = merged_keys(self.fs, btree, level, &nr, jkeys::AcctView::Listing);
+        let (keys, stats) = merged_keys(self.fs, btree, level, &nr, view);
         if stats.invalid > 0 || stats.bad > 0 {
             self.key_errors(btree, level, k, &stats);
         }

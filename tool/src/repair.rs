@@ -212,23 +212,26 @@ pub fn leaf_key(fs: &Fs, btree: u32, pos: Bpos) -> Option<(Bkey, Vec<u8>)> {
 /// accounting change goes on top of. `leaf_key` shows the listing's view, which
 /// on a filesystem with a journal to replay is not that total.
 pub fn accounting_key(fs: &Fs, pos: Bpos) -> Option<(Bkey, Vec<u8>)> {
-    let btree = bcachefs_core::ids::btree::ACCOUNTING;
-    let path = path_to(fs, btree, pos, 0).ok()?;
-    let (_, k, v) = path.last()?;
-    let nr = fs.read_node(btree, 0, k, v).ok()?;
-    crate::list::merged_keys(fs, btree, 0, &nr, AcctView::Replayed)
-        .0
-        .into_iter()
-        .find(|x| x.k.p == pos)
-        .map(|x| (x.k, x.v))
+    node_key_view(fs, ids::btree::ACCOUNTING, 0, pos, AcctView::Replayed)
 }
 
 /// The key at `pos` held by `btree`'s nodes at `level` (merged).
 pub fn node_key(fs: &Fs, btree: u32, level: u8, pos: Bpos) -> Option<(Bkey, Vec<u8>)> {
+    node_key_view(fs, btree, level, pos, AcctView::Listing)
+}
+
+/// [`node_key`], accounting deltas in the journal shown as `view` says.
+fn node_key_view(
+    fs: &Fs,
+    btree: u32,
+    level: u8,
+    pos: Bpos,
+    view: AcctView,
+) -> Option<(Bkey, Vec<u8>)> {
     let path = path_to(fs, btree, pos, level).ok()?;
     let (level, k, v) = path.last()?;
     let mut w = Walk { fs, errors: 0 };
-    w.node_keys(btree, *level, k, v)
+    w.node_keys_view(btree, *level, k, v, view)
         .into_iter()
         .find(|x| x.k.p == pos)
         .map(|x| (x.k, x.v))

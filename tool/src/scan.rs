@@ -17,16 +17,9 @@ pub fn scan(fs: &Fs) -> Vec<Found> {
     if ns == 0 {
         return found;
     }
-    let mut bsets =
-        vec![BsetRef::default(); (ns / u64::from(s.block_sectors().max(1))) as usize + 1];
+    let mut bsets = vec![BsetRef::default(); s.max_bsets()];
     let blacklisted = |seq| fs.is_blacklisted(seq);
-    let ctx = ScanCtx {
-        magic: s.bset_magic(),
-        block_sectors: s.block_sectors(),
-        node_sectors: ns as u32,
-        csum: &Hashes,
-        blacklisted: &blacklisted,
-    };
+    let ctx = ScanCtx::of(&s, &Hashes, &blacklisted);
     for (i, d) in fs.devs.iter().enumerate() {
         let (Some(d), Some(m)) = (d, s.member(i)) else {
             continue;

@@ -27,7 +27,7 @@ use bcachefs_core::alloc::trigger::{alloc_trigger, derived_changes};
 use bcachefs_core::bkey::Bkey;
 use bcachefs_core::bpos::Bpos;
 use bcachefs_core::btree::interior::{
-    fits_one_node, key_u64s, node_format, root_format, split_groups, SplitGroup,
+    key_u64s, new_node_format, root_format, split_groups, SplitGroup,
 };
 use bcachefs_core::btree::ptr::{set_sectors_written, BtreePtr, ExtentPtr};
 use bcachefs_core::btree::read::{BsetRef, NodeCtx};
@@ -414,8 +414,7 @@ fn append(
             blacklisted: &|seq| fs.is_blacklisted(seq),
             accept_bad_csum: false,
         };
-        let mut bsets =
-            vec![BsetRef::default(); (node_sectors / s.block_sectors().max(1)) as usize + 1];
+        let mut bsets = vec![BsetRef::default(); s.max_bsets()];
         let mut it = unwritten.iter();
         let r = append_bset(&mut buf, &ctx, s.version(), seq, &mut it, &mut bsets).map_err(
             |e| match e {
@@ -551,11 +550,7 @@ fn compose_split(
     let mut nodes = Vec::new();
     for &SplitGroup { lo, hi, first, end } in &groups[..n] {
         let ks = &keys[first..end];
-        let mut f = node_format(lo, hi, &mut ks.iter().map(|(k, _)| k));
-        let u64s: usize = ks.iter().map(|(k, v)| key_u64s(k, v.len(), &f)).sum();
-        if !fits_one_node(u64s, ns) {
-            f = *old_format;
-        }
+        let f = new_node_format(lo, hi, ks.iter().map(|(k, v)| (k, v.len())), old_format, ns);
         nodes.push(compose_node(
             fs, btree, level, lo, hi, f, node_seq, ks, seq, alloc, seqs,
         )?);

@@ -144,6 +144,18 @@ fn alloc_free() {
 /// dropped); `fsck -y` rewrites it to new space (on churn with a leaf of the
 /// triggers' keys that has no room left), after which upstream's fsck is clean and
 /// the extents are churn's.
+/// Our listing of `img`'s extents is churn's (its device name read as DEV).
+fn extents_as_churns(img: &Path) {
+    let churn = common::image("churn", "img").unwrap();
+    let (_, want) = ours(&["list", "-b", "extents"], &churn);
+    let (_, got) = ours(&["list", "-b", "extents"], img);
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        got.replace(&name(img), "DEV") == want.replace(&name(&churn), "DEV"),
+        "extents not as churn has them"
+    );
+}
+
 #[test]
 fn bset_csum() {
     let Some(devs) = copy_fixture("churn", "damage-bset-csum") else {
@@ -173,14 +185,7 @@ fn bset_csum() {
         out
     );
     upstream_clean(img, "bset-csum");
-    let churn = common::image("churn", "img").unwrap();
-    let (_, want) = ours(&["list", "-b", "extents"], &churn);
-    let (_, got) = ours(&["list", "-b", "extents"], img);
-    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        got.replace(&name(img), "DEV") == want.replace(&name(&churn), "DEV"),
-        "extents not as churn has them"
-    );
+    extents_as_churns(img);
     std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
 }
 
@@ -207,14 +212,7 @@ fn drop_leaf() {
     let (code, out) = ours(&["fsck", "-y"], img);
     assert_eq!(code, Some(1), "{}", out);
     upstream_clean(img, "drop-leaf");
-    let churn = common::image("churn", "img").unwrap();
-    let (_, want) = ours(&["list", "-b", "extents"], &churn);
-    let (_, got) = ours(&["list", "-b", "extents"], img);
-    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        got.replace(&name(img), "DEV") == want.replace(&name(&churn), "DEV"),
-        "extents not as churn has them"
-    );
+    extents_as_churns(img);
     std::fs::remove_dir_all(img.parent().unwrap()).unwrap();
 }
 

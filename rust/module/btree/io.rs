@@ -354,7 +354,7 @@ fn decode(
         blacklisted: &bl,
         accept_bad_csum,
     };
-    let nb = (node_sectors / s.block_sectors().max(1)) as usize + 1;
+    let nb = s.max_bsets();
     let nomem = NodeError::BadBset {
         offset: 0,
         what: "out of memory",

@@ -53,6 +53,29 @@ pub fn fits_one_node(u64s: usize, node_sectors: u32) -> bool {
     BN_BYTES + u64s * 8 < (node_sectors as usize) << 9
 }
 
+/// The format of a new node over `lo..=hi` holding `keys` (each key and its
+/// value's bytes): the one its range and keys give ([`node_format`]), or `old`,
+/// the format they come in, where theirs would not fit one node of
+/// `node_sectors` (`bch2_btree_node_format_fits`).
+pub fn new_node_format<'k, I>(
+    lo: Bpos,
+    hi: Bpos,
+    keys: I,
+    old: &BkeyFormat,
+    node_sectors: u32,
+) -> BkeyFormat
+where
+    I: Iterator<Item = (&'k Bkey, usize)> + Clone,
+{
+    let f = node_format(lo, hi, &mut keys.clone().map(|(k, _)| k));
+    let u64s: usize = keys.map(|(k, n)| key_u64s(k, n, &f)).sum();
+    if fits_one_node(u64s, node_sectors) {
+        f
+    } else {
+        *old
+    }
+}
+
 /// `BTREE_SPLIT_THRESHOLD`.
 pub fn split_threshold(node_sectors: u32) -> usize {
     max_u64s(node_sectors) * 3 / 4

@@ -16,7 +16,7 @@
 use super::super::bpos::Bpos;
 use super::super::csum::Checksummer;
 use super::super::data::extents_format::{BtreePtrV2, Ptr as ExtentPtr};
-use super::super::sb::Member;
+use super::super::sb::{Member, Sb};
 use super::read::{read_bsets, BsetRef, NodeCtx, NodeHeader};
 use super::write::written;
 
@@ -171,6 +171,23 @@ pub struct ScanCtx<'a> {
     pub csum: &'a dyn Checksummer,
     /// Whether a journal seq is blacklisted.
     pub blacklisted: &'a dyn Fn(u64) -> bool,
+}
+
+impl<'a> ScanCtx<'a> {
+    /// The scan context of the filesystem whose superblock is `sb`.
+    pub fn of(
+        sb: &Sb<'_>,
+        csum: &'a dyn Checksummer,
+        blacklisted: &'a dyn Fn(u64) -> bool,
+    ) -> ScanCtx<'a> {
+        ScanCtx {
+            magic: sb.bset_magic(),
+            block_sectors: sb.block_sectors(),
+            node_sectors: sb.btree_node_sectors(),
+            csum,
+            blacklisted,
+        }
+    }
 }
 
 /// Every node found in `buf`, the bytes of a bucket read from sector `start` of

@@ -105,6 +105,19 @@ pub enum TopologyFix {
     },
 }
 
+/// Whether `f` is a topology finding of a btree (a node read error, a gap, an
+/// overlap, a bad min or max key), whose repair [`topology_fix`] gives.
+pub fn is_topology(f: &Finding) -> bool {
+    matches!(
+        f.kind,
+        Kind::NodeReadError
+            | Kind::GapBetweenNodes
+            | Kind::OverlapBetweenNodes
+            | Kind::BadMinKey
+            | Kind::BadMaxKey
+    ) && f.btree.is_some()
+}
+
 /// The repair of topology finding `f` (a node read error, a gap, an overlap, a
 /// bad min or max key), or why there is none.
 pub fn topology_fix(f: &Finding) -> Result<TopologyFix, &'static str> {

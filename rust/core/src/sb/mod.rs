@@ -304,6 +304,11 @@ impl<'a> Sb<'a> {
     pub fn btree_node_sectors(&self) -> u32 {
         bits(self.flags(0), 12, 28) as u32
     }
+    /// The most bsets a btree node can hold (one per block, and one more): the
+    /// room a node read's bset list needs.
+    pub fn max_bsets(&self) -> usize {
+        (self.btree_node_sectors() / self.block_sectors().max(1)) as usize + 1
+    }
     /// Metadata checksum type option (`BCH_SB_META_CSUM_TYPE`, an opt, not a type).
     pub fn meta_csum_opt(&self) -> u8 {
         bits(self.flags(0), 40, 44) as u8
